@@ -1,0 +1,526 @@
+//! Queues on SQLite with SQS's semantics: visibility timeout, receive count, redrive to the DLQ
+//! after `max_receive_count` receives, delays, FIFO groups and deduplication.
+//!
+//! Invariants: every time comes from the clock port (tests turn it by hand); a receive is one
+//! transaction, so two workers never receive the same message while it is invisible; a receipt
+//! handle is valid only until the message is received again.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, Transaction, params};
+use tokio::sync::Notify;
+
+use super::sqlite_db::{EmbeddedDb, sql_error};
+use crate::{
+    clock::SharedClock,
+    error::{PortError, PortResult},
+    message::{OutgoingMessage, ReceivedMessage},
+    ports::Queue,
+};
+
+/// SQS's longest `DelaySeconds`.
+const MAX_DELAY_SECONDS: u32 = 900;
+/// SQS's longest visibility timeout.
+const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 60 * 60);
+/// How long a FIFO deduplication id is remembered.
+const DEDUP_WINDOW_MS: i64 = 5 * 60 * 1000;
+
+/// A queue's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueConfig {
+    /// How long a received message stays invisible. Defaults to 30 s (SQS's default).
+    pub visibility_timeout: Duration,
+    /// Receives after which the next receive moves the message to the DLQ.
+    pub max_receive_count: Option<u32>,
+    /// The DLQ's name.
+    pub dead_letter_queue: Option<String>,
+    /// In order per message group; deduplication ids honoured.
+    pub fifo: bool,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            visibility_timeout: Duration::from_secs(30),
+            max_receive_count: None,
+            dead_letter_queue: None,
+            fifo: false,
+        }
+    }
+}
+
+/// A queue's counts, for the operator CLI.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Ready to receive.
+    pub visible: u64,
+    /// Received and not yet deleted or visible again.
+    pub in_flight: u64,
+    /// Sent with a delay that has not passed.
+    pub delayed: u64,
+    /// When the oldest message was sent.
+    pub oldest_sent_at: Option<DateTime<Utc>>,
+}
+
+/// [`Queue`] on the embedded database.
+#[derive(Clone)]
+pub struct EmbeddedQueue {
+    db: EmbeddedDb,
+    clock: SharedClock,
+    sent: Arc<Notify>,
+}
+
+impl std::fmt::Debug for EmbeddedQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedQueue").finish_non_exhaustive()
+    }
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn to_time(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl EmbeddedQueue {
+    /// Queues on `db`, timed by `clock`.
+    pub fn new(db: EmbeddedDb, clock: SharedClock) -> Self {
+        Self { db, clock, sent: Arc::new(Notify::new()) }
+    }
+
+    /// Creates `name` or updates its settings.
+    ///
+    /// # Errors
+    /// If the database fails.
+    pub fn create_queue(&self, name: &str, config: QueueConfig) -> PortResult {
+        let conn = self.db.lock();
+        conn.execute(
+            "INSERT INTO queues (name, visibility_timeout_ms, max_receive_count, dead_letter_queue, fifo)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (name) DO UPDATE SET visibility_timeout_ms = excluded.visibility_timeout_ms,
+                 max_receive_count = excluded.max_receive_count, dead_letter_queue = excluded.dead_letter_queue,
+                 fifo = excluded.fifo",
+            params![
+                name,
+                duration_ms(config.visibility_timeout),
+                config.max_receive_count,
+                config.dead_letter_queue,
+                config.fifo
+            ],
+        )
+        .map_err(sql_error("create queue"))?;
+        Ok(())
+    }
+
+    /// The names of all queues.
+    ///
+    /// # Errors
+    /// If the database fails.
+    pub fn queue_names(&self) -> PortResult<Vec<String>> {
+        let conn = self.db.lock();
+        let mut stmt = conn.prepare("SELECT name FROM queues ORDER BY name").map_err(sql_error("queues"))?;
+        let names = stmt.query_map([], |row| row.get(0)).map_err(sql_error("queues"))?;
+        names.collect::<Result<_, _>>().map_err(sql_error("queues"))
+    }
+
+    /// Counts of `queue`.
+    ///
+    /// # Errors
+    /// If the database fails.
+    pub fn stats(&self, queue: &str) -> PortResult<QueueStats> {
+        let now = ms(self.clock.now());
+        let conn = self.db.lock();
+        conn.query_row(
+            "SELECT
+                COALESCE(SUM(visible_at_ms <= ?2), 0),
+                COALESCE(SUM(visible_at_ms > ?2 AND receipt IS NOT NULL), 0),
+                COALESCE(SUM(visible_at_ms > ?2 AND receipt IS NULL), 0),
+                MIN(sent_at_ms)
+             FROM messages WHERE queue = ?1",
+            params![queue, now],
+            |row| {
+                Ok(QueueStats {
+                    visible: row.get::<_, i64>(0)?.unsigned_abs(),
+                    in_flight: row.get::<_, i64>(1)?.unsigned_abs(),
+                    delayed: row.get::<_, i64>(2)?.unsigned_abs(),
+                    oldest_sent_at: row.get::<_, Option<i64>>(3)?.map(to_time),
+                })
+            },
+        )
+        .map_err(sql_error("stats"))
+    }
+
+    /// Lists up to `limit` messages of `queue` without receiving them (all states, oldest first).
+    ///
+    /// # Errors
+    /// If the database fails.
+    pub fn peek(&self, queue: &str, limit: usize) -> PortResult<Vec<ReceivedMessage>> {
+        let conn = self.db.lock();
+        let mut stmt = conn
+            .prepare(
+                "SELECT id, body, attributes, receive_count, sent_at_ms, group_id FROM messages
+                 WHERE queue = ?1 ORDER BY seq LIMIT ?2",
+            )
+            .map_err(sql_error("peek"))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(params![queue, limit], |row| {
+                Ok(ReceivedMessage {
+                    message_id: row.get(0)?,
+                    receipt_handle: String::new(),
+                    body: row.get(1)?,
+                    attributes: serde_json::from_str(&row.get::<_, String>(2)?).unwrap_or_default(),
+                    receive_count: row.get(3)?,
+                    sent_at: Some(to_time(row.get(4)?)),
+                    group_id: row.get(5)?,
+                })
+            })
+            .map_err(sql_error("peek"))?;
+        rows.collect::<Result<_, _>>().map_err(sql_error("peek"))
+    }
+
+    /// When the next message of `queue` becomes visible, if any is waiting (in flight or delayed).
+    ///
+    /// # Errors
+    /// If the database fails.
+    pub fn next_visible_at(&self, queue: &str) -> PortResult<Option<DateTime<Utc>>> {
+        let conn = self.db.lock();
+        let next: Option<i64> = conn
+            .query_row("SELECT MIN(visible_at_ms) FROM messages WHERE queue = ?1", params![queue], |row| {
+                row.get(0)
+            })
+            .map_err(sql_error("next visible"))?;
+        Ok(next.map(to_time))
+    }
+
+    /// Deletes every message of `queue`; returns how many.
+    ///
+    /// # Errors
+    /// If the database fails.
+    pub fn purge(&self, queue: &str) -> PortResult<u64> {
+        let conn = self.db.lock();
+        let n = conn
+            .execute("DELETE FROM messages WHERE queue = ?1", params![queue])
+            .map_err(sql_error("purge"))?;
+        Ok(n as u64)
+    }
+
+    fn config(tx: &Transaction<'_>, queue: &str) -> PortResult<QueueConfig> {
+        tx.query_row(
+            "SELECT visibility_timeout_ms, max_receive_count, dead_letter_queue, fifo FROM queues WHERE name = ?1",
+            params![queue],
+            |row| {
+                Ok(QueueConfig {
+                    visibility_timeout: Duration::from_millis(row.get::<_, i64>(0)?.unsigned_abs()),
+                    max_receive_count: row.get(1)?,
+                    dead_letter_queue: row.get(2)?,
+                    fifo: row.get(3)?,
+                })
+            },
+        )
+        .optional()
+        .map_err(sql_error("queue config"))?
+        .ok_or_else(|| PortError::NotFound(format!("queue {queue} does not exist")))
+    }
+
+    fn insert(tx: &Transaction<'_>, queue: &str, message: &OutgoingMessage, now: i64) -> PortResult<String> {
+        if message.delay_seconds > MAX_DELAY_SECONDS {
+            return Err(PortError::Invalid(format!(
+                "delay of {}s is over {MAX_DELAY_SECONDS}s",
+                message.delay_seconds
+            )));
+        }
+        let config = Self::config(tx, queue)?;
+        if config.fifo {
+            if let Some(dedup) = &message.dedup_id {
+                let existing: Option<String> = tx
+                    .query_row(
+                        "SELECT message_id FROM dedup WHERE queue = ?1 AND dedup_id = ?2 AND expires_at_ms > ?3",
+                        params![queue, dedup, now],
+                        |row| row.get(0),
+                    )
+                    .optional()
+                    .map_err(sql_error("dedup"))?;
+                if let Some(id) = existing {
+                    return Ok(id);
+                }
+            }
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let attributes = serde_json::to_string(&message.attributes).unwrap_or_else(|_| "{}".to_owned());
+        let visible_at = now + i64::from(message.delay_seconds) * 1000;
+        tx.execute(
+            "INSERT INTO messages (id, queue, body, attributes, group_id, dedup_id, sent_at_ms, visible_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![id, queue, message.body, attributes, message.group_id, message.dedup_id, now, visible_at],
+        )
+        .map_err(sql_error("send"))?;
+        if let (true, Some(dedup)) = (config.fifo, &message.dedup_id) {
+            tx.execute(
+                "INSERT OR REPLACE INTO dedup (queue, dedup_id, message_id, expires_at_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![queue, dedup, id, now + DEDUP_WINDOW_MS],
+            )
+            .map_err(sql_error("dedup"))?;
+        }
+        Ok(id)
+    }
+
+    fn receive_now(&self, queue: &str, max: usize) -> PortResult<Vec<ReceivedMessage>> {
+        let now = ms(self.clock.now());
+        let mut conn = self.db.lock();
+        let tx = conn.transaction().map_err(sql_error("receive"))?;
+        let config = Self::config(&tx, queue)?;
+        let candidates = Self::candidates(&tx, queue, now, config.fifo)?;
+        let mut received = Vec::new();
+        for (seq, receive_count) in candidates {
+            if received.len() >= max {
+                break;
+            }
+            if let (Some(limit), Some(dlq)) = (config.max_receive_count, &config.dead_letter_queue) {
+                if receive_count >= limit {
+                    // SQS's redrive: the receive that would pass the limit moves it instead.
+                    tx.execute(
+                        "UPDATE messages SET queue = ?1, receipt = NULL, receive_count = 0, visible_at_ms = ?2
+                         WHERE seq = ?3",
+                        params![dlq, now, seq],
+                    )
+                    .map_err(sql_error("redrive"))?;
+                    continue;
+                }
+            }
+            received.push(Self::take(&tx, seq, now + duration_ms(config.visibility_timeout))?);
+        }
+        tx.commit().map_err(sql_error("receive"))?;
+        Ok(received)
+    }
+
+    /// Visible messages in order; on FIFO queues none of a group with a message in flight.
+    fn candidates(tx: &Transaction<'_>, queue: &str, now: i64, fifo: bool) -> PortResult<Vec<(i64, u32)>> {
+        let sql = if fifo {
+            "SELECT seq, receive_count FROM messages m WHERE queue = ?1 AND visible_at_ms <= ?2
+               AND NOT EXISTS (SELECT 1 FROM messages o WHERE o.queue = m.queue AND o.group_id IS m.group_id
+                               AND o.receipt IS NOT NULL AND o.visible_at_ms > ?2)
+             ORDER BY seq LIMIT 100"
+        } else {
+            "SELECT seq, receive_count FROM messages WHERE queue = ?1 AND visible_at_ms <= ?2 ORDER BY seq LIMIT 100"
+        };
+        let mut stmt = tx.prepare_cached(sql).map_err(sql_error("receive"))?;
+        let rows = stmt
+            .query_map(params![queue, now], |row| Ok((row.get(0)?, row.get(1)?)))
+            .map_err(sql_error("receive"))?;
+        rows.collect::<Result<_, _>>().map_err(sql_error("receive"))
+    }
+
+    fn take(tx: &Transaction<'_>, seq: i64, invisible_until: i64) -> PortResult<ReceivedMessage> {
+        let receipt = uuid::Uuid::new_v4().to_string();
+        tx.query_row(
+            "UPDATE messages SET receive_count = receive_count + 1, receipt = ?1, visible_at_ms = ?2 WHERE seq = ?3
+             RETURNING id, body, attributes, receive_count, sent_at_ms, group_id",
+            params![receipt, invisible_until, seq],
+            |row| {
+                let attributes: BTreeMap<String, String> =
+                    serde_json::from_str(&row.get::<_, String>(2)?).unwrap_or_default();
+                Ok(ReceivedMessage {
+                    message_id: row.get(0)?,
+                    receipt_handle: receipt.clone(),
+                    body: row.get(1)?,
+                    attributes,
+                    receive_count: row.get(3)?,
+                    sent_at: Some(to_time(row.get(4)?)),
+                    group_id: row.get(5)?,
+                })
+            },
+        )
+        .map_err(sql_error("receive"))
+    }
+}
+
+#[async_trait]
+impl Queue for EmbeddedQueue {
+    async fn send(&self, queue: &str, message: OutgoingMessage) -> PortResult<String> {
+        let now = ms(self.clock.now());
+        let id = {
+            let mut conn = self.db.lock();
+            let tx = conn.transaction().map_err(sql_error("send"))?;
+            let id = Self::insert(&tx, queue, &message, now)?;
+            tx.commit().map_err(sql_error("send"))?;
+            id
+        };
+        self.sent.notify_waiters();
+        Ok(id)
+    }
+
+    async fn send_batch(
+        &self,
+        queue: &str,
+        messages: Vec<OutgoingMessage>,
+    ) -> PortResult<Vec<PortResult<String>>> {
+        let now = ms(self.clock.now());
+        let results = {
+            let mut conn = self.db.lock();
+            let tx = conn.transaction().map_err(sql_error("send"))?;
+            let results: Vec<_> = messages.iter().map(|m| Self::insert(&tx, queue, m, now)).collect();
+            tx.commit().map_err(sql_error("send"))?;
+            results
+        };
+        self.sent.notify_waiters();
+        Ok(results)
+    }
+
+    async fn receive(&self, queue: &str, max: usize, wait: Duration) -> PortResult<Vec<ReceivedMessage>> {
+        let notified = self.sent.notified();
+        let received = self.receive_now(queue, max)?;
+        if !received.is_empty() || wait.is_zero() {
+            return Ok(received);
+        }
+        // Long poll: wake on the next send, or give up after `wait`.
+        let _ = tokio::time::timeout(wait, notified).await;
+        self.receive_now(queue, max)
+    }
+
+    async fn delete(&self, queue: &str, receipt_handle: &str) -> PortResult {
+        let conn = self.db.lock();
+        conn.execute(
+            "DELETE FROM messages WHERE queue = ?1 AND receipt = ?2",
+            params![queue, receipt_handle],
+        )
+        .map_err(sql_error("delete"))?;
+        Ok(())
+    }
+
+    async fn change_visibility(&self, queue: &str, receipt_handle: &str, timeout: Duration) -> PortResult {
+        if timeout > MAX_VISIBILITY {
+            return Err(PortError::Invalid(format!("visibility timeout {timeout:?} is over 12 hours")));
+        }
+        let visible_at = ms(self.clock.now()) + duration_ms(timeout);
+        let conn = self.db.lock();
+        let changed = conn
+            .execute(
+                "UPDATE messages SET visible_at_ms = ?1 WHERE queue = ?2 AND receipt = ?3",
+                params![visible_at, queue, receipt_handle],
+            )
+            .map_err(sql_error("change visibility"))?;
+        if changed == 0 {
+            return Err(PortError::Invalid("receipt handle is no longer valid".to_owned()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+
+    fn setup(config: QueueConfig) -> (EmbeddedQueue, ManualClock) {
+        let clock = ManualClock::default();
+        let q = EmbeddedQueue::new(EmbeddedDb::in_memory().unwrap(), Arc::new(clock.clone()));
+        q.create_queue("dlq", QueueConfig::default()).unwrap();
+        q.create_queue("q", config).unwrap();
+        (q, clock)
+    }
+
+    fn body(b: &str) -> OutgoingMessage {
+        OutgoingMessage { body: b.to_owned(), ..Default::default() }
+    }
+
+    #[tokio::test]
+    async fn visibility_timeout_hides_then_shows_again_with_a_higher_receive_count() {
+        let (q, clock) = setup(QueueConfig::default());
+        q.send("q", body("a")).await.unwrap();
+        let first = q.receive("q", 10, Duration::ZERO).await.unwrap();
+        assert_eq!(first[0].receive_count, 1);
+        assert!(q.receive("q", 10, Duration::ZERO).await.unwrap().is_empty());
+        clock.advance(chrono::Duration::seconds(30));
+        let second = q.receive("q", 10, Duration::ZERO).await.unwrap();
+        assert_eq!(second[0].receive_count, 2);
+        assert!(
+            q.change_visibility("q", &first[0].receipt_handle, Duration::ZERO).await.is_err(),
+            "stale receipt"
+        );
+        q.change_visibility("q", &second[0].receipt_handle, Duration::ZERO).await.unwrap();
+        let third = q.receive("q", 10, Duration::ZERO).await.unwrap();
+        q.delete("q", &third[0].receipt_handle).await.unwrap();
+        clock.advance(chrono::Duration::hours(1));
+        assert!(q.receive("q", 10, Duration::ZERO).await.unwrap().is_empty(), "deleted");
+    }
+
+    #[tokio::test]
+    async fn after_max_receives_the_next_receive_moves_it_to_the_dlq() {
+        let config = QueueConfig {
+            max_receive_count: Some(2),
+            dead_letter_queue: Some("dlq".into()),
+            ..QueueConfig::default()
+        };
+        let (q, clock) = setup(config);
+        let mut m = body("poison");
+        m.attributes.insert("job".into(), "x".into());
+        q.send("q", m).await.unwrap();
+        for _ in 0..2 {
+            assert_eq!(q.receive("q", 10, Duration::ZERO).await.unwrap().len(), 1);
+            clock.advance(chrono::Duration::seconds(30));
+        }
+        assert!(q.receive("q", 10, Duration::ZERO).await.unwrap().is_empty());
+        let dead = q.peek("dlq", 10).unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].body, "poison");
+        assert_eq!(dead[0].attributes["job"], "x");
+        assert!(q.peek("q", 10).unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn delays_hide_until_the_clock_passes_them() {
+        let (q, clock) = setup(QueueConfig::default());
+        q.send("q", OutgoingMessage { delay_seconds: 60, ..body("later") }).await.unwrap();
+        assert_eq!(q.stats("q").unwrap().delayed, 1);
+        clock.advance(chrono::Duration::seconds(59));
+        assert!(q.receive("q", 10, Duration::ZERO).await.unwrap().is_empty());
+        assert_eq!(q.next_visible_at("q").unwrap(), Some(clock.now() + chrono::Duration::seconds(1)));
+        clock.advance(chrono::Duration::seconds(1));
+        assert_eq!(q.receive("q", 10, Duration::ZERO).await.unwrap().len(), 1);
+        assert!(q.send("q", OutgoingMessage { delay_seconds: 901, ..body("x") }).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn fifo_deduplicates_and_holds_a_group_while_one_is_in_flight() {
+        let (q, _clock) = setup(QueueConfig { fifo: true, ..QueueConfig::default() });
+        let m = |b: &str, d: &str| OutgoingMessage {
+            group_id: Some("g".into()),
+            dedup_id: Some(d.into()),
+            ..body(b)
+        };
+        let first = q.send("q", m("1", "d1")).await.unwrap();
+        assert_eq!(q.send("q", m("1", "d1")).await.unwrap(), first, "deduplicated");
+        q.send("q", m("2", "d2")).await.unwrap();
+        let got = q.receive("q", 1, Duration::ZERO).await.unwrap();
+        assert_eq!(got[0].body, "1");
+        assert!(q.receive("q", 10, Duration::ZERO).await.unwrap().is_empty(), "group held");
+        q.delete("q", &got[0].receipt_handle).await.unwrap();
+        assert_eq!(q.receive("q", 10, Duration::ZERO).await.unwrap()[0].body, "2");
+    }
+
+    #[tokio::test]
+    async fn long_poll_wakes_on_a_send() {
+        let (q, _clock) = setup(QueueConfig::default());
+        let sender = q.clone();
+        let (got, _) = tokio::join!(q.receive("q", 10, Duration::from_secs(5)), async move {
+            tokio::task::yield_now().await;
+            sender.send("q", body("hi")).await.unwrap();
+        });
+        assert_eq!(got.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn unknown_queues_are_not_found() {
+        let (q, _clock) = setup(QueueConfig::default());
+        assert!(matches!(q.send("nope", body("x")).await, Err(PortError::NotFound(_))));
+    }
+}

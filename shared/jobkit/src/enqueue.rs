@@ -1,0 +1,234 @@
+//! Enqueueing (`perform_later`): delays and `wait_until` (hopping past SQS's 15 minutes), bulk
+//! sends with `SendMessageBatch`, and `unique_for` (a duplicate enqueue inside a window is refused).
+//!
+//! Invariant: the body is exactly the arguments' JSON; everything else rides in attributes, so a
+//! message an operator sends by hand and one sent here are read the same way.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+
+use crate::{
+    clock::SharedClock,
+    error::{JobError, PortError},
+    ids::JobId,
+    job::Job,
+    message::{OutgoingMessage, attr, encode_args},
+    ports::{PutOutcome, Queue, StateStore},
+};
+
+/// SQS's longest `DelaySeconds`.
+pub const MAX_DELAY_SECONDS: u32 = 900;
+
+/// Why an enqueue did not happen.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EnqueueError {
+    /// The arguments are not a JSON object.
+    #[error(transparent)]
+    InvalidArguments(#[from] JobError),
+    /// `unique_for` refused a duplicate of a job enqueued inside the window.
+    #[error("duplicate of {job} enqueued inside its unique window (until {until})")]
+    Duplicate {
+        /// The job's name.
+        job: &'static str,
+        /// When the window ends.
+        until: DateTime<Utc>,
+    },
+    /// The queue or store failed.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// Options of one enqueue; the defaults send now, with a new job id.
+#[derive(Debug, Clone, Default)]
+pub struct EnqueueOptions {
+    /// Run after this long.
+    pub delay: Option<Duration>,
+    /// Run at (or after) this time; wins over `delay`.
+    pub wait_until: Option<DateTime<Utc>>,
+    /// Refuse another enqueue of the same job and arguments for this long.
+    pub unique_for: Option<Duration>,
+    /// The job id (defaults to a new random one).
+    pub job_id: Option<JobId>,
+    /// An explicit idempotency key.
+    pub idempotency_key: Option<String>,
+    /// The FIFO message group.
+    pub group_id: Option<String>,
+}
+
+impl EnqueueOptions {
+    /// Run after `delay`.
+    pub fn delay(delay: Duration) -> Self {
+        Self { delay: Some(delay), ..Self::default() }
+    }
+
+    /// Run at `at`.
+    pub fn wait_until(at: DateTime<Utc>) -> Self {
+        Self { wait_until: Some(at), ..Self::default() }
+    }
+
+    /// Refuse duplicates for `window`.
+    pub fn unique_for(window: Duration) -> Self {
+        Self { unique_for: Some(window), ..Self::default() }
+    }
+}
+
+/// Maps logical queue names (`Job::QUEUE`) to queue ids (SQS URLs, or embedded queue names).
+#[derive(Debug, Clone, Default)]
+pub struct QueueRoutes {
+    routes: HashMap<String, String>,
+}
+
+impl QueueRoutes {
+    /// Routes `name` to `queue_id`.
+    pub fn with(mut self, name: impl Into<String>, queue_id: impl Into<String>) -> Self {
+        self.routes.insert(name.into(), queue_id.into());
+        self
+    }
+
+    /// Reads `JOBKIT_QUEUE_URL_<NAME>` variables (`JOBKIT_QUEUE_URL_STORES_SYNC=https://...`).
+    pub fn from_env() -> Self {
+        let routes = std::env::vars()
+            .filter_map(|(k, v)| {
+                k.strip_prefix("JOBKIT_QUEUE_URL_").map(|name| (name.to_ascii_lowercase(), v))
+            })
+            .collect();
+        Self { routes }
+    }
+
+    /// The queue id of `name`; unrouted names are used as they are (the embedded backend).
+    pub fn resolve<'a>(&'a self, name: &'a str) -> &'a str {
+        self.routes.get(name).map_or(name, String::as_str)
+    }
+}
+
+/// Sends jobs to their queues.
+#[derive(Debug, Clone)]
+pub struct Enqueuer {
+    queue: Arc<dyn Queue>,
+    store: Arc<dyn StateStore>,
+    clock: SharedClock,
+    routes: Arc<QueueRoutes>,
+}
+
+/// One prepared message and its job id.
+struct Prepared {
+    job_id: JobId,
+    message: OutgoingMessage,
+}
+
+impl Enqueuer {
+    /// An enqueuer on these ports.
+    pub fn new(
+        queue: Arc<dyn Queue>,
+        store: Arc<dyn StateStore>,
+        clock: SharedClock,
+        routes: QueueRoutes,
+    ) -> Self {
+        Self { queue, store, clock, routes: Arc::new(routes) }
+    }
+
+    /// The queue port.
+    pub fn queue(&self) -> &Arc<dyn Queue> {
+        &self.queue
+    }
+
+    /// The queue id of a job.
+    pub fn queue_id<J: Job>(&self) -> &str {
+        self.routes.resolve(J::QUEUE)
+    }
+
+    /// Enqueues `J` with `args` now.
+    ///
+    /// # Errors
+    /// See [`Enqueuer::perform_later_with`].
+    pub async fn perform_later<J: Job>(&self, args: &J::Args) -> Result<JobId, EnqueueError> {
+        self.perform_later_with::<J>(args, EnqueueOptions::default()).await
+    }
+
+    /// Enqueues `J` with `args` and options; returns the job id.
+    ///
+    /// # Errors
+    /// `Duplicate` when `unique_for` refuses it, `InvalidArguments`, or a port failure.
+    pub async fn perform_later_with<J: Job>(
+        &self,
+        args: &J::Args,
+        options: EnqueueOptions,
+    ) -> Result<JobId, EnqueueError> {
+        let body = encode_args(args)?;
+        if let Some(window) = options.unique_for {
+            self.claim_unique::<J>(&body, window).await?;
+        }
+        let prepared = self.prepare::<J>(body, &options);
+        self.queue.send(self.queue_id::<J>(), prepared.message).await?;
+        Ok(prepared.job_id)
+    }
+
+    /// Enqueues many jobs of `J` with `SendMessageBatch` (10 a call); returns one result per
+    /// argument set, in order, so a partial failure is visible.
+    ///
+    /// # Errors
+    /// `InvalidArguments` before anything is sent, or a failure of the whole call.
+    pub async fn perform_later_bulk<J: Job>(
+        &self,
+        args: impl IntoIterator<Item = J::Args>,
+    ) -> Result<Vec<Result<JobId, PortError>>, EnqueueError> {
+        let prepared = args
+            .into_iter()
+            .map(|a| encode_args(&a).map(|body| self.prepare::<J>(body, &EnqueueOptions::default())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (ids, messages): (Vec<_>, Vec<_>) = prepared.into_iter().map(|p| (p.job_id, p.message)).unzip();
+        let sent = self.queue.send_batch(self.queue_id::<J>(), messages).await?;
+        Ok(ids.into_iter().zip(sent).map(|(id, r)| r.map(|_| id)).collect())
+    }
+
+    fn prepare<J: Job>(&self, body: String, options: &EnqueueOptions) -> Prepared {
+        let now = self.clock.now();
+        let job_id = options.job_id.clone().unwrap_or_else(JobId::random);
+        let mut message = OutgoingMessage { body, group_id: options.group_id.clone(), ..Default::default() };
+        message.attributes.insert(attr::JOB.into(), J::NAME.into());
+        message.attributes.insert(attr::JOB_ID.into(), job_id.to_string());
+        message.attributes.insert(attr::ENQUEUED_AT.into(), now.to_rfc3339());
+        if let Some(key) = &options.idempotency_key {
+            message.attributes.insert(attr::IDEMPOTENCY_KEY.into(), key.clone());
+        }
+        let run_at = options
+            .wait_until
+            .or_else(|| options.delay.and_then(|d| chrono::Duration::from_std(d).ok()).map(|d| now + d));
+        if let Some(run_at) = run_at {
+            message.delay_seconds = hop_delay(run_at, now);
+            if (run_at - now).num_seconds() > i64::from(MAX_DELAY_SECONDS) {
+                message.attributes.insert(attr::NOT_BEFORE.into(), run_at.to_rfc3339());
+            }
+        }
+        Prepared { job_id, message }
+    }
+
+    async fn claim_unique<J: Job>(&self, body: &str, window: Duration) -> Result<(), EnqueueError> {
+        let now = self.clock.now();
+        let until = now + chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
+        let key = format!("unique:{}:{}", J::NAME, payload_hash(body));
+        match self.store.put_if_vacant(&key, "{}", until, now).await? {
+            PutOutcome::Written => Ok(()),
+            PutOutcome::Taken(existing) => {
+                Err(EnqueueError::Duplicate { job: J::NAME, until: existing.expires_at })
+            }
+        }
+    }
+}
+
+/// The `DelaySeconds` that brings a message closest to `run_at` without passing SQS's limit;
+/// rounded up so a message never runs early.
+pub(crate) fn hop_delay(run_at: DateTime<Utc>, now: DateTime<Utc>) -> u32 {
+    let millis = (run_at - now).num_milliseconds().max(0);
+    let secs = u32::try_from((millis + 999) / 1000).unwrap_or(u32::MAX);
+    secs.min(MAX_DELAY_SECONDS)
+}
+
+/// A stable hash of a body, for unique-job and idempotency keys.
+pub(crate) fn payload_hash(body: &str) -> String {
+    let digest = Sha256::digest(body.as_bytes());
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}

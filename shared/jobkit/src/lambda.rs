@@ -1,0 +1,86 @@
+//! The Lambda glue: build the adapters from the environment once, then answer SQS events with
+//! the job's batch runner, so a function's `main.rs` is one call.
+//!
+//! Environment: `JOBKIT_QUEUE_URL` (the function's queue), `JOBKIT_DLQ_URL` (its DLQ),
+//! `JOBKIT_STATE_TABLE` (the DynamoDB table), optional `JOBKIT_ALERT_FROM` / `JOBKIT_ALERT_TO`
+//! (error emails), `JOBKIT_METRICS_NAMESPACE` (default `Jobs`), `JOBKIT_CONCURRENCY` (default 8),
+//! and `JOBKIT_QUEUE_URL_<NAME>` for the queues of jobs this one enqueues.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use chrono::{DateTime, Utc};
+use lambda_runtime::{LambdaEvent, service_fn};
+
+use crate::{
+    aws::{DynamoStore, SesMailer, SqsQueue, sdk_config},
+    clock::SystemClock,
+    enqueue::QueueRoutes,
+    job::Job,
+    notify::{Notifier, NotifyConfig},
+    runner::{BatchRunner, RunnerConfig, Runtime},
+    telemetry::{MetricsSink, init_logging},
+};
+
+/// A setting the function needs is missing or unreadable.
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {name} {problem}")]
+pub struct SetupError {
+    name: &'static str,
+    problem: &'static str,
+}
+
+fn required(name: &'static str) -> Result<String, SetupError> {
+    std::env::var(name).ok().filter(|v| !v.is_empty()).ok_or(SetupError { name, problem: "is not set" })
+}
+
+/// Builds `job`'s runner on the AWS adapters from the environment.
+///
+/// # Errors
+/// A [`SetupError`] naming the missing variable.
+pub async fn runner_from_env<J: Job>(job: J) -> Result<BatchRunner<J>, SetupError> {
+    let queue_url = required("JOBKIT_QUEUE_URL")?;
+    let dlq_url = required("JOBKIT_DLQ_URL")?;
+    let table = required("JOBKIT_STATE_TABLE")?;
+    let mut config = RunnerConfig::new(queue_url.clone(), dlq_url);
+    if let Ok(raw) = std::env::var("JOBKIT_CONCURRENCY") {
+        config.concurrency = raw
+            .parse()
+            .map_err(|_| SetupError { name: "JOBKIT_CONCURRENCY", problem: "is not a whole number" })?;
+    }
+    let sdk = sdk_config().await;
+    let ses = SesMailer::new(aws_sdk_sesv2::Client::new(&sdk));
+    let namespace = std::env::var("JOBKIT_METRICS_NAMESPACE").unwrap_or_else(|_| "Jobs".to_owned());
+    let runtime = Runtime {
+        queue: Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&sdk))),
+        store: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table)),
+        clock: Arc::new(SystemClock),
+        notifier: NotifyConfig::from_env().map(|c| Notifier::new(Arc::new(ses), c)),
+        metrics: Some(MetricsSink::stdout(&namespace)),
+        routes: QueueRoutes::from_env().with(J::QUEUE, queue_url),
+    };
+    Ok(BatchRunner::new(job, runtime, config))
+}
+
+/// Runs `job` as a Lambda function on SQS events. Call it from `main`.
+///
+/// # Errors
+/// A setup error, or the Lambda runtime's own failure.
+pub async fn run<J: Job>(job: J) -> Result<(), lambda_runtime::Error> {
+    init_logging(true);
+    let runner = Arc::new(runner_from_env(job).await?);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let runner = runner.clone();
+        async move {
+            let deadline = i64::try_from(event.context.deadline)
+                .ok()
+                .and_then(DateTime::from_timestamp_millis)
+                .unwrap_or_else(|| Utc::now() + chrono::Duration::minutes(1));
+            Ok::<_, lambda_runtime::Error>(runner.handle_sqs_event(event.payload, deadline).await)
+        }
+    }))
+    .await
+}
+
+/// The error a function's `main` returns.
+pub use lambda_runtime::Error;

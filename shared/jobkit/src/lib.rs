@@ -1,0 +1,51 @@
+//! jobkit: background jobs on AWS Lambda + SQS with ActiveJob's semantics.
+//!
+//! A job is a type implementing [`Job`]: typed arguments, a `perform`, and defaulted hooks for
+//! its retry policy, idempotency and timeout. The [`BatchRunner`] turns an SQS batch into
+//! per-record executions with retries by visibility timeout, DLQ hand-off with the error in
+//! message attributes, idempotency, panics caught per record and the Lambda deadline watched.
+//!
+//! Architecture invariants: jobkit knows nothing about stores or shops; every outside system is
+//! a port ([`Queue`], [`StateStore`], [`Mailer`], [`Clock`]) with an AWS adapter and an
+//! embedded SQLite adapter that keeps SQS's semantics.
+#![warn(missing_docs)]
+
+mod attempts;
+pub mod aws;
+mod clock;
+mod context;
+pub mod embedded;
+mod enqueue;
+mod error;
+mod idempotency;
+mod ids;
+mod job;
+pub mod lambda;
+pub mod message;
+mod notify;
+mod policy;
+mod ports;
+mod redact;
+mod runner;
+mod telemetry;
+pub mod testing;
+
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+pub use context::{INTERRUPTED, JobContext};
+pub use enqueue::{EnqueueError, EnqueueOptions, Enqueuer, MAX_DELAY_SECONDS, QueueRoutes};
+pub use error::{
+    Disposition, ErrorKind, IntegrationError, IntegrationErrorKind, JobError, PortError, PortResult,
+    ResultExt, Severity,
+};
+pub use ids::JobId;
+pub use job::{Job, default_idempotency_key};
+pub use message::{Continuation, Metadata, OutgoingMessage, ReceivedMessage, Tick};
+pub use notify::{Notifier, NotifyConfig};
+pub use policy::{Decision, MAX_WAIT, RetryPolicy, Timeline, TimelineStep, Wait};
+pub use ports::{Email, Mailer, PutOutcome, Queue, StateStore, StoredRecord};
+pub use redact::redact;
+pub use runner::{
+    BatchOutcome, BatchRunner, DlqReason, RecordOutcome, RecordStatus, RunnerConfig, Runtime,
+    from_sqs_message,
+};
+pub use telemetry::{BatchCounts, MetricsSink, init_logging, init_logging_to};

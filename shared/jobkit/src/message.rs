@@ -1,0 +1,330 @@
+//! The message contract: the body is the job's arguments as JSON, metadata rides in message
+//! attributes, every attribute is optional, and EventBridge ticks are understood.
+//!
+//! Invariants: decoding never panics; a body that is not the arguments is a permanent
+//! `invalid_arguments` failure whose message names the problem; unknown fields are rejected
+//! whatever the argument type says.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::{
+    error::{ErrorKind, JobError},
+    ids::JobId,
+};
+
+/// Names of the message attributes jobkit reads and writes.
+pub mod attr {
+    /// The job's id; defaults to the SQS message id.
+    pub const JOB_ID: &str = "job_id";
+    /// The job's name, written by `perform_later` and on DLQ messages.
+    pub const JOB: &str = "job";
+    /// When the job was first enqueued (RFC 3339).
+    pub const ENQUEUED_AT: &str = "enqueued_at";
+    /// Not to run before this time (RFC 3339); longer waits than SQS's 15 minutes hop.
+    pub const NOT_BEFORE: &str = "not_before";
+    /// An explicit idempotency key.
+    pub const IDEMPOTENCY_KEY: &str = "idempotency_key";
+    /// Where a resumable job continues (JSON).
+    pub const CONTINUATION: &str = "continuation";
+    /// W3C trace context.
+    pub const TRACEPARENT: &str = "traceparent";
+    /// On DLQ messages: the error kind.
+    pub const ERROR_KIND: &str = "error_kind";
+    /// On DLQ messages: the (redacted) error message.
+    pub const ERROR_MESSAGE: &str = "error_message";
+    /// On DLQ messages: executions that started.
+    pub const ATTEMPTS: &str = "attempts";
+    /// On DLQ messages: the first failure (RFC 3339).
+    pub const FIRST_FAILED_AT: &str = "first_failed_at";
+    /// On DLQ messages: the last failure (RFC 3339).
+    pub const LAST_FAILED_AT: &str = "last_failed_at";
+    /// On DLQ messages: the SQS id of the message that failed.
+    pub const ORIGINAL_MESSAGE_ID: &str = "original_message_id";
+    /// On DLQ messages: why it is there (`discarded`, `exhausted`).
+    pub const DLQ_REASON: &str = "dlq_reason";
+}
+
+/// The key under which an EventBridge input transformer puts the tick:
+/// `{"$schedule": {"rule": <aws.events.rule-name>, "time": <aws.events.event.ingestion-time>}}`.
+pub const SCHEDULE_KEY: &str = "$schedule";
+
+/// A scheduled tick: which rule fired, for which time. Two deliveries of one tick share it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Tick {
+    /// The EventBridge rule's name.
+    pub rule: String,
+    /// The scheduled time, as EventBridge wrote it.
+    pub time: String,
+}
+
+/// Where a resumable job continues: the steps it finished and the cursor of the current one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct Continuation {
+    /// Steps finished, in order.
+    #[serde(default)]
+    pub completed: Vec<String>,
+    /// The step in progress and its cursor.
+    #[serde(default)]
+    pub current: Option<(String, serde_json::Value)>,
+    /// How many times the job has continued.
+    #[serde(default)]
+    pub resumptions: u32,
+}
+
+/// A message as a queue delivered it, whatever the queue.
+#[derive(Debug, Clone, Default)]
+pub struct ReceivedMessage {
+    /// The queue's id for it.
+    pub message_id: String,
+    /// The handle to delete it or change its visibility.
+    pub receipt_handle: String,
+    /// The body (the arguments).
+    pub body: String,
+    /// String message attributes.
+    pub attributes: BTreeMap<String, String>,
+    /// Deliveries so far, this one included (`ApproximateReceiveCount`).
+    pub receive_count: u32,
+    /// When the queue accepted it.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// The FIFO message group.
+    pub group_id: Option<String>,
+}
+
+/// A message to send.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OutgoingMessage {
+    /// The body (the arguments).
+    pub body: String,
+    /// String message attributes.
+    pub attributes: BTreeMap<String, String>,
+    /// `DelaySeconds` (at most 900).
+    pub delay_seconds: u32,
+    /// The FIFO message group.
+    pub group_id: Option<String>,
+    /// The FIFO deduplication id.
+    pub dedup_id: Option<String>,
+}
+
+/// What the runner knows about one record beyond its arguments.
+#[derive(Debug, Clone)]
+pub struct Metadata {
+    /// The job's id (attribute, or the SQS message id).
+    pub job_id: JobId,
+    /// The queue's id for this delivery.
+    pub message_id: String,
+    /// Executions that started, this one included.
+    pub attempt: u32,
+    /// Deliveries so far, this one included.
+    pub receive_count: u32,
+    /// When it was first enqueued.
+    pub enqueued_at: Option<DateTime<Utc>>,
+    /// Not to run before.
+    pub not_before: Option<DateTime<Utc>>,
+    /// An explicit idempotency key.
+    pub idempotency_key: Option<String>,
+    /// The scheduled tick that produced it.
+    pub tick: Option<Tick>,
+    /// Where to resume.
+    pub continuation: Option<Continuation>,
+    /// Trace context.
+    pub traceparent: Option<String>,
+    /// The FIFO message group.
+    pub group_id: Option<String>,
+}
+
+/// A record decoded: the raw arguments (tick removed) and the metadata.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    /// The arguments' JSON, without any `$schedule` key.
+    pub args: serde_json::Value,
+    /// The metadata.
+    pub meta: Metadata,
+}
+
+fn parse_time(value: Option<&String>) -> Option<DateTime<Utc>> {
+    value.and_then(|v| DateTime::parse_from_rfc3339(v).ok()).map(|t| t.with_timezone(&Utc))
+}
+
+fn invalid(message: String) -> JobError {
+    JobError::permanent(ErrorKind::INVALID_ARGUMENTS, message)
+}
+
+/// Decodes a delivered message into arguments JSON and metadata.
+///
+/// # Errors
+/// A permanent `invalid_arguments` error when the body is not a JSON object, or an attribute
+/// jobkit owns cannot be read.
+pub fn decode(message: &ReceivedMessage) -> Result<Envelope, JobError> {
+    let mut args: serde_json::Value =
+        serde_json::from_str(&message.body).map_err(|e| invalid(format!("body is not valid JSON: {e}")))?;
+    let tick = take_tick(&mut args)?;
+    if !args.is_object() {
+        return Err(invalid(format!("body must be a JSON object of arguments, got {}", json_type(&args))));
+    }
+    let attrs = &message.attributes;
+    let continuation =
+        match attrs.get(attr::CONTINUATION) {
+            Some(raw) => Some(serde_json::from_str(raw).map_err(|e| {
+                invalid(format!("attribute {} is not a continuation: {e}", attr::CONTINUATION))
+            })?),
+            None => None,
+        };
+    let job_id = attrs
+        .get(attr::JOB_ID)
+        .filter(|id| !id.is_empty())
+        .map_or_else(|| JobId::from(message.message_id.as_str()), |id| JobId::from(id.as_str()));
+    let meta = Metadata {
+        job_id,
+        message_id: message.message_id.clone(),
+        attempt: message.receive_count.max(1),
+        receive_count: message.receive_count.max(1),
+        enqueued_at: parse_time(attrs.get(attr::ENQUEUED_AT)).or(message.sent_at),
+        not_before: parse_time(attrs.get(attr::NOT_BEFORE)),
+        idempotency_key: attrs.get(attr::IDEMPOTENCY_KEY).cloned(),
+        tick,
+        continuation,
+        traceparent: attrs.get(attr::TRACEPARENT).cloned(),
+        group_id: message.group_id.clone(),
+    };
+    Ok(Envelope { args, meta })
+}
+
+/// Removes and returns the tick: a `$schedule` key, or a raw EventBridge scheduled event
+/// (whose `detail` then becomes the arguments).
+fn take_tick(args: &mut serde_json::Value) -> Result<Option<Tick>, JobError> {
+    let Some(object) = args.as_object_mut() else { return Ok(None) };
+    if let Some(raw) = object.remove(SCHEDULE_KEY) {
+        let tick: Tick = serde_json::from_value(raw)
+            .map_err(|e| invalid(format!("{SCHEDULE_KEY} must be {{\"rule\", \"time\"}}: {e}")))?;
+        return Ok(Some(tick));
+    }
+    if object.get("source").and_then(|s| s.as_str()) == Some("aws.events")
+        && object.contains_key("detail-type")
+    {
+        if object.get("detail-type").and_then(|s| s.as_str()) != Some("Scheduled Event") {
+            return Err(invalid("an EventBridge event that is not a Scheduled Event".to_owned()));
+        }
+        let rule = object
+            .get("resources")
+            .and_then(|r| r.get(0))
+            .and_then(|r| r.as_str())
+            .map(|arn| arn.rsplit('/').next().unwrap_or(arn).to_owned())
+            .ok_or_else(|| invalid("scheduled event without a rule in resources".to_owned()))?;
+        let time = object
+            .get("time")
+            .and_then(|t| t.as_str())
+            .ok_or_else(|| invalid("scheduled event without a time".to_owned()))?
+            .to_owned();
+        let detail = object.remove("detail").unwrap_or_else(|| serde_json::json!({}));
+        *args = detail;
+        return Ok(Some(Tick { rule, time }));
+    }
+    Ok(None)
+}
+
+fn json_type(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// Turns arguments JSON into the job's argument type, refusing unknown fields.
+///
+/// # Errors
+/// A permanent `invalid_arguments` error naming the field or type problem.
+pub fn parse_args<A: DeserializeOwned>(args: serde_json::Value) -> Result<A, JobError> {
+    let mut unknown = Vec::new();
+    let parsed: A = serde_ignored::deserialize(args, |path| unknown.push(path.to_string()))
+        .map_err(|e| invalid(format!("arguments do not fit: {e}")))?;
+    if !unknown.is_empty() {
+        return Err(invalid(format!("unknown argument field(s): {}", unknown.join(", "))));
+    }
+    Ok(parsed)
+}
+
+/// Encodes arguments as a message body.
+///
+/// # Errors
+/// A permanent `invalid_arguments` error when the arguments do not serialise to an object.
+pub fn encode_args<A: Serialize>(args: &A) -> Result<String, JobError> {
+    let value =
+        serde_json::to_value(args).map_err(|e| invalid(format!("arguments do not serialise: {e}")))?;
+    if !value.is_object() {
+        return Err(invalid(format!("arguments must serialise to a JSON object, got {}", json_type(&value))));
+    }
+    Ok(value.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(body: &str) -> ReceivedMessage {
+        ReceivedMessage {
+            message_id: "m-1".into(),
+            body: body.into(),
+            receive_count: 1,
+            ..Default::default()
+        }
+    }
+
+    #[derive(Debug, serde::Deserialize, PartialEq)]
+    struct Args {
+        store_id: String,
+    }
+
+    #[test]
+    fn a_bare_body_gets_defaults() {
+        let env = decode(&message(r#"{"store_id":"st_42"}"#)).unwrap();
+        assert_eq!(env.meta.job_id.as_str(), "m-1");
+        assert_eq!(env.meta.attempt, 1);
+        let args: Args = parse_args(env.args).unwrap();
+        assert_eq!(args, Args { store_id: "st_42".into() });
+    }
+
+    #[test]
+    fn bad_bodies_are_permanent_and_named() {
+        let e = decode(&message("not json")).unwrap_err();
+        assert_eq!(e.kind(), &ErrorKind::INVALID_ARGUMENTS);
+        assert!(e.message().contains("not valid JSON"), "{e}");
+        let e = decode(&message("[1]")).unwrap_err();
+        assert!(e.message().contains("an array"), "{e}");
+    }
+
+    #[test]
+    fn unknown_and_missing_fields_are_refused() {
+        let e = parse_args::<Args>(serde_json::json!({"store_id":"a","extra":1})).unwrap_err();
+        assert!(e.message().contains("extra"), "{e}");
+        let e = parse_args::<Args>(serde_json::json!({})).unwrap_err();
+        assert!(e.message().contains("store_id"), "{e}");
+    }
+
+    #[test]
+    fn schedule_key_becomes_a_tick() {
+        let env =
+            decode(&message(r#"{"$schedule":{"rule":"clean-db","time":"2026-01-01T03:00:00Z"}}"#)).unwrap();
+        assert_eq!(
+            env.meta.tick,
+            Some(Tick { rule: "clean-db".into(), time: "2026-01-01T03:00:00Z".into() })
+        );
+        assert_eq!(env.args, serde_json::json!({}));
+    }
+
+    #[test]
+    fn raw_scheduled_event_is_understood_and_other_events_refused() {
+        let raw = r#"{"source":"aws.events","detail-type":"Scheduled Event","time":"2026-01-01T03:00:00Z",
+            "resources":["arn:aws:events:us-east-1:1:rule/clean-db"],"detail":{}}"#;
+        let env = decode(&message(raw)).unwrap();
+        assert_eq!(env.meta.tick.unwrap().rule, "clean-db");
+        let other = r#"{"source":"aws.events","detail-type":"EC2 Instance State-change","detail":{}}"#;
+        assert!(decode(&message(other)).unwrap_err().message().contains("not a Scheduled Event"));
+    }
+}

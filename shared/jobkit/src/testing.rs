@@ -1,0 +1,314 @@
+//! Test helpers in the spirit of ActiveJob::TestHelper: perform now, assert enqueued, and drain
+//! queues on the embedded backend with a hand-turned clock, so retries, delays and continuations
+//! can be walked through deterministically.
+//!
+//! ```
+//! # tokio_test_block(async {
+//! use jobkit::{testing::TestHarness, Job, JobContext, JobError};
+//!
+//! #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+//! struct Args { n: u32 }
+//! struct Double;
+//! impl Job for Double {
+//!     type Args = Args;
+//!     const NAME: &'static str = "double";
+//!     const QUEUE: &'static str = "default";
+//!     async fn perform(&self, _args: Args, _ctx: &mut JobContext) -> Result<(), JobError> { Ok(()) }
+//! }
+//!
+//! let t = TestHarness::new();
+//! let runner = t.runner(Double);
+//! t.enqueuer().perform_later::<Double>(&Args { n: 2 }).await.unwrap();
+//! assert_eq!(t.enqueued::<Double>().await, vec![Args { n: 2 }]);
+//! let report = t.drain(&runner).await;
+//! assert_eq!(report.succeeded(), 1);
+//! # });
+//! # fn tokio_test_block<F: std::future::Future>(f: F) -> F::Output {
+//! #     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+//! # }
+//! ```
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+
+use crate::{
+    clock::ManualClock,
+    context::JobContext,
+    embedded::{EmbeddedDb, EmbeddedQueue, EmbeddedStore, InMemoryMailer, QueueConfig},
+    enqueue::{Enqueuer, QueueRoutes},
+    error::JobError,
+    ids::JobId,
+    job::Job,
+    message::{Continuation, Metadata, ReceivedMessage, decode, parse_args},
+    notify::{Notifier, NotifyConfig},
+    ports::{Email, Queue},
+    runner::{BatchRunner, RecordOutcome, RecordStatus, RunnerConfig, Runtime},
+};
+
+/// The most batches one drain runs before it gives up (a job that re-enqueues itself forever).
+const MAX_DRAIN_BATCHES: usize = 10_000;
+
+/// An in-memory embedded backend with a manual clock and a recording mailer.
+#[derive(Debug)]
+pub struct TestHarness {
+    clock: ManualClock,
+    queue: Arc<EmbeddedQueue>,
+    store: Arc<EmbeddedStore>,
+    mailer: Arc<InMemoryMailer>,
+    runtime: Runtime,
+}
+
+impl Default for TestHarness {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestHarness {
+    /// A fresh backend; error emails go from `jobs@example.com` to `ops@example.com`.
+    ///
+    /// # Panics
+    /// If SQLite cannot open an in-memory database (a broken build, not a test failure).
+    pub fn new() -> Self {
+        let clock = ManualClock::default();
+        let shared: crate::clock::SharedClock = Arc::new(clock.clone());
+        let db = EmbeddedDb::in_memory().expect("an in-memory SQLite database opens");
+        let queue = Arc::new(EmbeddedQueue::new(db.clone(), shared.clone()));
+        let store = Arc::new(EmbeddedStore::new(db));
+        let mailer = Arc::new(InMemoryMailer::default());
+        let config = NotifyConfig {
+            from: "jobs@example.com".into(),
+            to: vec!["ops@example.com".into()],
+            window: Duration::from_secs(3600),
+        };
+        let runtime = Runtime {
+            queue: queue.clone(),
+            store: store.clone(),
+            clock: shared,
+            notifier: Some(Notifier::new(mailer.clone(), config)),
+            metrics: None,
+            routes: QueueRoutes::default(),
+        };
+        Self { clock, queue, store, mailer, runtime }
+    }
+
+    /// The clock; advance it to walk through delays and backoffs.
+    pub fn clock(&self) -> &ManualClock {
+        &self.clock
+    }
+
+    /// The embedded queue.
+    pub fn queue(&self) -> &Arc<EmbeddedQueue> {
+        &self.queue
+    }
+
+    /// The embedded store.
+    pub fn store(&self) -> &Arc<EmbeddedStore> {
+        &self.store
+    }
+
+    /// The runtime (ports) the harness's runners use.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// An enqueuer on the harness's queue.
+    pub fn enqueuer(&self) -> Enqueuer {
+        self.runtime.enqueuer()
+    }
+
+    /// The DLQ name the harness gives `J`'s queue.
+    pub fn dlq_name<J: Job>() -> String {
+        format!("{}_dlq", J::QUEUE)
+    }
+
+    /// Creates `J`'s queue and DLQ (`maxReceiveCount` 3 above the policy's attempts, as the
+    /// template does) and returns a runner for it.
+    ///
+    /// # Panics
+    /// If the embedded queue cannot be created.
+    pub fn runner<J: Job>(&self, job: J) -> BatchRunner<J> {
+        let dlq = Self::dlq_name::<J>();
+        let max_receives = job.retry_policy().max_attempts() + 3;
+        let visibility = job.timeout() * 6;
+        self.queue
+            .create_queue(&dlq, QueueConfig { visibility_timeout: visibility, ..QueueConfig::default() })
+            .expect("the DLQ is created");
+        let config = QueueConfig {
+            visibility_timeout: visibility,
+            max_receive_count: Some(max_receives),
+            dead_letter_queue: Some(dlq.clone()),
+            fifo: false,
+        };
+        self.queue.create_queue(J::QUEUE, config).expect("the queue is created");
+        BatchRunner::new(job, self.runtime.clone(), RunnerConfig::new(J::QUEUE, dlq))
+    }
+
+    /// Runs `job` with `args` right here, without a queue (ActiveJob's `perform_now`).
+    ///
+    /// # Errors
+    /// Whatever the job returns.
+    pub async fn perform_now<J: Job>(&self, job: &J, args: J::Args) -> Result<(), JobError> {
+        let meta = Metadata {
+            job_id: JobId::random(),
+            message_id: String::new(),
+            attempt: 1,
+            receive_count: 1,
+            enqueued_at: Some(self.clock.now_utc()),
+            not_before: None,
+            idempotency_key: None,
+            tick: None,
+            continuation: None,
+            traceparent: None,
+            group_id: None,
+        };
+        let deadline = self.clock.now_utc() + chrono::Duration::from_std(job.timeout()).unwrap_or_default();
+        let mut ctx = JobContext::new(
+            J::NAME,
+            meta,
+            deadline,
+            Duration::ZERO,
+            self.runtime.clock.clone(),
+            self.enqueuer(),
+            self.runtime.store.clone(),
+            Continuation::default(),
+        );
+        job.perform(args, &mut ctx).await
+    }
+
+    /// The arguments of every `J` waiting in its queue (visible or delayed), oldest first.
+    ///
+    /// # Panics
+    /// If the queue cannot be read or holds a message that is not `J`'s arguments.
+    pub async fn enqueued<J: Job>(&self) -> Vec<J::Args> {
+        let messages = self.queue.peek(J::QUEUE, usize::MAX).expect("the queue can be read");
+        messages
+            .iter()
+            .filter(|m| m.attributes.get(crate::message::attr::JOB).is_none_or(|j| j == J::NAME))
+            .map(|m| {
+                let envelope = decode(m).expect("an enqueued message decodes");
+                parse_args(envelope.args).expect("an enqueued message holds the job's arguments")
+            })
+            .collect()
+    }
+
+    /// Asserts that `J` was enqueued with `args`.
+    ///
+    /// # Panics
+    /// When it was not.
+    pub async fn assert_enqueued_with<J: Job>(&self, args: &J::Args)
+    where
+        J::Args: PartialEq + std::fmt::Debug,
+    {
+        let enqueued = self.enqueued::<J>().await;
+        assert!(
+            enqueued.contains(args),
+            "{} was not enqueued with {args:?}; enqueued: {enqueued:?}",
+            J::NAME
+        );
+    }
+
+    /// The messages in `J`'s DLQ.
+    ///
+    /// # Panics
+    /// If the DLQ cannot be read.
+    pub fn dead_letters<J: Job>(&self) -> Vec<ReceivedMessage> {
+        self.queue.peek(&Self::dlq_name::<J>(), usize::MAX).expect("the DLQ can be read")
+    }
+
+    /// Emails sent so far.
+    pub fn sent_emails(&self) -> Vec<Email> {
+        self.mailer.sent()
+    }
+
+    /// Receives one batch (up to 10) that is visible now, runs it with a 15-minute deadline and
+    /// deletes what is done, as Lambda's event source mapping does.
+    ///
+    /// # Panics
+    /// If the embedded queue fails.
+    pub async fn run_once<J: Job>(&self, runner: &BatchRunner<J>) -> Vec<RecordOutcome> {
+        let deadline = self.clock.now_utc() + chrono::Duration::minutes(15);
+        self.run_once_with_deadline(runner, deadline).await
+    }
+
+    /// [`TestHarness::run_once`] with a chosen deadline.
+    ///
+    /// # Panics
+    /// If the embedded queue fails.
+    pub async fn run_once_with_deadline<J: Job>(
+        &self,
+        runner: &BatchRunner<J>,
+        deadline: DateTime<Utc>,
+    ) -> Vec<RecordOutcome> {
+        let messages =
+            self.queue.receive(J::QUEUE, 10, Duration::ZERO).await.expect("the queue can be received from");
+        if messages.is_empty() {
+            return Vec::new();
+        }
+        let outcome = runner.process(messages, deadline).await;
+        for record in outcome.records.iter().filter(|r| r.status.is_done()) {
+            self.queue.delete(J::QUEUE, &record.receipt_handle).await.expect("a done record is deleted");
+        }
+        outcome.records
+    }
+
+    /// Runs `J`'s queue until nothing is left, moving the clock to each next message's visibility
+    /// (retries, delays, hops), and reports every record's outcome.
+    ///
+    /// # Panics
+    /// If the embedded queue fails, or after 10,000 batches (a job that never ends).
+    pub async fn drain<J: Job>(&self, runner: &BatchRunner<J>) -> DrainReport {
+        let mut report = DrainReport::default();
+        for _ in 0..MAX_DRAIN_BATCHES {
+            let records = self.run_once(runner).await;
+            if records.is_empty() {
+                match self.queue.next_visible_at(J::QUEUE).expect("the queue can be read") {
+                    Some(at) => self.clock.set(at.max(self.clock.now_utc())),
+                    None => return report,
+                }
+                continue;
+            }
+            report.batches += 1;
+            report.records.extend(records);
+        }
+        panic!("{} did not drain in {MAX_DRAIN_BATCHES} batches", J::NAME);
+    }
+}
+
+/// What a drain did.
+#[derive(Debug, Default)]
+pub struct DrainReport {
+    /// Batches run.
+    pub batches: usize,
+    /// Every record's outcome, in order.
+    pub records: Vec<RecordOutcome>,
+}
+
+impl DrainReport {
+    /// Records whose status satisfies `f`.
+    pub fn count(&self, f: impl Fn(&RecordStatus) -> bool) -> usize {
+        self.records.iter().filter(|r| f(&r.status)).count()
+    }
+
+    /// Records that ran and succeeded.
+    pub fn succeeded(&self) -> usize {
+        self.count(|s| *s == RecordStatus::Succeeded)
+    }
+
+    /// Records that failed and were set to retry.
+    pub fn retried(&self) -> usize {
+        self.count(|s| matches!(s, RecordStatus::Retrying(_)))
+    }
+
+    /// Records sent to the DLQ.
+    pub fn dead_lettered(&self) -> usize {
+        self.count(|s| matches!(s, RecordStatus::DeadLettered(..)))
+    }
+}
+
+impl ManualClock {
+    fn now_utc(&self) -> DateTime<Utc> {
+        crate::clock::Clock::now(self)
+    }
+}

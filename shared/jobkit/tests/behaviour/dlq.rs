@@ -1,0 +1,48 @@
+use jobkit::{OutgoingMessage, Queue, RecordStatus, testing::TestHarness};
+
+use crate::common::{Behaviour, ScriptArgs, ScriptedJob, attr};
+
+#[tokio::test]
+async fn discard_goes_to_the_dlq_with_the_error_in_attributes() {
+    let t = TestHarness::new();
+    let runner = t.runner(ScriptedJob::default());
+    t.enqueuer().perform_later::<ScriptedJob>(&ScriptArgs::new("d", Behaviour::Permanent)).await.unwrap();
+
+    let outcome = t.run_once(&runner).await;
+    assert!(matches!(outcome[0].status, RecordStatus::DeadLettered(jobkit::DlqReason::Discarded, _)));
+    let dead = t.dead_letters::<ScriptedJob>();
+    assert_eq!(dead.len(), 1);
+    let m = &dead[0];
+    assert_eq!(attr(m, "error_kind"), "not_found");
+    assert_eq!(attr(m, "error_message"), "record 42 is gone");
+    assert_eq!(attr(m, "attempts"), "1");
+    assert_eq!(attr(m, "dlq_reason"), "discarded");
+    assert_eq!(attr(m, "original_message_id"), outcome[0].message_id);
+    assert!(!attr(m, "first_failed_at").is_empty() && !attr(m, "last_failed_at").is_empty());
+    assert_eq!(m.body, r#"{"behaviour":"permanent","id":"d"}"#, "the body is kept for a redrive");
+    assert!(t.run_once(&runner).await.is_empty(), "the source message is let go");
+}
+
+#[tokio::test]
+async fn bodies_that_do_not_parse_go_to_the_dlq_with_the_parse_error() {
+    let t = TestHarness::new();
+    let runner = t.runner(ScriptedJob::default());
+    let cases = [
+        ("not json", "not valid JSON"),
+        (r#"{"id": 7}"#, "invalid type"),
+        (r#"{"id":"x","colour":"red"}"#, "colour"),
+        (r#"{"behaviour":"succeed"}"#, "missing field `id`"),
+    ];
+    for (body, _) in cases {
+        let message = OutgoingMessage { body: body.to_owned(), ..Default::default() };
+        t.queue().send("scripted", message).await.unwrap();
+    }
+    let outcomes = t.run_once(&runner).await;
+    assert_eq!(outcomes.len(), cases.len());
+    let dead = t.dead_letters::<ScriptedJob>();
+    for (body, expected) in cases {
+        let m = dead.iter().find(|m| m.body == body).unwrap_or_else(|| panic!("{body} not in the DLQ"));
+        assert_eq!(attr(m, "error_kind"), "invalid_arguments");
+        assert!(attr(m, "error_message").contains(expected), "{body}: {}", attr(m, "error_message"));
+    }
+}

@@ -1,0 +1,101 @@
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use jobkit::{
+    ErrorKind, Job, JobContext, JobError, OutgoingMessage, Queue, RecordStatus, message::attr,
+    testing::TestHarness,
+};
+use tokio::sync::Notify;
+
+use crate::common::{Behaviour, ScriptArgs, ScriptedJob};
+
+fn with_job_id(body: &str, job_id: &str) -> OutgoingMessage {
+    let attributes = BTreeMap::from([(attr::JOB_ID.to_owned(), job_id.to_owned())]);
+    OutgoingMessage { body: body.to_owned(), attributes, ..Default::default() }
+}
+
+#[tokio::test]
+async fn a_duplicate_delivery_of_a_completed_job_does_not_run_again() {
+    let t = TestHarness::new();
+    let job = ScriptedJob::default();
+    let runner = t.runner(job.clone());
+    let body = r#"{"id":"dup"}"#;
+    t.queue().send("scripted", with_job_id(body, "job-1")).await.unwrap();
+    assert_eq!(t.run_once(&runner).await[0].status, RecordStatus::Succeeded);
+
+    t.queue().send("scripted", with_job_id(body, "job-1")).await.unwrap();
+    assert_eq!(t.run_once(&runner).await[0].status, RecordStatus::Duplicate);
+    assert_eq!(job.executions.count("dup"), 1);
+}
+
+#[tokio::test]
+async fn a_key_reused_with_other_arguments_is_refused() {
+    let t = TestHarness::new();
+    let job = ScriptedJob::default();
+    let runner = t.runner(job.clone());
+    t.queue().send("scripted", with_job_id(r#"{"id":"one"}"#, "job-2")).await.unwrap();
+    t.run_once(&runner).await;
+    t.queue().send("scripted", with_job_id(r#"{"id":"two"}"#, "job-2")).await.unwrap();
+    let outcome = t.run_once(&runner).await;
+    assert_eq!(
+        outcome[0].status,
+        RecordStatus::DeadLettered(jobkit::DlqReason::Discarded, ErrorKind::IDEMPOTENCY_KEY_REUSED)
+    );
+    assert_eq!(job.executions.count("two"), 0);
+}
+
+#[tokio::test]
+async fn a_failed_run_frees_its_key_for_the_retry() {
+    let t = TestHarness::new();
+    let job = ScriptedJob::default();
+    let runner = t.runner(job.clone());
+    t.enqueuer()
+        .perform_later::<ScriptedJob>(&ScriptArgs::new("f", Behaviour::TransientTimes(1)))
+        .await
+        .unwrap();
+    let report = t.drain(&runner).await;
+    assert_eq!(report.succeeded(), 1);
+    assert_eq!(job.executions.count("f"), 2);
+}
+
+/// Blocks in `perform` until released, to hold its key in progress.
+#[derive(Clone, Default)]
+struct Slow {
+    started: Arc<Notify>,
+    release: Arc<Notify>,
+}
+
+impl Job for Slow {
+    type Args = serde_json::Value;
+    const NAME: &'static str = "slow";
+    const QUEUE: &'static str = "slow";
+
+    async fn perform(&self, _args: serde_json::Value, _ctx: &mut JobContext) -> Result<(), JobError> {
+        self.started.notify_one();
+        self.release.notified().await;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_duplicate_of_a_job_in_progress_is_retried_later() {
+    let t = TestHarness::new();
+    let job = Slow::default();
+    let runner = t.runner(job.clone());
+    let q = t.queue();
+    q.send("slow", with_job_id("{}", "job-3")).await.unwrap();
+    q.send("slow", with_job_id("{}", "job-3")).await.unwrap();
+    let mut messages = q.receive("slow", 10, Duration::ZERO).await.unwrap();
+    let second = messages.pop().unwrap();
+    let first = messages.pop().unwrap();
+    let deadline = t.runtime().clock.now() + chrono::Duration::minutes(5);
+
+    let (first_outcome, second_outcome) = tokio::join!(runner.process(vec![first], deadline), async {
+        job.started.notified().await;
+        let outcome = runner.process(vec![second], deadline).await;
+        job.release.notify_one();
+        outcome
+    });
+    assert_eq!(first_outcome.records[0].status, RecordStatus::Succeeded);
+    assert_eq!(second_outcome.records[0].status, RecordStatus::InProgressElsewhere);
+    assert!(!second_outcome.records[0].status.is_done(), "reported as a batch item failure");
+}

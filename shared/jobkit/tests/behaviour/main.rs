@@ -1,0 +1,12 @@
+//! The runner's behaviour on the embedded backend with a hand-turned clock: retries, the DLQ,
+//! idempotency, the deadline, delays, unique jobs, resumable steps and error emails.
+
+mod batch;
+mod common;
+mod deadline;
+mod delay;
+mod dlq;
+mod idempotency;
+mod notify;
+mod retry;
+mod steps;

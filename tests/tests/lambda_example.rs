@@ -1,0 +1,155 @@
+//! The example function's built binary under the Runtime API stub, against moto: one SQS event
+//! with a good record, a transient failure, a permanent failure, a panic and a body that is not
+//! JSON. Proves the Lambda path end to end, not only the handler.
+
+use std::collections::HashMap;
+
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use system_tests::{
+    function::{FunctionProcess, binary},
+    moto,
+    runtime_api::{Answer, RuntimeApi},
+};
+
+async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
+    let out = sqs
+        .create_queue()
+        .queue_name(name)
+        .attributes(QueueAttributeName::VisibilityTimeout, "60")
+        .send()
+        .await
+        .expect("queue created");
+    out.queue_url().expect("queue url").to_owned()
+}
+
+/// Receives `n` messages (moto may return fewer per call).
+async fn receive(sqs: &aws_sdk_sqs::Client, url: &str, n: usize) -> Vec<aws_sdk_sqs::types::Message> {
+    let mut got = Vec::new();
+    for _ in 0..20 {
+        if got.len() >= n {
+            break;
+        }
+        let out = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .message_attribute_names("All")
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive");
+        got.extend(out.messages.unwrap_or_default());
+    }
+    got
+}
+
+/// The event Lambda's SQS event source mapping would send for these messages.
+fn sqs_event(messages: &[aws_sdk_sqs::types::Message], queue_arn: &str) -> serde_json::Value {
+    let records: Vec<_> = messages
+        .iter()
+        .map(|m| {
+            let attributes: HashMap<String, String> = m
+                .attributes()
+                .map(|a| a.iter().map(|(k, v)| (k.as_str().to_owned(), v.clone())).collect())
+                .unwrap_or_default();
+            serde_json::json!({
+                "messageId": m.message_id(),
+                "receiptHandle": m.receipt_handle(),
+                "body": m.body(),
+                "attributes": attributes,
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": "us-east-1",
+            })
+        })
+        .collect();
+    serde_json::json!({ "Records": records })
+}
+
+#[tokio::test]
+async fn example_binary_answers_an_sqs_batch_with_partial_failures_and_dlq_copies() {
+    let sdk = moto::sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let queue_url = create_queue(&sqs, &moto::unique("example")).await;
+    let dlq_url = create_queue(&sqs, &moto::unique("example-dlq")).await;
+    let table = moto::unique("jobs-state");
+    jobkit::aws::DynamoStore::create_table(&dynamo, &table).await.expect("table created");
+
+    let bodies = [
+        ("ok", r#"{"name":"Ada"}"#),
+        ("transient", r#"{"name":"Bob","fail":"transient"}"#),
+        ("permanent", r#"{"name":"Cy","fail":"permanent"}"#),
+        ("panic", r#"{"name":"Di","fail":"panic"}"#),
+        ("not_json", "this is not json"),
+    ];
+    let mut ids = HashMap::new();
+    for (label, body) in bodies {
+        let out = sqs.send_message().queue_url(&queue_url).message_body(body).send().await.expect("sent");
+        ids.insert(out.message_id().expect("id").to_owned(), label);
+    }
+    let messages = receive(&sqs, &queue_url, bodies.len()).await;
+    assert_eq!(messages.len(), bodies.len(), "all messages received");
+    let event = sqs_event(&messages, "arn:aws:sqs:us-east-1:123456789012:example");
+
+    let api = RuntimeApi::start().await.expect("stub started");
+    let env = [
+        ("AWS_ENDPOINT_URL", moto::endpoint()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+        ("JOBKIT_QUEUE_URL", queue_url.clone()),
+        ("JOBKIT_DLQ_URL", dlq_url.clone()),
+        ("JOBKIT_STATE_TABLE", table.clone()),
+        ("RUST_LOG", "info".to_owned()),
+    ];
+    let function = FunctionProcess::start(&binary("example_job").expect("binary"), &api.endpoint(), &env)
+        .expect("function started");
+    let deadline_ms = u64::try_from(chrono_now_ms() + 60_000).expect("positive");
+    let answer = api.invoke(event, deadline_ms).await.expect("the function answered");
+    let (stdout, stderr) = function.stop().await.expect("output");
+
+    let Answer::Response(response) = answer else { panic!("error answer: {answer:?}\n{stderr}") };
+    let mut failed: Vec<&str> = response["batchItemFailures"]
+        .as_array()
+        .expect("batchItemFailures")
+        .iter()
+        .map(|f| ids[f["itemIdentifier"].as_str().expect("id")])
+        .collect();
+    failed.sort_unstable();
+    assert_eq!(failed, ["panic", "transient"], "only the retryable failures come back\n{stderr}");
+
+    let dead = receive(&sqs, &dlq_url, 2).await;
+    let mut kinds: Vec<(String, String)> = dead
+        .iter()
+        .map(|m| {
+            let attrs = m.message_attributes().expect("DLQ copies carry attributes");
+            let get = |k: &str| attrs.get(k).and_then(|v| v.string_value()).unwrap_or_default().to_owned();
+            assert_eq!(get("job"), "example");
+            assert_eq!(get("attempts"), "1");
+            assert!(ids.contains_key(&get("original_message_id")), "original id kept");
+            (get("error_kind"), get("dlq_reason"))
+        })
+        .collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            ("invalid_arguments".to_owned(), "discarded".to_owned()),
+            ("not_found".to_owned(), "discarded".to_owned())
+        ]
+    );
+
+    assert!(stdout.contains("\"_aws\""), "an EMF metrics line on stdout: {stdout}");
+    assert!(stderr.contains("\"message_id\""), "JSON logs with the record span: {stderr}");
+}
+
+fn chrono_now_ms() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis(),
+    )
+    .expect("fits")
+}
