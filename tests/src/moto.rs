@@ -26,3 +26,24 @@ pub async fn sdk_config() -> SdkConfig {
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
+
+/// A plain HTTP GET of `url` (`http://host:port/path`) on loopback, for moto's inspection API.
+///
+/// # Errors
+/// If the server cannot be reached or answers something other than 200.
+pub fn http_get(url: &str) -> anyhow::Result<String> {
+    use std::io::{Read, Write};
+
+    let rest = url.strip_prefix("http://").ok_or_else(|| anyhow::anyhow!("not an http URL: {url}"))?;
+    let (host, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let mut stream = std::net::TcpStream::connect(host)?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\nConnection: close\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response.split_once("\r\n\r\n").ok_or_else(|| anyhow::anyhow!("no HTTP body"))?;
+    anyhow::ensure!(
+        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+        "GET {url}: {head}"
+    );
+    Ok(body.to_owned())
+}

@@ -109,19 +109,24 @@ fn per_record(d: Duration) -> f64 {
 }
 
 fn main() {
-    // JSON logs on, written to a sink: the formatting cost is measured, not the terminal's.
-    init_logging_to(true, std::io::sink);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
     let baseline = time_decode_only();
+    // For comparison only: the same runner before any log subscriber is installed.
+    let unlogged = rt.block_on(time_runner(false));
+    // JSON logs on, written to a sink: the formatting cost is measured, not the terminal's.
+    init_logging_to(true, std::io::sink);
     let plain = rt.block_on(time_runner(false));
     let idempotent = rt.block_on(time_runner(true));
     let base = per_record(baseline);
     println!("| case | batch of {RECORDS} (median of {ROUNDS}) | per record | beyond decoding |");
     println!("|---|---|---|---|");
     println!("| decode bodies only (baseline) | {baseline:.2?} | {base:.2} us | - |");
-    for (name, d) in
-        [("runner, no idempotency", plain), ("runner, idempotency on SQLite :memory:", idempotent)]
-    {
+    let cases = [
+        ("runner, no idempotency, no log subscriber (for comparison)", unlogged),
+        ("runner, no idempotency, JSON logs + EMF metrics", plain),
+        ("runner, idempotency on SQLite :memory:, JSON logs + EMF metrics", idempotent),
+    ];
+    for (name, d) in cases {
         let us = per_record(d);
         println!("| {name} | {d:.2?} | {us:.2} us | {:.2} us |", us - base);
     }

@@ -33,7 +33,7 @@ pub struct JobContext {
     clock: SharedClock,
     enqueuer: Enqueuer,
     store: Arc<dyn StateStore>,
-    checkpoint_key: String,
+    job: &'static str,
     pub(crate) continuation: Continuation,
     pub(crate) checkpointed: bool,
     pub(crate) interrupted: bool,
@@ -42,7 +42,7 @@ pub struct JobContext {
 impl JobContext {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
-        job: &str,
+        job: &'static str,
         meta: Metadata,
         deadline: DateTime<Utc>,
         continue_within: Duration,
@@ -51,7 +51,6 @@ impl JobContext {
         store: Arc<dyn StateStore>,
         continuation: Continuation,
     ) -> Self {
-        let checkpoint_key = checkpoint_key(job, meta.job_id.as_str());
         Self {
             meta,
             deadline,
@@ -59,11 +58,16 @@ impl JobContext {
             clock,
             enqueuer,
             store,
-            checkpoint_key,
+            job,
             checkpointed: false,
             interrupted: false,
             continuation,
         }
+    }
+
+    /// Gives the metadata back when the execution is over.
+    pub(crate) fn into_meta(self) -> Metadata {
+        self.meta
     }
 
     /// The record's metadata (job id, attempt, tick, ...).
@@ -146,7 +150,8 @@ impl JobContext {
         let value = serde_json::to_string(&self.continuation).map_err(|e| {
             JobError::permanent(ErrorKind::UNKNOWN, format!("continuation does not serialise: {e}"))
         })?;
-        self.store.put(&self.checkpoint_key, &value, self.clock.now() + CHECKPOINT_TTL).await?;
+        let key = checkpoint_key(self.job, self.meta.job_id.as_str());
+        self.store.put(&key, &value, self.clock.now() + CHECKPOINT_TTL).await?;
         self.checkpointed = true;
         Ok(())
     }

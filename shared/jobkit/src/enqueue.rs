@@ -229,6 +229,12 @@ pub(crate) fn hop_delay(run_at: DateTime<Utc>, now: DateTime<Utc>) -> u32 {
 
 /// A stable hash of a body, for unique-job and idempotency keys.
 pub(crate) fn payload_hash(body: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(body.as_bytes());
-    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+    digest
+        .iter()
+        .take(16)
+        .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]])
+        .map(char::from)
+        .collect()
 }

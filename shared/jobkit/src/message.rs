@@ -240,7 +240,7 @@ fn json_type(value: &serde_json::Value) -> &'static str {
 ///
 /// # Errors
 /// A permanent `invalid_arguments` error naming the field or type problem.
-pub fn parse_args<A: DeserializeOwned>(args: serde_json::Value) -> Result<A, JobError> {
+pub fn parse_args<A: DeserializeOwned>(args: &serde_json::Value) -> Result<A, JobError> {
     let mut unknown = Vec::new();
     let parsed: A = serde_ignored::deserialize(args, |path| unknown.push(path.to_string()))
         .map_err(|e| invalid(format!("arguments do not fit: {e}")))?;
@@ -286,7 +286,7 @@ mod tests {
         let env = decode(&message(r#"{"store_id":"st_42"}"#)).unwrap();
         assert_eq!(env.meta.job_id.as_str(), "m-1");
         assert_eq!(env.meta.attempt, 1);
-        let args: Args = parse_args(env.args).unwrap();
+        let args: Args = parse_args(&env.args).unwrap();
         assert_eq!(args, Args { store_id: "st_42".into() });
     }
 
@@ -301,9 +301,9 @@ mod tests {
 
     #[test]
     fn unknown_and_missing_fields_are_refused() {
-        let e = parse_args::<Args>(serde_json::json!({"store_id":"a","extra":1})).unwrap_err();
+        let e = parse_args::<Args>(&serde_json::json!({"store_id":"a","extra":1})).unwrap_err();
         assert!(e.message().contains("extra"), "{e}");
-        let e = parse_args::<Args>(serde_json::json!({})).unwrap_err();
+        let e = parse_args::<Args>(&serde_json::json!({})).unwrap_err();
         assert!(e.message().contains("store_id"), "{e}");
     }
 

@@ -185,6 +185,7 @@ pub struct BatchRunner<J: Job> {
 /// What one execution produced.
 struct Execution {
     result: Result<(), JobError>,
+    meta: Metadata,
     interrupted: bool,
     continuation: Continuation,
     checkpointed: bool,
@@ -251,7 +252,7 @@ impl<J: Job> BatchRunner<J> {
                 // FIFO: a later record of a group must not overtake an unfinished earlier one.
                 (self.return_unstarted(&message, None).await, Timing::default())
             } else {
-                self.handle(&message, deadline).await
+                Box::pin(self.handle(&message, deadline)).await
             };
             blocked |= message.group_id.is_some() && !status.is_done();
             let outcome = RecordOutcome {
@@ -265,17 +266,26 @@ impl<J: Job> BatchRunner<J> {
     }
 
     async fn handle(&self, message: &ReceivedMessage, deadline: DateTime<Utc>) -> (RecordStatus, Timing) {
+        // The span's fields are known before decoding, so they are formatted once, at creation.
+        let job_id =
+            message.attributes.get(attr::JOB_ID).filter(|id| !id.is_empty()).unwrap_or(&message.message_id);
         let span = info_span!(
             "record",
             job = J::NAME,
-            message_id = %message.message_id,
-            job_id = tracing::field::Empty,
-            attempt = tracing::field::Empty,
+            message_id = message.message_id.as_str(),
+            job_id = job_id.as_str(),
+            attempt = message.receive_count.max(1),
         );
         async {
             let mut timing = Timing::default();
             let status = self.handle_in_span(message, deadline, &mut timing).await;
-            tracing::info!(status = ?status, duration_ms = timing.duration_ms, "record handled");
+            // A success is the common case: logged at debug so that a busy queue's logs (and
+            // CloudWatch's bill) carry what needs a look; everything else is logged at info.
+            if matches!(status, RecordStatus::Succeeded | RecordStatus::Hopped) {
+                tracing::debug!(status = ?status, duration_ms = timing.duration_ms, "record handled");
+            } else {
+                tracing::info!(status = ?status, duration_ms = timing.duration_ms, "record handled");
+            }
             (status, timing)
         }
         .instrument(span)
@@ -294,7 +304,6 @@ impl<J: Job> BatchRunner<J> {
             Err(error) => return self.reject(message, &error).await,
         };
         let Envelope { args: args_json, mut meta } = envelope;
-        tracing::Span::current().record("job_id", meta.job_id.as_str());
         if let Some(not_before) = meta.not_before.filter(|t| *t > now) {
             return self.hop(message, not_before, now).await;
         }
@@ -303,8 +312,8 @@ impl<J: Job> BatchRunner<J> {
         if deadline - now < needed {
             return self.return_unstarted(message, None).await;
         }
-        let history_key = attempts::history_key(J::NAME, meta.job_id.as_str());
         let history = if message.receive_count > 1 {
+            let history_key = attempts::history_key(J::NAME, meta.job_id.as_str());
             match attempts::load(self.runtime.store.as_ref(), &history_key, now).await {
                 Ok(history) => history,
                 Err(e) => return RecordStatus::Unhandled(format!("loading history: {e}")),
@@ -314,8 +323,10 @@ impl<J: Job> BatchRunner<J> {
         };
         meta.attempt =
             history.as_ref().map_or(message.receive_count.max(1), |h| h.attempt(message.receive_count));
-        tracing::Span::current().record("attempt", meta.attempt);
-        let args: J::Args = match parse_args(args_json.clone()) {
+        if meta.attempt != message.receive_count.max(1) {
+            tracing::Span::current().record("attempt", meta.attempt);
+        }
+        let args: J::Args = match parse_args(&args_json) {
             Ok(args) => args,
             Err(error) => return self.reject(message, &error).await,
         };
@@ -349,9 +360,9 @@ impl<J: Job> BatchRunner<J> {
         };
         timing.queue_latency_ms = meta.enqueued_at.map(|t| (now - t).num_milliseconds().max(0) as f64);
         let started = Instant::now();
-        let execution = self.execute(args, meta.clone(), exec_deadline, continuation).await;
+        let execution = self.execute(args, meta, exec_deadline, continuation).await;
         timing.duration_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
-        self.settle(message, &meta, history, key, execution, &args_json).await
+        self.settle(message, history, key, execution, &args_json).await
     }
 
     async fn execute(
@@ -373,7 +384,8 @@ impl<J: Job> BatchRunner<J> {
             self.runtime.store.clone(),
             continuation,
         );
-        let run = AssertUnwindSafe(self.job.perform(args, &mut ctx)).catch_unwind();
+        // Boxed: a job's future can be large, and every enclosing future would otherwise carry (and move) it.
+        let run = AssertUnwindSafe(Box::pin(self.job.perform(args, &mut ctx))).catch_unwind();
         let result = match tokio::time::timeout(allowed, run).await {
             Ok(Ok(result)) => result,
             Ok(Err(panic)) => {
@@ -381,23 +393,20 @@ impl<J: Job> BatchRunner<J> {
             }
             Err(_) => Err(JobError::retryable(ErrorKind::TIMEOUT, format!("ran longer than {allowed:?}"))),
         };
-        Execution {
-            result,
-            interrupted: ctx.interrupted,
-            continuation: ctx.continuation,
-            checkpointed: ctx.checkpointed,
-        }
+        let (interrupted, checkpointed) = (ctx.interrupted, ctx.checkpointed);
+        let continuation = std::mem::take(&mut ctx.continuation);
+        Execution { result, interrupted, continuation, checkpointed, meta: ctx.into_meta() }
     }
 
     async fn settle(
         &self,
         message: &ReceivedMessage,
-        meta: &Metadata,
         history: Option<JobHistory>,
         key: Option<IdempotencyKey>,
         execution: Execution,
         args_json: &serde_json::Value,
     ) -> RecordStatus {
+        let meta = &execution.meta;
         let store = self.runtime.store.as_ref();
         let now = self.runtime.clock.now();
         match execution.result {
@@ -414,7 +423,7 @@ impl<J: Job> BatchRunner<J> {
             }
             Err(_) if execution.interrupted => {
                 self.release(key.as_ref()).await;
-                self.continue_later(message, meta, execution.continuation).await
+                self.continue_later(message, meta, execution.continuation.clone()).await
             }
             Err(error) => {
                 self.release(key.as_ref()).await;

@@ -188,7 +188,7 @@ impl TestHarness {
             .filter(|m| m.attributes.get(crate::message::attr::JOB).is_none_or(|j| j == J::NAME))
             .map(|m| {
                 let envelope = decode(m).expect("an enqueued message decodes");
-                parse_args(envelope.args).expect("an enqueued message holds the job's arguments")
+                parse_args(&envelope.args).expect("an enqueued message holds the job's arguments")
             })
             .collect()
     }

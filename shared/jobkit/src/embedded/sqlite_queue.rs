@@ -214,18 +214,19 @@ impl EmbeddedQueue {
     }
 
     fn config(tx: &Transaction<'_>, queue: &str) -> PortResult<QueueConfig> {
-        tx.query_row(
+        tx.prepare_cached(
             "SELECT visibility_timeout_ms, max_receive_count, dead_letter_queue, fifo FROM queues WHERE name = ?1",
-            params![queue],
-            |row| {
+        )
+        .and_then(|mut stmt| {
+            stmt.query_row(params![queue], |row| {
                 Ok(QueueConfig {
                     visibility_timeout: Duration::from_millis(row.get::<_, i64>(0)?.unsigned_abs()),
                     max_receive_count: row.get(1)?,
                     dead_letter_queue: row.get(2)?,
                     fifo: row.get(3)?,
                 })
-            },
-        )
+            })
+        })
         .optional()
         .map_err(sql_error("queue config"))?
         .ok_or_else(|| PortError::NotFound(format!("queue {queue} does not exist")))
@@ -257,11 +258,13 @@ impl EmbeddedQueue {
         let id = uuid::Uuid::new_v4().to_string();
         let attributes = serde_json::to_string(&message.attributes).unwrap_or_else(|_| "{}".to_owned());
         let visible_at = now + i64::from(message.delay_seconds) * 1000;
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO messages (id, queue, body, attributes, group_id, dedup_id, sent_at_ms, visible_at_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![id, queue, message.body, attributes, message.group_id, message.dedup_id, now, visible_at],
         )
+        .and_then(|mut stmt| {
+            stmt.execute(params![id, queue, message.body, attributes, message.group_id, message.dedup_id, now, visible_at])
+        })
         .map_err(sql_error("send"))?;
         if let (true, Some(dedup)) = (config.fifo, &message.dedup_id) {
             tx.execute(
@@ -321,24 +324,25 @@ impl EmbeddedQueue {
 
     fn take(tx: &Transaction<'_>, seq: i64, invisible_until: i64) -> PortResult<ReceivedMessage> {
         let receipt = uuid::Uuid::new_v4().to_string();
-        tx.query_row(
-            "UPDATE messages SET receive_count = receive_count + 1, receipt = ?1, visible_at_ms = ?2 WHERE seq = ?3
-             RETURNING id, body, attributes, receive_count, sent_at_ms, group_id",
-            params![receipt, invisible_until, seq],
-            |row| {
-                let attributes: BTreeMap<String, String> =
-                    serde_json::from_str(&row.get::<_, String>(2)?).unwrap_or_default();
-                Ok(ReceivedMessage {
-                    message_id: row.get(0)?,
-                    receipt_handle: receipt.clone(),
-                    body: row.get(1)?,
-                    attributes,
-                    receive_count: row.get(3)?,
-                    sent_at: Some(to_time(row.get(4)?)),
-                    group_id: row.get(5)?,
-                })
-            },
-        )
+        let mut stmt = tx
+            .prepare_cached(
+                "UPDATE messages SET receive_count = receive_count + 1, receipt = ?1, visible_at_ms = ?2 WHERE seq = ?3
+                 RETURNING id, body, attributes, receive_count, sent_at_ms, group_id",
+            )
+            .map_err(sql_error("receive"))?;
+        stmt.query_row(params![receipt, invisible_until, seq], |row| {
+            let attributes: BTreeMap<String, String> =
+                serde_json::from_str(&row.get::<_, String>(2)?).unwrap_or_default();
+            Ok(ReceivedMessage {
+                message_id: row.get(0)?,
+                receipt_handle: receipt.clone(),
+                body: row.get(1)?,
+                attributes,
+                receive_count: row.get(3)?,
+                sent_at: Some(to_time(row.get(4)?)),
+                group_id: row.get(5)?,
+            })
+        })
         .map_err(sql_error("receive"))
     }
 }
@@ -388,11 +392,9 @@ impl Queue for EmbeddedQueue {
 
     async fn delete(&self, queue: &str, receipt_handle: &str) -> PortResult {
         let conn = self.db.lock();
-        conn.execute(
-            "DELETE FROM messages WHERE queue = ?1 AND receipt = ?2",
-            params![queue, receipt_handle],
-        )
-        .map_err(sql_error("delete"))?;
+        conn.prepare_cached("DELETE FROM messages WHERE queue = ?1 AND receipt = ?2")
+            .and_then(|mut stmt| stmt.execute(params![queue, receipt_handle]))
+            .map_err(sql_error("delete"))?;
         Ok(())
     }
 
@@ -403,10 +405,8 @@ impl Queue for EmbeddedQueue {
         let visible_at = ms(self.clock.now()) + duration_ms(timeout);
         let conn = self.db.lock();
         let changed = conn
-            .execute(
-                "UPDATE messages SET visible_at_ms = ?1 WHERE queue = ?2 AND receipt = ?3",
-                params![visible_at, queue, receipt_handle],
-            )
+            .prepare_cached("UPDATE messages SET visible_at_ms = ?1 WHERE queue = ?2 AND receipt = ?3")
+            .and_then(|mut stmt| stmt.execute(params![visible_at, queue, receipt_handle]))
             .map_err(sql_error("change visibility"))?;
         if changed == 0 {
             return Err(PortError::Invalid("receipt handle is no longer valid".to_owned()));

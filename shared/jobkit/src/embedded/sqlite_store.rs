@@ -30,17 +30,27 @@ fn to_time(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
+/// Runs one cached statement (prepared once per connection: preparing costs more than running).
+fn execute(
+    conn: &rusqlite::Connection,
+    op: &'static str,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> PortResult<usize> {
+    conn.prepare_cached(sql).and_then(|mut stmt| stmt.execute(args)).map_err(sql_error(op))
+}
+
+fn read_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRecord> {
+    Ok(StoredRecord { value: row.get(0)?, expires_at: to_time(row.get(1)?) })
+}
+
 #[async_trait]
 impl StateStore for EmbeddedStore {
     async fn get(&self, key: &str, now: DateTime<Utc>) -> PortResult<Option<StoredRecord>> {
         let conn = self.db.lock();
-        conn.query_row(
-            "SELECT value, expires_at_ms FROM records WHERE key = ?1 AND expires_at_ms > ?2",
-            params![key, now.timestamp_millis()],
-            |row| Ok(StoredRecord { value: row.get(0)?, expires_at: to_time(row.get(1)?) }),
-        )
-        .optional()
-        .map_err(sql_error("get"))
+        conn.prepare_cached("SELECT value, expires_at_ms FROM records WHERE key = ?1 AND expires_at_ms > ?2")
+            .and_then(|mut stmt| stmt.query_row(params![key, now.timestamp_millis()], read_record).optional())
+            .map_err(sql_error("get"))
     }
 
     async fn put_if_vacant(
@@ -51,54 +61,56 @@ impl StateStore for EmbeddedStore {
         now: DateTime<Utc>,
     ) -> PortResult<PutOutcome> {
         let conn = self.db.lock();
-        let written = conn
-            .execute(
-                "INSERT INTO records (key, value, expires_at_ms, count) VALUES (?1, ?2, ?3, 0)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at_ms = excluded.expires_at_ms,
-                     count = 0
-                 WHERE records.expires_at_ms <= ?4",
-                params![key, value, expires_at.timestamp_millis(), now.timestamp_millis()],
-            )
-            .map_err(sql_error("put_if_vacant"))?;
+        let written = execute(
+            &conn,
+            "put_if_vacant",
+            "INSERT INTO records (key, value, expires_at_ms, count) VALUES (?1, ?2, ?3, 0)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at_ms = excluded.expires_at_ms, count = 0
+             WHERE records.expires_at_ms <= ?4",
+            params![key, value, expires_at.timestamp_millis(), now.timestamp_millis()],
+        )?;
         if written == 1 {
             return Ok(PutOutcome::Written);
         }
         let existing = conn
-            .query_row("SELECT value, expires_at_ms FROM records WHERE key = ?1", params![key], |row| {
-                Ok(StoredRecord { value: row.get(0)?, expires_at: to_time(row.get(1)?) })
-            })
+            .prepare_cached("SELECT value, expires_at_ms FROM records WHERE key = ?1")
+            .and_then(|mut stmt| stmt.query_row(params![key], read_record))
             .map_err(sql_error("put_if_vacant"))?;
         Ok(PutOutcome::Taken(existing))
     }
 
     async fn put(&self, key: &str, value: &str, expires_at: DateTime<Utc>) -> PortResult {
         let conn = self.db.lock();
-        conn.execute(
+        execute(
+            &conn,
+            "put",
             "INSERT INTO records (key, value, expires_at_ms, count) VALUES (?1, ?2, ?3, 0)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at_ms = excluded.expires_at_ms",
             params![key, value, expires_at.timestamp_millis()],
-        )
-        .map_err(sql_error("put"))?;
+        )?;
         Ok(())
     }
 
     async fn delete(&self, key: &str) -> PortResult {
         let conn = self.db.lock();
-        conn.execute("DELETE FROM records WHERE key = ?1", params![key]).map_err(sql_error("delete"))?;
+        execute(&conn, "delete", "DELETE FROM records WHERE key = ?1", params![key])?;
         Ok(())
     }
 
     async fn increment(&self, key: &str, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> PortResult<i64> {
         let conn = self.db.lock();
-        conn.query_row(
+        conn.prepare_cached(
             "INSERT INTO records (key, value, expires_at_ms, count) VALUES (?1, '', ?2, 1)
              ON CONFLICT (key) DO UPDATE SET
                  count = CASE WHEN records.expires_at_ms > ?3 THEN records.count + 1 ELSE 1 END,
                  expires_at_ms = excluded.expires_at_ms
              RETURNING count",
-            params![key, expires_at.timestamp_millis(), now.timestamp_millis()],
-            |row| row.get(0),
         )
+        .and_then(|mut stmt| {
+            stmt.query_row(params![key, expires_at.timestamp_millis(), now.timestamp_millis()], |row| {
+                row.get(0)
+            })
+        })
         .map_err(sql_error("increment"))
     }
 }

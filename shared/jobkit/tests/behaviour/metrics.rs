@@ -1,0 +1,56 @@
+use std::{
+    io::Write,
+    sync::{Arc, Mutex},
+};
+
+use jobkit::{BatchRunner, MetricsSink, RunnerConfig, Runtime, testing::TestHarness};
+
+use crate::common::{Behaviour, ScriptArgs, ScriptedJob};
+
+/// A writer whose bytes the test can read back.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn each_batch_writes_one_emf_line_with_its_outcomes() {
+    let t = TestHarness::new();
+    let _ = t.runner(ScriptedJob::default());
+    let captured = Captured::default();
+    let runtime = Runtime {
+        metrics: Some(MetricsSink::to_writer("Jobs", Box::new(captured.clone()))),
+        ..t.runtime().clone()
+    };
+    let runner =
+        BatchRunner::new(ScriptedJob::default(), runtime, RunnerConfig::new("scripted", "scripted_dlq"));
+    let enqueuer = t.enqueuer();
+    for (id, behaviour) in
+        [("a", Behaviour::Succeed), ("b", Behaviour::Transient), ("c", Behaviour::Permanent)]
+    {
+        enqueuer.perform_later::<ScriptedJob>(&ScriptArgs::new(id, behaviour)).await.unwrap();
+    }
+    t.clock().advance(chrono::Duration::seconds(2));
+    t.run_once(&runner).await;
+
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 1, "one line per batch: {text}");
+    let line = &lines[0];
+    assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Jobs");
+    assert_eq!(line["job"], "scripted");
+    assert_eq!(
+        (line["succeeded"].as_u64(), line["retried"].as_u64(), line["discarded"].as_u64()),
+        (Some(1), Some(1), Some(1))
+    );
+    assert_eq!(line["queue_latency"].as_f64(), Some(2000.0), "enqueued two seconds of the test clock ago");
+}
