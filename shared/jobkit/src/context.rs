@@ -31,7 +31,7 @@ pub struct JobContext {
     deadline: DateTime<Utc>,
     continue_within: Duration,
     clock: SharedClock,
-    enqueuer: Enqueuer,
+    enqueuer: Arc<Enqueuer>,
     store: Arc<dyn StateStore>,
     job: &'static str,
     pub(crate) continuation: Continuation,
@@ -47,7 +47,7 @@ impl JobContext {
         deadline: DateTime<Utc>,
         continue_within: Duration,
         clock: SharedClock,
-        enqueuer: Enqueuer,
+        enqueuer: Arc<Enqueuer>,
         store: Arc<dyn StateStore>,
         continuation: Continuation,
     ) -> Self {

@@ -135,13 +135,53 @@ pub struct Metadata {
     pub group_id: Option<String>,
 }
 
-/// A record decoded: the raw arguments (tick removed) and the metadata.
+/// A record decoded: its arguments (not yet typed) and the metadata.
 #[derive(Debug, Clone)]
-pub struct Envelope {
-    /// The arguments' JSON, without any `$schedule` key.
-    pub args: serde_json::Value,
+pub struct Envelope<'a> {
+    /// The arguments' JSON, without any tick.
+    pub args: ArgsJson<'a>,
     /// The metadata.
     pub meta: Metadata,
+}
+
+/// A record's arguments before they meet the job's type. Most bodies stay the text they came
+/// as and are parsed once, straight into the type; only ticks are rewritten first.
+#[derive(Debug, Clone)]
+pub enum ArgsJson<'a> {
+    /// The body as it came (a JSON object, not yet parsed).
+    Body(&'a str),
+    /// The arguments after a tick was taken out.
+    Value(serde_json::Value),
+}
+
+impl ArgsJson<'_> {
+    /// Parses the arguments into the job's type, refusing unknown fields.
+    ///
+    /// # Errors
+    /// A permanent `invalid_arguments` error naming the syntax, field or type problem.
+    pub fn parse<A: DeserializeOwned>(&self) -> Result<A, JobError> {
+        match self {
+            Self::Body(body) => parse_body(body),
+            Self::Value(value) => parse_args(value),
+        }
+    }
+
+    /// The arguments as canonical JSON (keys sorted), for hashing.
+    pub fn canonical(&self) -> String {
+        match self {
+            Self::Body(body) => serde_json::from_str::<serde_json::Value>(body)
+                .map_or_else(|_| (*body).to_owned(), |v| v.to_string()),
+            Self::Value(value) => value.to_string(),
+        }
+    }
+
+    /// The arguments as text, for error emails.
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Self::Body(body) => std::borrow::Cow::Borrowed(body),
+            Self::Value(value) => std::borrow::Cow::Owned(value.to_string()),
+        }
+    }
 }
 
 fn parse_time(value: Option<&String>) -> Option<DateTime<Utc>> {
@@ -157,13 +197,26 @@ fn invalid(message: String) -> JobError {
 /// # Errors
 /// A permanent `invalid_arguments` error when the body is not a JSON object, or an attribute
 /// jobkit owns cannot be read.
-pub fn decode(message: &ReceivedMessage) -> Result<Envelope, JobError> {
-    let mut args: serde_json::Value =
-        serde_json::from_str(&message.body).map_err(|e| invalid(format!("body is not valid JSON: {e}")))?;
-    let tick = take_tick(&mut args)?;
-    if !args.is_object() {
-        return Err(invalid(format!("body must be a JSON object of arguments, got {}", json_type(&args))));
-    }
+pub fn decode(message: &ReceivedMessage) -> Result<Envelope<'_>, JobError> {
+    let body = message.body.as_str();
+    // The common case, an object with no tick, is left as text and parsed once into the job's
+    // type; anything else is parsed here to take the tick out or to say what is wrong.
+    let plain_object =
+        body.trim_start().starts_with('{') && !body.contains(SCHEDULE_KEY) && !body.contains("aws.events");
+    let (args, tick) = if plain_object {
+        (ArgsJson::Body(body), None)
+    } else {
+        let mut value: serde_json::Value =
+            serde_json::from_str(body).map_err(|e| invalid(format!("body is not valid JSON: {e}")))?;
+        let tick = take_tick(&mut value)?;
+        if !value.is_object() {
+            return Err(invalid(format!(
+                "body must be a JSON object of arguments, got {}",
+                json_type(&value)
+            )));
+        }
+        (ArgsJson::Value(value), tick)
+    };
     let attrs = &message.attributes;
     let continuation =
         match attrs.get(attr::CONTINUATION) {
@@ -250,6 +303,22 @@ pub fn parse_args<A: DeserializeOwned>(args: &serde_json::Value) -> Result<A, Jo
     Ok(parsed)
 }
 
+fn parse_body<A: DeserializeOwned>(body: &str) -> Result<A, JobError> {
+    let describe = |e: serde_json::Error| match e.classify() {
+        serde_json::error::Category::Data => invalid(format!("arguments do not fit: {e}")),
+        _ => invalid(format!("body is not valid JSON: {e}")),
+    };
+    let mut unknown = Vec::new();
+    let mut deserializer = serde_json::Deserializer::from_str(body);
+    let parsed: A = serde_ignored::deserialize(&mut deserializer, |path| unknown.push(path.to_string()))
+        .map_err(describe)?;
+    deserializer.end().map_err(describe)?;
+    if !unknown.is_empty() {
+        return Err(invalid(format!("unknown argument field(s): {}", unknown.join(", "))));
+    }
+    Ok(parsed)
+}
+
 /// Encodes arguments as a message body.
 ///
 /// # Errors
@@ -283,15 +352,23 @@ mod tests {
 
     #[test]
     fn a_bare_body_gets_defaults() {
-        let env = decode(&message(r#"{"store_id":"st_42"}"#)).unwrap();
+        let message = message(r#"{"store_id":"st_42"}"#);
+        let env = decode(&message).unwrap();
         assert_eq!(env.meta.job_id.as_str(), "m-1");
         assert_eq!(env.meta.attempt, 1);
-        let args: Args = parse_args(&env.args).unwrap();
+        let args: Args = env.args.parse().unwrap();
         assert_eq!(args, Args { store_id: "st_42".into() });
     }
 
     #[test]
     fn bad_bodies_are_permanent_and_named() {
+        let e = decode(&message("not json")).unwrap_err();
+        assert!(e.message().contains("not valid JSON"), "{e}");
+        let bad = message(r#"{"store_id": "a""#);
+        let e = decode(&bad).unwrap().args.parse::<Args>().unwrap_err();
+        assert!(e.message().contains("not valid JSON"), "{e}");
+        let trailing = message(r#"{"store_id": "a"} x"#);
+        assert!(decode(&trailing).unwrap().args.parse::<Args>().is_err(), "trailing characters are refused");
         let e = decode(&message("not json")).unwrap_err();
         assert_eq!(e.kind(), &ErrorKind::INVALID_ARGUMENTS);
         assert!(e.message().contains("not valid JSON"), "{e}");
@@ -309,20 +386,21 @@ mod tests {
 
     #[test]
     fn schedule_key_becomes_a_tick() {
-        let env =
-            decode(&message(r#"{"$schedule":{"rule":"clean-db","time":"2026-01-01T03:00:00Z"}}"#)).unwrap();
+        let message = message(r#"{"$schedule":{"rule":"clean-db","time":"2026-01-01T03:00:00Z"}}"#);
+        let env = decode(&message).unwrap();
         assert_eq!(
             env.meta.tick,
             Some(Tick { rule: "clean-db".into(), time: "2026-01-01T03:00:00Z".into() })
         );
-        assert_eq!(env.args, serde_json::json!({}));
+        assert_eq!(env.args.canonical(), "{}");
     }
 
     #[test]
     fn raw_scheduled_event_is_understood_and_other_events_refused() {
         let raw = r#"{"source":"aws.events","detail-type":"Scheduled Event","time":"2026-01-01T03:00:00Z",
             "resources":["arn:aws:events:us-east-1:1:rule/clean-db"],"detail":{}}"#;
-        let env = decode(&message(raw)).unwrap();
+        let raw_message = message(raw);
+        let env = decode(&raw_message).unwrap();
         assert_eq!(env.meta.tick.unwrap().rule, "clean-db");
         let other = r#"{"source":"aws.events","detail-type":"EC2 Instance State-change","detail":{}}"#;
         assert!(decode(&message(other)).unwrap_err().message().contains("not a Scheduled Event"));

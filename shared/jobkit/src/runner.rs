@@ -30,7 +30,7 @@ use crate::{
     error::{ErrorKind, JobError},
     idempotency::{Claim, IdempotencyKey},
     job::Job,
-    message::{Continuation, Envelope, Metadata, OutgoingMessage, ReceivedMessage, attr, decode, parse_args},
+    message::{ArgsJson, Continuation, Envelope, Metadata, OutgoingMessage, ReceivedMessage, attr, decode},
     notify::{FailureEvent, FailureReport, Notifier},
     policy::Decision,
     ports::{Queue, StateStore},
@@ -179,7 +179,7 @@ pub struct BatchRunner<J: Job> {
     job: Arc<J>,
     runtime: Runtime,
     config: RunnerConfig,
-    enqueuer: Enqueuer,
+    enqueuer: Arc<Enqueuer>,
 }
 
 /// What one execution produced.
@@ -194,7 +194,7 @@ struct Execution {
 impl<J: Job> BatchRunner<J> {
     /// A runner of `job`.
     pub fn new(job: J, runtime: Runtime, config: RunnerConfig) -> Self {
-        let enqueuer = runtime.enqueuer();
+        let enqueuer = Arc::new(runtime.enqueuer());
         Self { job: Arc::new(job), runtime, config, enqueuer }
     }
 
@@ -326,7 +326,7 @@ impl<J: Job> BatchRunner<J> {
         if meta.attempt != message.receive_count.max(1) {
             tracing::Span::current().record("attempt", meta.attempt);
         }
-        let args: J::Args = match parse_args(&args_json) {
+        let args: J::Args = match args_json.parse() {
             Ok(args) => args,
             Err(error) => return self.reject(message, &error).await,
         };
@@ -334,7 +334,7 @@ impl<J: Job> BatchRunner<J> {
             - chrono::Duration::from_std(self.config.deadline_margin).unwrap_or_default())
         .min(now + chrono::Duration::from_std(self.job.timeout()).unwrap_or(chrono::Duration::MAX));
         let key = self.job.idempotency_key(&args, &meta).map(|k| {
-            IdempotencyKey::new(J::NAME, &k, payload_hash(&args_json.to_string()), meta.job_id.as_str())
+            IdempotencyKey::new(J::NAME, &k, payload_hash(&args_json.canonical()), meta.job_id.as_str())
         });
         if let Some(key) = &key {
             match key.claim(self.runtime.store.as_ref(), exec_deadline, now).await {
@@ -360,7 +360,7 @@ impl<J: Job> BatchRunner<J> {
         };
         timing.queue_latency_ms = meta.enqueued_at.map(|t| (now - t).num_milliseconds().max(0) as f64);
         let started = Instant::now();
-        let execution = self.execute(args, meta, exec_deadline, continuation).await;
+        let execution = self.execute(args, meta, (now, exec_deadline), continuation).await;
         timing.duration_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
         self.settle(message, history, key, execution, &args_json).await
     }
@@ -369,11 +369,11 @@ impl<J: Job> BatchRunner<J> {
         &self,
         args: J::Args,
         meta: Metadata,
-        deadline: DateTime<Utc>,
+        (now, deadline): (DateTime<Utc>, DateTime<Utc>),
         continuation: Continuation,
     ) -> Execution {
         let clock = self.runtime.clock.clone();
-        let allowed = (deadline - clock.now()).to_std().unwrap_or(Duration::ZERO);
+        let allowed = (deadline - now).to_std().unwrap_or(Duration::ZERO);
         let mut ctx = JobContext::new(
             J::NAME,
             meta,
@@ -404,14 +404,14 @@ impl<J: Job> BatchRunner<J> {
         history: Option<JobHistory>,
         key: Option<IdempotencyKey>,
         execution: Execution,
-        args_json: &serde_json::Value,
+        args_json: &ArgsJson<'_>,
     ) -> RecordStatus {
         let meta = &execution.meta;
         let store = self.runtime.store.as_ref();
-        let now = self.runtime.clock.now();
         match execution.result {
             Ok(()) => {
                 if let Some(key) = &key {
+                    let now = self.runtime.clock.now();
                     let ttl = chrono::Duration::from_std(self.job.idempotency_ttl()).unwrap_or_default();
                     if let Err(e) = key.complete(store, now + ttl).await {
                         tracing::warn!(error = %e, "could not mark the idempotency key completed");
@@ -439,7 +439,7 @@ impl<J: Job> BatchRunner<J> {
         meta: &Metadata,
         history: Option<JobHistory>,
         error: JobError,
-        args_json: &serde_json::Value,
+        args_json: &ArgsJson<'_>,
     ) -> RecordStatus {
         let now = self.runtime.clock.now();
         let mut history = history.unwrap_or_default();
@@ -634,10 +634,10 @@ impl<J: Job> BatchRunner<J> {
         message_id: &str,
         error: &JobError,
         event: FailureEvent,
-        args_json: &serde_json::Value,
+        args_json: &ArgsJson<'_>,
     ) {
         let Some(notifier) = &self.runtime.notifier else { return };
-        let args = args_json.to_string();
+        let args = args_json.text();
         let report = FailureReport {
             job: J::NAME,
             job_id: meta.job_id.as_str(),

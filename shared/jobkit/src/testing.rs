@@ -40,7 +40,7 @@ use crate::{
     error::JobError,
     ids::JobId,
     job::Job,
-    message::{Continuation, Metadata, ReceivedMessage, decode, parse_args},
+    message::{Continuation, Metadata, ReceivedMessage, decode},
     notify::{Notifier, NotifyConfig},
     ports::{Email, Queue},
     runner::{BatchRunner, RecordOutcome, RecordStatus, RunnerConfig, Runtime},
@@ -170,7 +170,7 @@ impl TestHarness {
             deadline,
             Duration::ZERO,
             self.runtime.clock.clone(),
-            self.enqueuer(),
+            Arc::new(self.enqueuer()),
             self.runtime.store.clone(),
             Continuation::default(),
         );
@@ -188,7 +188,7 @@ impl TestHarness {
             .filter(|m| m.attributes.get(crate::message::attr::JOB).is_none_or(|j| j == J::NAME))
             .map(|m| {
                 let envelope = decode(m).expect("an enqueued message decodes");
-                parse_args(&envelope.args).expect("an enqueued message holds the job's arguments")
+                envelope.args.parse().expect("an enqueued message holds the job's arguments")
             })
             .collect()
     }

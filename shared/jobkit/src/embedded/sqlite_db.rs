@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS records (
     value TEXT NOT NULL,
     expires_at_ms INTEGER NOT NULL,
     count INTEGER NOT NULL DEFAULT 0
-);
+) WITHOUT ROWID;
 ";
 
 /// A handle on the embedded database; clones share the connection.
