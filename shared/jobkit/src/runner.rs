@@ -304,22 +304,12 @@ impl<J: Job> BatchRunner<J> {
             Err(error) => return self.reject(message, &error).await,
         };
         let Envelope { args: args_json, mut meta } = envelope;
-        if let Some(not_before) = meta.not_before.filter(|t| *t > now) {
-            return self.hop(message, not_before, now).await;
+        if let Some(not_ready) = self.not_ready(message, &meta, now, deadline).await {
+            return not_ready;
         }
-        let needed = chrono::Duration::from_std(self.job.timeout() + self.config.deadline_margin)
-            .unwrap_or(chrono::Duration::MAX);
-        if deadline - now < needed {
-            return self.return_unstarted(message, None).await;
-        }
-        let history = if message.receive_count > 1 {
-            let history_key = attempts::history_key(J::NAME, meta.job_id.as_str());
-            match attempts::load(self.runtime.store.as_ref(), &history_key, now).await {
-                Ok(history) => history,
-                Err(e) => return RecordStatus::Unhandled(format!("loading history: {e}")),
-            }
-        } else {
-            None
+        let history = match self.load_history(message, &meta, now).await {
+            Ok(history) => history,
+            Err(unhandled) => return unhandled,
         };
         meta.attempt =
             history.as_ref().map_or(message.receive_count.max(1), |h| h.attempt(message.receive_count));
@@ -330,9 +320,7 @@ impl<J: Job> BatchRunner<J> {
             Ok(args) => args,
             Err(error) => return self.reject(message, &error).await,
         };
-        let exec_deadline = (deadline
-            - chrono::Duration::from_std(self.config.deadline_margin).unwrap_or_default())
-        .min(now + chrono::Duration::from_std(self.job.timeout()).unwrap_or(chrono::Duration::MAX));
+        let exec_deadline = self.execution_deadline(now, deadline);
         let key = self.job.idempotency_key(&args, &meta).map(|k| {
             IdempotencyKey::new(J::NAME, &k, payload_hash(&args_json.canonical()), meta.job_id.as_str())
         });
@@ -363,6 +351,48 @@ impl<J: Job> BatchRunner<J> {
         let execution = self.execute(args, meta, (now, exec_deadline), continuation).await;
         timing.duration_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
         self.settle(message, history, key, execution, &args_json).await
+    }
+
+    /// A record that must not start now: not yet due (it hops), or too close to the deadline.
+    async fn not_ready(
+        &self,
+        message: &ReceivedMessage,
+        meta: &Metadata,
+        now: DateTime<Utc>,
+        deadline: DateTime<Utc>,
+    ) -> Option<RecordStatus> {
+        if let Some(not_before) = meta.not_before.filter(|t| *t > now) {
+            return Some(self.hop(message, not_before, now).await);
+        }
+        let needed = chrono::Duration::from_std(self.job.timeout() + self.config.deadline_margin)
+            .unwrap_or(chrono::Duration::MAX);
+        if deadline - now < needed {
+            return Some(self.return_unstarted(message, None).await);
+        }
+        None
+    }
+
+    /// The job's history, read only on a redelivery (a first delivery has none).
+    async fn load_history(
+        &self,
+        message: &ReceivedMessage,
+        meta: &Metadata,
+        now: DateTime<Utc>,
+    ) -> Result<Option<JobHistory>, RecordStatus> {
+        if message.receive_count <= 1 {
+            return Ok(None);
+        }
+        let key = attempts::history_key(J::NAME, meta.job_id.as_str());
+        attempts::load(self.runtime.store.as_ref(), &key, now)
+            .await
+            .map_err(|e| RecordStatus::Unhandled(format!("loading history: {e}")))
+    }
+
+    /// The job's own timeout, or the Lambda deadline less the margin, whichever comes first.
+    fn execution_deadline(&self, now: DateTime<Utc>, deadline: DateTime<Utc>) -> DateTime<Utc> {
+        let margin = chrono::Duration::from_std(self.config.deadline_margin).unwrap_or_default();
+        let timeout = chrono::Duration::from_std(self.job.timeout()).unwrap_or(chrono::Duration::MAX);
+        (deadline - margin).min(now + timeout)
     }
 
     async fn execute(

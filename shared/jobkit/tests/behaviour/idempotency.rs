@@ -99,3 +99,25 @@ async fn a_duplicate_of_a_job_in_progress_is_retried_later() {
     assert_eq!(second_outcome.records[0].status, RecordStatus::InProgressElsewhere);
     assert!(!second_outcome.records[0].status.is_done(), "reported as a batch item failure");
 }
+
+#[tokio::test]
+async fn a_scheduled_tick_delivered_twice_runs_once() {
+    let t = TestHarness::new();
+    let job = ScriptedJob::default();
+    let runner = t.runner(job.clone());
+    // What an EventBridge input transformer puts on the queue; delivered twice, as SQS may.
+    let tick =
+        r#"{"id":"nightly","$schedule":{"rule":"clean-database-daily","time":"2026-01-02T03:00:00Z"}}"#;
+    let next_tick =
+        r#"{"id":"nightly","$schedule":{"rule":"clean-database-daily","time":"2026-01-03T03:00:00Z"}}"#;
+    let mut statuses = Vec::new();
+    for body in [tick, tick, next_tick] {
+        t.queue()
+            .send("scripted", OutgoingMessage { body: body.to_owned(), ..Default::default() })
+            .await
+            .unwrap();
+        statuses.extend(t.run_once(&runner).await.into_iter().map(|o| o.status));
+    }
+    assert_eq!(statuses, [RecordStatus::Succeeded, RecordStatus::Duplicate, RecordStatus::Succeeded]);
+    assert_eq!(job.executions.count("nightly"), 2, "one run per tick");
+}
