@@ -1,0 +1,26 @@
+//! shop: the store domain the jobs orchestrate.
+//!
+//! Models with newtype ids, and the validation that must happen before any outside request:
+//! Shopify domains (`*.myshopify.com`), phone numbers (E.164), SMS texts within segment limits.
+//! Repositories, the Shopify/POS/SMS clients and the services land on top of these.
+//!
+//! Architecture invariant: `shop` may use `jobkit`; `jobkit` never uses `shop`.
+#![warn(missing_docs)]
+
+mod cart;
+mod catalog;
+mod customer;
+mod ids;
+mod phone;
+mod shop_domain;
+mod sms;
+mod store;
+
+pub use cart::{Cart, CartItem, CartStatus, StockRelease};
+pub use catalog::{Money, Product, Variant};
+pub use customer::{Customer, Preferences};
+pub use ids::{CartId, CustomerId, ProductId, ShareId, StoreId, VariantId};
+pub use phone::{PhoneError, PhoneNumber};
+pub use shop_domain::{ShopDomain, ShopDomainError};
+pub use sms::{SmsEncoding, SmsText, SmsTextError};
+pub use store::{Plan, Store, SyncState};
