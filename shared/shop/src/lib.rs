@@ -12,7 +12,9 @@ mod catalog;
 mod customer;
 mod ids;
 mod phone;
+mod secret;
 mod shop_domain;
+pub mod shopify;
 mod sms;
 mod store;
 
@@ -21,6 +23,7 @@ pub use catalog::{Money, Product, Variant};
 pub use customer::{Customer, Preferences};
 pub use ids::{CartId, CustomerId, ProductId, ShareId, StoreId, VariantId};
 pub use phone::{PhoneError, PhoneNumber};
+pub use secret::Secret;
 pub use shop_domain::{ShopDomain, ShopDomainError};
 pub use sms::{SmsEncoding, SmsText, SmsTextError};
 pub use store::{Plan, Store, SyncState};

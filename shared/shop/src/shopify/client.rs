@@ -1,0 +1,367 @@
+//! The client itself: one GraphQL call at a time per shop, paced by Shopify's cost budget.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use jobkit::{IntegrationError, IntegrationErrorKind};
+use serde::de::DeserializeOwned;
+
+use super::{
+    API_VERSION, Pacer, TokioPacer,
+    queries::{self, GraphqlResponse, ThrottleStatus},
+};
+use crate::{
+    catalog::{Money, Product, Variant},
+    ids::{ProductId, StoreId, VariantId},
+    secret::Secret,
+    shop_domain::ShopDomain,
+};
+
+const SOURCE: &str = "shopify";
+
+/// How the client reaches Shopify.
+#[derive(Debug, Clone)]
+pub struct ShopifyConfig {
+    /// `None` for `https://{shop}`; tests and the local sandbox give `http://127.0.0.1:PORT/{shop}`
+    /// (`{shop}` is replaced by the shop's name).
+    pub base_url: Option<String>,
+    /// Tries of one request when throttled or unavailable before giving up. Defaults to 4.
+    pub max_tries: u32,
+    /// The request timeout. Defaults to 30 s.
+    pub timeout: Duration,
+}
+
+impl Default for ShopifyConfig {
+    fn default() -> Self {
+        Self { base_url: None, max_tries: 4, timeout: Duration::from_secs(30) }
+    }
+}
+
+/// A shop to talk to: its domain and its Admin API access token.
+#[derive(Debug, Clone)]
+pub struct ShopifyShop {
+    /// The validated domain.
+    pub domain: ShopDomain,
+    /// The access token (`shpat_...`).
+    pub token: Secret,
+}
+
+/// One page of products.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductPage {
+    /// The products, with variants, prices and inventory.
+    pub products: Vec<Product>,
+    /// The cursor of the next page, if any.
+    pub next_cursor: Option<String>,
+}
+
+/// A webhook subscription of a shop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookSubscription {
+    /// Shopify's id.
+    pub id: String,
+    /// The topic (`ORDERS_CREATE`).
+    pub topic: String,
+    /// Where it delivers.
+    pub uri: Option<String>,
+}
+
+/// The Shopify Admin GraphQL client.
+#[derive(Debug, Clone)]
+pub struct ShopifyClient {
+    http: reqwest::Client,
+    config: ShopifyConfig,
+    pacer: Arc<dyn Pacer>,
+    /// The last throttle status seen per shop, to wait before spending more than is left.
+    budgets: Arc<Mutex<HashMap<String, ThrottleStatus>>>,
+}
+
+fn error(kind: IntegrationErrorKind, message: impl Into<String>) -> IntegrationError {
+    IntegrationError::new(SOURCE, kind, message)
+}
+
+impl ShopifyClient {
+    /// A client with `config`, waiting with tokio's timer.
+    ///
+    /// # Errors
+    /// If the HTTP client cannot be built (no TLS roots).
+    pub fn new(config: ShopifyConfig) -> Result<Self, IntegrationError> {
+        Self::with_pacer(config, Arc::new(TokioPacer))
+    }
+
+    /// A client that waits through `pacer` (tests record the waits instead).
+    ///
+    /// # Errors
+    /// If the HTTP client cannot be built.
+    pub fn with_pacer(config: ShopifyConfig, pacer: Arc<dyn Pacer>) -> Result<Self, IntegrationError> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .build()
+            .map_err(|e| error(IntegrationErrorKind::Unexpected, format!("building the HTTP client: {e}")))?;
+        Ok(Self { http, config, pacer, budgets: Arc::default() })
+    }
+
+    /// One page of products after `cursor`, `page_size` at a time (at most 250).
+    ///
+    /// # Errors
+    /// A classified [`IntegrationError`]: throttled past the tries (retryable), revoked token
+    /// (permanent), Shopify unavailable (retryable), an answer that cannot be read.
+    pub async fn products_page(
+        &self,
+        store_id: &StoreId,
+        shop: &ShopifyShop,
+        cursor: Option<&str>,
+        page_size: u32,
+    ) -> Result<ProductPage, IntegrationError> {
+        let variables = serde_json::json!({ "first": page_size.clamp(1, 250), "after": cursor });
+        let data: queries::ProductsData = self.graphql(shop, queries::PRODUCTS, variables).await?;
+        let currency = data.shop.currency_code;
+        let products = data
+            .products
+            .nodes
+            .into_iter()
+            .map(|node| product(store_id, node, &currency))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = data.products.page_info.filter(|p| p.has_next_page).and_then(|p| p.end_cursor);
+        Ok(ProductPage { products, next_cursor })
+    }
+
+    /// The shop's webhook subscriptions.
+    ///
+    /// # Errors
+    /// As [`ShopifyClient::products_page`].
+    pub async fn webhook_subscriptions(
+        &self,
+        shop: &ShopifyShop,
+    ) -> Result<Vec<WebhookSubscription>, IntegrationError> {
+        let data: queries::WebhooksData =
+            self.graphql(shop, queries::WEBHOOKS, serde_json::json!({})).await?;
+        Ok(data.webhook_subscriptions.nodes.into_iter().map(subscription).collect())
+    }
+
+    /// Subscribes `uri` to `topic`.
+    ///
+    /// # Errors
+    /// `InvalidInput` (permanent) with Shopify's user errors, or as [`ShopifyClient::products_page`].
+    pub async fn create_webhook_subscription(
+        &self,
+        shop: &ShopifyShop,
+        topic: &str,
+        uri: &str,
+    ) -> Result<WebhookSubscription, IntegrationError> {
+        let variables = serde_json::json!({ "topic": topic, "uri": uri });
+        let data: queries::CreateWebhookData = self.graphql(shop, queries::CREATE_WEBHOOK, variables).await?;
+        let payload = data.webhook_subscription_create;
+        if !payload.user_errors.is_empty() {
+            let messages: Vec<String> = payload
+                .user_errors
+                .iter()
+                .map(|e| match &e.field {
+                    Some(field) => format!("{}: {}", field.join("."), e.message),
+                    None => e.message.clone(),
+                })
+                .collect();
+            return Err(error(IntegrationErrorKind::InvalidInput, messages.join("; ")));
+        }
+        payload.webhook_subscription.map(subscription).ok_or_else(|| {
+            error(IntegrationErrorKind::Unexpected, "webhookSubscriptionCreate returned no subscription")
+        })
+    }
+
+    fn endpoint(&self, shop: &ShopifyShop) -> String {
+        let base = match &self.config.base_url {
+            Some(base) => base.replace("{shop}", shop.domain.shop_name()),
+            None => format!("https://{}", shop.domain),
+        };
+        format!("{}/admin/api/{API_VERSION}/graphql.json", base.trim_end_matches('/'))
+    }
+
+    /// Sends one GraphQL document, pacing by the shop's cost budget and retrying throttles and
+    /// outages up to `max_tries`.
+    async fn graphql<T: DeserializeOwned>(
+        &self,
+        shop: &ShopifyShop,
+        query: &str,
+        variables: serde_json::Value,
+    ) -> Result<T, IntegrationError> {
+        let body = serde_json::json!({ "query": query, "variables": variables });
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            // A retry has just waited for its own reason; the budget seen before that is stale.
+            if tries == 1 {
+                if let Some(wait) = self.budget_wait(shop) {
+                    self.pacer.wait(wait).await;
+                }
+            }
+            match self.send_once::<T>(shop, &body).await {
+                Ok(data) => return Ok(data),
+                Err(Failure::Retry { error, wait }) if tries < self.config.max_tries => {
+                    tracing::info!(shop = %shop.domain, tries, wait_ms = wait.as_millis() as u64, error = %error, "shopify asked to wait");
+                    self.pacer.wait(wait).await;
+                }
+                Err(Failure::Retry { error, .. } | Failure::Final(error)) => return Err(error),
+            }
+        }
+    }
+
+    async fn send_once<T: DeserializeOwned>(
+        &self,
+        shop: &ShopifyShop,
+        body: &serde_json::Value,
+    ) -> Result<T, Failure> {
+        let response = self
+            .http
+            .post(self.endpoint(shop))
+            .header("X-Shopify-Access-Token", shop.token.expose())
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| {
+                let kind = if e.is_timeout() {
+                    IntegrationErrorKind::Timeout
+                } else {
+                    IntegrationErrorKind::Unavailable
+                };
+                Failure::Retry {
+                    error: error(kind, format!("request failed: {e}")),
+                    wait: Duration::from_secs(1),
+                }
+            })?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map(Duration::from_secs_f64);
+        let text = response.text().await.map_err(|e| Failure::Retry {
+            error: error(IntegrationErrorKind::Unavailable, format!("reading the answer: {e}")),
+            wait: Duration::from_secs(1),
+        })?;
+        check_status(status, retry_after, &text)?;
+        let answer: GraphqlResponse<T> = serde_json::from_str(&text).map_err(|e| {
+            Failure::Final(error(IntegrationErrorKind::Unexpected, format!("unreadable GraphQL answer: {e}")))
+        })?;
+        let throttle = answer.extensions.as_ref().and_then(|x| x.cost).map(|c| c.throttle_status);
+        if let Some(status) = throttle {
+            self.budgets.lock().unwrap_or_else(|p| p.into_inner()).insert(shop.domain.to_string(), status);
+        }
+        if let Some(throttled) = answer
+            .errors
+            .iter()
+            .find(|e| e.extensions.as_ref().and_then(|x| x.code.as_deref()) == Some("THROTTLED"))
+        {
+            let wait = throttle.map_or(Duration::from_secs(1), |s| refill_wait(&s, answer_cost(&answer)));
+            return Err(Failure::Retry {
+                error: error(IntegrationErrorKind::RateLimited, throttled.message.clone()),
+                wait,
+            });
+        }
+        if !answer.errors.is_empty() {
+            let messages: Vec<&str> = answer.errors.iter().map(|e| e.message.as_str()).collect();
+            return Err(Failure::Final(error(IntegrationErrorKind::InvalidInput, messages.join("; "))));
+        }
+        answer.data.ok_or_else(|| {
+            Failure::Final(error(IntegrationErrorKind::Unexpected, "a GraphQL answer without data"))
+        })
+    }
+
+    /// How long to wait so that a query of the last known cost fits the shop's budget.
+    fn budget_wait(&self, shop: &ShopifyShop) -> Option<Duration> {
+        let budgets = self.budgets.lock().unwrap_or_else(|p| p.into_inner());
+        let status = budgets.get(shop.domain.as_str())?;
+        // Keep a tenth of the bucket as a margin for other clients of the same shop.
+        let wanted = status.maximum_available / 10.0;
+        (status.currently_available < wanted).then(|| refill_wait(status, wanted))
+    }
+}
+
+fn answer_cost<T>(answer: &GraphqlResponse<T>) -> f64 {
+    answer.extensions.as_ref().and_then(|x| x.cost).and_then(|c| c.requested_query_cost).unwrap_or(50.0)
+}
+
+/// Time for the bucket to refill from what is left to `wanted` points.
+fn refill_wait(status: &ThrottleStatus, wanted: f64) -> Duration {
+    let missing = (wanted - status.currently_available).max(0.0);
+    let rate = if status.restore_rate > 0.0 { status.restore_rate } else { 50.0 };
+    Duration::from_secs_f64((missing / rate).clamp(0.0, 60.0))
+}
+
+/// A failed try: worth another after a wait, or final.
+enum Failure {
+    Retry { error: IntegrationError, wait: Duration },
+    Final(IntegrationError),
+}
+
+fn check_status(
+    status: reqwest::StatusCode,
+    retry_after: Option<Duration>,
+    text: &str,
+) -> Result<(), Failure> {
+    let snippet: String = text.chars().take(200).collect();
+    let with_status = |kind, message: &str| {
+        error(kind, format!("HTTP {}: {message}", status.as_u16())).with_detail("status", status.as_u16())
+    };
+    match status.as_u16() {
+        200..=299 => Ok(()),
+        401 | 403 => Err(Failure::Final(with_status(
+            IntegrationErrorKind::Unauthorized,
+            "the access token was refused",
+        ))),
+        402 | 423 => Err(Failure::Final(with_status(
+            IntegrationErrorKind::Unauthorized,
+            "the shop is frozen or locked",
+        ))),
+        404 => Err(Failure::Final(with_status(IntegrationErrorKind::NotFound, "no such shop"))),
+        429 => Err(Failure::Retry {
+            error: with_status(IntegrationErrorKind::RateLimited, "too many requests"),
+            wait: retry_after.unwrap_or(Duration::from_secs(2)),
+        }),
+        500..=599 => Err(Failure::Retry {
+            error: with_status(IntegrationErrorKind::Unavailable, &snippet),
+            wait: retry_after.unwrap_or(Duration::from_secs(2)),
+        }),
+        _ => Err(Failure::Final(with_status(IntegrationErrorKind::InvalidInput, &snippet))),
+    }
+}
+
+fn product(
+    store_id: &StoreId,
+    node: queries::ProductNode,
+    currency: &str,
+) -> Result<Product, IntegrationError> {
+    let variants = node
+        .variants
+        .nodes
+        .into_iter()
+        .map(|v| {
+            let price = Money::parse_decimal(&v.price, currency).ok_or_else(|| {
+                error(
+                    IntegrationErrorKind::Unexpected,
+                    format!("variant {} has an unreadable price {:?}", v.id, v.price),
+                )
+            })?;
+            Ok(Variant {
+                id: VariantId::from(v.id),
+                sku: v.sku.filter(|s| !s.is_empty()),
+                price,
+                inventory: v.inventory_quantity.unwrap_or(0),
+            })
+        })
+        .collect::<Result<Vec<_>, IntegrationError>>()?;
+    Ok(Product {
+        id: ProductId::from(node.id),
+        store_id: store_id.clone(),
+        title: node.title,
+        handle: node.handle,
+        variants,
+    })
+}
+
+fn subscription(node: queries::WebhookNode) -> WebhookSubscription {
+    WebhookSubscription { id: node.id, topic: node.topic, uri: node.uri }
+}

@@ -1,0 +1,150 @@
+//! The GraphQL documents, and the shapes of their answers.
+
+use serde::Deserialize;
+
+pub(crate) const PRODUCTS: &str = "query Products($first: Int!, $after: String) {
+  shop { currencyCode }
+  products(first: $first, after: $after) {
+    pageInfo { hasNextPage endCursor }
+    nodes {
+      id title handle
+      variants(first: 100) { nodes { id sku price inventoryQuantity } }
+    }
+  }
+}";
+
+pub(crate) const WEBHOOKS: &str = "query Webhooks {
+  webhookSubscriptions(first: 100) { nodes { id topic uri } }
+}";
+
+pub(crate) const CREATE_WEBHOOK: &str =
+    "mutation CreateWebhook($topic: WebhookSubscriptionTopic!, $uri: String!) {
+  webhookSubscriptionCreate(topic: $topic, webhookSubscription: { uri: $uri, format: JSON }) {
+    webhookSubscription { id topic uri }
+    userErrors { field message }
+  }
+}";
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ProductsData {
+    pub shop: ShopData,
+    pub products: Connection<ProductNode>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ShopData {
+    pub currency_code: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Connection<T> {
+    #[serde(default)]
+    pub page_info: Option<PageInfo>,
+    pub nodes: Vec<T>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PageInfo {
+    pub has_next_page: bool,
+    pub end_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ProductNode {
+    pub id: String,
+    pub title: String,
+    pub handle: String,
+    pub variants: Connection<VariantNode>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct VariantNode {
+    pub id: String,
+    pub sku: Option<String>,
+    pub price: String,
+    pub inventory_quantity: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct WebhooksData {
+    pub webhook_subscriptions: Connection<WebhookNode>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+pub(crate) struct WebhookNode {
+    pub id: String,
+    pub topic: String,
+    #[serde(default)]
+    pub uri: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CreateWebhookData {
+    pub webhook_subscription_create: CreateWebhookPayload,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CreateWebhookPayload {
+    pub webhook_subscription: Option<WebhookNode>,
+    #[serde(default)]
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct UserError {
+    #[serde(default)]
+    pub field: Option<Vec<String>>,
+    pub message: String,
+}
+
+/// The envelope of every GraphQL answer.
+#[derive(Debug, Deserialize)]
+pub(crate) struct GraphqlResponse<T> {
+    pub data: Option<T>,
+    #[serde(default)]
+    pub errors: Vec<GraphqlError>,
+    #[serde(default)]
+    pub extensions: Option<Extensions>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct GraphqlError {
+    pub message: String,
+    #[serde(default)]
+    pub extensions: Option<ErrorExtensions>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ErrorExtensions {
+    #[serde(default)]
+    pub code: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Extensions {
+    pub cost: Option<Cost>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Cost {
+    pub requested_query_cost: Option<f64>,
+    pub throttle_status: ThrottleStatus,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ThrottleStatus {
+    pub maximum_available: f64,
+    pub currently_available: f64,
+    pub restore_rate: f64,
+}

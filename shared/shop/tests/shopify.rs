@@ -1,0 +1,228 @@
+//! The Shopify client against an HTTP stub serving realistic Admin GraphQL answers.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use jobkit::IntegrationErrorKind;
+use serde_json::{Value, json};
+use shop::{
+    Secret, StoreId,
+    shopify::{Pacer, ShopifyClient, ShopifyConfig, ShopifyShop},
+};
+use wiremock::{
+    Mock, MockServer, ResponseTemplate,
+    matchers::{body_partial_json, header, method, path},
+};
+
+const GRAPHQL_PATH: &str = "/acme/admin/api/2025-10/graphql.json";
+
+/// Records waits instead of sleeping.
+#[derive(Debug, Default)]
+struct RecordingPacer(Mutex<Vec<Duration>>);
+
+impl Pacer for RecordingPacer {
+    fn wait(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        self.0.lock().unwrap().push(duration);
+        Box::pin(async {})
+    }
+}
+
+fn shop() -> ShopifyShop {
+    ShopifyShop { domain: "acme.myshopify.com".parse().unwrap(), token: Secret::new("shpat_test") }
+}
+
+fn client(server: &MockServer) -> (ShopifyClient, Arc<RecordingPacer>) {
+    let pacer = Arc::new(RecordingPacer::default());
+    let config =
+        ShopifyConfig { base_url: Some(format!("{}/{{shop}}", server.uri())), ..ShopifyConfig::default() };
+    (ShopifyClient::with_pacer(config, pacer.clone()).unwrap(), pacer)
+}
+
+fn cost(available: f64) -> Value {
+    json!({"cost": {"requestedQueryCost": 52, "actualQueryCost": 12,
+        "throttleStatus": {"maximumAvailable": 2000.0, "currentlyAvailable": available, "restoreRate": 100.0}}})
+}
+
+fn product_node(n: u32) -> Value {
+    json!({
+        "id": format!("gid://shopify/Product/{n}"),
+        "title": format!("Product {n}"),
+        "handle": format!("product-{n}"),
+        "variants": {"nodes": [
+            {"id": format!("gid://shopify/ProductVariant/{n}1"), "sku": format!("SKU-{n}"), "price": "19.90", "inventoryQuantity": 7},
+            {"id": format!("gid://shopify/ProductVariant/{n}2"), "sku": "", "price": "24.5", "inventoryQuantity": null}
+        ]}
+    })
+}
+
+fn products_page(first: u32, count: u32, next: Option<&str>) -> Value {
+    json!({
+        "data": {
+            "shop": {"currencyCode": "EUR"},
+            "products": {
+                "pageInfo": {"hasNextPage": next.is_some(), "endCursor": next},
+                "nodes": (first..first + count).map(product_node).collect::<Vec<_>>()
+            }
+        },
+        "extensions": cost(1900.0)
+    })
+}
+
+#[tokio::test]
+async fn products_are_read_page_by_page_with_the_cursor() {
+    let server = MockServer::start().await;
+    for (after, first, next) in
+        [(Value::Null, 1, Some("c1")), (json!("c1"), 3, Some("c2")), (json!("c2"), 5, None)]
+    {
+        Mock::given(method("POST"))
+            .and(path(GRAPHQL_PATH))
+            .and(header("X-Shopify-Access-Token", "shpat_test"))
+            .and(body_partial_json(json!({"variables": {"after": after, "first": 2}})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(products_page(first, 2, next)))
+            .expect(1)
+            .mount(&server)
+            .await;
+    }
+    let (client, pacer) = client(&server);
+    let store = StoreId::from("st_42");
+    let mut cursor: Option<String> = None;
+    let mut products = Vec::new();
+    loop {
+        let page = client.products_page(&store, &shop(), cursor.as_deref(), 2).await.unwrap();
+        products.extend(page.products);
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(products.len(), 6);
+    let first = &products[0];
+    assert_eq!(first.id.as_str(), "gid://shopify/Product/1");
+    assert_eq!(first.store_id, store);
+    assert_eq!(first.variants[0].price.minor, 1990);
+    assert_eq!(first.variants[0].price.currency, "EUR");
+    assert_eq!(first.variants[0].inventory, 7);
+    assert_eq!(first.variants[1].sku, None, "an empty SKU is no SKU");
+    assert_eq!(first.variants[1].price.minor, 2450);
+    assert!(pacer.0.lock().unwrap().is_empty(), "a full budget needs no wait");
+}
+
+#[tokio::test]
+async fn a_throttled_answer_waits_for_the_bucket_to_refill_then_retries() {
+    let server = MockServer::start().await;
+    let throttled = json!({
+        "errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED", "documentation": "https://shopify.dev/api/usage/limits"}}],
+        "extensions": cost(2.0)
+    });
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(throttled))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(products_page(1, 1, None)))
+        .mount(&server)
+        .await;
+    let (client, pacer) = client(&server);
+    let page = client.products_page(&StoreId::from("st_1"), &shop(), None, 250).await.unwrap();
+    assert_eq!(page.products.len(), 1);
+    // 52 points requested, 2 left, 100 restored a second: half a second.
+    assert_eq!(*pacer.0.lock().unwrap(), [Duration::from_millis(500)]);
+}
+
+#[tokio::test]
+async fn http_429_honours_retry_after_and_gives_up_after_the_tries() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(429).insert_header("Retry-After", "3").set_body_string("Too Many Requests"),
+        )
+        .expect(4)
+        .mount(&server)
+        .await;
+    let (client, pacer) = client(&server);
+    let err = client.webhook_subscriptions(&shop()).await.unwrap_err();
+    assert_eq!(err.kind, IntegrationErrorKind::RateLimited);
+    assert!(err.recoverable, "the job's policy retries it later");
+    assert_eq!(*pacer.0.lock().unwrap(), [Duration::from_secs(3); 3]);
+}
+
+#[tokio::test]
+async fn a_refused_token_is_permanent_and_not_retried() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_json(json!({"errors": "[API] Invalid API key or access token"})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let (client, _) = client(&server);
+    let err = client.products_page(&StoreId::from("st_1"), &shop(), None, 50).await.unwrap_err();
+    assert_eq!(err.kind, IntegrationErrorKind::Unauthorized);
+    assert!(!err.recoverable);
+    assert!(!format!("{err:?}").contains("shpat_test"), "the token never shows in errors");
+}
+
+#[tokio::test]
+async fn a_low_budget_makes_the_next_request_wait() {
+    let server = MockServer::start().await;
+    let mut low = products_page(1, 1, Some("c1"));
+    low["extensions"] = cost(100.0);
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(low))
+        .mount(&server)
+        .await;
+    let (client, pacer) = client(&server);
+    client.products_page(&StoreId::from("st_1"), &shop(), None, 1).await.unwrap();
+    client.products_page(&StoreId::from("st_1"), &shop(), Some("c1"), 1).await.unwrap();
+    // 100 of 2000 left, a tenth (200) wanted, 100 restored a second: one second.
+    assert_eq!(*pacer.0.lock().unwrap(), [Duration::from_secs(1)]);
+}
+
+#[tokio::test]
+async fn webhooks_are_listed_and_created_and_user_errors_are_permanent() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::body_string_contains("webhookSubscriptions(first"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": {"webhookSubscriptions": {"nodes": [
+            {"id": "gid://shopify/WebhookSubscription/1", "topic": "ORDERS_CREATE", "uri": "https://hooks.example.com/orders"}
+        ]}}})))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({"variables": {"topic": "PRODUCTS_UPDATE"}})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": {"webhookSubscriptionCreate": {
+            "webhookSubscription": {"id": "gid://shopify/WebhookSubscription/2", "topic": "PRODUCTS_UPDATE", "uri": "https://hooks.example.com/products"},
+            "userErrors": []
+        }}})))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({"variables": {"topic": "NOT_A_TOPIC"}})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"data": {"webhookSubscriptionCreate": {
+                "webhookSubscription": null,
+                "userErrors": [{"field": ["webhookSubscription", "uri"], "message": "Address is invalid"}]
+            }}}),
+        ))
+        .mount(&server)
+        .await;
+    let (client, _) = client(&server);
+    let listed = client.webhook_subscriptions(&shop()).await.unwrap();
+    assert_eq!(listed[0].topic, "ORDERS_CREATE");
+    let created = client
+        .create_webhook_subscription(&shop(), "PRODUCTS_UPDATE", "https://hooks.example.com/products")
+        .await
+        .unwrap();
+    assert_eq!(created.id, "gid://shopify/WebhookSubscription/2");
+    let err = client.create_webhook_subscription(&shop(), "NOT_A_TOPIC", "ftp://x").await.unwrap_err();
+    assert_eq!(err.kind, IntegrationErrorKind::InvalidInput);
+    assert!(err.message.contains("webhookSubscription.uri: Address is invalid"), "{}", err.message);
+}
