@@ -1,0 +1,182 @@
+//! store_sync on the embedded backend against a stub Shopify shop of 5,000 products.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use jobkit::{DlqReason, ErrorKind, ManualClock, RecordStatus, message::attr, testing::TestHarness};
+use serde_json::{Value, json};
+use shop::{
+    CatalogRepository, Plan, Product, RepoResult, Secret, Store, StoreId, StoreRepository, SyncState,
+    embedded::ShopDb,
+    services::CatalogSync,
+    shopify::{ShopifyClient, ShopifyConfig},
+};
+use store_sync::{StoreSync, StoreSyncArgs};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::method};
+
+const PRODUCTS: u32 = 5_000;
+
+/// A shop of `PRODUCTS` products served 250 a page by cursor (`p<page>`).
+struct StubShop;
+
+impl Respond for StubShop {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).expect("JSON request");
+        let first = body["variables"]["first"].as_u64().expect("first") as u32;
+        let page: u32 = body["variables"]["after"].as_str().map_or(0, |c| c[1..].parse().expect("cursor"));
+        let start = page * first;
+        let end = (start + first).min(PRODUCTS);
+        let nodes: Vec<Value> = (start..end)
+            .map(|n| {
+                json!({"id": format!("gid://shopify/Product/{n}"), "title": format!("Product {n}"), "handle": format!("p-{n}"),
+                       "variants": {"nodes": [{"id": format!("gid://shopify/ProductVariant/{n}"), "sku": format!("SKU{n}"),
+                                               "price": "10.00", "inventoryQuantity": 3}]}})
+            })
+            .collect();
+        let next = (end < PRODUCTS).then(|| format!("p{}", page + 1));
+        ResponseTemplate::new(200).set_body_json(json!({
+            "data": {"shop": {"currencyCode": "USD"},
+                     "products": {"pageInfo": {"hasNextPage": next.is_some(), "endCursor": next}, "nodes": nodes}},
+            "extensions": {"cost": {"requestedQueryCost": 502, "throttleStatus":
+                {"maximumAvailable": 20000.0, "currentlyAvailable": 19000.0, "restoreRate": 1000.0}}}
+        }))
+    }
+}
+
+/// The catalog, with each write taking 40 s of the test clock (a slow page), so that a 20-page
+/// sync cannot finish in one 300 s execution.
+#[derive(Debug)]
+struct SlowCatalog {
+    db: ShopDb,
+    clock: ManualClock,
+}
+
+#[async_trait]
+impl CatalogRepository for SlowCatalog {
+    async fn upsert_products(&self, products: &[Product]) -> RepoResult<usize> {
+        self.clock.advance(chrono::Duration::seconds(40));
+        self.db.upsert_products(products).await
+    }
+
+    async fn count_products(&self, store: &StoreId) -> RepoResult<u64> {
+        self.db.count_products(store).await
+    }
+}
+
+struct World {
+    t: TestHarness,
+    db: ShopDb,
+    shopify: MockServer,
+    store: StoreId,
+}
+
+async fn world() -> World {
+    let t = TestHarness::new();
+    let db = ShopDb::in_memory().unwrap();
+    let store = StoreId::from("st_42");
+    db.put(&Store {
+        id: store.clone(),
+        shopify_domain: "acme.myshopify.com".parse().unwrap(),
+        pos_location_id: None,
+        plan: Plan::Basic,
+        sync_state: SyncState::Never,
+    })
+    .await
+    .unwrap();
+    db.set_shopify_token(&store, &Secret::new("shpat_test")).unwrap();
+    World { t, db, shopify: MockServer::start().await, store }
+}
+
+fn job(w: &World) -> StoreSync {
+    let config =
+        ShopifyConfig { base_url: Some(format!("{}/{{shop}}", w.shopify.uri())), ..ShopifyConfig::default() };
+    let catalog = Arc::new(SlowCatalog { db: w.db.clone(), clock: w.t.clock().clone() });
+    let sync = CatalogSync::new(ShopifyClient::new(config).unwrap(), catalog, Arc::new(w.db.clone()));
+    StoreSync::new(Arc::new(w.db.clone()), sync)
+}
+
+#[tokio::test]
+async fn a_5000_product_shop_syncs_across_continuations_with_every_product_once() {
+    let w = world().await;
+    Mock::given(method("POST")).respond_with(StubShop).expect(20).mount(&w.shopify).await;
+    let runner = w.t.runner(job(&w));
+    w.t.enqueuer().perform_later::<StoreSync>(&StoreSyncArgs { store_id: w.store.clone() }).await.unwrap();
+
+    let report = w.t.drain(&runner).await;
+    let continued = report.count(|s| *s == RecordStatus::Continued);
+    assert!(continued >= 2, "20 pages of 40 s in 300 s executions continue at least twice, got {continued}");
+    assert_eq!(report.succeeded(), 1);
+    assert_eq!(w.db.count_products(&w.store).await.unwrap(), u64::from(PRODUCTS));
+    let store = w.db.get(&w.store).await.unwrap().unwrap();
+    assert!(
+        matches!(store.sync_state, SyncState::Succeeded { products, .. } if products == u64::from(PRODUCTS)),
+        "progress complete: {:?}",
+        store.sync_state
+    );
+    // `expect(20)` is checked when the stub drops: each page was fetched exactly once.
+}
+
+#[tokio::test]
+async fn an_unknown_store_is_discarded_to_the_dlq() {
+    let w = world().await;
+    let runner = w.t.runner(job(&w));
+    w.t.enqueuer()
+        .perform_later::<StoreSync>(&StoreSyncArgs { store_id: "st_missing".into() })
+        .await
+        .unwrap();
+    let outcome = w.t.run_once(&runner).await;
+    assert_eq!(outcome[0].status, RecordStatus::DeadLettered(DlqReason::Discarded, ErrorKind::NOT_FOUND));
+    let dead = w.t.dead_letters::<StoreSync>();
+    assert!(dead[0].attributes[attr::ERROR_MESSAGE].contains("st_missing"));
+}
+
+#[tokio::test]
+async fn a_refused_token_is_discarded_and_an_outage_is_retried_with_backoff() {
+    let w = world().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_json(json!({"errors": "[API] Invalid API key or access token"})),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&w.shopify)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503).insert_header("Retry-After", "0"))
+        .mount(&w.shopify)
+        .await;
+    let runner = w.t.runner(job(&w));
+    let args = StoreSyncArgs { store_id: w.store.clone() };
+    w.t.enqueuer().perform_later::<StoreSync>(&args).await.unwrap();
+    let refused = w.t.run_once(&runner).await;
+    assert_eq!(refused[0].status, RecordStatus::DeadLettered(DlqReason::Discarded, ErrorKind::UNAUTHORIZED));
+
+    w.t.enqueuer().perform_later::<StoreSync>(&args).await.unwrap();
+    let outage = w.t.run_once(&runner).await;
+    let RecordStatus::Retrying(wait) = outage[0].status else { panic!("{:?}", outage[0].status) };
+    assert!((3.0..=3.2).contains(&wait.as_secs_f64()), "first polynomial wait, got {wait:?}");
+}
+
+#[tokio::test]
+async fn a_second_delivery_changes_nothing() {
+    let w = world().await;
+    Mock::given(method("POST")).respond_with(StubShop).expect(20).mount(&w.shopify).await;
+    let runner = w.t.runner(job(&w));
+    let id =
+        w.t.enqueuer()
+            .perform_later::<StoreSync>(&StoreSyncArgs { store_id: w.store.clone() })
+            .await
+            .unwrap();
+    w.t.drain(&runner).await;
+    let before = w.db.get(&w.store).await.unwrap();
+
+    let again = jobkit::EnqueueOptions { job_id: Some(id), ..Default::default() };
+    w.t.enqueuer()
+        .perform_later_with::<StoreSync>(&StoreSyncArgs { store_id: w.store.clone() }, again)
+        .await
+        .unwrap();
+    let report = w.t.drain(&runner).await;
+    assert_eq!(report.count(|s| *s == RecordStatus::Duplicate), 1);
+    assert_eq!(w.db.get(&w.store).await.unwrap(), before, "no new sync ran");
+}

@@ -1,0 +1,68 @@
+//! The shop's ports: where stores, the catalog and credentials live. Each has an embedded
+//! SQLite adapter (`embedded`); the DynamoDB and Secrets Manager adapters come with the deploy.
+
+use async_trait::async_trait;
+
+use crate::{
+    catalog::Product,
+    ids::StoreId,
+    secret::Secret,
+    store::{Store, SyncState},
+};
+
+/// A repository or credential store failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RepoError {
+    /// The backing store could not be reached or failed; try again later.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// A stored record could not be read.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+impl From<RepoError> for jobkit::JobError {
+    fn from(e: RepoError) -> Self {
+        match e {
+            RepoError::Unavailable(_) => {
+                jobkit::JobError::retryable(jobkit::ErrorKind::UNAVAILABLE, e.to_string())
+            }
+            RepoError::Corrupt(_) => {
+                jobkit::JobError::permanent(jobkit::ErrorKind::new_static("corrupt_record"), e.to_string())
+            }
+        }
+    }
+}
+
+/// The repository result.
+pub type RepoResult<T = ()> = Result<T, RepoError>;
+
+/// Stores and their sync state.
+#[async_trait]
+pub trait StoreRepository: Send + Sync + std::fmt::Debug {
+    /// The store, if it exists.
+    async fn get(&self, id: &StoreId) -> RepoResult<Option<Store>>;
+    /// Creates or replaces a store.
+    async fn put(&self, store: &Store) -> RepoResult;
+    /// Records a store's sync state.
+    async fn set_sync_state(&self, id: &StoreId, state: &SyncState) -> RepoResult;
+    /// The ids of every store the recurring sync includes.
+    async fn syncable(&self) -> RepoResult<Vec<StoreId>>;
+}
+
+/// The catalog.
+#[async_trait]
+pub trait CatalogRepository: Send + Sync + std::fmt::Debug {
+    /// Inserts or replaces products by (store, product id); returns how many were written.
+    async fn upsert_products(&self, products: &[Product]) -> RepoResult<usize>;
+    /// How many products a store has.
+    async fn count_products(&self, store: &StoreId) -> RepoResult<u64>;
+}
+
+/// Per-store API credentials (Secrets Manager in AWS), cached by the adapter, never logged.
+#[async_trait]
+pub trait Credentials: Send + Sync + std::fmt::Debug {
+    /// The store's Shopify Admin API token, or `None` when it has none (uninstalled).
+    async fn shopify_token(&self, store: &StoreId) -> RepoResult<Option<Secret>>;
+}
