@@ -10,7 +10,12 @@ use std::{sync::Arc, time::Duration};
 
 use jobkit::{ErrorKind, Job, JobContext, JobError, RetryPolicy, Wait};
 use serde::{Deserialize, Serialize};
-use shop::{StoreId, StoreRepository, SyncState, services::CatalogSync};
+use shop::{
+    StoreId, StoreRepository, SyncState,
+    aws::{DynamoCatalog, DynamoStores, SecretsManagerCredentials},
+    services::CatalogSync,
+    shopify::{ShopifyClient, ShopifyConfig},
+};
 
 /// The checkpointed step: the product pages.
 const PRODUCTS_STEP: &str = "products";
@@ -106,5 +111,32 @@ impl Job for StoreSync {
     /// Five minutes an execution; a longer sync continues in a new one.
     fn timeout(&self) -> Duration {
         Duration::from_secs(300)
+    }
+}
+
+/// Why the function could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {0} is not set")]
+pub struct MissingSetting(&'static str);
+
+fn setting(name: &'static str) -> Result<String, MissingSetting> {
+    std::env::var(name).ok().filter(|v| !v.is_empty()).ok_or(MissingSetting(name))
+}
+
+impl StoreSync {
+    /// The job on AWS: stores and products on DynamoDB (`SHOP_STORES_TABLE`,
+    /// `SHOP_PRODUCTS_TABLE`), tokens in Secrets Manager under `SHOP_SECRET_PREFIX`.
+    ///
+    /// # Errors
+    /// A missing setting, or an HTTP client that cannot be built.
+    pub async fn from_aws(sdk: aws_config::SdkConfig) -> Result<Self, jobkit::lambda::Error> {
+        let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+        let stores = Arc::new(DynamoStores::new(dynamo.clone(), setting("SHOP_STORES_TABLE")?));
+        let catalog = Arc::new(DynamoCatalog::new(dynamo, setting("SHOP_PRODUCTS_TABLE")?));
+        let prefix = setting("SHOP_SECRET_PREFIX")?;
+        let credentials =
+            Arc::new(SecretsManagerCredentials::new(aws_sdk_secretsmanager::Client::new(&sdk), prefix));
+        let shopify = ShopifyClient::new(ShopifyConfig::default())?;
+        Ok(Self::new(stores, CatalogSync::new(shopify, catalog, credentials)))
     }
 }

@@ -6,7 +6,7 @@
 //! (error emails), `JOBKIT_METRICS_NAMESPACE` (default `Jobs`), `JOBKIT_CONCURRENCY` (default 8),
 //! and `JOBKIT_QUEUE_URL_<NAME>` for the queues of jobs this one enqueues.
 
-use std::sync::Arc;
+use std::{future::Future, sync::Arc};
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use chrono::{DateTime, Utc};
@@ -39,6 +39,10 @@ fn required(name: &'static str) -> Result<String, SetupError> {
 /// # Errors
 /// A [`SetupError`] naming the missing variable.
 pub async fn runner_from_env<J: Job>(job: J) -> Result<BatchRunner<J>, SetupError> {
+    runner_on(job, &sdk_config().await)
+}
+
+fn runner_on<J: Job>(job: J, sdk: &aws_config::SdkConfig) -> Result<BatchRunner<J>, SetupError> {
     let queue_url = required("JOBKIT_QUEUE_URL")?;
     let dlq_url = required("JOBKIT_DLQ_URL")?;
     let table = required("JOBKIT_STATE_TABLE")?;
@@ -48,12 +52,11 @@ pub async fn runner_from_env<J: Job>(job: J) -> Result<BatchRunner<J>, SetupErro
             .parse()
             .map_err(|_| SetupError { name: "JOBKIT_CONCURRENCY", problem: "is not a whole number" })?;
     }
-    let sdk = sdk_config().await;
-    let ses = SesMailer::new(aws_sdk_sesv2::Client::new(&sdk));
+    let ses = SesMailer::new(aws_sdk_sesv2::Client::new(sdk));
     let namespace = std::env::var("JOBKIT_METRICS_NAMESPACE").unwrap_or_else(|_| "Jobs".to_owned());
     let runtime = Runtime {
-        queue: Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&sdk))),
-        store: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table)),
+        queue: Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(sdk))),
+        store: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), table)),
         clock: Arc::new(SystemClock),
         notifier: NotifyConfig::from_env().map(|c| Notifier::new(Arc::new(ses), c)),
         metrics: Some(MetricsSink::stdout(&namespace)),
@@ -66,9 +69,33 @@ pub async fn runner_from_env<J: Job>(job: J) -> Result<BatchRunner<J>, SetupErro
 ///
 /// # Errors
 /// A setup error, or the Lambda runtime's own failure.
-pub async fn run<J: Job>(job: J) -> Result<(), lambda_runtime::Error> {
+pub async fn run<J: Job>(job: J) -> Result<(), Error> {
+    run_with(|_| async { Ok::<_, Error>(job) }).await
+}
+
+/// Builds the job from the AWS configuration (its own clients, table names from the
+/// environment), then runs it as [`run`] does. Building happens once per cold start.
+///
+/// ```ignore
+/// #[tokio::main]
+/// async fn main() -> Result<(), jobkit::lambda::Error> {
+///     jobkit::lambda::run_with(store_sync::StoreSync::from_aws).await
+/// }
+/// ```
+///
+/// # Errors
+/// The builder's error, a setup error, or the Lambda runtime's own failure.
+pub async fn run_with<J, F, Fut, E>(build: F) -> Result<(), Error>
+where
+    J: Job,
+    F: FnOnce(aws_config::SdkConfig) -> Fut,
+    Fut: Future<Output = Result<J, E>>,
+    E: Into<Error>,
+{
     init_logging(true);
-    let runner = Arc::new(runner_from_env(job).await?);
+    let sdk = sdk_config().await;
+    let job = build(sdk.clone()).await.map_err(Into::into)?;
+    let runner = Arc::new(runner_on(job, &sdk)?);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let runner = runner.clone();
         async move {
@@ -76,7 +103,7 @@ pub async fn run<J: Job>(job: J) -> Result<(), lambda_runtime::Error> {
                 .ok()
                 .and_then(DateTime::from_timestamp_millis)
                 .unwrap_or_else(|| Utc::now() + chrono::Duration::minutes(1));
-            Ok::<_, lambda_runtime::Error>(runner.handle_sqs_event(event.payload, deadline).await)
+            Ok::<_, Error>(runner.handle_sqs_event(event.payload, deadline).await)
         }
     }))
     .await

@@ -7,6 +7,7 @@
 //! Architecture invariant: `shop` may use `jobkit`; `jobkit` never uses `shop`.
 #![warn(missing_docs)]
 
+pub mod aws;
 mod cart;
 mod catalog;
 mod customer;

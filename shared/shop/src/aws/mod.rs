@@ -1,0 +1,19 @@
+//! The shop's AWS adapters: stores and the catalog on DynamoDB, credentials in Secrets Manager.
+//!
+//! Table and secret names come from the environment the template sets:
+//! `SHOP_STORES_TABLE`, `SHOP_PRODUCTS_TABLE`, `SHOP_SECRET_PREFIX`.
+
+mod catalog;
+mod secrets;
+mod stores;
+
+pub use catalog::DynamoCatalog;
+pub use secrets::SecretsManagerCredentials;
+pub use stores::DynamoStores;
+
+use crate::ports::RepoError;
+
+/// An SDK failure as a repository error (transient from the caller's view: the job retries).
+pub(crate) fn sdk_error(operation: &str, e: impl std::error::Error) -> RepoError {
+    RepoError::Unavailable(format!("{operation}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))
+}
