@@ -4,7 +4,8 @@
 //! retry resumes where the last page ended. Progress (pages, products, status) is recorded on
 //! the store.
 //!
-//! Arguments: `{"store_id": "st_42"}`.
+//! Arguments: `{"store_id": "st_42"}` syncs one store; `{"all_stores": true}` (the 15-minute
+//! EventBridge tick) enqueues one sync per syncable store with `SendMessageBatch`.
 
 use std::{sync::Arc, time::Duration};
 
@@ -20,11 +21,27 @@ use shop::{
 /// The checkpointed step: the product pages.
 const PRODUCTS_STEP: &str = "products";
 
-/// `{"store_id": "st_42"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `{"store_id": "st_42"}` or `{"all_stores": true}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoreSyncArgs {
     /// The store to sync.
-    pub store_id: StoreId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_id: Option<StoreId>,
+    /// Fan out: enqueue a sync of every syncable store.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all_stores: bool,
+}
+
+impl StoreSyncArgs {
+    /// Sync one store.
+    pub fn store(id: impl Into<StoreId>) -> Self {
+        Self { store_id: Some(id.into()), all_stores: false }
+    }
+
+    /// Sync every store.
+    pub fn all_stores() -> Self {
+        Self { store_id: None, all_stores: true }
+    }
 }
 
 /// The job, on its ports.
@@ -55,11 +72,62 @@ impl Job for StoreSync {
     const QUEUE: &'static str = "stores_sync";
 
     async fn perform(&self, args: StoreSyncArgs, ctx: &mut JobContext) -> Result<(), JobError> {
-        let Some(store) = self.stores.get(&args.store_id).await? else {
-            return Err(JobError::permanent(
+        match args {
+            StoreSyncArgs { store_id: Some(id), all_stores: false } => self.sync_store(&id, ctx).await,
+            StoreSyncArgs { store_id: None, all_stores: true } => self.fan_out(ctx).await,
+            _ => Err(JobError::permanent(
+                ErrorKind::INVALID_ARGUMENTS,
+                "give either store_id or all_stores: true, not both and not neither",
+            )),
+        }
+    }
+
+    /// Throttling, timeouts and outages retry with polynomial waits (10 attempts, about four and
+    /// a half hours in all); an unknown store, a refused token or a request Shopify rejects go to
+    /// the DLQ.
+    fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy::new()
+            .retry_on(
+                [ErrorKind::THROTTLED, ErrorKind::TIMEOUT, ErrorKind::UNAVAILABLE],
+                Wait::Polynomial,
+                10,
+            )
+            .discard_on([
                 ErrorKind::NOT_FOUND,
-                format!("unknown store {}", args.store_id),
-            ));
+                ErrorKind::UNAUTHORIZED,
+                ErrorKind::new_static("invalid_input"),
+            ])
+    }
+
+    /// Five minutes an execution; a longer sync continues in a new one.
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(300)
+    }
+}
+
+impl StoreSync {
+    /// Enqueues one sync per syncable store. A partial failure retries the fan-out; stores
+    /// already enqueued may then sync twice, which store_sync tolerates (upserts by key).
+    async fn fan_out(&self, ctx: &mut JobContext) -> Result<(), JobError> {
+        let ids = self.stores.syncable().await?;
+        let count = ids.len();
+        let sent = ctx
+            .enqueuer()
+            .perform_later_bulk::<StoreSync>(ids.into_iter().map(StoreSyncArgs::store))
+            .await
+            .map_err(|e| JobError::retryable(ErrorKind::UNAVAILABLE, format!("fan-out failed: {e}")))?;
+        let failed = sent.iter().filter(|r| r.is_err()).count();
+        if failed > 0 {
+            let message = format!("{failed} of {count} store syncs not enqueued");
+            return Err(JobError::retryable(ErrorKind::UNAVAILABLE, message));
+        }
+        tracing::info!(stores = count, "store syncs enqueued");
+        Ok(())
+    }
+
+    async fn sync_store(&self, id: &StoreId, ctx: &mut JobContext) -> Result<(), JobError> {
+        let Some(store) = self.stores.get(id).await? else {
+            return Err(JobError::permanent(ErrorKind::NOT_FOUND, format!("unknown store {id}")));
         };
         if !store.is_syncable() {
             tracing::info!(store = %store.id, "store is paused: nothing to sync");
@@ -90,27 +158,6 @@ impl Job for StoreSync {
         self.stores.set_sync_state(&store.id, &done).await?;
         tracing::info!(store = %store.id, pages, products, "catalog synced");
         Ok(())
-    }
-
-    /// Throttling, timeouts and outages retry with polynomial waits (10 attempts, about 3 hours
-    /// in all); an unknown store, a refused token or a request Shopify rejects go to the DLQ.
-    fn retry_policy(&self) -> RetryPolicy {
-        RetryPolicy::new()
-            .retry_on(
-                [ErrorKind::THROTTLED, ErrorKind::TIMEOUT, ErrorKind::UNAVAILABLE],
-                Wait::Polynomial,
-                10,
-            )
-            .discard_on([
-                ErrorKind::NOT_FOUND,
-                ErrorKind::UNAUTHORIZED,
-                ErrorKind::new_static("invalid_input"),
-            ])
-    }
-
-    /// Five minutes an execution; a longer sync continues in a new one.
-    fn timeout(&self) -> Duration {
-        Duration::from_secs(300)
     }
 }
 

@@ -100,7 +100,7 @@ async fn a_5000_product_shop_syncs_across_continuations_with_every_product_once(
     let w = world().await;
     Mock::given(method("POST")).respond_with(StubShop).expect(20).mount(&w.shopify).await;
     let runner = w.t.runner(job(&w));
-    w.t.enqueuer().perform_later::<StoreSync>(&StoreSyncArgs { store_id: w.store.clone() }).await.unwrap();
+    w.t.enqueuer().perform_later::<StoreSync>(&StoreSyncArgs::store(w.store.clone())).await.unwrap();
 
     let report = w.t.drain(&runner).await;
     let continued = report.count(|s| *s == RecordStatus::Continued);
@@ -120,10 +120,7 @@ async fn a_5000_product_shop_syncs_across_continuations_with_every_product_once(
 async fn an_unknown_store_is_discarded_to_the_dlq() {
     let w = world().await;
     let runner = w.t.runner(job(&w));
-    w.t.enqueuer()
-        .perform_later::<StoreSync>(&StoreSyncArgs { store_id: "st_missing".into() })
-        .await
-        .unwrap();
+    w.t.enqueuer().perform_later::<StoreSync>(&StoreSyncArgs::store("st_missing")).await.unwrap();
     let outcome = w.t.run_once(&runner).await;
     assert_eq!(outcome[0].status, RecordStatus::DeadLettered(DlqReason::Discarded, ErrorKind::NOT_FOUND));
     let dead = w.t.dead_letters::<StoreSync>();
@@ -147,7 +144,7 @@ async fn a_refused_token_is_discarded_and_an_outage_is_retried_with_backoff() {
         .mount(&w.shopify)
         .await;
     let runner = w.t.runner(job(&w));
-    let args = StoreSyncArgs { store_id: w.store.clone() };
+    let args = StoreSyncArgs::store(w.store.clone());
     w.t.enqueuer().perform_later::<StoreSync>(&args).await.unwrap();
     let refused = w.t.run_once(&runner).await;
     assert_eq!(refused[0].status, RecordStatus::DeadLettered(DlqReason::Discarded, ErrorKind::UNAUTHORIZED));
@@ -163,20 +160,52 @@ async fn a_second_delivery_changes_nothing() {
     let w = world().await;
     Mock::given(method("POST")).respond_with(StubShop).expect(20).mount(&w.shopify).await;
     let runner = w.t.runner(job(&w));
-    let id =
-        w.t.enqueuer()
-            .perform_later::<StoreSync>(&StoreSyncArgs { store_id: w.store.clone() })
-            .await
-            .unwrap();
+    let id = w.t.enqueuer().perform_later::<StoreSync>(&StoreSyncArgs::store(w.store.clone())).await.unwrap();
     w.t.drain(&runner).await;
     let before = w.db.get(&w.store).await.unwrap();
 
     let again = jobkit::EnqueueOptions { job_id: Some(id), ..Default::default() };
     w.t.enqueuer()
-        .perform_later_with::<StoreSync>(&StoreSyncArgs { store_id: w.store.clone() }, again)
+        .perform_later_with::<StoreSync>(&StoreSyncArgs::store(w.store.clone()), again)
         .await
         .unwrap();
     let report = w.t.drain(&runner).await;
     assert_eq!(report.count(|s| *s == RecordStatus::Duplicate), 1);
     assert_eq!(w.db.get(&w.store).await.unwrap(), before, "no new sync ran");
+}
+
+#[tokio::test]
+async fn the_fan_out_tick_enqueues_one_sync_per_syncable_store() {
+    let w = world().await;
+    for (id, plan) in [("st_a", Plan::Basic), ("st_b", Plan::Pro), ("st_paused", Plan::Paused)] {
+        let mut store = w.db.get(&w.store).await.unwrap().unwrap();
+        store.id = id.into();
+        store.plan = plan;
+        w.db.put(&store).await.unwrap();
+    }
+    let runner = w.t.runner(job(&w));
+    let tick =
+        r#"{"all_stores":true,"$schedule":{"rule":"store-sync-every-15-min","time":"2026-01-01T00:15:00Z"}}"#;
+    let message = jobkit::OutgoingMessage { body: tick.into(), ..Default::default() };
+    jobkit::Queue::send(w.t.queue().as_ref(), "stores_sync", message).await.unwrap();
+    assert_eq!(w.t.run_once(&runner).await[0].status, RecordStatus::Succeeded);
+
+    let mut enqueued: Vec<_> =
+        w.t.enqueued::<StoreSync>().await.into_iter().map(|a| a.store_id.expect("one store each")).collect();
+    enqueued.sort();
+    assert_eq!(enqueued, [StoreId::from("st_42"), StoreId::from("st_a"), StoreId::from("st_b")]);
+}
+
+#[tokio::test]
+async fn arguments_naming_neither_or_both_are_refused() {
+    let w = world().await;
+    let runner = w.t.runner(job(&w));
+    for args in [StoreSyncArgs::default(), StoreSyncArgs { store_id: Some("st_42".into()), all_stores: true }]
+    {
+        w.t.enqueuer().perform_later::<StoreSync>(&args).await.unwrap();
+    }
+    let outcomes = w.t.run_once(&runner).await;
+    assert_eq!(outcomes.len(), 2);
+    let refused = RecordStatus::DeadLettered(DlqReason::Discarded, ErrorKind::INVALID_ARGUMENTS);
+    assert!(outcomes.iter().all(|o| o.status == refused), "{outcomes:?}");
 }
