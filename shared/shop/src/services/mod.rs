@@ -1,5 +1,7 @@
 //! The services the jobs call: each does one piece of work against the ports.
 
 mod catalog_sync;
+mod webhook_registrar;
 
 pub use catalog_sync::{CatalogSync, PageSynced};
+pub use webhook_registrar::{Registration, WebhookRegistrar};

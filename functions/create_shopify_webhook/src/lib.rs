@@ -1,0 +1,125 @@
+//! The `create_shopify_webhook` job (queue `default`): registers a store's webhook subscriptions
+//! in Shopify when the store installs the app. It lists what exists and creates only what is
+//! missing, so running it twice creates nothing the second time.
+//!
+//! Arguments: `{"store_id": "st_42"}`. Settings: `SHOPIFY_WEBHOOK_TOPICS` (comma-separated,
+//! `ORDERS_CREATE,PRODUCTS_UPDATE`) and `SHOPIFY_WEBHOOK_URL` (where Shopify delivers).
+
+use std::{sync::Arc, time::Duration};
+
+use jobkit::{ErrorKind, Job, JobContext, JobError, RetryPolicy, Wait};
+use serde::{Deserialize, Serialize};
+use shop::{
+    StoreId, StoreRepository,
+    aws::{DynamoStores, SecretsManagerCredentials},
+    services::WebhookRegistrar,
+    shopify::{ShopifyClient, ShopifyConfig},
+};
+
+/// `{"store_id": "st_42"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateShopifyWebhookArgs {
+    /// The store that installed the app.
+    pub store_id: StoreId,
+}
+
+/// Which subscriptions every store gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookSettings {
+    /// Shopify topics (`ORDERS_CREATE`).
+    pub topics: Vec<String>,
+    /// The delivery address.
+    pub uri: String,
+}
+
+/// Why the function could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {0} is not set")]
+pub struct MissingSetting(&'static str);
+
+fn setting(name: &'static str) -> Result<String, MissingSetting> {
+    std::env::var(name).ok().filter(|v| !v.is_empty()).ok_or(MissingSetting(name))
+}
+
+impl WebhookSettings {
+    /// From `SHOPIFY_WEBHOOK_TOPICS` and `SHOPIFY_WEBHOOK_URL`.
+    ///
+    /// # Errors
+    /// When either is missing.
+    pub fn from_env() -> Result<Self, MissingSetting> {
+        let topics = setting("SHOPIFY_WEBHOOK_TOPICS")?
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect();
+        Ok(Self { topics, uri: setting("SHOPIFY_WEBHOOK_URL")? })
+    }
+}
+
+/// The job, on its ports.
+#[derive(Debug, Clone)]
+pub struct CreateShopifyWebhook {
+    stores: Arc<dyn StoreRepository>,
+    registrar: WebhookRegistrar,
+    settings: WebhookSettings,
+}
+
+impl CreateShopifyWebhook {
+    /// The job on a store repository, a registrar and its settings.
+    pub fn new(
+        stores: Arc<dyn StoreRepository>,
+        registrar: WebhookRegistrar,
+        settings: WebhookSettings,
+    ) -> Self {
+        Self { stores, registrar, settings }
+    }
+
+    /// The job on AWS: stores on DynamoDB (`SHOP_STORES_TABLE`), tokens in Secrets Manager
+    /// (`SHOP_SECRET_PREFIX`), settings from the environment.
+    ///
+    /// # Errors
+    /// A missing setting, or an HTTP client that cannot be built.
+    pub async fn from_aws(sdk: aws_config::SdkConfig) -> Result<Self, jobkit::lambda::Error> {
+        let stores =
+            Arc::new(DynamoStores::new(aws_sdk_dynamodb::Client::new(&sdk), setting("SHOP_STORES_TABLE")?));
+        let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+        let credentials = Arc::new(SecretsManagerCredentials::new(secrets, setting("SHOP_SECRET_PREFIX")?));
+        let registrar = WebhookRegistrar::new(ShopifyClient::new(ShopifyConfig::default())?, credentials);
+        Ok(Self::new(stores, registrar, WebhookSettings::from_env()?))
+    }
+}
+
+impl Job for CreateShopifyWebhook {
+    type Args = CreateShopifyWebhookArgs;
+    const NAME: &'static str = "create_shopify_webhook";
+    const QUEUE: &'static str = "default";
+
+    async fn perform(&self, args: CreateShopifyWebhookArgs, _ctx: &mut JobContext) -> Result<(), JobError> {
+        let Some(store) = self.stores.get(&args.store_id).await? else {
+            return Err(JobError::permanent(
+                ErrorKind::NOT_FOUND,
+                format!("unknown store {}", args.store_id),
+            ));
+        };
+        let done = self.registrar.ensure(&store, &self.settings.topics, &self.settings.uri).await?;
+        tracing::info!(store = %store.id, created = ?done.created, existing = ?done.existing, "webhooks registered");
+        Ok(())
+    }
+
+    /// Throttling, timeouts and outages retry (8 attempts, polynomial waits); an unknown store, a
+    /// refused token or a subscription Shopify rejects go to the DLQ.
+    fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy::new()
+            .retry_on([ErrorKind::THROTTLED, ErrorKind::TIMEOUT, ErrorKind::UNAVAILABLE], Wait::Polynomial, 8)
+            .discard_on([
+                ErrorKind::NOT_FOUND,
+                ErrorKind::UNAUTHORIZED,
+                ErrorKind::new_static("invalid_input"),
+            ])
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(60)
+    }
+}
