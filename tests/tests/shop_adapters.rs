@@ -97,3 +97,19 @@ async fn credentials_come_from_secrets_manager_and_never_print() {
     assert!(!format!("{token:?} {token}").contains("shpat"), "redacted when printed");
     assert_eq!(credentials.shopify_token(&"st_unknown".into()).await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn sms_goes_out_through_sns_and_opt_outs_are_read() {
+    use shop::{SmsSender, SmsText, aws::SnsSms};
+
+    let sms = SnsSms::new(aws_sdk_sns::Client::new(&moto::sdk_config().await));
+    let phone: shop::PhoneNumber = "+14155550123".parse().unwrap();
+    assert!(!sms.opted_out(&phone).await.unwrap());
+    let marker = moto::unique("Red Shoe");
+    let text = SmsText::compose(&marker, "https://acme.myshopify.com/products/red-shoe", 1).unwrap();
+    let id = sms.send(&phone, &text).await.unwrap();
+    assert!(!id.is_empty());
+    let url = format!("{}/moto-api/data.json", moto::endpoint());
+    let data = tokio::task::spawn_blocking(move || moto::http_get(&url)).await.unwrap().unwrap();
+    assert!(data.contains(&marker), "moto recorded the SMS");
+}

@@ -6,7 +6,8 @@ use async_trait::async_trait;
 use jobkit::{DlqReason, ErrorKind, ManualClock, RecordStatus, message::attr, testing::TestHarness};
 use serde_json::{Value, json};
 use shop::{
-    CatalogRepository, Plan, Product, RepoResult, Secret, Store, StoreId, StoreRepository, SyncState,
+    CatalogRepository, Plan, Product, ProductId, RepoResult, Secret, Store, StoreId, StoreRepository,
+    SyncState,
     embedded::ShopDb,
     services::CatalogSync,
     shopify::{ShopifyClient, ShopifyConfig},
@@ -60,6 +61,10 @@ impl CatalogRepository for SlowCatalog {
 
     async fn count_products(&self, store: &StoreId) -> RepoResult<u64> {
         self.db.count_products(store).await
+    }
+
+    async fn get_product(&self, store: &StoreId, id: &ProductId) -> RepoResult<Option<Product>> {
+        self.db.get_product(store, id).await
     }
 }
 

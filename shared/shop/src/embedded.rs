@@ -13,7 +13,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{
     catalog::Product,
-    ids::StoreId,
+    ids::{ProductId, StoreId},
     ports::{CatalogRepository, Credentials, RepoError, RepoResult, StoreRepository},
     secret::Secret,
     store::{Store, SyncState},
@@ -154,6 +154,19 @@ impl CatalogRepository for ShopDb {
         }
         tx.commit().map_err(unavailable)?;
         Ok(products.len())
+    }
+
+    async fn get_product(&self, store: &StoreId, id: &ProductId) -> RepoResult<Option<Product>> {
+        let body: Option<String> = self
+            .lock()
+            .query_row(
+                "SELECT body FROM products WHERE store_id = ?1 AND id = ?2",
+                params![store.as_str(), id.as_str()],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(unavailable)?;
+        body.map(|b| serde_json::from_str(&b).map_err(corrupt)).transpose()
     }
 
     async fn count_products(&self, store: &StoreId) -> RepoResult<u64> {

@@ -20,6 +20,7 @@ pub mod services;
 mod shop_domain;
 pub mod shopify;
 mod sms;
+pub mod sms_outbox;
 mod store;
 
 pub use cart::{Cart, CartItem, CartStatus, StockRelease};
@@ -27,7 +28,7 @@ pub use catalog::{Money, Product, Variant};
 pub use customer::{Customer, Preferences};
 pub use ids::{CartId, CustomerId, ProductId, ShareId, StoreId, VariantId};
 pub use phone::{PhoneError, PhoneNumber};
-pub use ports::{CatalogRepository, Credentials, RepoError, RepoResult, StoreRepository};
+pub use ports::{CatalogRepository, Credentials, RepoError, RepoResult, SmsSender, StoreRepository};
 pub use secret::Secret;
 pub use shop_domain::{ShopDomain, ShopDomainError};
 pub use sms::{SmsEncoding, SmsText, SmsTextError};

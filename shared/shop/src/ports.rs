@@ -5,8 +5,10 @@ use async_trait::async_trait;
 
 use crate::{
     catalog::Product,
-    ids::StoreId,
+    ids::{ProductId, StoreId},
+    phone::PhoneNumber,
     secret::Secret,
+    sms::SmsText,
     store::{Store, SyncState},
 };
 
@@ -58,6 +60,17 @@ pub trait CatalogRepository: Send + Sync + std::fmt::Debug {
     async fn upsert_products(&self, products: &[Product]) -> RepoResult<usize>;
     /// How many products a store has.
     async fn count_products(&self, store: &StoreId) -> RepoResult<u64>;
+    /// One product, if the store has it.
+    async fn get_product(&self, store: &StoreId, id: &ProductId) -> RepoResult<Option<Product>>;
+}
+
+/// Sends SMS (SNS in AWS, an outbox folder locally).
+#[async_trait]
+pub trait SmsSender: Send + Sync + std::fmt::Debug {
+    /// Whether the number asked not to receive texts.
+    async fn opted_out(&self, phone: &PhoneNumber) -> Result<bool, jobkit::IntegrationError>;
+    /// Sends `text`; returns the provider's message id.
+    async fn send(&self, phone: &PhoneNumber, text: &SmsText) -> Result<String, jobkit::IntegrationError>;
 }
 
 /// Per-store API credentials (Secrets Manager in AWS), cached by the adapter, never logged.

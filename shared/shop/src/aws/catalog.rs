@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::{
 use super::sdk_error;
 use crate::{
     catalog::Product,
-    ids::StoreId,
+    ids::{ProductId, StoreId},
     ports::{CatalogRepository, RepoError, RepoResult},
 };
 
@@ -85,6 +85,22 @@ impl CatalogRepository for DynamoCatalog {
             self.write_batch(chunk.to_vec()).await?;
         }
         Ok(latest.len())
+    }
+
+    async fn get_product(&self, store: &StoreId, id: &ProductId) -> RepoResult<Option<Product>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("store_id", AttributeValue::S(store.to_string()))
+            .key("id", AttributeValue::S(id.to_string()))
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem", e))?;
+        let Some(body) = out.item().and_then(|i| i.get("body")).and_then(|b| b.as_s().ok()) else {
+            return Ok(None);
+        };
+        serde_json::from_str(body).map(Some).map_err(|e| RepoError::Corrupt(e.to_string()))
     }
 
     async fn count_products(&self, store: &StoreId) -> RepoResult<u64> {

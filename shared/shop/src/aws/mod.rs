@@ -5,10 +5,12 @@
 
 mod catalog;
 mod secrets;
+mod sms;
 mod stores;
 
 pub use catalog::DynamoCatalog;
 pub use secrets::SecretsManagerCredentials;
+pub use sms::SnsSms;
 pub use stores::DynamoStores;
 
 use crate::ports::RepoError;

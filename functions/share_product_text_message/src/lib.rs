@@ -1,0 +1,106 @@
+//! The `share_product_text_message` job (queue `default`): texts a product (title, price, link)
+//! to a phone number through SNS. The share id is the idempotency key, so the text goes out once
+//! per share request however often the message is delivered.
+//!
+//! Arguments: `{"share_id": "sh_1", "store_id": "st_42", "product_id": "gid://shopify/Product/1",
+//! "phone": "+14155550123"}`; the phone must be E.164 (refused to the DLQ otherwise).
+
+use std::{sync::Arc, time::Duration};
+
+use jobkit::{ErrorKind, Job, JobContext, JobError, Metadata, RetryPolicy, Wait};
+use serde::{Deserialize, Serialize};
+use shop::{
+    PhoneNumber, ProductId, ShareId, StoreId, StoreRepository,
+    aws::{DynamoCatalog, DynamoStores, SnsSms},
+    services::ProductSharer,
+};
+
+/// One share request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareArgs {
+    /// The share request's id: the text goes out once per id.
+    pub share_id: ShareId,
+    /// The store selling the product.
+    pub store_id: StoreId,
+    /// The product.
+    pub product_id: ProductId,
+    /// Where to text it (E.164).
+    pub phone: PhoneNumber,
+}
+
+/// Why the function could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {0} is not set")]
+pub struct MissingSetting(&'static str);
+
+fn setting(name: &'static str) -> Result<String, MissingSetting> {
+    std::env::var(name).ok().filter(|v| !v.is_empty()).ok_or(MissingSetting(name))
+}
+
+/// The job, on its ports.
+#[derive(Debug, Clone)]
+pub struct ShareProductTextMessage {
+    stores: Arc<dyn StoreRepository>,
+    sharer: ProductSharer,
+}
+
+impl ShareProductTextMessage {
+    /// The job on a store repository and a product sharer.
+    pub fn new(stores: Arc<dyn StoreRepository>, sharer: ProductSharer) -> Self {
+        Self { stores, sharer }
+    }
+
+    /// The job on AWS: stores and products on DynamoDB (`SHOP_STORES_TABLE`,
+    /// `SHOP_PRODUCTS_TABLE`), texts through SNS.
+    ///
+    /// # Errors
+    /// A missing setting.
+    pub async fn from_aws(sdk: aws_config::SdkConfig) -> Result<Self, jobkit::lambda::Error> {
+        let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+        let stores = Arc::new(DynamoStores::new(dynamo.clone(), setting("SHOP_STORES_TABLE")?));
+        let catalog = Arc::new(DynamoCatalog::new(dynamo, setting("SHOP_PRODUCTS_TABLE")?));
+        let sms = Arc::new(SnsSms::new(aws_sdk_sns::Client::new(&sdk)));
+        Ok(Self::new(stores, ProductSharer::new(catalog, sms)))
+    }
+}
+
+impl Job for ShareProductTextMessage {
+    type Args = ShareArgs;
+    const NAME: &'static str = "share_product_text_message";
+    const QUEUE: &'static str = "default";
+
+    async fn perform(&self, args: ShareArgs, _ctx: &mut JobContext) -> Result<(), JobError> {
+        let Some(store) = self.stores.get(&args.store_id).await? else {
+            return Err(JobError::permanent(
+                ErrorKind::NOT_FOUND,
+                format!("unknown store {}", args.store_id),
+            ));
+        };
+        let message_id = self.sharer.share(&store, &args.product_id, &args.phone).await?;
+        // The phone number's Display is masked.
+        tracing::info!(share = %args.share_id, phone = %args.phone, message_id, "product shared");
+        Ok(())
+    }
+
+    /// One text per share id, whatever the message's id or number of deliveries.
+    fn idempotency_key(&self, args: &ShareArgs, _meta: &Metadata) -> Option<String> {
+        Some(format!("share:{}", args.share_id))
+    }
+
+    /// Throttling and outages retry (5 attempts, polynomial waits); a gone product or store, an
+    /// opted-out number or a text SNS rejects go to the DLQ.
+    fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy::new()
+            .retry_on([ErrorKind::THROTTLED, ErrorKind::TIMEOUT, ErrorKind::UNAVAILABLE], Wait::Polynomial, 5)
+            .discard_on([
+                ErrorKind::NOT_FOUND,
+                ErrorKind::new_static("opted_out"),
+                ErrorKind::new_static("invalid_input"),
+                ErrorKind::UNAUTHORIZED,
+            ])
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(30)
+    }
+}
