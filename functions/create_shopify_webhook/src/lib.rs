@@ -7,7 +7,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use jobkit::{ErrorKind, Job, JobContext, JobError, RetryPolicy, Wait};
+use jobkit::{ErrorKind, Job, JobContext, JobError, RetryPolicy, Wait, lambda::setting};
 use serde::{Deserialize, Serialize};
 use shop::{
     StoreId, StoreRepository,
@@ -32,21 +32,12 @@ pub struct WebhookSettings {
     pub uri: String,
 }
 
-/// Why the function could not start.
-#[derive(Debug, thiserror::Error)]
-#[error("environment variable {0} is not set")]
-pub struct MissingSetting(&'static str);
-
-fn setting(name: &'static str) -> Result<String, MissingSetting> {
-    std::env::var(name).ok().filter(|v| !v.is_empty()).ok_or(MissingSetting(name))
-}
-
 impl WebhookSettings {
     /// From `SHOPIFY_WEBHOOK_TOPICS` and `SHOPIFY_WEBHOOK_URL`.
     ///
     /// # Errors
     /// When either is missing.
-    pub fn from_env() -> Result<Self, MissingSetting> {
+    pub fn from_env() -> Result<Self, jobkit::lambda::SetupError> {
         let topics = setting("SHOPIFY_WEBHOOK_TOPICS")?
             .split(',')
             .map(str::trim)

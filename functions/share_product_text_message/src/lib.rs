@@ -7,7 +7,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use jobkit::{ErrorKind, Job, JobContext, JobError, Metadata, RetryPolicy, Wait};
+use jobkit::{ErrorKind, Job, JobContext, JobError, Metadata, RetryPolicy, Wait, lambda::setting};
 use serde::{Deserialize, Serialize};
 use shop::{
     PhoneNumber, ProductId, ShareId, StoreId, StoreRepository,
@@ -26,15 +26,6 @@ pub struct ShareArgs {
     pub product_id: ProductId,
     /// Where to text it (E.164).
     pub phone: PhoneNumber,
-}
-
-/// Why the function could not start.
-#[derive(Debug, thiserror::Error)]
-#[error("environment variable {0} is not set")]
-pub struct MissingSetting(&'static str);
-
-fn setting(name: &'static str) -> Result<String, MissingSetting> {
-    std::env::var(name).ok().filter(|v| !v.is_empty()).ok_or(MissingSetting(name))
 }
 
 /// The job, on its ports.

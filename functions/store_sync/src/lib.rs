@@ -9,7 +9,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use jobkit::{ErrorKind, Job, JobContext, JobError, RetryPolicy, Wait};
+use jobkit::{ErrorKind, Job, JobContext, JobError, RetryPolicy, Wait, lambda::setting};
 use serde::{Deserialize, Serialize};
 use shop::{
     StoreId, StoreRepository, SyncState,
@@ -159,15 +159,6 @@ impl StoreSync {
         tracing::info!(store = %store.id, pages, products, "catalog synced");
         Ok(())
     }
-}
-
-/// Why the function could not start.
-#[derive(Debug, thiserror::Error)]
-#[error("environment variable {0} is not set")]
-pub struct MissingSetting(&'static str);
-
-fn setting(name: &'static str) -> Result<String, MissingSetting> {
-    std::env::var(name).ok().filter(|v| !v.is_empty()).ok_or(MissingSetting(name))
 }
 
 impl StoreSync {

@@ -30,7 +30,11 @@ pub struct SetupError {
     problem: &'static str,
 }
 
-fn required(name: &'static str) -> Result<String, SetupError> {
+/// A setting the function cannot run without, from the environment.
+///
+/// # Errors
+/// A [`SetupError`] naming the variable when it is unset or empty.
+pub fn setting(name: &'static str) -> Result<String, SetupError> {
     std::env::var(name).ok().filter(|v| !v.is_empty()).ok_or(SetupError { name, problem: "is not set" })
 }
 
@@ -43,9 +47,9 @@ pub async fn runner_from_env<J: Job>(job: J) -> Result<BatchRunner<J>, SetupErro
 }
 
 fn runner_on<J: Job>(job: J, sdk: &aws_config::SdkConfig) -> Result<BatchRunner<J>, SetupError> {
-    let queue_url = required("JOBKIT_QUEUE_URL")?;
-    let dlq_url = required("JOBKIT_DLQ_URL")?;
-    let table = required("JOBKIT_STATE_TABLE")?;
+    let queue_url = setting("JOBKIT_QUEUE_URL")?;
+    let dlq_url = setting("JOBKIT_DLQ_URL")?;
+    let table = setting("JOBKIT_STATE_TABLE")?;
     let mut config = RunnerConfig::new(queue_url.clone(), dlq_url);
     if let Ok(raw) = std::env::var("JOBKIT_CONCURRENCY") {
         config.concurrency = raw
