@@ -11,10 +11,13 @@ use std::{
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
+use chrono::{DateTime, Utc};
+
 use crate::{
+    cart::{Cart, CartStatus, StockRelease},
     catalog::Product,
-    ids::{ProductId, StoreId},
-    ports::{CatalogRepository, Credentials, RepoError, RepoResult, StoreRepository},
+    ids::{CartId, ProductId, StoreId, VariantId},
+    ports::{CartRepository, CatalogRepository, Credentials, RepoError, RepoResult, StoreRepository},
     secret::Secret,
     store::{Store, SyncState},
 };
@@ -25,6 +28,13 @@ CREATE TABLE IF NOT EXISTS products (
     store_id TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (store_id, id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS credentials (store_id TEXT PRIMARY KEY, shopify_token TEXT) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS carts (
+    id TEXT PRIMARY KEY, store_id TEXT NOT NULL, items TEXT NOT NULL, status TEXT NOT NULL,
+    stock_reserved INTEGER NOT NULL, last_activity_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS carts_by_activity ON carts (status, last_activity_ms);
+CREATE INDEX IF NOT EXISTS carts_by_expiry ON carts (expires_ms);
+CREATE TABLE IF NOT EXISTS inventory (variant_id TEXT PRIMARY KEY, available INTEGER NOT NULL) WITHOUT ROWID;
 ";
 
 /// The shop's data in one SQLite database; implements every shop port.
@@ -88,6 +98,170 @@ impl ShopDb {
             )
             .map_err(unavailable)?;
         Ok(())
+    }
+}
+
+/// A cart's status as stored.
+fn status_text(status: CartStatus) -> &'static str {
+    match status {
+        CartStatus::Active => "active",
+        CartStatus::Abandoned => "abandoned",
+        CartStatus::CheckedOut => "checked_out",
+    }
+}
+
+fn status_from(text: &str) -> rusqlite::Result<CartStatus> {
+    match text {
+        "active" => Ok(CartStatus::Active),
+        "abandoned" => Ok(CartStatus::Abandoned),
+        "checked_out" => Ok(CartStatus::CheckedOut),
+        other => {
+            Err(rusqlite::Error::InvalidColumnType(3, format!("status {other}"), rusqlite::types::Type::Text))
+        }
+    }
+}
+
+fn time(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+fn read_cart(row: &rusqlite::Row<'_>) -> rusqlite::Result<Cart> {
+    let items: String = row.get(2)?;
+    Ok(Cart {
+        id: CartId::from(row.get::<_, String>(0)?),
+        store_id: StoreId::from(row.get::<_, String>(1)?),
+        items: serde_json::from_str(&items).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e))
+        })?,
+        status: status_from(&row.get::<_, String>(3)?)?,
+        stock_reserved: row.get(4)?,
+        last_activity_at: time(row.get(5)?),
+        expires_at: time(row.get(6)?),
+    })
+}
+
+impl ShopDb {
+    /// Creates or replaces a cart (seeding, tests, the storefront's side).
+    ///
+    /// # Errors
+    /// If the database fails.
+    pub fn put_cart(&self, cart: &Cart) -> RepoResult {
+        let items = serde_json::to_string(&cart.items).map_err(corrupt)?;
+        self.lock()
+            .execute(
+                "INSERT OR REPLACE INTO carts (id, store_id, items, status, stock_reserved, last_activity_ms, expires_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    cart.id.as_str(),
+                    cart.store_id.as_str(),
+                    items,
+                    status_text(cart.status),
+                    cart.stock_reserved,
+                    cart.last_activity_at.timestamp_millis(),
+                    cart.expires_at.timestamp_millis()
+                ],
+            )
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// A cart, if it exists.
+    ///
+    /// # Errors
+    /// If the database fails.
+    pub fn cart(&self, id: &CartId) -> RepoResult<Option<Cart>> {
+        self.lock()
+            .query_row(
+                "SELECT id, store_id, items, status, stock_reserved, last_activity_ms, expires_ms FROM carts WHERE id = ?1",
+                params![id.as_str()],
+                read_cart,
+            )
+            .optional()
+            .map_err(unavailable)
+    }
+
+    /// Units of a variant given back to inventory so far.
+    ///
+    /// # Errors
+    /// If the database fails.
+    pub fn available(&self, variant: &VariantId) -> RepoResult<i64> {
+        let available: Option<i64> = self
+            .lock()
+            .query_row(
+                "SELECT available FROM inventory WHERE variant_id = ?1",
+                params![variant.as_str()],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(unavailable)?;
+        Ok(available.unwrap_or(0))
+    }
+}
+
+#[async_trait]
+impl CartRepository for ShopDb {
+    async fn idle_active(&self, idle_since: DateTime<Utc>, limit: usize) -> RepoResult<Vec<Cart>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT id, store_id, items, status, stock_reserved, last_activity_ms, expires_ms FROM carts
+                 WHERE status = 'active' AND last_activity_ms <= ?1 ORDER BY last_activity_ms LIMIT ?2",
+            )
+            .map_err(unavailable)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let carts =
+            stmt.query_map(params![idle_since.timestamp_millis(), limit], read_cart).map_err(unavailable)?;
+        carts.collect::<Result<_, _>>().map_err(unavailable)
+    }
+
+    async fn abandon(&self, cart: &CartId, releases: &[StockRelease]) -> RepoResult<bool> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(unavailable)?;
+        let changed = tx
+            .execute(
+                "UPDATE carts SET status = 'abandoned', stock_reserved = 0 WHERE id = ?1 AND status = 'active'",
+                params![cart.as_str()],
+            )
+            .map_err(unavailable)?;
+        if changed == 0 {
+            return Ok(false);
+        }
+        for release in releases {
+            tx.execute(
+                "INSERT INTO inventory (variant_id, available) VALUES (?1, ?2)
+                 ON CONFLICT (variant_id) DO UPDATE SET available = available + excluded.available",
+                params![release.variant_id.as_str(), release.quantity],
+            )
+            .map_err(unavailable)?;
+        }
+        tx.commit().map_err(unavailable)?;
+        Ok(true)
+    }
+
+    async fn expired(&self, now: DateTime<Utc>, limit: usize) -> RepoResult<Vec<CartId>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT id FROM carts WHERE expires_ms <= ?1 ORDER BY expires_ms LIMIT ?2")
+            .map_err(unavailable)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let ids = stmt
+            .query_map(params![now.timestamp_millis(), limit], |row| {
+                row.get::<_, String>(0).map(CartId::from)
+            })
+            .map_err(unavailable)?;
+        ids.collect::<Result<_, _>>().map_err(unavailable)
+    }
+
+    async fn delete(&self, carts: &[CartId]) -> RepoResult<usize> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(unavailable)?;
+        let mut deleted = 0;
+        for id in carts {
+            deleted +=
+                tx.execute("DELETE FROM carts WHERE id = ?1", params![id.as_str()]).map_err(unavailable)?;
+        }
+        tx.commit().map_err(unavailable)?;
+        Ok(deleted)
     }
 }
 

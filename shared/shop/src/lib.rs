@@ -28,7 +28,9 @@ pub use catalog::{Money, Product, Variant};
 pub use customer::{Customer, Preferences};
 pub use ids::{CartId, CustomerId, ProductId, ShareId, StoreId, VariantId};
 pub use phone::{PhoneError, PhoneNumber};
-pub use ports::{CatalogRepository, Credentials, RepoError, RepoResult, SmsSender, StoreRepository};
+pub use ports::{
+    CartRepository, CatalogRepository, Credentials, RepoError, RepoResult, SmsSender, StoreRepository,
+};
 pub use secret::Secret;
 pub use shop_domain::{ShopDomain, ShopDomainError};
 pub use sms::{SmsEncoding, SmsText, SmsTextError};

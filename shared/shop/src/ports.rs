@@ -3,9 +3,12 @@
 
 use async_trait::async_trait;
 
+use chrono::{DateTime, Utc};
+
 use crate::{
+    cart::{Cart, StockRelease},
     catalog::Product,
-    ids::{ProductId, StoreId},
+    ids::{CartId, ProductId, StoreId},
     phone::PhoneNumber,
     secret::Secret,
     sms::SmsText,
@@ -62,6 +65,21 @@ pub trait CatalogRepository: Send + Sync + std::fmt::Debug {
     async fn count_products(&self, store: &StoreId) -> RepoResult<u64>;
     /// One product, if the store has it.
     async fn get_product(&self, store: &StoreId, id: &ProductId) -> RepoResult<Option<Product>>;
+}
+
+/// Carts and the stock they hold.
+#[async_trait]
+pub trait CartRepository: Send + Sync + std::fmt::Debug {
+    /// Active carts whose last activity is at or before `idle_since`, oldest first, at most `limit`.
+    async fn idle_active(&self, idle_since: DateTime<Utc>, limit: usize) -> RepoResult<Vec<Cart>>;
+    /// In one atomic write: marks the cart abandoned if it is still active, and gives its stock
+    /// back. Returns `false` (and changes nothing) when someone else got there first, so stock is
+    /// released exactly once.
+    async fn abandon(&self, cart: &CartId, releases: &[StockRelease]) -> RepoResult<bool>;
+    /// Ids of carts whose session expired at or before `now`, at most `limit`.
+    async fn expired(&self, now: DateTime<Utc>, limit: usize) -> RepoResult<Vec<CartId>>;
+    /// Deletes carts; returns how many were there.
+    async fn delete(&self, carts: &[CartId]) -> RepoResult<usize>;
 }
 
 /// Sends SMS (SNS in AWS, an outbox folder locally).

@@ -1,9 +1,11 @@
 //! The services the jobs call: each does one piece of work against the ports.
 
+mod cart_janitor;
 mod catalog_sync;
 mod product_sharer;
 mod webhook_registrar;
 
+pub use cart_janitor::{AbandonBatch, CartJanitor};
 pub use catalog_sync::{CatalogSync, PageSynced};
 pub use product_sharer::ProductSharer;
 pub use webhook_registrar::{Registration, WebhookRegistrar};
