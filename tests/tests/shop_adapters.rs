@@ -113,3 +113,66 @@ async fn sms_goes_out_through_sns_and_opt_outs_are_read() {
     let data = tokio::task::spawn_blocking(move || moto::http_get(&url)).await.unwrap().unwrap();
     assert!(data.contains(&marker), "moto recorded the SMS");
 }
+
+#[tokio::test]
+async fn carts_on_dynamodb_abandon_once_and_expire() {
+    use aws_sdk_dynamodb::types::{GlobalSecondaryIndex, Projection, ProjectionType};
+    use shop::{Cart, CartItem, CartRepository, CartStatus, StockRelease, aws::DynamoCarts};
+
+    let client = aws_sdk_dynamodb::Client::new(&moto::sdk_config().await);
+    let carts_table = moto::unique("carts");
+    let attribute = |name: &str, kind: ScalarAttributeType| {
+        AttributeDefinition::builder().attribute_name(name).attribute_type(kind).build().unwrap()
+    };
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder().attribute_name(name).key_type(kind).build().unwrap()
+    };
+    let index = GlobalSecondaryIndex::builder()
+        .index_name(shop::aws::BY_STATUS_ACTIVITY)
+        .key_schema(key("status", KeyType::Hash))
+        .key_schema(key("last_activity_ms", KeyType::Range))
+        .projection(Projection::builder().projection_type(ProjectionType::All).build())
+        .build()
+        .unwrap();
+    client
+        .create_table()
+        .table_name(&carts_table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("id", ScalarAttributeType::S))
+        .attribute_definitions(attribute("status", ScalarAttributeType::S))
+        .attribute_definitions(attribute("last_activity_ms", ScalarAttributeType::N))
+        .key_schema(key("id", KeyType::Hash))
+        .global_secondary_indexes(index)
+        .send()
+        .await
+        .expect("carts table");
+    let inventory_table = table(&client, &[("variant_id", KeyType::Hash)]).await;
+    let carts = DynamoCarts::new(client, carts_table, inventory_table);
+
+    let now = chrono::Utc::now();
+    let cart = |id: &str, status: CartStatus, idle_hours: i64, expires_hours: i64| Cart {
+        id: id.into(),
+        store_id: "st_1".into(),
+        items: vec![CartItem { variant_id: "v1".into(), quantity: 3 }],
+        status,
+        stock_reserved: status == CartStatus::Active,
+        last_activity_at: now - chrono::Duration::hours(idle_hours),
+        expires_at: now + chrono::Duration::hours(expires_hours),
+    };
+    carts.put_cart(&cart("idle", CartStatus::Active, 3, 24)).await.unwrap();
+    carts.put_cart(&cart("recent", CartStatus::Active, 0, 24)).await.unwrap();
+    carts.put_cart(&cart("old", CartStatus::Abandoned, 48, -1)).await.unwrap();
+
+    let idle = carts.idle_active(now - chrono::Duration::hours(2), 10).await.unwrap();
+    assert_eq!(idle.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["idle"]);
+    let releases = [StockRelease { variant_id: "v1".into(), quantity: 3 }];
+    assert!(carts.abandon(&"idle".into(), &releases).await.unwrap());
+    assert!(!carts.abandon(&"idle".into(), &releases).await.unwrap(), "the second run loses the race");
+    assert_eq!(carts.available("v1").await.unwrap(), 3, "stock given back once");
+    assert!(carts.idle_active(now - chrono::Duration::hours(2), 10).await.unwrap().is_empty());
+
+    let expired = carts.expired(now, 10).await.unwrap();
+    assert_eq!(expired, [shop::CartId::from("old")]);
+    assert_eq!(carts.delete(&expired).await.unwrap(), 1);
+    assert!(carts.expired(now, 10).await.unwrap().is_empty());
+}

@@ -4,14 +4,16 @@
 //! checkpoint after each, so a large backlog continues in a new invocation near the deadline.
 //!
 //! Arguments: `{}` (the tick adds `$schedule`, which makes a tick delivered twice run once).
-//! The DynamoDB cart repository and the function's `main.rs` come with the deploy; the job runs
-//! on the embedded backend today.
+//! Settings: `SHOP_CARTS_TABLE`, `SHOP_INVENTORY_TABLE`, `CART_IDLE_AFTER_MINUTES` (default 120).
 
 use std::{sync::Arc, time::Duration};
 
 use jobkit::{ErrorKind, Job, JobContext, JobError, RetryPolicy, Wait};
 use serde::{Deserialize, Serialize};
-use shop::{CartRepository, services::CartJanitor};
+use shop::{CartRepository, aws::DynamoCarts, services::CartJanitor};
+
+/// Carts idle this long are abandoned unless `CART_IDLE_AFTER_MINUTES` says otherwise.
+const DEFAULT_IDLE_AFTER_MINUTES: i64 = 120;
 
 /// Carts handled between checkpoints.
 const BATCH: usize = 100;
@@ -41,6 +43,25 @@ impl CleanActiveCarts {
     /// The job on a cart repository; carts idle for `idle_after` are abandoned.
     pub fn new(carts: Arc<dyn CartRepository>, idle_after: chrono::Duration) -> Self {
         Self { janitor: CartJanitor::new(carts), idle_after }
+    }
+
+    /// The job on AWS: carts and inventory on DynamoDB.
+    ///
+    /// # Errors
+    /// A missing table setting, or an idle threshold that is not a positive number of minutes.
+    pub async fn from_aws(sdk: aws_config::SdkConfig) -> Result<Self, jobkit::lambda::Error> {
+        let carts = DynamoCarts::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            jobkit::lambda::setting("SHOP_CARTS_TABLE")?,
+            jobkit::lambda::setting("SHOP_INVENTORY_TABLE")?,
+        );
+        let minutes = match std::env::var("CART_IDLE_AFTER_MINUTES") {
+            Ok(raw) => raw.trim().parse::<i64>().ok().filter(|m| *m > 0).ok_or_else(|| {
+                format!("CART_IDLE_AFTER_MINUTES must be a positive number of minutes, got {raw:?}")
+            })?,
+            Err(_) => DEFAULT_IDLE_AFTER_MINUTES,
+        };
+        Ok(Self::new(Arc::new(carts), chrono::Duration::minutes(minutes)))
     }
 }
 

@@ -1,13 +1,16 @@
 //! The shop's AWS adapters: stores and the catalog on DynamoDB, credentials in Secrets Manager.
 //!
 //! Table and secret names come from the environment the template sets:
-//! `SHOP_STORES_TABLE`, `SHOP_PRODUCTS_TABLE`, `SHOP_SECRET_PREFIX`.
+//! `SHOP_STORES_TABLE`, `SHOP_PRODUCTS_TABLE`, `SHOP_CARTS_TABLE`, `SHOP_INVENTORY_TABLE`,
+//! `SHOP_SECRET_PREFIX`.
 
+mod carts;
 mod catalog;
 mod secrets;
 mod sms;
 mod stores;
 
+pub use carts::{BY_STATUS_ACTIVITY, DynamoCarts};
 pub use catalog::DynamoCatalog;
 pub use secrets::SecretsManagerCredentials;
 pub use sms::SnsSms;

@@ -1,0 +1,229 @@
+//! Carts on DynamoDB. Table `SHOP_CARTS_TABLE`: key `id`, a global secondary index
+//! `by_status_activity` (`status`, `last_activity_ms`) to find idle active carts; inventory in
+//! `SHOP_INVENTORY_TABLE` (key `variant_id`, `available`). Abandoning a cart and giving its stock
+//! back is one `TransactWriteItems` conditioned on the cart still being active.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::{
+    Client,
+    types::{AttributeValue, TransactWriteItem, Update},
+};
+use chrono::{DateTime, Utc};
+
+use super::sdk_error;
+use crate::{
+    cart::{Cart, CartStatus, StockRelease},
+    ids::{CartId, StoreId},
+    ports::{CartRepository, RepoError, RepoResult},
+};
+
+/// The index of active carts by last activity.
+pub const BY_STATUS_ACTIVITY: &str = "by_status_activity";
+/// DynamoDB's most items in one transaction (one is the cart).
+const MAX_RELEASES: usize = 99;
+
+/// [`CartRepository`] on DynamoDB.
+#[derive(Debug, Clone)]
+pub struct DynamoCarts {
+    client: Client,
+    carts: String,
+    inventory: String,
+}
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_owned())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn status_text(status: CartStatus) -> &'static str {
+    match status {
+        CartStatus::Active => "active",
+        CartStatus::Abandoned => "abandoned",
+        CartStatus::CheckedOut => "checked_out",
+    }
+}
+
+fn corrupt(what: &str) -> RepoError {
+    RepoError::Corrupt(format!("cart item: {what}"))
+}
+
+fn from_item(item: &HashMap<String, AttributeValue>) -> RepoResult<Cart> {
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).ok_or_else(|| corrupt(name));
+    let number = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<i64>().ok())
+            .ok_or_else(|| corrupt(name))
+    };
+    let time = |name: &str| {
+        number(name).and_then(|ms| DateTime::from_timestamp_millis(ms).ok_or_else(|| corrupt(name)))
+    };
+    let status = match text("status")?.as_str() {
+        "active" => CartStatus::Active,
+        "abandoned" => CartStatus::Abandoned,
+        "checked_out" => CartStatus::CheckedOut,
+        _ => return Err(corrupt("status")),
+    };
+    Ok(Cart {
+        id: CartId::from(text("id")?.as_str()),
+        store_id: StoreId::from(text("store_id")?.as_str()),
+        items: serde_json::from_str(text("items")?).map_err(|_| corrupt("items"))?,
+        status,
+        stock_reserved: item.get("stock_reserved").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
+        last_activity_at: time("last_activity_ms")?,
+        expires_at: time("expires_ms")?,
+    })
+}
+
+impl DynamoCarts {
+    /// The repository on the carts and inventory tables.
+    pub fn new(client: Client, carts: impl Into<String>, inventory: impl Into<String>) -> Self {
+        Self { client, carts: carts.into(), inventory: inventory.into() }
+    }
+
+    /// Creates or replaces a cart (the storefront's side; seeding and tests).
+    ///
+    /// # Errors
+    /// A storage failure.
+    pub async fn put_cart(&self, cart: &Cart) -> RepoResult {
+        let items = serde_json::to_string(&cart.items).map_err(|e| RepoError::Corrupt(e.to_string()))?;
+        self.client
+            .put_item()
+            .table_name(&self.carts)
+            .item("id", s(cart.id.as_str()))
+            .item("store_id", s(cart.store_id.as_str()))
+            .item("items", AttributeValue::S(items))
+            .item("status", s(status_text(cart.status)))
+            .item("stock_reserved", AttributeValue::Bool(cart.stock_reserved))
+            .item("last_activity_ms", n(cart.last_activity_at.timestamp_millis()))
+            .item("expires_ms", n(cart.expires_at.timestamp_millis()))
+            .send()
+            .await
+            .map_err(|e| sdk_error("PutItem", e))?;
+        Ok(())
+    }
+
+    /// Units of a variant available (what abandoned carts gave back).
+    ///
+    /// # Errors
+    /// A storage failure.
+    pub async fn available(&self, variant: &str) -> RepoResult<i64> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.inventory)
+            .key("variant_id", s(variant))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem", e))?;
+        Ok(out
+            .item()
+            .and_then(|i| i.get("available"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
+}
+
+fn update(build: aws_sdk_dynamodb::types::builders::UpdateBuilder) -> RepoResult<TransactWriteItem> {
+    let update = build.build().map_err(|e| RepoError::Corrupt(e.to_string()))?;
+    Ok(TransactWriteItem::builder().update(update).build())
+}
+
+#[async_trait]
+impl CartRepository for DynamoCarts {
+    async fn idle_active(&self, idle_since: DateTime<Utc>, limit: usize) -> RepoResult<Vec<Cart>> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.carts)
+            .index_name(BY_STATUS_ACTIVITY)
+            .key_condition_expression("#status = :active AND last_activity_ms <= :since")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":active", s("active"))
+            .expression_attribute_values(":since", n(idle_since.timestamp_millis()))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| sdk_error("Query", e))?;
+        out.items().iter().map(from_item).collect()
+    }
+
+    async fn abandon(&self, cart: &CartId, releases: &[StockRelease]) -> RepoResult<bool> {
+        if releases.len() > MAX_RELEASES {
+            return Err(RepoError::Corrupt(format!("cart {cart} has more than {MAX_RELEASES} lines")));
+        }
+        let mut items = vec![update(
+            Update::builder()
+                .table_name(&self.carts)
+                .key("id", s(cart.as_str()))
+                .update_expression("SET #status = :abandoned, stock_reserved = :no")
+                .condition_expression("#status = :active")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":abandoned", s("abandoned"))
+                .expression_attribute_values(":active", s("active"))
+                .expression_attribute_values(":no", AttributeValue::Bool(false)),
+        )?];
+        for release in releases {
+            items.push(update(
+                Update::builder()
+                    .table_name(&self.inventory)
+                    .key("variant_id", s(release.variant_id.as_str()))
+                    .update_expression("ADD available :units")
+                    .expression_attribute_values(":units", n(i64::from(release.quantity))),
+            )?);
+        }
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let lost_race = e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception());
+                // Canceled means the cart's condition failed: another run abandoned it first.
+                if lost_race { Ok(false) } else { Err(sdk_error("TransactWriteItems", e)) }
+            }
+        }
+    }
+
+    async fn expired(&self, now: DateTime<Utc>, limit: usize) -> RepoResult<Vec<CartId>> {
+        // Expired sessions are few per hour; a filtered scan is bounded by `limit` matches.
+        let mut ids = Vec::new();
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.carts)
+            .filter_expression("expires_ms <= :now")
+            .expression_attribute_values(":now", n(now.timestamp_millis()))
+            .projection_expression("id")
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(|e| sdk_error("Scan", e))?;
+            if let Some(id) = item.get("id").and_then(|v| v.as_s().ok()) {
+                ids.push(CartId::from(id.as_str()));
+            }
+            if ids.len() >= limit {
+                break;
+            }
+        }
+        Ok(ids)
+    }
+
+    async fn delete(&self, carts: &[CartId]) -> RepoResult<usize> {
+        for id in carts {
+            self.client
+                .delete_item()
+                .table_name(&self.carts)
+                .key("id", s(id.as_str()))
+                .send()
+                .await
+                .map_err(|e| sdk_error("DeleteItem", e))?;
+        }
+        Ok(carts.len())
+    }
+}
