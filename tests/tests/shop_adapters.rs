@@ -4,8 +4,8 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
 use shop::{
-    CatalogRepository, Credentials, Money, Plan, Product, Store, StoreId, StoreRepository, SyncState,
-    Variant,
+    CatalogRepository, Credentials, CustomerRepository, Money, Plan, Product, Store, StoreId,
+    StoreRepository, SyncState, Variant,
     aws::{DynamoCatalog, DynamoStores, SecretsManagerCredentials},
 };
 use system_tests::moto;
@@ -95,6 +95,10 @@ async fn credentials_come_from_secrets_manager_and_never_print() {
     let token = credentials.shopify_token(&"st_1".into()).await.unwrap().expect("a token");
     assert_eq!(token.expose(), "shpat_abc123");
     assert!(!format!("{token:?} {token}").contains("shpat"), "redacted when printed");
+    assert_eq!(
+        credentials.square_token(&"st_1".into()).await.unwrap().expect("a POS token").expose(),
+        "sq0atp-x"
+    );
     assert_eq!(credentials.shopify_token(&"st_unknown".into()).await.unwrap(), None);
 }
 
@@ -175,4 +179,27 @@ async fn carts_on_dynamodb_abandon_once_and_expire() {
     assert_eq!(expired, [shop::CartId::from("old")]);
     assert_eq!(carts.delete(&expired).await.unwrap(), 1);
     assert!(carts.expired(now, 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn customers_round_trip_on_dynamodb() {
+    use shop::{Customer, Preferences, aws::DynamoCustomers};
+
+    let client = aws_sdk_dynamodb::Client::new(&moto::sdk_config().await);
+    let name = table(&client, &[("store_id", KeyType::Hash), ("id", KeyType::Range)]).await;
+    let customers = DynamoCustomers::new(client, name);
+    let profile = |n: u32| Customer {
+        id: format!("c{n}").into(),
+        store_id: "st_1".into(),
+        name: format!("Ana {n}"),
+        email: Some(format!("ana{n}@example.com")),
+        phone: Some("+14155550123".parse().unwrap()),
+        order_count: n,
+        total_spent_minor: i64::from(n) * 1000,
+        preferences: Preferences { email_marketing: true, sms_marketing: false },
+    };
+    let batch: Vec<Customer> = (0..40).map(profile).collect();
+    assert_eq!(customers.upsert_customers(&batch).await.unwrap(), 40);
+    assert_eq!(customers.get_customer(&"st_1".into(), &"c39".into()).await.unwrap(), Some(profile(39)));
+    assert_eq!(customers.get_customer(&"st_1".into(), &"c99".into()).await.unwrap(), None);
 }

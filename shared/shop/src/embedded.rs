@@ -16,8 +16,12 @@ use chrono::{DateTime, Utc};
 use crate::{
     cart::{Cart, CartStatus, StockRelease},
     catalog::Product,
-    ids::{CartId, ProductId, StoreId, VariantId},
-    ports::{CartRepository, CatalogRepository, Credentials, RepoError, RepoResult, StoreRepository},
+    customer::Customer,
+    ids::{CartId, CustomerId, ProductId, StoreId, VariantId},
+    ports::{
+        CartRepository, CatalogRepository, Credentials, CustomerRepository, RepoError, RepoResult,
+        StoreRepository,
+    },
     secret::Secret,
     store::{Store, SyncState},
 };
@@ -27,7 +31,10 @@ CREATE TABLE IF NOT EXISTS stores (id TEXT PRIMARY KEY, body TEXT NOT NULL) WITH
 CREATE TABLE IF NOT EXISTS products (
     store_id TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (store_id, id)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS credentials (store_id TEXT PRIMARY KEY, shopify_token TEXT) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS credentials (store_id TEXT PRIMARY KEY, shopify_token TEXT, square_token TEXT) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS customers (
+    store_id TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (store_id, id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS carts (
     id TEXT PRIMARY KEY, store_id TEXT NOT NULL, items TEXT NOT NULL, status TEXT NOT NULL,
     stock_reserved INTEGER NOT NULL, last_activity_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL
@@ -83,6 +90,34 @@ impl ShopDb {
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets a store's Square token (seeding, tests).
+    ///
+    /// # Errors
+    /// If the database fails.
+    pub fn set_square_token(&self, store: &StoreId, token: &Secret) -> RepoResult {
+        self.lock()
+            .execute(
+                "INSERT INTO credentials (store_id, square_token) VALUES (?1, ?2)
+                 ON CONFLICT (store_id) DO UPDATE SET square_token = excluded.square_token",
+                params![store.as_str(), token.expose()],
+            )
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    fn token(&self, store: &StoreId, column: &str) -> RepoResult<Option<Secret>> {
+        let token: Option<Option<String>> = self
+            .lock()
+            .query_row(
+                &format!("SELECT {column} FROM credentials WHERE store_id = ?1"),
+                params![store.as_str()],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(unavailable)?;
+        Ok(token.flatten().map(Secret::new))
     }
 
     /// Sets a store's Shopify token (seeding, tests).
@@ -357,15 +392,46 @@ impl CatalogRepository for ShopDb {
 #[async_trait]
 impl Credentials for ShopDb {
     async fn shopify_token(&self, store: &StoreId) -> RepoResult<Option<Secret>> {
-        let token: Option<Option<String>> = self
+        self.token(store, "shopify_token")
+    }
+
+    async fn square_token(&self, store: &StoreId) -> RepoResult<Option<Secret>> {
+        self.token(store, "square_token")
+    }
+}
+
+#[async_trait]
+impl CustomerRepository for ShopDb {
+    async fn upsert_customers(&self, customers: &[Customer]) -> RepoResult<usize> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(unavailable)?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO customers (store_id, id, body) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (store_id, id) DO UPDATE SET body = excluded.body",
+                )
+                .map_err(unavailable)?;
+            for customer in customers {
+                let body = serde_json::to_string(customer).map_err(corrupt)?;
+                stmt.execute(params![customer.store_id.as_str(), customer.id.as_str(), body])
+                    .map_err(unavailable)?;
+            }
+        }
+        tx.commit().map_err(unavailable)?;
+        Ok(customers.len())
+    }
+
+    async fn get_customer(&self, store: &StoreId, id: &CustomerId) -> RepoResult<Option<Customer>> {
+        let body: Option<String> = self
             .lock()
             .query_row(
-                "SELECT shopify_token FROM credentials WHERE store_id = ?1",
-                params![store.as_str()],
+                "SELECT body FROM customers WHERE store_id = ?1 AND id = ?2",
+                params![store.as_str(), id.as_str()],
                 |row| row.get(0),
             )
             .optional()
             .map_err(unavailable)?;
-        Ok(token.flatten().map(Secret::new))
+        body.map(|b| serde_json::from_str(&b).map_err(corrupt)).transpose()
     }
 }

@@ -21,6 +21,7 @@ mod shop_domain;
 pub mod shopify;
 mod sms;
 pub mod sms_outbox;
+pub mod square;
 mod store;
 
 pub use cart::{Cart, CartItem, CartStatus, StockRelease};
@@ -29,7 +30,8 @@ pub use customer::{Customer, Preferences};
 pub use ids::{CartId, CustomerId, ProductId, ShareId, StoreId, VariantId};
 pub use phone::{PhoneError, PhoneNumber};
 pub use ports::{
-    CartRepository, CatalogRepository, Credentials, RepoError, RepoResult, SmsSender, StoreRepository,
+    CartRepository, CatalogRepository, Credentials, CustomerRepository, RepoError, RepoResult, SmsSender,
+    StoreRepository,
 };
 pub use secret::Secret;
 pub use shop_domain::{ShopDomain, ShopDomainError};

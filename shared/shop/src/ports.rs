@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use crate::{
     cart::{Cart, StockRelease},
     catalog::Product,
-    ids::{CartId, ProductId, StoreId},
+    customer::Customer,
+    ids::{CartId, CustomerId, ProductId, StoreId},
     phone::PhoneNumber,
     secret::Secret,
     sms::SmsText,
@@ -67,6 +68,15 @@ pub trait CatalogRepository: Send + Sync + std::fmt::Debug {
     async fn get_product(&self, store: &StoreId, id: &ProductId) -> RepoResult<Option<Product>>;
 }
 
+/// Customer profiles.
+#[async_trait]
+pub trait CustomerRepository: Send + Sync + std::fmt::Debug {
+    /// Inserts or replaces profiles by (store, customer id); returns how many were written.
+    async fn upsert_customers(&self, customers: &[Customer]) -> RepoResult<usize>;
+    /// One profile.
+    async fn get_customer(&self, store: &StoreId, id: &CustomerId) -> RepoResult<Option<Customer>>;
+}
+
 /// Carts and the stock they hold.
 #[async_trait]
 pub trait CartRepository: Send + Sync + std::fmt::Debug {
@@ -96,4 +106,6 @@ pub trait SmsSender: Send + Sync + std::fmt::Debug {
 pub trait Credentials: Send + Sync + std::fmt::Debug {
     /// The store's Shopify Admin API token, or `None` when it has none (uninstalled).
     async fn shopify_token(&self, store: &StoreId) -> RepoResult<Option<Secret>>;
+    /// The store's Square (POS) access token, or `None` when it has none.
+    async fn square_token(&self, store: &StoreId) -> RepoResult<Option<Secret>>;
 }

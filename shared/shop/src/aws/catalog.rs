@@ -2,25 +2,21 @@
 //! `body`. Writes go 25 at a time with `BatchWriteItem`; unprocessed items are retried with
 //! backoff so that nothing is silently dropped.
 
-use std::{collections::HashMap, time::Duration};
-
 use async_trait::async_trait;
 use aws_sdk_dynamodb::{
     Client,
-    types::{AttributeValue, PutRequest, Select, WriteRequest},
+    types::{AttributeValue, Select},
 };
 
-use super::sdk_error;
+use super::{
+    batch::{Document, get_document, put_documents},
+    sdk_error,
+};
 use crate::{
     catalog::Product,
     ids::{ProductId, StoreId},
     ports::{CatalogRepository, RepoError, RepoResult},
 };
-
-/// DynamoDB's batch limit.
-const BATCH: usize = 25;
-/// Tries of one batch's unprocessed items before giving up (the job retries later).
-const TRIES: u32 = 6;
 
 /// [`CatalogRepository`] on a DynamoDB table.
 #[derive(Debug, Clone)]
@@ -34,73 +30,24 @@ impl DynamoCatalog {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
     }
-
-    async fn write_batch(&self, mut requests: Vec<WriteRequest>) -> RepoResult {
-        for attempt in 0..TRIES {
-            if attempt > 0 {
-                // 50 ms, 100 ms, 200 ms, ...: the table is throttling this partition.
-                tokio::time::sleep(Duration::from_millis(50 << (attempt - 1))).await;
-            }
-            let out = self
-                .client
-                .batch_write_item()
-                .request_items(&self.table, requests)
-                .send()
-                .await
-                .map_err(|e| sdk_error("BatchWriteItem", e))?;
-            requests = out.unprocessed_items.and_then(|mut u| u.remove(&self.table)).unwrap_or_default();
-            if requests.is_empty() {
-                return Ok(());
-            }
-        }
-        Err(RepoError::Unavailable(format!(
-            "{} catalog writes still unprocessed after {TRIES} tries",
-            requests.len()
-        )))
-    }
-}
-
-fn put_request(product: &Product) -> RepoResult<WriteRequest> {
-    let body = serde_json::to_string(product).map_err(|e| RepoError::Corrupt(e.to_string()))?;
-    let item = HashMap::from([
-        ("store_id".to_owned(), AttributeValue::S(product.store_id.to_string())),
-        ("id".to_owned(), AttributeValue::S(product.id.to_string())),
-        ("body".to_owned(), AttributeValue::S(body)),
-    ]);
-    let put =
-        PutRequest::builder().set_item(Some(item)).build().map_err(|e| RepoError::Corrupt(e.to_string()))?;
-    Ok(WriteRequest::builder().put_request(put).build())
 }
 
 #[async_trait]
 impl CatalogRepository for DynamoCatalog {
     async fn upsert_products(&self, products: &[Product]) -> RepoResult<usize> {
-        // A batch may not hold the same key twice: the last version of a product wins.
-        let mut latest: HashMap<(&str, &str), &Product> = HashMap::new();
-        for product in products {
-            latest.insert((product.store_id.as_str(), product.id.as_str()), product);
-        }
-        let requests = latest.values().map(|p| put_request(p)).collect::<RepoResult<Vec<_>>>()?;
-        for chunk in requests.chunks(BATCH) {
-            self.write_batch(chunk.to_vec()).await?;
-        }
-        Ok(latest.len())
+        let documents = products
+            .iter()
+            .map(|p| {
+                let body = serde_json::to_string(p).map_err(|e| RepoError::Corrupt(e.to_string()))?;
+                Ok(Document { store_id: p.store_id.to_string(), id: p.id.to_string(), body })
+            })
+            .collect::<RepoResult<Vec<_>>>()?;
+        put_documents(&self.client, &self.table, documents).await
     }
 
     async fn get_product(&self, store: &StoreId, id: &ProductId) -> RepoResult<Option<Product>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("store_id", AttributeValue::S(store.to_string()))
-            .key("id", AttributeValue::S(id.to_string()))
-            .send()
-            .await
-            .map_err(|e| sdk_error("GetItem", e))?;
-        let Some(body) = out.item().and_then(|i| i.get("body")).and_then(|b| b.as_s().ok()) else {
-            return Ok(None);
-        };
-        serde_json::from_str(body).map(Some).map_err(|e| RepoError::Corrupt(e.to_string()))
+        let body = get_document(&self.client, &self.table, store.as_str(), id.as_str()).await?;
+        body.map(|b| serde_json::from_str(&b).map_err(|e| RepoError::Corrupt(e.to_string()))).transpose()
     }
 
     async fn count_products(&self, store: &StoreId) -> RepoResult<u64> {

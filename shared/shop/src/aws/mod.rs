@@ -1,17 +1,20 @@
 //! The shop's AWS adapters: stores and the catalog on DynamoDB, credentials in Secrets Manager.
 //!
 //! Table and secret names come from the environment the template sets:
-//! `SHOP_STORES_TABLE`, `SHOP_PRODUCTS_TABLE`, `SHOP_CARTS_TABLE`, `SHOP_INVENTORY_TABLE`,
+//! `SHOP_STORES_TABLE`, `SHOP_PRODUCTS_TABLE`, `SHOP_CUSTOMERS_TABLE`, `SHOP_CARTS_TABLE`, `SHOP_INVENTORY_TABLE`,
 //! `SHOP_SECRET_PREFIX`.
 
+mod batch;
 mod carts;
 mod catalog;
+mod customers;
 mod secrets;
 mod sms;
 mod stores;
 
 pub use carts::{BY_STATUS_ACTIVITY, DynamoCarts};
 pub use catalog::DynamoCatalog;
+pub use customers::DynamoCustomers;
 pub use secrets::SecretsManagerCredentials;
 pub use sms::SnsSms;
 pub use stores::DynamoStores;

@@ -19,10 +19,12 @@ use crate::{
 
 const CACHE_FOR: Duration = Duration::from_secs(300);
 
-#[derive(serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
 struct StoreSecret {
     #[serde(default)]
     shopify_token: Option<Secret>,
+    #[serde(default)]
+    square_token: Option<Secret>,
 }
 
 /// [`Credentials`] in Secrets Manager.
@@ -30,7 +32,7 @@ struct StoreSecret {
 pub struct SecretsManagerCredentials {
     client: Client,
     prefix: String,
-    cache: Mutex<HashMap<StoreId, (Instant, Option<Secret>)>>,
+    cache: Mutex<HashMap<StoreId, (Instant, StoreSecret)>>,
 }
 
 impl SecretsManagerCredentials {
@@ -44,37 +46,46 @@ impl SecretsManagerCredentials {
         format!("{}/{store}", self.prefix.trim_end_matches('/'))
     }
 
-    async fn fetch(&self, store: &StoreId) -> RepoResult<Option<Secret>> {
+    async fn fetch(&self, store: &StoreId) -> RepoResult<StoreSecret> {
         let result = self.client.get_secret_value().secret_id(self.secret_name(store)).send().await;
         let out = match result {
             Ok(out) => out,
             Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
-                return Ok(None);
+                return Ok(StoreSecret::default());
             }
             // The SDK's error never includes the secret's value.
             Err(e) => return Err(super::sdk_error("GetSecretValue", e)),
         };
-        let Some(raw) = out.secret_string() else { return Ok(None) };
+        let Some(raw) = out.secret_string() else { return Ok(StoreSecret::default()) };
         let parsed: StoreSecret = serde_json::from_str(raw).map_err(|_| {
             RepoError::Corrupt(format!("secret {} is not the expected JSON", self.secret_name(store)))
         })?;
-        Ok(parsed.shopify_token)
+        Ok(parsed)
+    }
+
+    /// The store's secret, from the cache while it is fresh.
+    async fn secret(&self, store: &StoreId) -> RepoResult<StoreSecret> {
+        if let Some((at, secret)) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(store) {
+            if at.elapsed() < CACHE_FOR {
+                return Ok(secret.clone());
+            }
+        }
+        let secret = self.fetch(store).await?;
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(store.clone(), (Instant::now(), secret.clone()));
+        Ok(secret)
     }
 }
 
 #[async_trait]
 impl Credentials for SecretsManagerCredentials {
     async fn shopify_token(&self, store: &StoreId) -> RepoResult<Option<Secret>> {
-        if let Some((at, token)) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(store) {
-            if at.elapsed() < CACHE_FOR {
-                return Ok(token.clone());
-            }
-        }
-        let token = self.fetch(store).await?;
-        self.cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(store.clone(), (Instant::now(), token.clone()));
-        Ok(token)
+        Ok(self.secret(store).await?.shopify_token)
+    }
+
+    async fn square_token(&self, store: &StoreId) -> RepoResult<Option<Secret>> {
+        Ok(self.secret(store).await?.square_token)
     }
 }

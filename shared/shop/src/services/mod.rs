@@ -2,10 +2,12 @@
 
 mod cart_janitor;
 mod catalog_sync;
+mod customer_sync;
 mod product_sharer;
 mod webhook_registrar;
 
 pub use cart_janitor::{AbandonBatch, CartJanitor};
 pub use catalog_sync::{CatalogSync, PageSynced};
+pub use customer_sync::CustomerSync;
 pub use product_sharer::ProductSharer;
 pub use webhook_registrar::{Registration, WebhookRegistrar};

@@ -1,0 +1,178 @@
+//! customer_sync on the embedded backend against a stub of Square's Customers and Orders APIs.
+
+use std::sync::Arc;
+
+use customer_sync::{CustomerSyncArgs, CustomerSyncJob};
+use jobkit::{DlqReason, ErrorKind, RecordStatus, testing::TestHarness};
+use serde_json::{Value, json};
+use shop::{
+    CustomerRepository, Plan, Secret, Store, StoreRepository, SyncState,
+    embedded::ShopDb,
+    services::CustomerSync,
+    square::{SquareClient, SquareConfig},
+};
+use wiremock::{
+    Mock, MockServer, Request, Respond, ResponseTemplate,
+    matchers::{header, method, path},
+};
+
+const CUSTOMERS: u32 = 250;
+
+/// Customers `c0`..`c249`, 100 a page; customer `cN` has `N % 3` completed orders of 10.00.
+struct StubSquare;
+
+impl Respond for StubSquare {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        if request.url.path() == "/v2/customers" {
+            let start: u32 = request
+                .url
+                .query_pairs()
+                .find(|(k, _)| k == "cursor")
+                .map_or(0, |(_, v)| v.trim_start_matches("cur_").parse().expect("cursor"));
+            let end = (start + 100).min(CUSTOMERS);
+            let customers: Vec<Value> = (start..end)
+                .map(|n| {
+                    json!({
+                        "id": format!("c{n}"),
+                        "given_name": "Ana",
+                        "family_name": format!("Doe{n}"),
+                        "email_address": format!("ana{n}@example.com"),
+                        "phone_number": if n == 7 { "415-555-0107".to_owned() } else { format!("+1415555{n:04}") },
+                        "preferences": {"email_unsubscribed": n == 3},
+                        "created_at": "2025-01-01T00:00:00Z"
+                    })
+                })
+                .collect();
+            let mut body = json!({ "customers": customers });
+            if end < CUSTOMERS {
+                body["cursor"] = json!(format!("cur_{end}"));
+            }
+            return ResponseTemplate::new(200).set_body_json(body);
+        }
+        let search: Value = serde_json::from_slice(&request.body).expect("JSON");
+        let ids: Vec<String> =
+            serde_json::from_value(search["query"]["filter"]["customer_filter"]["customer_ids"].clone())
+                .expect("ids");
+        let orders: Vec<Value> = ids
+            .iter()
+            .flat_map(|id| {
+                let n: u32 = id[1..].parse().expect("id");
+                (0..n % 3).map(move |k| {
+                    json!({"id": format!("o-{n}-{k}"), "customer_id": format!("c{n}"), "state": "COMPLETED",
+                           "total_money": {"amount": 1000, "currency": "USD"}})
+                })
+            })
+            .collect();
+        // Two pages of orders per search, to walk the orders cursor too.
+        let half = orders.len() / 2;
+        let (page, cursor) = match search["cursor"].as_str() {
+            None => (&orders[..half], Some("second")),
+            Some(_) => (&orders[half..], None),
+        };
+        ResponseTemplate::new(200).set_body_json(json!({"orders": page, "cursor": cursor}))
+    }
+}
+
+async fn world(location: Option<&str>) -> (TestHarness, ShopDb, MockServer) {
+    let db = ShopDb::in_memory().unwrap();
+    let store = Store {
+        id: "st_42".into(),
+        shopify_domain: "acme.myshopify.com".parse().unwrap(),
+        pos_location_id: location.map(str::to_owned),
+        plan: Plan::Basic,
+        sync_state: SyncState::Never,
+    };
+    db.put(&store).await.unwrap();
+    db.set_square_token(&store.id, &Secret::new("sq0atp-test")).unwrap();
+    (TestHarness::new(), db, MockServer::start().await)
+}
+
+fn job(db: &ShopDb, square: &MockServer) -> CustomerSyncJob {
+    let config = SquareConfig { base_url: square.uri(), ..SquareConfig::default() };
+    let sync =
+        CustomerSync::new(SquareClient::new(config).unwrap(), Arc::new(db.clone()), Arc::new(db.clone()));
+    CustomerSyncJob::new(Arc::new(db.clone()), sync)
+}
+
+fn args() -> CustomerSyncArgs {
+    CustomerSyncArgs { store_id: "st_42".into() }
+}
+
+#[tokio::test]
+async fn customers_and_their_order_history_are_synced_across_pages() {
+    let (t, db, square) = world(Some("L1")).await;
+    Mock::given(method("GET"))
+        .and(path("/v2/customers"))
+        .and(header("Authorization", "Bearer sq0atp-test"))
+        .and(header("Square-Version", "2025-10-16"))
+        .respond_with(StubSquare)
+        .expect(3)
+        .mount(&square)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/orders/search"))
+        .respond_with(StubSquare)
+        .expect(6)
+        .mount(&square)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v2/customers"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "0"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&square)
+        .await;
+    let runner = t.runner(job(&db, &square));
+    t.enqueuer().perform_later::<CustomerSyncJob>(&args()).await.unwrap();
+    assert_eq!(t.drain(&runner).await.succeeded(), 1, "a 429 is retried inside the client");
+
+    let c5 = db.get_customer(&"st_42".into(), &"c5".into()).await.unwrap().expect("c5 stored");
+    assert_eq!((c5.order_count, c5.total_spent_minor), (2, 2000));
+    assert_eq!(c5.name, "Ana Doe5");
+    assert_eq!(c5.phone.as_ref().map(|p| p.expose().to_owned()), Some("+14155550005".to_owned()));
+    let c7 = db.get_customer(&"st_42".into(), &"c7".into()).await.unwrap().unwrap();
+    assert_eq!(c7.phone, None, "a number that is not E.164 is left out");
+    let c3 = db.get_customer(&"st_42".into(), &"c3".into()).await.unwrap().unwrap();
+    assert!(!c3.preferences.email_marketing);
+    assert!(db.get_customer(&"st_42".into(), &"c249".into()).await.unwrap().is_some(), "the last page too");
+}
+
+#[tokio::test]
+async fn a_refused_token_and_a_store_without_pos_go_to_the_dlq() {
+    let (t, db, square) = world(Some("L1")).await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"errors": [{"code": "UNAUTHORIZED"}]})))
+        .mount(&square)
+        .await;
+    let runner = t.runner(job(&db, &square));
+    t.enqueuer().perform_later::<CustomerSyncJob>(&args()).await.unwrap();
+    assert_eq!(
+        t.run_once(&runner).await[0].status,
+        RecordStatus::DeadLettered(DlqReason::Discarded, ErrorKind::UNAUTHORIZED)
+    );
+
+    let (t, db, square) = world(None).await;
+    let runner = t.runner(job(&db, &square));
+    t.enqueuer().perform_later::<CustomerSyncJob>(&args()).await.unwrap();
+    assert_eq!(
+        t.run_once(&runner).await[0].status,
+        RecordStatus::DeadLettered(DlqReason::Discarded, ErrorKind::NOT_FOUND)
+    );
+    assert!(
+        t.dead_letters::<CustomerSyncJob>()[0].attributes[jobkit::message::attr::ERROR_MESSAGE]
+            .contains("no POS location")
+    );
+}
+
+#[tokio::test]
+async fn an_outage_is_retried_with_the_policys_backoff() {
+    let (t, db, square) = world(Some("L1")).await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(503).insert_header("Retry-After", "0"))
+        .mount(&square)
+        .await;
+    let runner = t.runner(job(&db, &square));
+    t.enqueuer().perform_later::<CustomerSyncJob>(&args()).await.unwrap();
+    let RecordStatus::Retrying(wait) = t.run_once(&runner).await[0].status else { panic!("not retried") };
+    assert!((3.0..=3.2).contains(&wait.as_secs_f64()), "{wait:?}");
+}

@@ -1,0 +1,98 @@
+//! Documents keyed by (`store_id`, `id`) with a JSON `body`, written 25 at a time with
+//! `BatchWriteItem`; unprocessed items are retried with backoff so nothing is silently dropped.
+
+use std::{collections::HashMap, time::Duration};
+
+use aws_sdk_dynamodb::{
+    Client,
+    types::{AttributeValue, PutRequest, WriteRequest},
+};
+
+use super::sdk_error;
+use crate::ports::{RepoError, RepoResult};
+
+/// DynamoDB's batch limit.
+const BATCH: usize = 25;
+/// Tries of one batch's unprocessed items before giving up (the job retries later).
+const TRIES: u32 = 6;
+
+/// One document to write.
+pub(crate) struct Document {
+    pub store_id: String,
+    pub id: String,
+    pub body: String,
+}
+
+/// Writes `documents` into `table`; a key given twice keeps its last document (a batch may not
+/// hold a key twice). Returns how many distinct documents were written.
+pub(crate) async fn put_documents(
+    client: &Client,
+    table: &str,
+    documents: Vec<Document>,
+) -> RepoResult<usize> {
+    let mut latest: HashMap<(String, String), String> = HashMap::new();
+    for doc in documents {
+        latest.insert((doc.store_id, doc.id), doc.body);
+    }
+    let count = latest.len();
+    let requests = latest
+        .into_iter()
+        .map(|((store_id, id), body)| {
+            let item = HashMap::from([
+                ("store_id".to_owned(), AttributeValue::S(store_id)),
+                ("id".to_owned(), AttributeValue::S(id)),
+                ("body".to_owned(), AttributeValue::S(body)),
+            ]);
+            let put = PutRequest::builder()
+                .set_item(Some(item))
+                .build()
+                .map_err(|e| RepoError::Corrupt(e.to_string()))?;
+            Ok(WriteRequest::builder().put_request(put).build())
+        })
+        .collect::<RepoResult<Vec<_>>>()?;
+    for chunk in requests.chunks(BATCH) {
+        write_batch(client, table, chunk.to_vec()).await?;
+    }
+    Ok(count)
+}
+
+async fn write_batch(client: &Client, table: &str, mut requests: Vec<WriteRequest>) -> RepoResult {
+    for attempt in 0..TRIES {
+        if attempt > 0 {
+            // 50 ms, 100 ms, 200 ms, ...: the table is throttling this partition.
+            tokio::time::sleep(Duration::from_millis(50 << (attempt - 1))).await;
+        }
+        let out = client
+            .batch_write_item()
+            .request_items(table, requests)
+            .send()
+            .await
+            .map_err(|e| sdk_error("BatchWriteItem", e))?;
+        requests = out.unprocessed_items.and_then(|mut u| u.remove(table)).unwrap_or_default();
+        if requests.is_empty() {
+            return Ok(());
+        }
+    }
+    Err(RepoError::Unavailable(format!(
+        "{} writes to {table} still unprocessed after {TRIES} tries",
+        requests.len()
+    )))
+}
+
+/// The JSON body of the document (`store_id`, `id`), if any.
+pub(crate) async fn get_document(
+    client: &Client,
+    table: &str,
+    store_id: &str,
+    id: &str,
+) -> RepoResult<Option<String>> {
+    let out = client
+        .get_item()
+        .table_name(table)
+        .key("store_id", AttributeValue::S(store_id.to_owned()))
+        .key("id", AttributeValue::S(id.to_owned()))
+        .send()
+        .await
+        .map_err(|e| sdk_error("GetItem", e))?;
+    Ok(out.item().and_then(|i| i.get("body")).and_then(|b| b.as_s().ok()).cloned())
+}

@@ -1,0 +1,52 @@
+//! Customer sync: one page of a store's POS customers, with their order history summed up, into
+//! the customer profiles at a time, so the job can checkpoint the cursor between pages.
+
+use std::sync::Arc;
+
+use jobkit::{ErrorKind, JobError};
+
+use super::PageSynced;
+use crate::{
+    ports::{Credentials, CustomerRepository},
+    square::SquareClient,
+    store::Store,
+};
+
+/// Pulls a store's customers from the POS.
+#[derive(Debug, Clone)]
+pub struct CustomerSync {
+    square: SquareClient,
+    customers: Arc<dyn CustomerRepository>,
+    credentials: Arc<dyn Credentials>,
+}
+
+impl CustomerSync {
+    /// A sync on these ports.
+    pub fn new(
+        square: SquareClient,
+        customers: Arc<dyn CustomerRepository>,
+        credentials: Arc<dyn Credentials>,
+    ) -> Self {
+        Self { square, customers, credentials }
+    }
+
+    /// Syncs the page after `cursor`.
+    ///
+    /// # Errors
+    /// `not_found` (permanent) when the store has no POS location, `unauthorized` (permanent)
+    /// without a token; the POS's classified errors; storage failures (retryable).
+    pub async fn sync_page(&self, store: &Store, cursor: Option<&str>) -> Result<PageSynced, JobError> {
+        let Some(location) = &store.pos_location_id else {
+            return Err(JobError::permanent(
+                ErrorKind::NOT_FOUND,
+                format!("store {} has no POS location", store.id),
+            ));
+        };
+        let token = self.credentials.square_token(&store.id).await?.ok_or_else(|| {
+            JobError::permanent(ErrorKind::UNAUTHORIZED, format!("store {} has no POS token", store.id))
+        })?;
+        let page = self.square.customers_page(&store.id, location, &token, cursor).await?;
+        let upserted = self.customers.upsert_customers(&page.customers).await?;
+        Ok(PageSynced { upserted, next_cursor: page.next_cursor })
+    }
+}
