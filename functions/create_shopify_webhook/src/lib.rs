@@ -7,7 +7,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use jobkit::{ErrorKind, Job, JobContext, JobError, RetryPolicy, Wait, lambda::setting};
+use jobkit::{ErrorKind, Job, JobContext, JobError, RetryPolicy, lambda::setting};
 use serde::{Deserialize, Serialize};
 use shop::{
     StoreId, StoreRepository,
@@ -101,13 +101,7 @@ impl Job for CreateShopifyWebhook {
     /// Throttling, timeouts and outages retry (8 attempts, polynomial waits); an unknown store, a
     /// refused token or a subscription Shopify rejects go to the DLQ.
     fn retry_policy(&self) -> RetryPolicy {
-        RetryPolicy::new()
-            .retry_on([ErrorKind::THROTTLED, ErrorKind::TIMEOUT, ErrorKind::UNAVAILABLE], Wait::Polynomial, 8)
-            .discard_on([
-                ErrorKind::NOT_FOUND,
-                ErrorKind::UNAUTHORIZED,
-                ErrorKind::new_static("invalid_input"),
-            ])
+        shop::policy::integration_policy(8)
     }
 
     fn timeout(&self) -> Duration {

@@ -141,6 +141,6 @@ async fn unknown_stores_refused_tokens_and_rejected_topics_go_to_the_dlq() {
     w.t.enqueuer().perform_later::<CreateShopifyWebhook>(&args("st_missing")).await.unwrap();
     assert_eq!(w.t.run_once(&runner).await[0].status, discarded(ErrorKind::NOT_FOUND));
     w.t.enqueuer().perform_later::<CreateShopifyWebhook>(&args("st_42")).await.unwrap();
-    assert_eq!(w.t.run_once(&runner).await[0].status, discarded(ErrorKind::new("invalid_input")));
+    assert_eq!(w.t.run_once(&runner).await[0].status, discarded(ErrorKind::INVALID_INPUT));
     assert_eq!(w.t.dead_letters::<CreateShopifyWebhook>().len(), 3);
 }

@@ -7,7 +7,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use jobkit::{ErrorKind, Job, JobContext, JobError, Metadata, RetryPolicy, Wait, lambda::setting};
+use jobkit::{ErrorKind, Job, JobContext, JobError, Metadata, RetryPolicy, lambda::setting};
 use serde::{Deserialize, Serialize};
 use shop::{
     PhoneNumber, ProductId, ShareId, StoreId, StoreRepository,
@@ -81,14 +81,7 @@ impl Job for ShareProductTextMessage {
     /// Throttling and outages retry (5 attempts, polynomial waits); a gone product or store, an
     /// opted-out number or a text SNS rejects go to the DLQ.
     fn retry_policy(&self) -> RetryPolicy {
-        RetryPolicy::new()
-            .retry_on([ErrorKind::THROTTLED, ErrorKind::TIMEOUT, ErrorKind::UNAVAILABLE], Wait::Polynomial, 5)
-            .discard_on([
-                ErrorKind::NOT_FOUND,
-                ErrorKind::new_static("opted_out"),
-                ErrorKind::new_static("invalid_input"),
-                ErrorKind::UNAUTHORIZED,
-            ])
+        shop::policy::integration_policy(5).discard_on([shop::policy::OPTED_OUT])
     }
 
     fn timeout(&self) -> Duration {

@@ -151,7 +151,7 @@ async fn gone_products_opted_out_numbers_and_invalid_phones_go_to_the_dlq() {
         .unwrap();
     assert_eq!(
         w.t.run_once(&w.runner).await[0].status,
-        RecordStatus::DeadLettered(DlqReason::Discarded, ErrorKind::new("opted_out"))
+        RecordStatus::DeadLettered(DlqReason::Discarded, shop::policy::OPTED_OUT)
     );
 
     let body = r#"{"share_id":"sh_5","store_id":"st_42","product_id":"gid://shopify/Product/1","phone":"415-555-0123"}"#;

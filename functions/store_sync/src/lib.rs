@@ -9,7 +9,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use jobkit::{ErrorKind, Job, JobContext, JobError, RetryPolicy, Wait, lambda::setting};
+use jobkit::{ErrorKind, Job, JobContext, JobError, RetryPolicy, lambda::setting};
 use serde::{Deserialize, Serialize};
 use shop::{
     StoreId, StoreRepository, SyncState,
@@ -86,17 +86,7 @@ impl Job for StoreSync {
     /// a half hours in all); an unknown store, a refused token or a request Shopify rejects go to
     /// the DLQ.
     fn retry_policy(&self) -> RetryPolicy {
-        RetryPolicy::new()
-            .retry_on(
-                [ErrorKind::THROTTLED, ErrorKind::TIMEOUT, ErrorKind::UNAVAILABLE],
-                Wait::Polynomial,
-                10,
-            )
-            .discard_on([
-                ErrorKind::NOT_FOUND,
-                ErrorKind::UNAUTHORIZED,
-                ErrorKind::new_static("invalid_input"),
-            ])
+        shop::policy::integration_policy(10)
     }
 
     /// Five minutes an execution; a longer sync continues in a new one.

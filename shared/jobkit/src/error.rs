@@ -29,6 +29,8 @@ impl ErrorKind {
     pub const UNAUTHORIZED: ErrorKind = ErrorKind::new_static("unauthorized");
     /// What the job works on does not exist.
     pub const NOT_FOUND: ErrorKind = ErrorKind::new_static("not_found");
+    /// An outside system refused the request as invalid (400/422, GraphQL user errors).
+    pub const INVALID_INPUT: ErrorKind = ErrorKind::new_static("invalid_input");
     /// Anything not classified further.
     pub const UNKNOWN: ErrorKind = ErrorKind::new_static("unknown");
 
@@ -205,7 +207,7 @@ impl IntegrationErrorKind {
             Self::Unavailable => ErrorKind::UNAVAILABLE,
             Self::Unauthorized => ErrorKind::UNAUTHORIZED,
             Self::NotFound => ErrorKind::NOT_FOUND,
-            Self::InvalidInput => ErrorKind::new_static("invalid_input"),
+            Self::InvalidInput => ErrorKind::INVALID_INPUT,
             Self::Conflict => ErrorKind::new_static("conflict"),
             Self::Unexpected => ErrorKind::new_static("unexpected_response"),
         }

@@ -14,6 +14,7 @@ mod customer;
 pub mod embedded;
 mod ids;
 mod phone;
+pub mod policy;
 mod ports;
 mod secret;
 pub mod services;

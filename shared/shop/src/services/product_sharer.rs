@@ -44,15 +44,12 @@ impl ProductSharer {
             return Err(JobError::permanent(ErrorKind::NOT_FOUND, format!("product {product} is gone")));
         };
         if self.sms.opted_out(phone).await? {
-            return Err(JobError::permanent(
-                ErrorKind::new_static("opted_out"),
-                format!("{phone} opted out of texts"),
-            ));
+            return Err(JobError::permanent(crate::policy::OPTED_OUT, format!("{phone} opted out of texts")));
         }
         let price = product.from_price().map(|p| format!(" - from {}", p.display())).unwrap_or_default();
         let link = format!("https://{}/products/{}", store.shopify_domain, product.handle);
         let text = SmsText::compose(&format!("{}{price}", product.title), &link, MAX_SEGMENTS)
-            .map_err(|e| JobError::permanent(ErrorKind::new_static("invalid_input"), e.to_string()))?;
+            .map_err(|e| JobError::permanent(ErrorKind::INVALID_INPUT, e.to_string()))?;
         Ok(self.sms.send(phone, &text).await?)
     }
 }
