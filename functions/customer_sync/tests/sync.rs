@@ -176,3 +176,28 @@ async fn an_outage_is_retried_with_the_policys_backoff() {
     let RecordStatus::Retrying(wait) = t.run_once(&runner).await[0].status else { panic!("not retried") };
     assert!((3.0..=3.2).contains(&wait.as_secs_f64()), "{wait:?}");
 }
+
+#[tokio::test]
+async fn a_second_delivery_changes_nothing() {
+    let (t, db, square) = world(Some("L1")).await;
+    Mock::given(method("GET"))
+        .and(path("/v2/customers"))
+        .respond_with(StubSquare)
+        .expect(3)
+        .mount(&square)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/orders/search"))
+        .respond_with(StubSquare)
+        .expect(6)
+        .mount(&square)
+        .await;
+    let runner = t.runner(job(&db, &square));
+    let id = t.enqueuer().perform_later::<CustomerSyncJob>(&args()).await.unwrap();
+    t.drain(&runner).await;
+
+    let again = jobkit::EnqueueOptions { job_id: Some(id), ..Default::default() };
+    t.enqueuer().perform_later_with::<CustomerSyncJob>(&args(), again).await.unwrap();
+    assert_eq!(t.drain(&runner).await.count(|s| *s == RecordStatus::Duplicate), 1);
+    // `expect(3)` and `expect(6)` are checked when the stub drops: the POS was not called again.
+}
