@@ -92,6 +92,52 @@ impl ShopDb {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Inserts or replaces JSON documents keyed by (store, id) in `table` (products,
+    /// customers), in one transaction; returns how many were written.
+    fn put_documents<'a, T: serde::Serialize + 'a>(
+        &self,
+        table: &'static str,
+        documents: impl Iterator<Item = (&'a str, &'a str, &'a T)>,
+    ) -> RepoResult<usize> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(unavailable)?;
+        let mut written = 0;
+        {
+            let mut stmt = tx
+                .prepare_cached(&format!(
+                    "INSERT INTO {table} (store_id, id, body) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (store_id, id) DO UPDATE SET body = excluded.body"
+                ))
+                .map_err(unavailable)?;
+            for (store, id, document) in documents {
+                let body = serde_json::to_string(document).map_err(corrupt)?;
+                stmt.execute(params![store, id, body]).map_err(unavailable)?;
+                written += 1;
+            }
+        }
+        tx.commit().map_err(unavailable)?;
+        Ok(written)
+    }
+
+    /// The JSON document (store, id) of `table`, if any.
+    fn get_document<T: serde::de::DeserializeOwned>(
+        &self,
+        table: &'static str,
+        store: &StoreId,
+        id: &str,
+    ) -> RepoResult<Option<T>> {
+        let body: Option<String> = self
+            .lock()
+            .query_row(
+                &format!("SELECT body FROM {table} WHERE store_id = ?1 AND id = ?2"),
+                params![store.as_str(), id],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(unavailable)?;
+        body.map(|b| serde_json::from_str(&b).map_err(corrupt)).transpose()
+    }
+
     /// Sets a store's Square token (seeding, tests).
     ///
     /// # Errors
@@ -346,36 +392,11 @@ impl StoreRepository for ShopDb {
 #[async_trait]
 impl CatalogRepository for ShopDb {
     async fn upsert_products(&self, products: &[Product]) -> RepoResult<usize> {
-        let mut conn = self.lock();
-        let tx = conn.transaction().map_err(unavailable)?;
-        {
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT INTO products (store_id, id, body) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (store_id, id) DO UPDATE SET body = excluded.body",
-                )
-                .map_err(unavailable)?;
-            for product in products {
-                let body = serde_json::to_string(product).map_err(corrupt)?;
-                stmt.execute(params![product.store_id.as_str(), product.id.as_str(), body])
-                    .map_err(unavailable)?;
-            }
-        }
-        tx.commit().map_err(unavailable)?;
-        Ok(products.len())
+        self.put_documents("products", products.iter().map(|p| (p.store_id.as_str(), p.id.as_str(), p)))
     }
 
     async fn get_product(&self, store: &StoreId, id: &ProductId) -> RepoResult<Option<Product>> {
-        let body: Option<String> = self
-            .lock()
-            .query_row(
-                "SELECT body FROM products WHERE store_id = ?1 AND id = ?2",
-                params![store.as_str(), id.as_str()],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(unavailable)?;
-        body.map(|b| serde_json::from_str(&b).map_err(corrupt)).transpose()
+        self.get_document("products", store, id.as_str())
     }
 
     async fn count_products(&self, store: &StoreId) -> RepoResult<u64> {
@@ -403,35 +424,10 @@ impl Credentials for ShopDb {
 #[async_trait]
 impl CustomerRepository for ShopDb {
     async fn upsert_customers(&self, customers: &[Customer]) -> RepoResult<usize> {
-        let mut conn = self.lock();
-        let tx = conn.transaction().map_err(unavailable)?;
-        {
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT INTO customers (store_id, id, body) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (store_id, id) DO UPDATE SET body = excluded.body",
-                )
-                .map_err(unavailable)?;
-            for customer in customers {
-                let body = serde_json::to_string(customer).map_err(corrupt)?;
-                stmt.execute(params![customer.store_id.as_str(), customer.id.as_str(), body])
-                    .map_err(unavailable)?;
-            }
-        }
-        tx.commit().map_err(unavailable)?;
-        Ok(customers.len())
+        self.put_documents("customers", customers.iter().map(|c| (c.store_id.as_str(), c.id.as_str(), c)))
     }
 
     async fn get_customer(&self, store: &StoreId, id: &CustomerId) -> RepoResult<Option<Customer>> {
-        let body: Option<String> = self
-            .lock()
-            .query_row(
-                "SELECT body FROM customers WHERE store_id = ?1 AND id = ?2",
-                params![store.as_str(), id.as_str()],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(unavailable)?;
-        body.map(|b| serde_json::from_str(&b).map_err(corrupt)).transpose()
+        self.get_document("customers", store, id.as_str())
     }
 }

@@ -12,6 +12,7 @@ mod cart;
 mod catalog;
 mod customer;
 pub mod embedded;
+mod http;
 mod ids;
 mod phone;
 pub mod policy;

@@ -115,10 +115,7 @@ impl SquareClient {
     /// # Errors
     /// If the HTTP client cannot be built.
     pub fn with_pacer(config: SquareConfig, pacer: Arc<dyn Pacer>) -> Result<Self, IntegrationError> {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .build()
-            .map_err(|e| error(IntegrationErrorKind::Unexpected, format!("building the HTTP client: {e}")))?;
+        let http = crate::http::client(SOURCE, config.timeout)?;
         Ok(Self { http, config, pacer })
     }
 
@@ -237,12 +234,7 @@ impl SquareClient {
                 }
                 Ok(response) => {
                     let status = response.status().as_u16();
-                    let retry_after = response
-                        .headers()
-                        .get(reqwest::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<f64>().ok())
-                        .map(Duration::from_secs_f64);
+                    let retry_after = crate::http::retry_after(response.headers());
                     let text = response.text().await.unwrap_or_default();
                     match status {
                         200..=299 => {

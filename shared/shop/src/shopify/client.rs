@@ -97,10 +97,7 @@ impl ShopifyClient {
     /// # Errors
     /// If the HTTP client cannot be built.
     pub fn with_pacer(config: ShopifyConfig, pacer: Arc<dyn Pacer>) -> Result<Self, IntegrationError> {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .build()
-            .map_err(|e| error(IntegrationErrorKind::Unexpected, format!("building the HTTP client: {e}")))?;
+        let http = crate::http::client(SOURCE, config.timeout)?;
         Ok(Self { http, config, pacer, budgets: Arc::default() })
     }
 
@@ -232,12 +229,7 @@ impl ShopifyClient {
                 }
             })?;
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .map(Duration::from_secs_f64);
+        let retry_after = crate::http::retry_after(response.headers());
         let text = response.text().await.map_err(|e| Failure::Retry {
             error: error(IntegrationErrorKind::Unavailable, format!("reading the answer: {e}")),
             wait: Duration::from_secs(1),
