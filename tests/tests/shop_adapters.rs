@@ -26,6 +26,45 @@ async fn table(client: &aws_sdk_dynamodb::Client, keys: &[(&str, KeyType)]) -> S
     name
 }
 
+/// A table keyed by `key` (S) with a global secondary index `index` on `hash` (S) and
+/// `range` (N), projecting everything: the shape of the carts and history tables.
+async fn indexed_table(
+    client: &aws_sdk_dynamodb::Client,
+    key: &str,
+    index: &str,
+    hash: &str,
+    range: &str,
+) -> String {
+    use aws_sdk_dynamodb::types::{GlobalSecondaryIndex, Projection, ProjectionType};
+    let attribute = |name: &str, kind: ScalarAttributeType| {
+        AttributeDefinition::builder().attribute_name(name).attribute_type(kind).build().unwrap()
+    };
+    let schema = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder().attribute_name(name).key_type(kind).build().unwrap()
+    };
+    let index = GlobalSecondaryIndex::builder()
+        .index_name(index)
+        .key_schema(schema(hash, KeyType::Hash))
+        .key_schema(schema(range, KeyType::Range))
+        .projection(Projection::builder().projection_type(ProjectionType::All).build())
+        .build()
+        .unwrap();
+    let name = moto::unique("shop");
+    client
+        .create_table()
+        .table_name(&name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute(key, ScalarAttributeType::S))
+        .attribute_definitions(attribute(hash, ScalarAttributeType::S))
+        .attribute_definitions(attribute(range, ScalarAttributeType::N))
+        .key_schema(schema(key, KeyType::Hash))
+        .global_secondary_indexes(index)
+        .send()
+        .await
+        .expect("indexed table created");
+    name
+}
+
 fn store(id: &str, plan: Plan) -> Store {
     Store {
         id: id.into(),
@@ -120,36 +159,11 @@ async fn sms_goes_out_through_sns_and_opt_outs_are_read() {
 
 #[tokio::test]
 async fn carts_on_dynamodb_abandon_once_and_expire() {
-    use aws_sdk_dynamodb::types::{GlobalSecondaryIndex, Projection, ProjectionType};
     use shop::{Cart, CartItem, CartRepository, CartStatus, StockRelease, aws::DynamoCarts};
 
     let client = aws_sdk_dynamodb::Client::new(&moto::sdk_config().await);
-    let carts_table = moto::unique("carts");
-    let attribute = |name: &str, kind: ScalarAttributeType| {
-        AttributeDefinition::builder().attribute_name(name).attribute_type(kind).build().unwrap()
-    };
-    let key = |name: &str, kind: KeyType| {
-        KeySchemaElement::builder().attribute_name(name).key_type(kind).build().unwrap()
-    };
-    let index = GlobalSecondaryIndex::builder()
-        .index_name(shop::aws::BY_STATUS_ACTIVITY)
-        .key_schema(key("status", KeyType::Hash))
-        .key_schema(key("last_activity_ms", KeyType::Range))
-        .projection(Projection::builder().projection_type(ProjectionType::All).build())
-        .build()
-        .unwrap();
-    client
-        .create_table()
-        .table_name(&carts_table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attribute("id", ScalarAttributeType::S))
-        .attribute_definitions(attribute("status", ScalarAttributeType::S))
-        .attribute_definitions(attribute("last_activity_ms", ScalarAttributeType::N))
-        .key_schema(key("id", KeyType::Hash))
-        .global_secondary_indexes(index)
-        .send()
-        .await
-        .expect("carts table");
+    let carts_table =
+        indexed_table(&client, "id", shop::aws::BY_STATUS_ACTIVITY, "status", "last_activity_ms").await;
     let inventory_table = table(&client, &[("variant_id", KeyType::Hash)]).await;
     let carts = DynamoCarts::new(client, carts_table, inventory_table);
 
@@ -202,4 +216,33 @@ async fn customers_round_trip_on_dynamodb() {
     assert_eq!(customers.upsert_customers(&batch).await.unwrap(), 40);
     assert_eq!(customers.get_customer(&"st_1".into(), &"c39".into()).await.unwrap(), Some(profile(39)));
     assert_eq!(customers.get_customer(&"st_1".into(), &"c99".into()).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn history_on_dynamodb_keeps_one_entry_per_id_and_purges_the_oldest_first() {
+    use shop::{History, HistoryEntry, RecordKind, aws::DynamoHistory};
+
+    let client = aws_sdk_dynamodb::Client::new(&moto::sdk_config().await);
+    let table = indexed_table(&client, "id", shop::aws::BY_KIND_TIME, "kind", "at_ms").await;
+    let history = DynamoHistory::new(client, table);
+    let now = chrono::Utc::now();
+    let run = |n: i64, days_ago: i64| {
+        let at = now - chrono::Duration::days(days_ago);
+        HistoryEntry::sync_run("store_sync", &format!("j{n}"), &"st_1".into(), at, at, serde_json::json!({}))
+    };
+    for n in 0..30 {
+        history.append(&run(n, 40 + n)).await.unwrap();
+    }
+    history.append(&run(99, 1)).await.unwrap();
+    history.append(&run(99, 1)).await.unwrap();
+    let audit = HistoryEntry::audit("product_shared", "sh_1", &"st_1".into(), now, serde_json::json!({}));
+    history.append(&audit).await.unwrap();
+
+    let cutoff = now - chrono::Duration::days(30);
+    assert_eq!(history.purge_before(RecordKind::SyncRun, cutoff, 25).await.unwrap(), 25, "bounded");
+    assert_eq!(history.purge_before(RecordKind::SyncRun, cutoff, 25).await.unwrap(), 5);
+    assert_eq!(history.purge_before(RecordKind::SyncRun, cutoff, 25).await.unwrap(), 0);
+    let left = history.recent(RecordKind::SyncRun, 10).await.unwrap();
+    assert_eq!(left.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["store_sync:j99"], "one per id");
+    assert_eq!(history.recent(RecordKind::AuditLog, 10).await.unwrap(), [audit], "other kinds untouched");
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use shop::{CartRepository, aws::DynamoCarts, services::CartJanitor};
 
 /// Carts idle this long are abandoned unless `CART_IDLE_AFTER_MINUTES` says otherwise.
-const DEFAULT_IDLE_AFTER_MINUTES: i64 = 120;
+const DEFAULT_IDLE_AFTER_MINUTES: u32 = 120;
 
 /// Carts handled between checkpoints.
 const BATCH: usize = 100;
@@ -55,13 +55,9 @@ impl CleanActiveCarts {
             jobkit::lambda::setting("SHOP_CARTS_TABLE")?,
             jobkit::lambda::setting("SHOP_INVENTORY_TABLE")?,
         );
-        let minutes = match std::env::var("CART_IDLE_AFTER_MINUTES") {
-            Ok(raw) => raw.trim().parse::<i64>().ok().filter(|m| *m > 0).ok_or_else(|| {
-                format!("CART_IDLE_AFTER_MINUTES must be a positive number of minutes, got {raw:?}")
-            })?,
-            Err(_) => DEFAULT_IDLE_AFTER_MINUTES,
-        };
-        Ok(Self::new(Arc::new(carts), chrono::Duration::minutes(minutes)))
+        let minutes =
+            jobkit::lambda::positive_setting("CART_IDLE_AFTER_MINUTES", DEFAULT_IDLE_AFTER_MINUTES)?;
+        Ok(Self::new(Arc::new(carts), chrono::Duration::minutes(minutes.into())))
     }
 }
 

@@ -2,6 +2,8 @@
 //! in Shopify when the store installs the app. It lists what exists and creates only what is
 //! missing, so running it twice creates nothing the second time.
 //!
+//! Each subscription created is audited in the history (`SHOP_HISTORY_TABLE`, kept a year).
+//!
 //! Arguments: `{"store_id": "st_42"}`. Settings: `SHOPIFY_WEBHOOK_TOPICS` (comma-separated,
 //! `ORDERS_CREATE,PRODUCTS_UPDATE`) and `SHOPIFY_WEBHOOK_URL` (where Shopify delivers).
 
@@ -10,8 +12,8 @@ use std::{sync::Arc, time::Duration};
 use jobkit::{ErrorKind, Job, JobContext, JobError, RetryPolicy, lambda::setting};
 use serde::{Deserialize, Serialize};
 use shop::{
-    StoreId, StoreRepository,
-    aws::{DynamoStores, SecretsManagerCredentials},
+    History, HistoryEntry, StoreId, StoreRepository,
+    aws::{DynamoHistory, DynamoStores, SecretsManagerCredentials},
     services::WebhookRegistrar,
     shopify::{ShopifyClient, ShopifyConfig},
 };
@@ -54,6 +56,7 @@ pub struct CreateShopifyWebhook {
     stores: Arc<dyn StoreRepository>,
     registrar: WebhookRegistrar,
     settings: WebhookSettings,
+    history: Arc<dyn History>,
 }
 
 impl CreateShopifyWebhook {
@@ -62,8 +65,9 @@ impl CreateShopifyWebhook {
         stores: Arc<dyn StoreRepository>,
         registrar: WebhookRegistrar,
         settings: WebhookSettings,
+        history: Arc<dyn History>,
     ) -> Self {
-        Self { stores, registrar, settings }
+        Self { stores, registrar, settings, history }
     }
 
     /// The job on AWS: stores on DynamoDB (`SHOP_STORES_TABLE`), tokens in Secrets Manager
@@ -72,12 +76,13 @@ impl CreateShopifyWebhook {
     /// # Errors
     /// A missing setting, or an HTTP client that cannot be built.
     pub async fn from_aws(sdk: aws_config::SdkConfig) -> Result<Self, jobkit::lambda::Error> {
-        let stores =
-            Arc::new(DynamoStores::new(aws_sdk_dynamodb::Client::new(&sdk), setting("SHOP_STORES_TABLE")?));
+        let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+        let stores = Arc::new(DynamoStores::new(dynamo.clone(), setting("SHOP_STORES_TABLE")?));
+        let history = Arc::new(DynamoHistory::new(dynamo, setting("SHOP_HISTORY_TABLE")?));
         let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
         let credentials = Arc::new(SecretsManagerCredentials::new(secrets, setting("SHOP_SECRET_PREFIX")?));
         let registrar = WebhookRegistrar::new(ShopifyClient::new(ShopifyConfig::default())?, credentials);
-        Ok(Self::new(stores, registrar, WebhookSettings::from_env()?))
+        Ok(Self::new(stores, registrar, WebhookSettings::from_env()?, history))
     }
 }
 
@@ -86,7 +91,7 @@ impl Job for CreateShopifyWebhook {
     const NAME: &'static str = "create_shopify_webhook";
     const QUEUE: &'static str = "default";
 
-    async fn perform(&self, args: CreateShopifyWebhookArgs, _ctx: &mut JobContext) -> Result<(), JobError> {
+    async fn perform(&self, args: CreateShopifyWebhookArgs, ctx: &mut JobContext) -> Result<(), JobError> {
         let Some(store) = self.stores.get(&args.store_id).await? else {
             return Err(JobError::permanent(
                 ErrorKind::NOT_FOUND,
@@ -94,6 +99,12 @@ impl Job for CreateShopifyWebhook {
             ));
         };
         let done = self.registrar.ensure(&store, &self.settings.topics, &self.settings.uri).await?;
+        for topic in &done.created {
+            let detail = serde_json::json!({ "topic": topic, "uri": self.settings.uri });
+            let id = format!("{}:{topic}", store.id);
+            let entry = HistoryEntry::audit("webhook_created", &id, &store.id, ctx.now(), detail);
+            shop::history::record_done(self.history.as_ref(), &entry).await;
+        }
         tracing::info!(store = %store.id, created = ?done.created, existing = ?done.existing, "webhooks registered");
         Ok(())
     }

@@ -7,7 +7,7 @@ use create_shopify_webhook::{CreateShopifyWebhook, CreateShopifyWebhookArgs, Web
 use jobkit::{DlqReason, ErrorKind, RecordStatus, testing::TestHarness};
 use serde_json::{Value, json};
 use shop::{
-    Plan, Secret, Store, StoreRepository, SyncState,
+    History, Plan, RecordKind, Secret, Store, StoreRepository, SyncState,
     embedded::ShopDb,
     services::WebhookRegistrar,
     shopify::{ShopifyClient, ShopifyConfig},
@@ -79,7 +79,7 @@ fn job(w: &World, topics: &[&str]) -> CreateShopifyWebhook {
     let registrar = WebhookRegistrar::new(ShopifyClient::new(config).unwrap(), Arc::new(w.db.clone()));
     let settings =
         WebhookSettings { topics: topics.iter().map(|t| (*t).to_owned()).collect(), uri: URI.to_owned() };
-    CreateShopifyWebhook::new(Arc::new(w.db.clone()), registrar, settings)
+    CreateShopifyWebhook::new(Arc::new(w.db.clone()), registrar, settings, Arc::new(w.db.clone()))
 }
 
 fn args(store: &str) -> CreateShopifyWebhookArgs {
@@ -104,6 +104,10 @@ async fn creates_only_what_is_missing_and_nothing_the_second_time() {
     assert_eq!(*stub.creates.lock().unwrap(), 2, "nothing created the second time");
     let topics: Vec<String> = stub.subscriptions.lock().unwrap().iter().map(|(t, _)| t.clone()).collect();
     assert_eq!(topics, ["ORDERS_CREATE", "PRODUCTS_UPDATE", "APP_UNINSTALLED"]);
+    let mut audited: Vec<String> =
+        w.db.recent(RecordKind::AuditLog, 10).await.unwrap().into_iter().map(|e| e.id).collect();
+    audited.sort();
+    assert_eq!(audited, ["webhook_created:st_42:APP_UNINSTALLED", "webhook_created:st_42:PRODUCTS_UPDATE"]);
 }
 
 #[tokio::test]

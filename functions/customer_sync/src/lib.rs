@@ -3,21 +3,35 @@
 //! profiles: name, email, phone (E.164 or left out), order count, total spent, preferences.
 //! The customer cursor is a checkpointed step, as in `store_sync`.
 //!
+//! Each finished run is recorded in the history (a sync run, kept 30 days).
+//!
 //! Arguments: `{"store_id": "st_42"}`. Settings: `SHOP_STORES_TABLE`, `SHOP_CUSTOMERS_TABLE`,
-//! `SHOP_SECRET_PREFIX` (the secret's `square_token`), `SQUARE_BASE_URL` (default production).
+//! `SHOP_HISTORY_TABLE`, `SHOP_SECRET_PREFIX` (the secret's `square_token`), `SQUARE_BASE_URL`
+//! (default production).
 
 use std::{sync::Arc, time::Duration};
 
 use jobkit::{ErrorKind, Job, JobContext, JobError, RetryPolicy, lambda::setting};
 use serde::{Deserialize, Serialize};
 use shop::{
-    StoreId, StoreRepository,
-    aws::{DynamoCustomers, DynamoStores, SecretsManagerCredentials},
+    History, HistoryEntry, StoreId, StoreRepository,
+    aws::{DynamoCustomers, DynamoHistory, DynamoStores, SecretsManagerCredentials},
     services::CustomerSync,
     square::{SquareClient, SquareConfig},
 };
 
 const CUSTOMERS_STEP: &str = "customers";
+
+/// Where the sync stands, checkpointed between pages.
+#[derive(Debug, Serialize, Deserialize)]
+struct Progress {
+    /// The next page's cursor (`None` before the first page and after the last).
+    cursor: Option<String>,
+    /// Profiles upserted so far, across continuations.
+    customers: u64,
+    /// When the run's first execution started.
+    started_at: chrono::DateTime<chrono::Utc>,
+}
 
 /// `{"store_id": "st_42"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,12 +45,13 @@ pub struct CustomerSyncArgs {
 pub struct CustomerSyncJob {
     stores: Arc<dyn StoreRepository>,
     sync: CustomerSync,
+    history: Arc<dyn History>,
 }
 
 impl CustomerSyncJob {
     /// The job on a store repository and a customer sync service.
-    pub fn new(stores: Arc<dyn StoreRepository>, sync: CustomerSync) -> Self {
-        Self { stores, sync }
+    pub fn new(stores: Arc<dyn StoreRepository>, sync: CustomerSync, history: Arc<dyn History>) -> Self {
+        Self { stores, sync, history }
     }
 
     /// The job on AWS: stores and customers on DynamoDB, tokens in Secrets Manager.
@@ -46,14 +61,16 @@ impl CustomerSyncJob {
     pub async fn from_aws(sdk: aws_config::SdkConfig) -> Result<Self, jobkit::lambda::Error> {
         let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
         let stores = Arc::new(DynamoStores::new(dynamo.clone(), setting("SHOP_STORES_TABLE")?));
-        let customers = Arc::new(DynamoCustomers::new(dynamo, setting("SHOP_CUSTOMERS_TABLE")?));
+        let customers = Arc::new(DynamoCustomers::new(dynamo.clone(), setting("SHOP_CUSTOMERS_TABLE")?));
+        let history = Arc::new(DynamoHistory::new(dynamo, setting("SHOP_HISTORY_TABLE")?));
         let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
         let credentials = Arc::new(SecretsManagerCredentials::new(secrets, setting("SHOP_SECRET_PREFIX")?));
         let mut config = SquareConfig::default();
         if let Ok(base) = std::env::var("SQUARE_BASE_URL") {
             config.base_url = base;
         }
-        Ok(Self::new(stores, CustomerSync::new(SquareClient::new(config)?, customers, credentials)))
+        let sync = CustomerSync::new(SquareClient::new(config)?, customers, credentials);
+        Ok(Self::new(stores, sync, history))
     }
 }
 
@@ -69,19 +86,34 @@ impl Job for CustomerSyncJob {
                 format!("unknown store {}", args.store_id),
             ));
         };
-        if !ctx.step_done(CUSTOMERS_STEP) {
-            let mut cursor: Option<String> = ctx.cursor(CUSTOMERS_STEP);
-            let mut synced = 0usize;
-            loop {
-                let page = self.sync.sync_page(&store, cursor.as_deref()).await?;
-                synced += page.upserted;
-                let Some(next) = page.next_cursor else { break };
-                ctx.checkpoint(CUSTOMERS_STEP, &next).await?;
-                cursor = Some(next);
-            }
-            ctx.complete_step(CUSTOMERS_STEP).await?;
-            tracing::info!(store = %store.id, customers = synced, "customers synced");
+        if ctx.step_done(CUSTOMERS_STEP) {
+            return Ok(());
         }
+        let mut progress: Progress = ctx.cursor(CUSTOMERS_STEP).unwrap_or(Progress {
+            cursor: None,
+            customers: 0,
+            started_at: ctx.now(),
+        });
+        loop {
+            let page = self.sync.sync_page(&store, progress.cursor.as_deref()).await?;
+            progress.customers += page.upserted as u64;
+            progress.cursor = page.next_cursor;
+            if progress.cursor.is_none() {
+                break;
+            }
+            ctx.checkpoint(CUSTOMERS_STEP, &progress).await?;
+        }
+        let run = HistoryEntry::sync_run(
+            Self::NAME,
+            ctx.meta().job_id.as_str(),
+            &store.id,
+            progress.started_at,
+            ctx.now(),
+            serde_json::json!({ "customers": progress.customers }),
+        );
+        self.history.append(&run).await?;
+        ctx.complete_step(CUSTOMERS_STEP).await?;
+        tracing::info!(store = %store.id, customers = progress.customers, "customers synced");
         Ok(())
     }
 

@@ -6,7 +6,7 @@ use customer_sync::{CustomerSyncArgs, CustomerSyncJob};
 use jobkit::{DlqReason, ErrorKind, RecordStatus, testing::TestHarness};
 use serde_json::{Value, json};
 use shop::{
-    CustomerRepository, Plan, Secret, Store, StoreRepository, SyncState,
+    CustomerRepository, History, Plan, RecordKind, Secret, Store, StoreRepository, SyncState,
     embedded::ShopDb,
     services::CustomerSync,
     square::{SquareClient, SquareConfig},
@@ -91,7 +91,7 @@ fn job(db: &ShopDb, square: &MockServer) -> CustomerSyncJob {
     let config = SquareConfig { base_url: square.uri(), ..SquareConfig::default() };
     let sync =
         CustomerSync::new(SquareClient::new(config).unwrap(), Arc::new(db.clone()), Arc::new(db.clone()));
-    CustomerSyncJob::new(Arc::new(db.clone()), sync)
+    CustomerSyncJob::new(Arc::new(db.clone()), sync, Arc::new(db.clone()))
 }
 
 fn args() -> CustomerSyncArgs {
@@ -126,6 +126,9 @@ async fn customers_and_their_order_history_are_synced_across_pages() {
     t.enqueuer().perform_later::<CustomerSyncJob>(&args()).await.unwrap();
     assert_eq!(t.drain(&runner).await.succeeded(), 1, "a 429 is retried inside the client");
 
+    let runs = db.recent(RecordKind::SyncRun, 10).await.unwrap();
+    assert_eq!(runs.len(), 1, "one sync run recorded");
+    assert_eq!(runs[0].detail["counts"]["customers"], 250, "{:?}", runs[0].detail);
     let c5 = db.get_customer(&"st_42".into(), &"c5".into()).await.unwrap().expect("c5 stored");
     assert_eq!((c5.order_count, c5.total_spent_minor), (2, 2000));
     assert_eq!(c5.name, "Ana Doe5");
@@ -199,5 +202,6 @@ async fn a_second_delivery_changes_nothing() {
     let again = jobkit::EnqueueOptions { job_id: Some(id), ..Default::default() };
     t.enqueuer().perform_later_with::<CustomerSyncJob>(&args(), again).await.unwrap();
     assert_eq!(t.drain(&runner).await.count(|s| *s == RecordStatus::Duplicate), 1);
+    assert_eq!(db.recent(RecordKind::SyncRun, 10).await.unwrap().len(), 1, "the run is recorded once");
     // `expect(3)` and `expect(6)` are checked when the stub drops: the POS was not called again.
 }

@@ -1,6 +1,7 @@
 //! The `share_product_text_message` job (queue `default`): texts a product (title, price, link)
 //! to a phone number through SNS. The share id is the idempotency key, so the text goes out once
-//! per share request however often the message is delivered.
+//! per share request however often the message is delivered. Each text sent is audited in the
+//! history (masked number, kept a year).
 //!
 //! Arguments: `{"share_id": "sh_1", "store_id": "st_42", "product_id": "gid://shopify/Product/1",
 //! "phone": "+14155550123"}`; the phone must be E.164 (refused to the DLQ otherwise).
@@ -10,8 +11,8 @@ use std::{sync::Arc, time::Duration};
 use jobkit::{ErrorKind, Job, JobContext, JobError, Metadata, RetryPolicy, lambda::setting};
 use serde::{Deserialize, Serialize};
 use shop::{
-    PhoneNumber, ProductId, ShareId, StoreId, StoreRepository,
-    aws::{DynamoCatalog, DynamoStores, SnsSms},
+    History, HistoryEntry, PhoneNumber, ProductId, ShareId, StoreId, StoreRepository,
+    aws::{DynamoCatalog, DynamoHistory, DynamoStores, SnsSms},
     services::ProductSharer,
 };
 
@@ -33,25 +34,28 @@ pub struct ShareArgs {
 pub struct ShareProductTextMessage {
     stores: Arc<dyn StoreRepository>,
     sharer: ProductSharer,
+    history: Arc<dyn History>,
 }
 
 impl ShareProductTextMessage {
     /// The job on a store repository and a product sharer.
-    pub fn new(stores: Arc<dyn StoreRepository>, sharer: ProductSharer) -> Self {
-        Self { stores, sharer }
+    pub fn new(stores: Arc<dyn StoreRepository>, sharer: ProductSharer, history: Arc<dyn History>) -> Self {
+        Self { stores, sharer, history }
     }
 
     /// The job on AWS: stores and products on DynamoDB (`SHOP_STORES_TABLE`,
-    /// `SHOP_PRODUCTS_TABLE`), texts through SNS.
+    /// `SHOP_PRODUCTS_TABLE`), each text audited in the history (`SHOP_HISTORY_TABLE`), texts
+    /// through SNS.
     ///
     /// # Errors
     /// A missing setting.
     pub async fn from_aws(sdk: aws_config::SdkConfig) -> Result<Self, jobkit::lambda::Error> {
         let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
         let stores = Arc::new(DynamoStores::new(dynamo.clone(), setting("SHOP_STORES_TABLE")?));
-        let catalog = Arc::new(DynamoCatalog::new(dynamo, setting("SHOP_PRODUCTS_TABLE")?));
+        let catalog = Arc::new(DynamoCatalog::new(dynamo.clone(), setting("SHOP_PRODUCTS_TABLE")?));
+        let history = Arc::new(DynamoHistory::new(dynamo, setting("SHOP_HISTORY_TABLE")?));
         let sms = Arc::new(SnsSms::new(aws_sdk_sns::Client::new(&sdk)));
-        Ok(Self::new(stores, ProductSharer::new(catalog, sms)))
+        Ok(Self::new(stores, ProductSharer::new(catalog, sms), history))
     }
 }
 
@@ -60,7 +64,7 @@ impl Job for ShareProductTextMessage {
     const NAME: &'static str = "share_product_text_message";
     const QUEUE: &'static str = "default";
 
-    async fn perform(&self, args: ShareArgs, _ctx: &mut JobContext) -> Result<(), JobError> {
+    async fn perform(&self, args: ShareArgs, ctx: &mut JobContext) -> Result<(), JobError> {
         let Some(store) = self.stores.get(&args.store_id).await? else {
             return Err(JobError::permanent(
                 ErrorKind::NOT_FOUND,
@@ -70,6 +74,14 @@ impl Job for ShareProductTextMessage {
         let message_id = self.sharer.share(&store, &args.product_id, &args.phone).await?;
         // The phone number's Display is masked.
         tracing::info!(share = %args.share_id, phone = %args.phone, message_id, "product shared");
+        let detail = serde_json::json!({
+            "product_id": args.product_id,
+            "phone": args.phone.masked(),
+            "message_id": message_id,
+        });
+        let entry =
+            HistoryEntry::audit("product_shared", args.share_id.as_str(), &store.id, ctx.now(), detail);
+        shop::history::record_done(self.history.as_ref(), &entry).await;
         Ok(())
     }
 

@@ -12,8 +12,8 @@ use jobkit::{
 };
 use share_product_text_message::{ShareArgs, ShareProductTextMessage};
 use shop::{
-    CatalogRepository, Money, PhoneNumber, Plan, Product, SmsSender, SmsText, Store, StoreRepository,
-    SyncState, Variant, embedded::ShopDb, services::ProductSharer, sms_outbox::SmsOutbox,
+    CatalogRepository, History, Money, PhoneNumber, Plan, Product, RecordKind, SmsSender, SmsText, Store,
+    StoreRepository, SyncState, Variant, embedded::ShopDb, services::ProductSharer, sms_outbox::SmsOutbox,
 };
 
 const PHONE: &str = "+14155550123";
@@ -43,6 +43,7 @@ struct World {
     t: TestHarness,
     outbox: Arc<SmsOutbox>,
     runner: jobkit::BatchRunner<ShareProductTextMessage>,
+    db: ShopDb,
 }
 
 async fn world(name: &str, failures: u32) -> World {
@@ -74,10 +75,11 @@ async fn world(name: &str, failures: u32) -> World {
     let _ = std::fs::remove_dir_all(&folder);
     let outbox = Arc::new(SmsOutbox::new(folder));
     let sms = Arc::new(Flaky { outbox: outbox.clone(), failures_left: AtomicU32::new(failures) });
-    let job = ShareProductTextMessage::new(Arc::new(db.clone()), ProductSharer::new(Arc::new(db), sms));
+    let sharer = ProductSharer::new(Arc::new(db.clone()), sms);
+    let job = ShareProductTextMessage::new(Arc::new(db.clone()), sharer, Arc::new(db.clone()));
     let t = TestHarness::new();
     let runner = t.runner(job);
-    World { t, outbox, runner }
+    World { t, outbox, runner, db }
 }
 
 fn share(id: &str, product: &str) -> ShareArgs {
@@ -117,6 +119,10 @@ async fn a_share_texts_title_price_and_link_once_per_share_id() {
         "the number is masked: {}",
         sent[0]
     );
+    let audit = w.db.recent(RecordKind::AuditLog, 10).await.unwrap();
+    assert_eq!(audit.len(), 1, "one audit entry per text");
+    assert_eq!(audit[0].id, "product_shared:sh_1");
+    assert_eq!(audit[0].detail["detail"]["phone"], "+*********23", "masked in the audit too");
 }
 
 #[tokio::test]

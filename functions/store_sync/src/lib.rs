@@ -2,7 +2,7 @@
 //! prices and inventory from Shopify into the catalog, 250 a page. The page cursor is a
 //! checkpointed step, so near the Lambda deadline the job continues in a new invocation, and a
 //! retry resumes where the last page ended. Progress (pages, products, status) is recorded on
-//! the store.
+//! the store, and each finished run in the history (a sync run, kept 30 days).
 //!
 //! Arguments: `{"store_id": "st_42"}` syncs one store; `{"all_stores": true}` (the 15-minute
 //! EventBridge tick) enqueues one sync per syncable store with `SendMessageBatch`.
@@ -12,8 +12,8 @@ use std::{sync::Arc, time::Duration};
 use jobkit::{ErrorKind, Job, JobContext, JobError, RetryPolicy, lambda::setting};
 use serde::{Deserialize, Serialize};
 use shop::{
-    StoreId, StoreRepository, SyncState,
-    aws::{DynamoCatalog, DynamoStores, SecretsManagerCredentials},
+    History, HistoryEntry, StoreId, StoreRepository, SyncState,
+    aws::{DynamoCatalog, DynamoHistory, DynamoStores, SecretsManagerCredentials},
     services::CatalogSync,
     shopify::{ShopifyClient, ShopifyConfig},
 };
@@ -49,12 +49,13 @@ impl StoreSyncArgs {
 pub struct StoreSync {
     stores: Arc<dyn StoreRepository>,
     catalog: CatalogSync,
+    history: Arc<dyn History>,
 }
 
 impl StoreSync {
-    /// The job on a store repository and a catalog sync service.
-    pub fn new(stores: Arc<dyn StoreRepository>, catalog: CatalogSync) -> Self {
-        Self { stores, catalog }
+    /// The job on a store repository, a catalog sync service and the history its runs go to.
+    pub fn new(stores: Arc<dyn StoreRepository>, catalog: CatalogSync, history: Arc<dyn History>) -> Self {
+        Self { stores, catalog, history }
     }
 }
 
@@ -144,7 +145,18 @@ impl StoreSync {
             }
             ctx.complete_step(PRODUCTS_STEP).await?;
         }
-        let done = SyncState::Succeeded { finished_at: ctx.now(), products };
+        let finished_at = ctx.now();
+        let counts = serde_json::json!({ "pages": pages, "products": products });
+        let run = HistoryEntry::sync_run(
+            Self::NAME,
+            ctx.meta().job_id.as_str(),
+            &store.id,
+            started_at,
+            finished_at,
+            counts,
+        );
+        self.history.append(&run).await?;
+        let done = SyncState::Succeeded { finished_at, products };
         self.stores.set_sync_state(&store.id, &done).await?;
         tracing::info!(store = %store.id, pages, products, "catalog synced");
         Ok(())
@@ -152,19 +164,20 @@ impl StoreSync {
 }
 
 impl StoreSync {
-    /// The job on AWS: stores and products on DynamoDB (`SHOP_STORES_TABLE`,
-    /// `SHOP_PRODUCTS_TABLE`), tokens in Secrets Manager under `SHOP_SECRET_PREFIX`.
+    /// The job on AWS: stores, products and the history on DynamoDB (`SHOP_STORES_TABLE`,
+    /// `SHOP_PRODUCTS_TABLE`, `SHOP_HISTORY_TABLE`), tokens in Secrets Manager under `SHOP_SECRET_PREFIX`.
     ///
     /// # Errors
     /// A missing setting, or an HTTP client that cannot be built.
     pub async fn from_aws(sdk: aws_config::SdkConfig) -> Result<Self, jobkit::lambda::Error> {
         let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
         let stores = Arc::new(DynamoStores::new(dynamo.clone(), setting("SHOP_STORES_TABLE")?));
-        let catalog = Arc::new(DynamoCatalog::new(dynamo, setting("SHOP_PRODUCTS_TABLE")?));
+        let catalog = Arc::new(DynamoCatalog::new(dynamo.clone(), setting("SHOP_PRODUCTS_TABLE")?));
+        let history = Arc::new(DynamoHistory::new(dynamo, setting("SHOP_HISTORY_TABLE")?));
         let prefix = setting("SHOP_SECRET_PREFIX")?;
         let credentials =
             Arc::new(SecretsManagerCredentials::new(aws_sdk_secretsmanager::Client::new(&sdk), prefix));
         let shopify = ShopifyClient::new(ShopifyConfig::default())?;
-        Ok(Self::new(stores, CatalogSync::new(shopify, catalog, credentials)))
+        Ok(Self::new(stores, CatalogSync::new(shopify, catalog, credentials), history))
     }
 }

@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use jobkit::{DlqReason, ErrorKind, ManualClock, RecordStatus, message::attr, testing::TestHarness};
 use serde_json::{Value, json};
 use shop::{
-    CatalogRepository, Plan, Product, ProductId, RepoResult, Secret, Store, StoreId, StoreRepository,
-    SyncState,
+    CatalogRepository, History, Plan, Product, ProductId, RecordKind, RepoResult, Secret, Store, StoreId,
+    StoreRepository, SyncState,
     embedded::ShopDb,
     services::CatalogSync,
     shopify::{ShopifyClient, ShopifyConfig},
@@ -97,7 +97,7 @@ fn job(w: &World) -> StoreSync {
         ShopifyConfig { base_url: Some(format!("{}/{{shop}}", w.shopify.uri())), ..ShopifyConfig::default() };
     let catalog = Arc::new(SlowCatalog { db: w.db.clone(), clock: w.t.clock().clone() });
     let sync = CatalogSync::new(ShopifyClient::new(config).unwrap(), catalog, Arc::new(w.db.clone()));
-    StoreSync::new(Arc::new(w.db.clone()), sync)
+    StoreSync::new(Arc::new(w.db.clone()), sync, Arc::new(w.db.clone()))
 }
 
 #[tokio::test]
@@ -118,6 +118,9 @@ async fn a_5000_product_shop_syncs_across_continuations_with_every_product_once(
         "progress complete: {:?}",
         store.sync_state
     );
+    let runs = w.db.recent(RecordKind::SyncRun, 10).await.unwrap();
+    assert_eq!(runs.len(), 1, "one run recorded across its continuations");
+    assert_eq!(runs[0].detail["counts"], serde_json::json!({ "pages": 20, "products": PRODUCTS }));
     // `expect(20)` is checked when the stub drops: each page was fetched exactly once.
 }
 

@@ -38,6 +38,22 @@ pub fn setting(name: &'static str) -> Result<String, SetupError> {
     std::env::var(name).ok().filter(|v| !v.is_empty()).ok_or(SetupError { name, problem: "is not set" })
 }
 
+/// A positive whole-number setting (minutes, days, a count), `default` when unset.
+///
+/// # Errors
+/// A [`SetupError`] naming the variable when it is set to anything but a positive whole number.
+pub fn positive_setting(name: &'static str, default: u32) -> Result<u32, SetupError> {
+    match std::env::var(name) {
+        Ok(raw) => raw
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or(SetupError { name, problem: "is not a positive whole number" }),
+        Err(_) => Ok(default),
+    }
+}
+
 /// Builds `job`'s runner on the AWS adapters from the environment.
 ///
 /// # Errors

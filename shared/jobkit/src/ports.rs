@@ -84,6 +84,11 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     /// Adds one to the counter at `key` (a live record's count, else from zero), sets its
     /// expiry, and returns the new count. Atomic.
     async fn increment(&self, key: &str, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> PortResult<i64>;
+
+    /// Deletes up to `limit` records whose expiry passed at `now`; returns how many (fewer than
+    /// `limit` means none are left). Stores that expire records themselves (DynamoDB's TTL)
+    /// delete nothing here and return 0: reads already treat expired records as absent.
+    async fn purge_expired(&self, now: DateTime<Utc>, limit: usize) -> PortResult<usize>;
 }
 
 /// An email.

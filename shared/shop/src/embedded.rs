@@ -17,9 +17,10 @@ use crate::{
     cart::{Cart, CartStatus, StockRelease},
     catalog::Product,
     customer::Customer,
+    history::{HistoryEntry, RecordKind},
     ids::{CartId, CustomerId, ProductId, StoreId, VariantId},
     ports::{
-        CartRepository, CatalogRepository, Credentials, CustomerRepository, RepoError, RepoResult,
+        CartRepository, CatalogRepository, Credentials, CustomerRepository, History, RepoError, RepoResult,
         StoreRepository,
     },
     secret::Secret,
@@ -42,6 +43,10 @@ CREATE TABLE IF NOT EXISTS carts (
 CREATE INDEX IF NOT EXISTS carts_by_activity ON carts (status, last_activity_ms);
 CREATE INDEX IF NOT EXISTS carts_by_expiry ON carts (expires_ms);
 CREATE TABLE IF NOT EXISTS inventory (variant_id TEXT PRIMARY KEY, available INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS history (
+    kind TEXT NOT NULL, id TEXT NOT NULL, at_ms INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (kind, id)
+);
+CREATE INDEX IF NOT EXISTS history_by_time ON history (kind, at_ms);
 ";
 
 /// The shop's data in one SQLite database; implements every shop port.
@@ -429,5 +434,42 @@ impl CustomerRepository for ShopDb {
 
     async fn get_customer(&self, store: &StoreId, id: &CustomerId) -> RepoResult<Option<Customer>> {
         self.get_document("customers", store, id.as_str())
+    }
+}
+
+#[async_trait]
+impl History for ShopDb {
+    async fn append(&self, entry: &HistoryEntry) -> RepoResult {
+        let body = serde_json::to_string(entry).map_err(corrupt)?;
+        self.lock()
+            .execute(
+                "INSERT OR REPLACE INTO history (kind, id, at_ms, body) VALUES (?1, ?2, ?3, ?4)",
+                params![entry.kind.as_str(), entry.id, entry.at.timestamp_millis(), body],
+            )
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn purge_before(&self, kind: RecordKind, cutoff: DateTime<Utc>, limit: usize) -> RepoResult<usize> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.lock()
+            .execute(
+                "DELETE FROM history WHERE rowid IN (
+                     SELECT rowid FROM history WHERE kind = ?1 AND at_ms < ?2 ORDER BY at_ms LIMIT ?3)",
+                params![kind.as_str(), cutoff.timestamp_millis(), limit],
+            )
+            .map_err(unavailable)
+    }
+
+    async fn recent(&self, kind: RecordKind, limit: usize) -> RepoResult<Vec<HistoryEntry>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT body FROM history WHERE kind = ?1 ORDER BY at_ms DESC LIMIT ?2")
+            .map_err(unavailable)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let bodies = stmt
+            .query_map(params![kind.as_str(), limit], |row| row.get::<_, String>(0))
+            .map_err(unavailable)?;
+        bodies.map(|body| serde_json::from_str(&body.map_err(unavailable)?).map_err(corrupt)).collect()
     }
 }

@@ -12,6 +12,7 @@ mod cart;
 mod catalog;
 mod customer;
 pub mod embedded;
+pub mod history;
 mod http;
 mod ids;
 mod phone;
@@ -29,11 +30,12 @@ mod store;
 pub use cart::{Cart, CartItem, CartStatus, StockRelease};
 pub use catalog::{Money, Product, Variant};
 pub use customer::{Customer, Preferences};
+pub use history::{HistoryEntry, RecordKind};
 pub use ids::{CartId, CustomerId, ProductId, ShareId, StoreId, VariantId};
 pub use phone::{PhoneError, PhoneNumber};
 pub use ports::{
-    CartRepository, CatalogRepository, Credentials, CustomerRepository, RepoError, RepoResult, SmsSender,
-    StoreRepository,
+    CartRepository, CatalogRepository, Credentials, CustomerRepository, History, RepoError, RepoResult,
+    SmsSender, StoreRepository,
 };
 pub use secret::Secret;
 pub use shop_domain::{ShopDomain, ShopDomainError};

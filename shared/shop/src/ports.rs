@@ -9,6 +9,7 @@ use crate::{
     cart::{Cart, StockRelease},
     catalog::Product,
     customer::Customer,
+    history::{HistoryEntry, RecordKind},
     ids::{CartId, CustomerId, ProductId, StoreId},
     phone::PhoneNumber,
     secret::Secret,
@@ -108,4 +109,18 @@ pub trait Credentials: Send + Sync + std::fmt::Debug {
     async fn shopify_token(&self, store: &StoreId) -> RepoResult<Option<Secret>>;
     /// The store's Square (POS) access token, or `None` when it has none.
     async fn square_token(&self, store: &StoreId) -> RepoResult<Option<Secret>>;
+}
+
+/// The history: sync runs, audit entries and temporary records, each kind purged after its
+/// retention by `clean_database`.
+#[async_trait]
+pub trait History: Send + Sync + std::fmt::Debug {
+    /// Records an entry; an entry with the same (kind, id) is replaced, so a redelivered job
+    /// leaves one record.
+    async fn append(&self, entry: &HistoryEntry) -> RepoResult;
+    /// Deletes up to `limit` entries of `kind` that happened before `cutoff`, oldest first;
+    /// returns how many it deleted (fewer than `limit` means none are left).
+    async fn purge_before(&self, kind: RecordKind, cutoff: DateTime<Utc>, limit: usize) -> RepoResult<usize>;
+    /// Entries of `kind`, newest first, at most `limit`.
+    async fn recent(&self, kind: RecordKind, limit: usize) -> RepoResult<Vec<HistoryEntry>>;
 }

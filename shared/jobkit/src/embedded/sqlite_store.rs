@@ -113,6 +113,19 @@ impl StateStore for EmbeddedStore {
         })
         .map_err(sql_error("increment"))
     }
+
+    async fn purge_expired(&self, now: DateTime<Utc>, limit: usize) -> PortResult<usize> {
+        // No index on expiry: it would cost every idempotency write on the hot path, and a
+        // scan of the embedded store by an hourly cleanup is cheap.
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        execute(
+            &self.db.lock(),
+            "purge_expired",
+            "DELETE FROM records WHERE key IN (
+                 SELECT key FROM records WHERE expires_at_ms <= ?1 LIMIT ?2)",
+            params![now.timestamp_millis(), limit],
+        )
+    }
 }
 
 #[cfg(test)]

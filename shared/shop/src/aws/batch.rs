@@ -12,7 +12,7 @@ use super::sdk_error;
 use crate::ports::{RepoError, RepoResult};
 
 /// DynamoDB's batch limit.
-const BATCH: usize = 25;
+pub(crate) const BATCH: usize = 25;
 /// Tries of one batch's unprocessed items before giving up (the job retries later).
 const TRIES: u32 = 6;
 
@@ -56,7 +56,7 @@ pub(crate) async fn put_documents(
     Ok(count)
 }
 
-async fn write_batch(client: &Client, table: &str, mut requests: Vec<WriteRequest>) -> RepoResult {
+pub(crate) async fn write_batch(client: &Client, table: &str, mut requests: Vec<WriteRequest>) -> RepoResult {
     for attempt in 0..TRIES {
         if attempt > 0 {
             // 50 ms, 100 ms, 200 ms, ...: the table is throttling this partition.

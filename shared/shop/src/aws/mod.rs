@@ -2,12 +2,13 @@
 //!
 //! Table and secret names come from the environment the template sets:
 //! `SHOP_STORES_TABLE`, `SHOP_PRODUCTS_TABLE`, `SHOP_CUSTOMERS_TABLE`, `SHOP_CARTS_TABLE`, `SHOP_INVENTORY_TABLE`,
-//! `SHOP_SECRET_PREFIX`.
+//! `SHOP_HISTORY_TABLE`, `SHOP_SECRET_PREFIX`.
 
 mod batch;
 mod carts;
 mod catalog;
 mod customers;
+mod history;
 mod secrets;
 mod sms;
 mod stores;
@@ -15,6 +16,7 @@ mod stores;
 pub use carts::{BY_STATUS_ACTIVITY, DynamoCarts};
 pub use catalog::DynamoCatalog;
 pub use customers::DynamoCustomers;
+pub use history::{BY_KIND_TIME, DynamoHistory};
 pub use secrets::SecretsManagerCredentials;
 pub use sms::SnsSms;
 pub use stores::DynamoStores;
