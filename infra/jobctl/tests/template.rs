@@ -1,0 +1,232 @@
+//! `template.yaml` and the code's job registry agree, and the template grants least privilege.
+//! The template is what operators deploy and edit; this test is what keeps an edit honest.
+
+use std::collections::BTreeSet;
+
+use jobctl::registry::{self, JobSpec};
+use serde_yaml_ng::Value;
+
+fn template() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
+    let text = std::fs::read_to_string(path).expect("template.yaml at the repository's root");
+    serde_yaml_ng::from_str(&text).expect("template.yaml parses")
+}
+
+/// `store_sync` -> `StoreSync`: the prefix of a job's logical ids in the template.
+fn logical_id(job: &str) -> String {
+    job.split('_').map(|part| part[..1].to_uppercase() + &part[1..]).collect()
+}
+
+fn resource<'a>(template: &'a Value, id: &str) -> &'a Value {
+    template["Resources"].get(id).unwrap_or_else(|| panic!("template.yaml has no resource {id}"))
+}
+
+fn resources_of_type<'a>(template: &'a Value, kind: &str) -> Vec<(String, &'a Value)> {
+    let resources = template["Resources"].as_mapping().expect("Resources");
+    resources
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some(kind))
+        .map(|(id, r)| (id.as_str().unwrap_or_default().to_owned(), r))
+        .collect()
+}
+
+/// `!GetAtt X.Arn` / `!Ref X` / `!Sub "..."` as ("GetAtt", "X.Arn").
+fn intrinsic(value: &Value) -> Option<(String, String)> {
+    match value {
+        Value::Tagged(tagged) => {
+            let tag = tagged.tag.to_string().trim_start_matches('!').to_owned();
+            Some((tag, tagged.value.as_str().unwrap_or_default().to_owned()))
+        }
+        _ => None,
+    }
+}
+
+fn number(value: &Value, what: &str) -> u64 {
+    value.as_u64().unwrap_or_else(|| panic!("{what} is not a number: {value:?}"))
+}
+
+fn specs() -> Vec<JobSpec> {
+    registry::specs().expect("the registry builds")
+}
+
+#[test]
+fn every_job_has_a_function_queue_dlq_and_partial_batch_responses() {
+    let template = template();
+    for spec in specs() {
+        let id = logical_id(spec.name);
+        let function = resource(&template, &format!("{id}Function"));
+        assert_eq!(function["Type"].as_str(), Some("AWS::Serverless::Function"), "{id}Function");
+        assert_eq!(function["Metadata"]["BuildMethod"].as_str(), Some("rust-cargolambda"), "{id}");
+        assert_eq!(function["Metadata"]["BuildProperties"]["Binary"].as_str(), Some(spec.name), "{id}");
+        let events = function["Properties"]["Events"].as_mapping().expect("Events");
+        let sqs: Vec<&Value> = events.values().filter(|e| e["Type"].as_str() == Some("SQS")).collect();
+        assert_eq!(sqs.len(), 1, "{}: one SQS event", spec.name);
+        let event = &sqs[0]["Properties"];
+        assert_eq!(intrinsic(&event["Queue"]), Some(("GetAtt".into(), format!("{id}Queue.Arn"))), "{id}");
+        let responses = event["FunctionResponseTypes"].as_sequence().expect("FunctionResponseTypes");
+        assert!(responses.iter().any(|r| r.as_str() == Some("ReportBatchItemFailures")), "{}", spec.name);
+        assert_eq!(
+            number(&event["ScalingConfig"]["MaximumConcurrency"], "MaximumConcurrency"),
+            u64::from(registry::max_concurrency(spec.priority)),
+            "{}: concurrency follows the {} priority",
+            spec.name,
+            spec.priority
+        );
+
+        let queue = &resource(&template, &format!("{id}Queue"))["Properties"];
+        let dlq = &resource(&template, &format!("{id}DLQ"))["Properties"];
+        assert_eq!(
+            intrinsic(&queue["RedrivePolicy"]["deadLetterTargetArn"]),
+            Some(("GetAtt".into(), format!("{id}DLQ.Arn"))),
+            "{}: its own DLQ",
+            spec.name
+        );
+        for (name, q) in [("queue", queue), ("DLQ", dlq)] {
+            assert_eq!(
+                number(&q["MaximumMessageSize"], "MaximumMessageSize"),
+                1_048_576,
+                "{} {name}",
+                spec.name
+            );
+        }
+        assert_eq!(number(&dlq["MessageRetentionPeriod"], "DLQ retention"), 14 * 24 * 3600, "{}", spec.name);
+        assert_eq!(dlq["RedriveAllowPolicy"]["redrivePermission"].as_str(), Some("byQueue"), "{}", spec.name);
+
+        let outputs = &template["Outputs"];
+        for output in [format!("{id}QueueUrl"), format!("{id}DlqUrl")] {
+            assert!(outputs.get(&output).is_some(), "output {output} (jobctl reads it)");
+        }
+    }
+}
+
+#[test]
+fn redrive_and_timeouts_leave_the_policy_room() {
+    let template = template();
+    for spec in specs() {
+        let id = logical_id(spec.name);
+        let function = &resource(&template, &format!("{id}Function"))["Properties"];
+        let queue = &resource(&template, &format!("{id}Queue"))["Properties"];
+        let timeout = number(&function["Timeout"], "Timeout");
+        let visibility = number(&queue["VisibilityTimeout"], "VisibilityTimeout");
+        assert!(visibility >= 6 * timeout, "{}: visibility {visibility} < 6 x timeout {timeout}", spec.name);
+        assert!(
+            timeout > spec.timeout.as_secs(),
+            "{}: a record starts only if its {} s fit before the function's {timeout} s deadline",
+            spec.name,
+            spec.timeout.as_secs()
+        );
+        let receives = number(&queue["RedrivePolicy"]["maxReceiveCount"], "maxReceiveCount");
+        assert!(
+            receives > u64::from(spec.policy.max_attempts()),
+            "{}: maxReceiveCount {receives} must stay above the policy's {} attempts",
+            spec.name,
+            spec.policy.max_attempts()
+        );
+    }
+}
+
+#[test]
+fn the_templates_schedules_are_the_jobs_schedules() {
+    let template = template();
+    let rules = resources_of_type(&template, "AWS::Events::Rule");
+    let mut seen = BTreeSet::new();
+    for (rule_id, rule) in &rules {
+        let props = &rule["Properties"];
+        let name = intrinsic(&props["Name"]).expect("rule Name is a !Sub").1;
+        let rule_name = name.strip_prefix("${AWS::StackName}-").unwrap_or(&name).to_owned();
+        let (job, schedule) = registry::SCHEDULES
+            .iter()
+            .find(|(_, s)| s.rule == rule_name)
+            .unwrap_or_else(|| panic!("{rule_id}: rule {rule_name} is not a schedule of any job"));
+        assert_eq!(props["ScheduleExpression"].as_str(), Some(schedule.cron), "{rule_id}");
+        let targets = props["Targets"].as_sequence().expect("Targets");
+        assert_eq!(targets.len(), 1, "{rule_id}");
+        let target = &targets[0];
+        assert_eq!(
+            intrinsic(&target["Arn"]),
+            Some(("GetAtt".into(), format!("{}Queue.Arn", logical_id(job)))),
+            "{rule_id} ticks the job's queue, so ticks get its retries and DLQ"
+        );
+        let input = target["InputTransformer"]["InputTemplate"].as_str().expect("InputTemplate");
+        let body =
+            input.replace("<aws.events.rule-name>", &rule_name).replace("<time>", "2026-01-01T03:00:00Z");
+        let mut body: serde_json::Value = serde_json::from_str(&body).expect("the tick is JSON");
+        let tick = body.as_object_mut().and_then(|o| o.remove("$schedule")).expect("$schedule");
+        assert_eq!(tick["rule"], rule_name.as_str(), "{rule_id}");
+        assert_eq!(target["InputTransformer"]["InputPathsMap"]["time"].as_str(), Some("$.time"));
+        let args: serde_json::Value = serde_json::from_str(schedule.args).expect("registry args");
+        assert_eq!(body, args, "{rule_id}: the tick's arguments");
+        seen.insert(rule_name);
+    }
+    let expected: BTreeSet<String> = registry::SCHEDULES.iter().map(|(_, s)| s.rule.to_owned()).collect();
+    assert_eq!(seen, expected, "every schedule of the registry has its rule");
+}
+
+#[test]
+fn every_function_in_the_template_is_a_job_of_the_registry() {
+    let template = template();
+    let jobs: BTreeSet<String> = specs().iter().map(|s| format!("{}Function", logical_id(s.name))).collect();
+    let functions: BTreeSet<String> =
+        resources_of_type(&template, "AWS::Serverless::Function").into_iter().map(|(id, _)| id).collect();
+    assert_eq!(functions, jobs);
+}
+
+/// Every statement of every role: (role, statement).
+fn statements(template: &Value) -> Vec<(String, Value)> {
+    let mut all = Vec::new();
+    for (id, role) in resources_of_type(template, "AWS::IAM::Role") {
+        for policy in role["Properties"]["Policies"].as_sequence().into_iter().flatten() {
+            for statement in policy["PolicyDocument"]["Statement"].as_sequence().into_iter().flatten() {
+                all.push((id.clone(), statement.clone()));
+            }
+        }
+    }
+    all
+}
+
+fn list(value: &Value) -> Vec<Value> {
+    match value {
+        Value::Sequence(items) => items.clone(),
+        Value::Null => Vec::new(),
+        other => vec![other.clone()],
+    }
+}
+
+#[test]
+fn no_role_has_a_wildcard_action_or_a_wildcard_resource_but_sns_sms() {
+    let template = template();
+    let statements = statements(&template);
+    assert!(statements.len() >= 6 * 5, "every function has an explicit role");
+    for (role, statement) in statements {
+        for action in list(&statement["Action"]) {
+            let action = action.as_str().unwrap_or_default();
+            assert!(!action.contains('*'), "{role}: wildcard action {action}");
+        }
+        for resource in list(&statement["Resource"]) {
+            if resource.as_str() == Some("*") {
+                let actions: BTreeSet<String> =
+                    list(&statement["Action"]).iter().filter_map(|a| a.as_str().map(str::to_owned)).collect();
+                let sms: BTreeSet<String> =
+                    ["sns:Publish", "sns:CheckIfPhoneNumberIsOptedOut"].map(str::to_owned).into();
+                assert!(actions.is_subset(&sms), "{role}: \"*\" resource for {actions:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_function_may_touch_only_its_own_queues() {
+    let template = template();
+    let ids: Vec<String> = specs().iter().map(|s| logical_id(s.name)).collect();
+    for (role, statement) in statements(&template) {
+        let owner = role.strip_suffix("Role").expect("roles are <Job>Role");
+        for resource in list(&statement["Resource"]) {
+            let Some((_, target)) = intrinsic(&resource) else { continue };
+            for other in ids.iter().filter(|id| id.as_str() != owner) {
+                for queue in [format!("{other}Queue."), format!("{other}DLQ.")] {
+                    assert!(!target.starts_with(&queue), "{role} may touch {target}");
+                }
+            }
+        }
+    }
+}
