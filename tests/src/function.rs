@@ -59,6 +59,13 @@ impl FunctionProcess {
         Ok(Self { child })
     }
 
+    /// The process's peak resident memory so far in KiB (Linux's `VmHWM`), if it is running.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()?)).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+
     /// Stops the process and returns what it wrote (stdout, stderr).
     ///
     /// # Errors

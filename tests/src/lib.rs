@@ -4,3 +4,5 @@
 pub mod function;
 pub mod moto;
 pub mod runtime_api;
+pub mod sqs;
+pub mod tables;

@@ -4,78 +4,20 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use system_tests::{
     function::{FunctionProcess, binary},
     moto,
     runtime_api::{Answer, RuntimeApi},
+    sqs::{create_queue, now_ms, receive, sqs_event},
 };
-
-async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
-    let out = sqs
-        .create_queue()
-        .queue_name(name)
-        .attributes(QueueAttributeName::VisibilityTimeout, "60")
-        .send()
-        .await
-        .expect("queue created");
-    out.queue_url().expect("queue url").to_owned()
-}
-
-/// Receives `n` messages (moto may return fewer per call).
-async fn receive(sqs: &aws_sdk_sqs::Client, url: &str, n: usize) -> Vec<aws_sdk_sqs::types::Message> {
-    let mut got = Vec::new();
-    for _ in 0..20 {
-        if got.len() >= n {
-            break;
-        }
-        let out = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .message_attribute_names("All")
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .expect("receive");
-        got.extend(out.messages.unwrap_or_default());
-    }
-    got
-}
-
-/// The event Lambda's SQS event source mapping would send for these messages.
-fn sqs_event(messages: &[aws_sdk_sqs::types::Message], queue_arn: &str) -> serde_json::Value {
-    let records: Vec<_> = messages
-        .iter()
-        .map(|m| {
-            let attributes: HashMap<String, String> = m
-                .attributes()
-                .map(|a| a.iter().map(|(k, v)| (k.as_str().to_owned(), v.clone())).collect())
-                .unwrap_or_default();
-            serde_json::json!({
-                "messageId": m.message_id(),
-                "receiptHandle": m.receipt_handle(),
-                "body": m.body(),
-                "attributes": attributes,
-                "messageAttributes": {},
-                "md5OfBody": "",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": queue_arn,
-                "awsRegion": "us-east-1",
-            })
-        })
-        .collect();
-    serde_json::json!({ "Records": records })
-}
 
 #[tokio::test]
 async fn example_binary_answers_an_sqs_batch_with_partial_failures_and_dlq_copies() {
     let sdk = moto::sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    let queue_url = create_queue(&sqs, &moto::unique("example")).await;
-    let dlq_url = create_queue(&sqs, &moto::unique("example-dlq")).await;
+    let queue_url = create_queue(&sqs, &moto::unique("example")).await.expect("queue");
+    let dlq_url = create_queue(&sqs, &moto::unique("example-dlq")).await.expect("dlq");
     let table = moto::unique("jobs-state");
     jobkit::aws::DynamoStore::create_table(&dynamo, &table).await.expect("table created");
 
@@ -91,7 +33,7 @@ async fn example_binary_answers_an_sqs_batch_with_partial_failures_and_dlq_copie
         let out = sqs.send_message().queue_url(&queue_url).message_body(body).send().await.expect("sent");
         ids.insert(out.message_id().expect("id").to_owned(), label);
     }
-    let messages = receive(&sqs, &queue_url, bodies.len()).await;
+    let messages = receive(&sqs, &queue_url, bodies.len()).await.expect("received");
     assert_eq!(messages.len(), bodies.len(), "all messages received");
     let event = sqs_event(&messages, "arn:aws:sqs:us-east-1:123456789012:example");
 
@@ -108,7 +50,7 @@ async fn example_binary_answers_an_sqs_batch_with_partial_failures_and_dlq_copie
     ];
     let function = FunctionProcess::start(&binary("example_job").expect("binary"), &api.endpoint(), &env)
         .expect("function started");
-    let deadline_ms = u64::try_from(chrono_now_ms() + 60_000).expect("positive");
+    let deadline_ms = now_ms() + 60_000;
     let answer = api.invoke(event, deadline_ms).await.expect("the function answered");
     let (stdout, stderr) = function.stop().await.expect("output");
 
@@ -122,7 +64,7 @@ async fn example_binary_answers_an_sqs_batch_with_partial_failures_and_dlq_copie
     failed.sort_unstable();
     assert_eq!(failed, ["panic", "transient"], "only the retryable failures come back\n{stderr}");
 
-    let dead = receive(&sqs, &dlq_url, 2).await;
+    let dead = receive(&sqs, &dlq_url, 2).await.expect("received");
     let mut kinds: Vec<(String, String)> = dead
         .iter()
         .map(|m| {
@@ -145,11 +87,4 @@ async fn example_binary_answers_an_sqs_batch_with_partial_failures_and_dlq_copie
 
     assert!(stdout.contains("\"_aws\""), "an EMF metrics line on stdout: {stdout}");
     assert!(stderr.contains("\"message_id\""), "JSON logs with the record span: {stderr}");
-}
-
-fn chrono_now_ms() -> i64 {
-    i64::try_from(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis(),
-    )
-    .expect("fits")
 }

@@ -1,69 +1,12 @@
 //! The shop's AWS adapters through the real SDK clients against moto.
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::KeyType;
 use shop::{
     CatalogRepository, Credentials, CustomerRepository, Money, Plan, Product, Store, StoreId,
     StoreRepository, SyncState, Variant,
     aws::{DynamoCatalog, DynamoStores, SecretsManagerCredentials},
 };
-use system_tests::moto;
-
-async fn table(client: &aws_sdk_dynamodb::Client, keys: &[(&str, KeyType)]) -> String {
-    let name = moto::unique("shop");
-    let mut request = client.create_table().table_name(&name).billing_mode(BillingMode::PayPerRequest);
-    for (key, kind) in keys {
-        let definition = AttributeDefinition::builder()
-            .attribute_name(*key)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap();
-        let schema = KeySchemaElement::builder().attribute_name(*key).key_type(kind.clone()).build().unwrap();
-        request = request.attribute_definitions(definition).key_schema(schema);
-    }
-    request.send().await.expect("table created");
-    name
-}
-
-/// A table keyed by `key` (S) with a global secondary index `index` on `hash` (S) and
-/// `range` (N), projecting everything: the shape of the carts and history tables.
-async fn indexed_table(
-    client: &aws_sdk_dynamodb::Client,
-    key: &str,
-    index: &str,
-    hash: &str,
-    range: &str,
-) -> String {
-    use aws_sdk_dynamodb::types::{GlobalSecondaryIndex, Projection, ProjectionType};
-    let attribute = |name: &str, kind: ScalarAttributeType| {
-        AttributeDefinition::builder().attribute_name(name).attribute_type(kind).build().unwrap()
-    };
-    let schema = |name: &str, kind: KeyType| {
-        KeySchemaElement::builder().attribute_name(name).key_type(kind).build().unwrap()
-    };
-    let index = GlobalSecondaryIndex::builder()
-        .index_name(index)
-        .key_schema(schema(hash, KeyType::Hash))
-        .key_schema(schema(range, KeyType::Range))
-        .projection(Projection::builder().projection_type(ProjectionType::All).build())
-        .build()
-        .unwrap();
-    let name = moto::unique("shop");
-    client
-        .create_table()
-        .table_name(&name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attribute(key, ScalarAttributeType::S))
-        .attribute_definitions(attribute(hash, ScalarAttributeType::S))
-        .attribute_definitions(attribute(range, ScalarAttributeType::N))
-        .key_schema(schema(key, KeyType::Hash))
-        .global_secondary_indexes(index)
-        .send()
-        .await
-        .expect("indexed table created");
-    name
-}
+use system_tests::{moto, tables};
 
 fn store(id: &str, plan: Plan) -> Store {
     Store {
@@ -78,7 +21,8 @@ fn store(id: &str, plan: Plan) -> Store {
 #[tokio::test]
 async fn stores_round_trip_and_sync_state_never_resurrects_a_store() {
     let client = aws_sdk_dynamodb::Client::new(&moto::sdk_config().await);
-    let stores = DynamoStores::new(client.clone(), table(&client, &[("id", KeyType::Hash)]).await);
+    let stores =
+        DynamoStores::new(client.clone(), tables::table(&client, &[("id", KeyType::Hash)]).await.unwrap());
     stores.put(&store("st_1", Plan::Basic)).await.unwrap();
     stores.put(&store("st_2", Plan::Paused)).await.unwrap();
     assert_eq!(stores.get(&"st_1".into()).await.unwrap(), Some(store("st_1", Plan::Basic)));
@@ -109,7 +53,7 @@ fn product(n: u32) -> Product {
 #[tokio::test]
 async fn catalog_writes_in_batches_and_stores_each_product_once() {
     let client = aws_sdk_dynamodb::Client::new(&moto::sdk_config().await);
-    let name = table(&client, &[("store_id", KeyType::Hash), ("id", KeyType::Range)]).await;
+    let name = tables::table(&client, &[("store_id", KeyType::Hash), ("id", KeyType::Range)]).await.unwrap();
     let catalog = DynamoCatalog::new(client, name);
     let mut products: Vec<Product> = (0..60).map(product).collect();
     products.push(product(7)); // the same product twice in one page
@@ -163,8 +107,10 @@ async fn carts_on_dynamodb_abandon_once_and_expire() {
 
     let client = aws_sdk_dynamodb::Client::new(&moto::sdk_config().await);
     let carts_table =
-        indexed_table(&client, "id", shop::aws::BY_STATUS_ACTIVITY, "status", "last_activity_ms").await;
-    let inventory_table = table(&client, &[("variant_id", KeyType::Hash)]).await;
+        tables::indexed_table(&client, "id", shop::aws::BY_STATUS_ACTIVITY, "status", "last_activity_ms")
+            .await
+            .unwrap();
+    let inventory_table = tables::table(&client, &[("variant_id", KeyType::Hash)]).await.unwrap();
     let carts = DynamoCarts::new(client, carts_table, inventory_table);
 
     let now = chrono::Utc::now();
@@ -200,7 +146,7 @@ async fn customers_round_trip_on_dynamodb() {
     use shop::{Customer, Preferences, aws::DynamoCustomers};
 
     let client = aws_sdk_dynamodb::Client::new(&moto::sdk_config().await);
-    let name = table(&client, &[("store_id", KeyType::Hash), ("id", KeyType::Range)]).await;
+    let name = tables::table(&client, &[("store_id", KeyType::Hash), ("id", KeyType::Range)]).await.unwrap();
     let customers = DynamoCustomers::new(client, name);
     let profile = |n: u32| Customer {
         id: format!("c{n}").into(),
@@ -223,7 +169,7 @@ async fn history_on_dynamodb_keeps_one_entry_per_id_and_purges_the_oldest_first(
     use shop::{History, HistoryEntry, RecordKind, aws::DynamoHistory};
 
     let client = aws_sdk_dynamodb::Client::new(&moto::sdk_config().await);
-    let table = indexed_table(&client, "id", shop::aws::BY_KIND_TIME, "kind", "at_ms").await;
+    let table = tables::indexed_table(&client, "id", shop::aws::BY_KIND_TIME, "kind", "at_ms").await.unwrap();
     let history = DynamoHistory::new(client, table);
     let now = chrono::Utc::now();
     let run = |n: i64, days_ago: i64| {

@@ -49,7 +49,7 @@ impl CleanActiveCarts {
     ///
     /// # Errors
     /// A missing table setting, or an idle threshold that is not a positive number of minutes.
-    pub async fn from_aws(sdk: aws_config::SdkConfig) -> Result<Self, jobkit::lambda::Error> {
+    pub async fn from_aws(sdk: jobkit::lambda::SdkConfig) -> Result<Self, jobkit::lambda::Error> {
         let carts = DynamoCarts::new(
             aws_sdk_dynamodb::Client::new(&sdk),
             jobkit::lambda::setting("SHOP_CARTS_TABLE")?,

@@ -48,7 +48,7 @@ impl CleanDatabase {
     ///
     /// # Errors
     /// A missing table setting, or a retention that is not a positive whole number of days.
-    pub async fn from_aws(sdk: aws_config::SdkConfig) -> Result<Self, jobkit::lambda::Error> {
+    pub async fn from_aws(sdk: jobkit::lambda::SdkConfig) -> Result<Self, jobkit::lambda::Error> {
         let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
         let history: Arc<dyn History> =
             Arc::new(DynamoHistory::new(dynamo.clone(), setting("SHOP_HISTORY_TABLE")?));

@@ -58,7 +58,7 @@ impl CustomerSyncJob {
     ///
     /// # Errors
     /// A missing setting, or an HTTP client that cannot be built.
-    pub async fn from_aws(sdk: aws_config::SdkConfig) -> Result<Self, jobkit::lambda::Error> {
+    pub async fn from_aws(sdk: jobkit::lambda::SdkConfig) -> Result<Self, jobkit::lambda::Error> {
         let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
         let stores = Arc::new(DynamoStores::new(dynamo.clone(), setting("SHOP_STORES_TABLE")?));
         let customers = Arc::new(DynamoCustomers::new(dynamo.clone(), setting("SHOP_CUSTOMERS_TABLE")?));

@@ -49,7 +49,7 @@ impl ShareProductTextMessage {
     ///
     /// # Errors
     /// A missing setting.
-    pub async fn from_aws(sdk: aws_config::SdkConfig) -> Result<Self, jobkit::lambda::Error> {
+    pub async fn from_aws(sdk: jobkit::lambda::SdkConfig) -> Result<Self, jobkit::lambda::Error> {
         let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
         let stores = Arc::new(DynamoStores::new(dynamo.clone(), setting("SHOP_STORES_TABLE")?));
         let catalog = Arc::new(DynamoCatalog::new(dynamo.clone(), setting("SHOP_PRODUCTS_TABLE")?));

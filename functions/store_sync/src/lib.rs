@@ -169,7 +169,7 @@ impl StoreSync {
     ///
     /// # Errors
     /// A missing setting, or an HTTP client that cannot be built.
-    pub async fn from_aws(sdk: aws_config::SdkConfig) -> Result<Self, jobkit::lambda::Error> {
+    pub async fn from_aws(sdk: jobkit::lambda::SdkConfig) -> Result<Self, jobkit::lambda::Error> {
         let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
         let stores = Arc::new(DynamoStores::new(dynamo.clone(), setting("SHOP_STORES_TABLE")?));
         let catalog = Arc::new(DynamoCatalog::new(dynamo.clone(), setting("SHOP_PRODUCTS_TABLE")?));

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use lambda_runtime::{LambdaEvent, service_fn};
 
 use crate::{
-    aws::{DynamoStore, SesMailer, SqsQueue, sdk_config},
+    aws::{DynamoStore, SesMailer, SqsQueue},
     clock::SystemClock,
     enqueue::QueueRoutes,
     job::Job,
@@ -38,6 +38,67 @@ pub fn setting(name: &'static str) -> Result<String, SetupError> {
     std::env::var(name).ok().filter(|v| !v.is_empty()).ok_or(SetupError { name, problem: "is not set" })
 }
 
+pub use aws_types::SdkConfig;
+
+/// The SDK configuration inside Lambda, from the variables Lambda sets: `AWS_REGION`, the
+/// execution role's `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`, and
+/// `AWS_ENDPOINT_URL` when given (moto, LocalStack). Not aws-config's credential chain: a
+/// function never needs profiles, SSO, STS or IMDS, and that chain would double the size of
+/// every bootstrap (see BENCHMARKS.md). Tools outside Lambda use [`crate::aws::sdk_config`].
+///
+/// # Errors
+/// A [`SetupError`] naming a variable Lambda should have set.
+pub fn sdk_config() -> Result<SdkConfig, SetupError> {
+    use aws_credential_types::{Credentials, provider::SharedCredentialsProvider};
+    use aws_sdk_sqs::config::BehaviorVersion;
+
+    let credentials = Credentials::new(
+        setting("AWS_ACCESS_KEY_ID")?,
+        setting("AWS_SECRET_ACCESS_KEY")?,
+        std::env::var("AWS_SESSION_TOKEN").ok().filter(|t| !t.is_empty()),
+        None,
+        "lambda-environment",
+    );
+    let mut config = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(aws_types::region::Region::new(setting("AWS_REGION")?))
+        .credentials_provider(SharedCredentialsProvider::new(credentials));
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").ok().filter(|e| !e.is_empty());
+    // A custom HTTPS endpoint (LocalStack, a proxy) may present any certificate: it keeps the
+    // SDK's default client and the system's roots. Plain-HTTP endpoints (moto) never use TLS.
+    if !endpoint.as_deref().is_some_and(|e| e.starts_with("https://")) {
+        config = config.http_client(aws_https_client());
+    }
+    if let Some(endpoint) = endpoint {
+        config = config.endpoint_url(endpoint);
+    }
+    Ok(config.build())
+}
+
+/// The roots AWS service endpoints chain to: Amazon Root CA 1-4 and the Starfield Services
+/// root that cross-signs them (<https://www.amazontrust.com/repository/>).
+const AMAZON_TRUST_SERVICES_PEM: &[u8] = include_bytes!("amazon_trust_services.pem");
+
+/// The SDK's HTTPS client trusting only Amazon Trust Services. Every AWS endpoint serves an
+/// ATS certificate, and the SDK's default loads and parses the whole system bundle (about 150
+/// roots, twice on Amazon Linux) on every cold start: several milliseconds of init for roots a
+/// function never uses (see BENCHMARKS.md). A smaller trust store is also a smaller attack
+/// surface.
+fn aws_https_client() -> aws_sdk_sqs::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+
+    let trust = TrustStore::empty().with_native_roots(false).with_pem_certificate(AMAZON_TRUST_SERVICES_PEM);
+    let builder =
+        aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc));
+    match TlsContext::builder().with_trust_store(trust).build() {
+        Ok(context) => builder.tls_context(context).build_https(),
+        Err(error) => {
+            tracing::warn!(%error, "Amazon roots rejected; using the system's trust store");
+            builder.build_https()
+        }
+    }
+}
+
 /// A positive whole-number setting (minutes, days, a count), `default` when unset.
 ///
 /// # Errors
@@ -59,10 +120,10 @@ pub fn positive_setting(name: &'static str, default: u32) -> Result<u32, SetupEr
 /// # Errors
 /// A [`SetupError`] naming the missing variable.
 pub async fn runner_from_env<J: Job>(job: J) -> Result<BatchRunner<J>, SetupError> {
-    runner_on(job, &sdk_config().await)
+    runner_on(job, &sdk_config()?)
 }
 
-fn runner_on<J: Job>(job: J, sdk: &aws_config::SdkConfig) -> Result<BatchRunner<J>, SetupError> {
+fn runner_on<J: Job>(job: J, sdk: &SdkConfig) -> Result<BatchRunner<J>, SetupError> {
     let queue_url = setting("JOBKIT_QUEUE_URL")?;
     let dlq_url = setting("JOBKIT_DLQ_URL")?;
     let table = setting("JOBKIT_STATE_TABLE")?;
@@ -108,12 +169,12 @@ pub async fn run<J: Job>(job: J) -> Result<(), Error> {
 pub async fn run_with<J, F, Fut, E>(build: F) -> Result<(), Error>
 where
     J: Job,
-    F: FnOnce(aws_config::SdkConfig) -> Fut,
+    F: FnOnce(SdkConfig) -> Fut,
     Fut: Future<Output = Result<J, E>>,
     E: Into<Error>,
 {
     init_logging(true);
-    let sdk = sdk_config().await;
+    let sdk = sdk_config()?;
     let job = build(sdk.clone()).await.map_err(Into::into)?;
     let runner = Arc::new(runner_on(job, &sdk)?);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
@@ -131,3 +192,24 @@ where
 
 /// The error a function's `main` returns.
 pub use lambda_runtime::Error;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_amazon_trust_store_holds_the_five_roots_and_builds_a_client() {
+        let pem = String::from_utf8_lossy(AMAZON_TRUST_SERVICES_PEM);
+        assert_eq!(pem.matches("-----BEGIN CERTIFICATE-----").count(), 5);
+        assert_eq!(pem.matches("-----END CERTIFICATE-----").count(), 5);
+
+        let config = aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .region(aws_types::region::Region::new("us-east-1"))
+            .http_client(aws_https_client())
+            .build();
+        // Creating the client builds its connector, which parses the roots (the SDK panics on
+        // a certificate it cannot parse).
+        let _client = aws_sdk_sqs::Client::from_conf(config);
+    }
+}

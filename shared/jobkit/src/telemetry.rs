@@ -11,9 +11,11 @@ use std::{
 
 use tracing::field::{Field, Visit};
 use tracing_subscriber::{
-    EnvFilter,
     field::RecordFields,
+    filter::Targets,
     fmt::{FormatFields, FormattedFields, MakeWriter, format::Writer},
+    layer::SubscriberExt,
+    util::SubscriberInitExt,
 };
 
 /// Where EMF lines go: stdout on Lambda (CloudWatch reads them from the log stream).
@@ -114,8 +116,15 @@ pub fn init_logging_to<W>(json: bool, writer: W)
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    // `Targets` (`info`, `warn,jobkit=debug`) rather than `EnvFilter`: the same syntax for
+    // levels per target without a regex engine in every function's bootstrap.
+    let raw = std::env::var("RUST_LOG").ok();
+    let parsed = raw.as_deref().map(str::parse::<Targets>);
+    let filter = match &parsed {
+        Some(Ok(targets)) => targets.clone(),
+        _ => Targets::new().with_default(tracing::Level::INFO),
+    };
+    let builder = tracing_subscriber::fmt().with_writer(writer);
     let result = if json {
         builder
             .json()
@@ -123,12 +132,18 @@ where
             .with_span_list(false)
             .flatten_event(true)
             .fmt_fields(SpanFieldsJson)
+            .finish()
+            .with(filter)
             .try_init()
     } else {
-        builder.with_target(false).try_init()
+        builder.with_target(false).finish().with(filter).try_init()
     };
     // Already installed (tests, a second runner in one process): keep the first one.
-    let _ = result;
+    if result.is_ok()
+        && let Some(Err(e)) = parsed
+    {
+        tracing::warn!(rust_log = raw.unwrap_or_default(), error = %e, "RUST_LOG not understood: logging at info");
+    }
 }
 
 /// Formats span fields straight into a JSON object, as the JSON event format expects them.

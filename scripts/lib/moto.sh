@@ -1,0 +1,29 @@
+# Sourced by the scripts that need moto: installs moto into a venv (once), starts it on a free
+# loopback port, exports MOTO_ENDPOINT, and stops it when the calling script exits.
+MOTO_VERSION=5.2.5
+moto_venv=${JOBKIT_MOTO_VENV:-.venv-moto}
+if ! "$moto_venv/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
+  echo "==> installing moto $MOTO_VERSION into $moto_venv"
+  python3 -m venv "$moto_venv"
+  "$moto_venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+fi
+
+mkdir -p target
+moto_port=$("$moto_venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$moto_venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >target/moto.log 2>&1 &
+moto_pid=$!
+trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
+export MOTO_ENDPOINT="http://127.0.0.1:$moto_port"
+"$moto_venv/bin/python" - "$MOTO_ENDPOINT" <<'PY'
+import sys, time, urllib.request
+deadline = time.time() + 60
+while True:
+    try:
+        urllib.request.urlopen(sys.argv[1] + "/moto-api/data.json", timeout=2)
+        break
+    except Exception:
+        if time.time() > deadline:
+            sys.exit("moto did not start: see target/moto.log")
+        time.sleep(0.2)
+PY
+echo "==> moto $MOTO_VERSION on $MOTO_ENDPOINT"
