@@ -61,8 +61,9 @@ impl SmsSender for SmsOutbox {
     }
 
     async fn send(&self, phone: &PhoneNumber, text: &SmsText) -> Result<String, IntegrationError> {
+        // Stamped, so a second process writing into the same folder adds rather than overwrites.
         let n = self.sequence.fetch_add(1, Ordering::Relaxed);
-        let id = format!("sms-{n:06}");
+        let id = format!("sms-{}-{n:04}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3f"));
         let body = format!("To: {phone}\nSegments: {}\n\n{}\n", text.segments(), text.as_str());
         let path = self.folder.join(format!("{id}.txt"));
         let folder = self.folder.clone();

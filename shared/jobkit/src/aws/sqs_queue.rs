@@ -107,6 +107,15 @@ impl SqsQueue {
         })
     }
 
+    /// Deletes every message of the queue at `url` (`PurgeQueue`; SQS allows one a minute).
+    ///
+    /// # Errors
+    /// A port error from `PurgeQueue`.
+    pub async fn purge(&self, url: &str) -> PortResult {
+        self.client.purge_queue().queue_url(url).send().await.map_err(|e| port_error("PurgeQueue", e))?;
+        Ok(())
+    }
+
     async fn send_chunk(
         &self,
         queue: &str,
