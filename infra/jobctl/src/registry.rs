@@ -84,6 +84,9 @@ pub enum RegistryError {
     /// The throwaway ports [`specs`] builds on could not be made.
     #[error("cannot open an in-memory database: {0}")]
     Storage(String),
+    /// No job has that name.
+    #[error(transparent)]
+    Unknown(#[from] UnknownJob),
 }
 
 /// The six jobs, built on one set of ports.
@@ -149,12 +152,12 @@ impl Jobs {
     /// What the registry knows of each job, in the order operators read them.
     pub fn specs(&self) -> Vec<JobSpec> {
         vec![
-            spec(&self.store_sync, schedule_of(StoreSync::NAME), r#"{"store_id":"st_42"}"#),
-            spec(&self.customer_sync, None, r#"{"store_id":"st_42"}"#),
-            spec(&self.clean_active_carts, schedule_of(CleanActiveCarts::NAME), "{}"),
-            spec(&self.clean_database, schedule_of(CleanDatabase::NAME), "{}"),
-            spec(&self.create_shopify_webhook, None, r#"{"store_id":"st_42"}"#),
-            spec(
+            spec_of(&self.store_sync, schedule_of(StoreSync::NAME), r#"{"store_id":"st_42"}"#),
+            spec_of(&self.customer_sync, None, r#"{"store_id":"st_42"}"#),
+            spec_of(&self.clean_active_carts, schedule_of(CleanActiveCarts::NAME), "{}"),
+            spec_of(&self.clean_database, schedule_of(CleanDatabase::NAME), "{}"),
+            spec_of(&self.create_shopify_webhook, None, r#"{"store_id":"st_42"}"#),
+            spec_of(
                 &self.share_product_text_message,
                 None,
                 r#"{"share_id":"sh_1","store_id":"st_42","product_id":"gid://shopify/Product/1","phone":"+14155550123"}"#,
@@ -184,7 +187,7 @@ fn schedule_of(job: &str) -> Option<Schedule> {
     SCHEDULES.iter().find(|(name, _)| *name == job).map(|(_, schedule)| *schedule)
 }
 
-fn spec<J: Job>(job: &J, schedule: Option<Schedule>, example: &'static str) -> JobSpec {
+fn spec_of<J: Job>(job: &J, schedule: Option<Schedule>, example: &'static str) -> JobSpec {
     JobSpec {
         name: J::NAME,
         priority: J::QUEUE,
@@ -224,4 +227,74 @@ pub fn max_concurrency(priority: &str) -> u32 {
         "low" => 2,
         _ => 5,
     }
+}
+
+/// Receives a job's queue allows beyond its policy's attempts before SQS moves a message to the
+/// DLQ (`maxReceiveCount`): records handed back unstarted near a deadline also count.
+pub const RECEIVE_MARGIN: u32 = 5;
+
+/// The names of the six jobs, in the order operators read them.
+pub const JOB_NAMES: [&str; 6] = [
+    StoreSync::NAME,
+    CustomerSyncJob::NAME,
+    CleanActiveCarts::NAME,
+    CleanDatabase::NAME,
+    CreateShopifyWebhook::NAME,
+    ShareProductTextMessage::NAME,
+];
+
+/// The name of a job's own queue, `store-sync` for `store_sync`; the template prefixes it with
+/// the stack's name (`store-jobs-store-sync`).
+pub fn queue_name(job: &str) -> String {
+    job.replace('_', "-")
+}
+
+/// The name of a job's DLQ, `store-sync-dlq`.
+pub fn dlq_name(job: &str) -> String {
+    format!("{}-dlq", queue_name(job))
+}
+
+/// Something to do with a job's type, chosen by its name at run time (`jobctl enqueue
+/// store_sync ...` checks the arguments against `StoreSync`'s own type).
+pub trait JobVisitor {
+    /// What the visit returns.
+    type Output;
+    /// Called with the job's type.
+    fn visit<J: Job>(self) -> Self::Output;
+}
+
+/// Visits the job named `name`.
+///
+/// # Errors
+/// [`UnknownJob`] naming the jobs there are.
+pub fn visit<V: JobVisitor>(name: &str, visitor: V) -> Result<V::Output, UnknownJob> {
+    Ok(if name == StoreSync::NAME {
+        visitor.visit::<StoreSync>()
+    } else if name == CustomerSyncJob::NAME {
+        visitor.visit::<CustomerSyncJob>()
+    } else if name == CleanActiveCarts::NAME {
+        visitor.visit::<CleanActiveCarts>()
+    } else if name == CleanDatabase::NAME {
+        visitor.visit::<CleanDatabase>()
+    } else if name == CreateShopifyWebhook::NAME {
+        visitor.visit::<CreateShopifyWebhook>()
+    } else if name == ShareProductTextMessage::NAME {
+        visitor.visit::<ShareProductTextMessage>()
+    } else {
+        return Err(UnknownJob(name.to_owned()));
+    })
+}
+
+/// A job name that is not one of the six.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("no job is named {0:?}; the jobs are {names}", names = JOB_NAMES.join(", "))]
+pub struct UnknownJob(pub String);
+
+/// The registry's entry for `name`.
+///
+/// # Errors
+/// [`UnknownJob`], or the registry failing to build (see [`specs`]).
+pub fn spec(name: &str) -> Result<JobSpec, RegistryError> {
+    let found = specs()?.into_iter().find(|s| s.name == name);
+    Ok(found.ok_or_else(|| UnknownJob(name.to_owned()))?)
 }

@@ -81,6 +81,11 @@ fn every_job_has_a_function_queue_dlq_and_partial_batch_responses() {
             "{}: its own DLQ",
             spec.name
         );
+        // jobctl --aws finds the queues by these names.
+        for (q, name) in [(queue, registry::queue_name(spec.name)), (dlq, registry::dlq_name(spec.name))] {
+            let expected = format!("${{AWS::StackName}}-{name}");
+            assert_eq!(intrinsic(&q["QueueName"]), Some(("Sub".into(), expected)), "{}", spec.name);
+        }
         for (name, q) in [("queue", queue), ("DLQ", dlq)] {
             assert_eq!(
                 number(&q["MaximumMessageSize"], "MaximumMessageSize"),
@@ -116,10 +121,12 @@ fn redrive_and_timeouts_leave_the_policy_room() {
             spec.timeout.as_secs()
         );
         let receives = number(&queue["RedrivePolicy"]["maxReceiveCount"], "maxReceiveCount");
-        assert!(
-            receives > u64::from(spec.policy.max_attempts()),
-            "{}: maxReceiveCount {receives} must stay above the policy's {} attempts",
+        assert_eq!(
+            receives,
+            u64::from(spec.policy.max_attempts() + registry::RECEIVE_MARGIN),
+            "{}: maxReceiveCount stays {} above the policy's {} attempts (jobctl dev does the same)",
             spec.name,
+            registry::RECEIVE_MARGIN,
             spec.policy.max_attempts()
         );
     }

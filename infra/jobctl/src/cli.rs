@@ -1,0 +1,255 @@
+//! The command line: arguments (clap), which backend, and the exit code.
+//!
+//! Exit codes: 0 done, 1 the backend failed, 2 bad input (nothing was sent or changed),
+//! 3 not confirmed, 4 not found.
+
+use std::{path::PathBuf, process::ExitCode, sync::Arc};
+
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand};
+
+use crate::{
+    backend::{Backend, DEFAULT_DIR, DEFAULT_STACK, Target},
+    commands::{self, CommandError, dlq, enqueue},
+    dev::{Dev, DevOptions},
+    duration,
+    output::Output,
+};
+
+/// Operate the store's background jobs: on the embedded backend that `jobctl dev` runs (the
+/// default, a SQLite file under `.jobs/`), or on a deployed stack with `--aws`.
+#[derive(Debug, Parser)]
+#[command(name = "jobctl", version)]
+pub struct Cli {
+    /// Act on the deployed stack's queues (SDK configuration from the environment:
+    /// AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL for moto or LocalStack).
+    #[arg(long, global = true)]
+    aws: bool,
+    /// The stack whose queues --aws acts on.
+    #[arg(long, global = true, env = "JOBCTL_STACK", default_value = DEFAULT_STACK)]
+    stack: String,
+    /// The embedded backend's folder.
+    #[arg(long, global = true, env = "JOBCTL_DIR", default_value = DEFAULT_DIR)]
+    dir: PathBuf,
+    /// Print JSON, for scripts.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every job locally on the embedded backend (Ctrl-C stops between batches).
+    Dev(DevArgs),
+    /// List the jobs: priority, attempts, timeout, schedule, example arguments.
+    Jobs,
+    /// Enqueue a job; its arguments are checked against the job's type before sending.
+    Enqueue(EnqueueArgs),
+    /// Per job: queued, in flight, delayed, oldest message's age, DLQ depth.
+    Stats,
+    /// Inspect, redrive or purge the dead-letter queues.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+    /// Each recurring tick's rule, cron expression, timezone and next firings.
+    Schedules {
+        /// How many firings to show.
+        #[arg(long, default_value_t = 3)]
+        count: usize,
+    },
+    /// Turn a schedule in English ("every day at 3am") into an EventBridge cron expression.
+    Cron {
+        /// The schedule, in English or as cron(...).
+        text: String,
+    },
+    /// The backoff timeline of a job's retry policy.
+    RetryPlan {
+        /// The job.
+        job: String,
+    },
+}
+
+#[derive(Debug, Args)]
+struct DevArgs {
+    /// Stop once every job queue is empty, then print a summary. Retries waiting out their
+    /// backoff and delayed jobs count: it waits for them.
+    #[arg(long)]
+    until_idle: bool,
+    /// Do not tick the schedules.
+    #[arg(long)]
+    no_schedules: bool,
+    /// Shopify's base URL, `{shop}` standing for the shop's name (default: the real Shopify).
+    #[arg(long, env = "JOBCTL_SHOPIFY_URL")]
+    shopify_url: Option<String>,
+    /// Square's base URL (default: the real Square).
+    #[arg(long, env = "JOBCTL_SQUARE_URL")]
+    square_url: Option<String>,
+    /// Log JSON lines instead of readable text.
+    #[arg(long)]
+    json_logs: bool,
+}
+
+#[derive(Debug, Args)]
+struct EnqueueArgs {
+    /// The job (see `jobctl jobs`).
+    job: String,
+    /// The arguments, a JSON object.
+    #[arg(long)]
+    args: Option<String>,
+    /// One argument, key=value (repeatable; a JSON value such as 3 or true is taken as such).
+    #[arg(long = "arg", value_name = "KEY=VALUE")]
+    pairs: Vec<String>,
+    /// Run after this long: 90s, 15m, 2h, 1d (SQS's 15-minute limit is hopped).
+    #[arg(long, value_parser = parse_delay, conflicts_with = "at")]
+    delay: Option<std::time::Duration>,
+    /// Run at (or after) this time, RFC 3339 (2026-11-23T03:00:00Z).
+    #[arg(long, value_parser = parse_time)]
+    at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Subcommand)]
+enum DlqCommand {
+    /// What is in the DLQs: id, job, error kind, message, attempts, failed at.
+    List {
+        /// Only this job's DLQ.
+        job: Option<String>,
+        /// Only messages that failed with this error kind.
+        #[arg(long)]
+        error: Option<String>,
+        /// Read at most this many messages per DLQ.
+        #[arg(long, default_value_t = dlq::DEFAULT_LIST_LIMIT)]
+        limit: usize,
+    },
+    /// One message: the full error, its attributes and arguments.
+    Show {
+        /// The job id (or SQS message id).
+        id: String,
+        /// Look only in this job's DLQ.
+        #[arg(long)]
+        job: Option<String>,
+    },
+    /// Send DLQ messages back to the job's queue (after the fix).
+    Redrive {
+        /// The job.
+        job: String,
+        /// Only messages that failed with this error kind.
+        #[arg(long)]
+        error: Option<String>,
+        /// At most this many.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// At most this many per second.
+        #[arg(long)]
+        rate: Option<u32>,
+        /// Show what would be redriven; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Delete every message of a job's DLQ (asks to type the job's name).
+    Purge {
+        /// The job.
+        job: String,
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+fn parse_delay(text: &str) -> Result<std::time::Duration, String> {
+    duration::parse(text).map_err(|e| e.to_string())
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("{e}: write RFC 3339, e.g. 2026-11-23T03:00:00Z"))
+}
+
+/// Parses the command line, runs the command, and turns its outcome into the exit code.
+pub async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("jobctl: {error}");
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), CommandError> {
+    let out = Output { json: cli.json };
+    let now = Utc::now();
+    let target = if cli.aws { Target::Aws { stack: cli.stack } } else { Target::Embedded(cli.dir.clone()) };
+    match cli.command {
+        Command::Dev(_) if cli.aws => Err(CommandError::Input(
+            "jobctl dev runs on the embedded backend; on AWS the functions run the jobs".into(),
+        )),
+        Command::Dev(args) => dev(out, cli.dir, args).await,
+        Command::Jobs => commands::info::jobs(out),
+        Command::Schedules { count } => commands::info::schedules(out, count, now),
+        Command::Cron { text } => commands::info::cron(out, &text, now),
+        Command::RetryPlan { job } => commands::info::retry_plan(out, &job),
+        Command::Enqueue(args) => {
+            let request = enqueue::Request {
+                job: args.job,
+                args: args.args,
+                pairs: args.pairs,
+                delay: args.delay,
+                at: args.at,
+            };
+            // Judged before the backend is opened: nothing is sent when the arguments do not fit.
+            let checked = enqueue::check(&request)?;
+            let backend = Arc::new(Backend::open(&target).await?);
+            enqueue::enqueue(out, backend, &request, checked).await
+        }
+        Command::Stats => commands::stats::stats(out, &Backend::open(&target).await?).await,
+        Command::Dlq(command) => {
+            let backend = Backend::open(&target).await?;
+            match command {
+                DlqCommand::List { job, error, limit } => {
+                    dlq::list(out, &backend, job.as_deref(), error.as_deref(), limit).await
+                }
+                DlqCommand::Show { id, job } => dlq::show(out, &backend, &id, job.as_deref()).await,
+                DlqCommand::Redrive { job, error, limit, rate, dry_run } => {
+                    dlq::redrive(out, &backend, dlq::Redrive { job, error, limit, rate, dry_run }).await
+                }
+                DlqCommand::Purge { job, yes } => dlq::purge(out, &backend, &job, yes).await,
+            }
+        }
+    }
+}
+
+async fn dev(out: Output, dir: PathBuf, args: DevArgs) -> Result<(), CommandError> {
+    jobkit::init_logging(args.json_logs);
+    let options = DevOptions {
+        dir,
+        until_idle: args.until_idle,
+        shopify_url: args.shopify_url,
+        square_url: args.square_url,
+        schedules: !args.no_schedules,
+    };
+    let mut system = Dev::open(&options).await?;
+    eprintln!("jobctl dev: every job on the {}; Ctrl-C stops", system.describe());
+    let started = std::time::Instant::now();
+    let tallies = system.run(options.until_idle).await?;
+    let outbox = crate::dev::outbox(&options.dir);
+    if out.json {
+        out.json(&serde_json::json!({"jobs": tallies, "seconds": started.elapsed().as_secs_f64(), "outbox": outbox}));
+    } else {
+        let rows: Vec<Vec<String>> = tallies
+            .iter()
+            .map(|t| {
+                vec![
+                    t.job.to_owned(),
+                    t.succeeded.to_string(),
+                    t.retried.to_string(),
+                    t.dead_lettered.to_string(),
+                ]
+            })
+            .collect();
+        out.table(&["JOB", "SUCCEEDED", "RETRIED", "TO DLQ"], &rows);
+        println!("in {:.1}s; mail and texts in {}", started.elapsed().as_secs_f64(), outbox.display());
+    }
+    Ok(())
+}

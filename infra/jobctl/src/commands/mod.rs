@@ -1,0 +1,84 @@
+//! The commands, one module per family; each prints through [`crate::output::Output`] and
+//! answers with a [`CommandError`] whose kind becomes the exit code.
+
+pub mod dlq;
+pub mod enqueue;
+pub mod info;
+pub mod stats;
+
+use crate::{
+    backend::BackendError,
+    registry::{self, JobSpec, RegistryError},
+};
+
+/// Why a command did not do its work; each kind has its exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The input is wrong (unknown job, arguments that do not fit, unreadable schedule): exit 2.
+    #[error("{0}")]
+    Input(String),
+    /// The operator did not confirm: exit 3.
+    #[error("{0}")]
+    Declined(String),
+    /// Nothing matched (`dlq show` of an id in no DLQ): exit 4.
+    #[error("{0}")]
+    NotFound(String),
+    /// The backend failed: exit 1.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// `jobctl dev` could not run: exit 1.
+    #[error(transparent)]
+    Dev(#[from] crate::dev::DevError),
+}
+
+impl CommandError {
+    /// The process's exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Backend(_) | Self::Dev(_) => 1,
+            Self::Input(_) => 2,
+            Self::Declined(_) => 3,
+            Self::NotFound(_) => 4,
+        }
+    }
+}
+
+impl From<RegistryError> for CommandError {
+    fn from(e: RegistryError) -> Self {
+        match e {
+            RegistryError::Unknown(unknown) => Self::Input(unknown.to_string()),
+            other => Self::Backend(BackendError::Registry(other)),
+        }
+    }
+}
+
+impl From<registry::UnknownJob> for CommandError {
+    fn from(e: registry::UnknownJob) -> Self {
+        Self::Input(e.to_string())
+    }
+}
+
+impl From<jobkit::PortError> for CommandError {
+    fn from(e: jobkit::PortError) -> Self {
+        Self::Backend(BackendError::Port(e))
+    }
+}
+
+/// The registry's entry for `job`, an unknown name being an input error.
+///
+/// # Errors
+/// [`CommandError::Input`] naming the jobs there are.
+pub fn job_spec(job: &str) -> Result<JobSpec, CommandError> {
+    Ok(registry::spec(job)?)
+}
+
+/// `job`, or every job when `None`, checked against the registry.
+///
+/// # Errors
+/// [`CommandError::Input`] for an unknown name.
+pub fn jobs_or_all(job: Option<&str>) -> Result<Vec<&'static str>, CommandError> {
+    match job {
+        Some(name) => Ok(vec![job_spec(name)?.name]),
+        None => Ok(registry::JOB_NAMES.to_vec()),
+    }
+}

@@ -1,0 +1,318 @@
+//! `jobctl dev`: the six jobs in one process on the embedded backend, with the batch runner
+//! Lambda uses: a worker per job queue receives up to 10 visible messages, runs them, deletes
+//! what is done; the schedules tick from the template's cron expressions into the same queues;
+//! error emails and texts land in `outbox/` as readable files.
+//!
+//! `--until-idle` stops once every job queue is empty (delayed retries included), which is
+//! what scripts and tests want. Ctrl-C stops between batches: nothing is lost, and a message
+//! received by a batch that could not finish becomes visible again after its timeout.
+
+use std::{
+    future::Future,
+    path::{Path, PathBuf},
+    pin::Pin,
+    sync::Arc,
+    time::Duration,
+};
+
+use chrono::{DateTime, Utc};
+use jobkit::{
+    BatchRunner, Job, Notifier, NotifyConfig, OutgoingMessage, PortError, Queue, QueueRoutes, RecordStatus,
+    RunnerConfig, Runtime, SystemClock,
+    embedded::{EmbeddedQueue, OutboxMailer},
+    message::SCHEDULE_KEY,
+};
+use serde_json::{Value, json};
+use shop::{
+    embedded::ShopDb, services::Retention, shopify::ShopifyConfig, sms_outbox::SmsOutbox,
+    square::SquareConfig,
+};
+
+use crate::{
+    backend::{Backend, BackendError, Target},
+    registry::{self, EmbeddedPorts, Jobs, RegistryError, Schedule},
+    schedule::CronSchedule,
+};
+
+/// How `jobctl dev` runs.
+#[derive(Debug, Clone)]
+pub struct DevOptions {
+    /// The embedded backend's folder.
+    pub dir: PathBuf,
+    /// Stop once every job queue is empty.
+    pub until_idle: bool,
+    /// Shopify's base URL (`http://127.0.0.1:PORT/{shop}`); real Shopify when `None`.
+    pub shopify_url: Option<String>,
+    /// Square's base URL; real Square when `None`.
+    pub square_url: Option<String>,
+    /// Tick the schedules.
+    pub schedules: bool,
+}
+
+/// `jobctl dev` could not start or its backend failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DevError {
+    /// The backend.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// The registry.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The queue.
+    #[error(transparent)]
+    Port(#[from] PortError),
+    /// The shop's database.
+    #[error("cannot open the shop's database: {0}")]
+    Shop(String),
+}
+
+/// What a run did, per job.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Tally {
+    /// The job.
+    pub job: &'static str,
+    /// Records that succeeded.
+    pub succeeded: u64,
+    /// Records that failed and come back later.
+    pub retried: u64,
+    /// Records moved to the DLQ.
+    pub dead_lettered: u64,
+    /// Records handled otherwise (duplicates, hops, continuations, hand-backs).
+    pub other: u64,
+}
+
+impl Tally {
+    fn add(&mut self, status: &RecordStatus) {
+        match status {
+            RecordStatus::Succeeded => self.succeeded += 1,
+            RecordStatus::Retrying(_) => self.retried += 1,
+            RecordStatus::DeadLettered(..) => self.dead_lettered += 1,
+            _ => self.other += 1,
+        }
+    }
+}
+
+type Polled<'a> = Pin<Box<dyn Future<Output = Result<Vec<RecordStatus>, PortError>> + Send + 'a>>;
+
+/// One job's worker: its runner and its queue.
+trait Worker: Send + Sync {
+    fn job(&self) -> &'static str;
+    fn queue(&self) -> &str;
+    /// Receives one batch of visible messages, runs it, deletes what is done.
+    fn poll(&self) -> Polled<'_>;
+}
+
+struct JobWorker<J: Job> {
+    runner: BatchRunner<J>,
+    queue: Arc<EmbeddedQueue>,
+    name: String,
+}
+
+/// As Lambda's: the runner starts a record only if the job's timeout fits before it.
+const BATCH_DEADLINE: chrono::Duration = chrono::Duration::minutes(15);
+
+impl<J: Job> Worker for JobWorker<J> {
+    fn job(&self) -> &'static str {
+        J::NAME
+    }
+
+    fn queue(&self) -> &str {
+        &self.name
+    }
+
+    fn poll(&self) -> Polled<'_> {
+        Box::pin(async move {
+            let messages = self.queue.receive(&self.name, 10, Duration::ZERO).await?;
+            if messages.is_empty() {
+                return Ok(Vec::new());
+            }
+            let outcome = self.runner.process(messages, Utc::now() + BATCH_DEADLINE).await;
+            for record in outcome.records.iter().filter(|r| r.status.is_done()) {
+                self.queue.delete(&self.name, &record.receipt_handle).await?;
+            }
+            Ok(outcome.records.into_iter().map(|r| r.status).collect())
+        })
+    }
+}
+
+fn worker<J: Job>(job: J, queue: &Arc<EmbeddedQueue>, runtime: &Runtime) -> Box<dyn Worker> {
+    let name = registry::queue_name(J::NAME);
+    let mut runtime = runtime.clone();
+    runtime.routes = QueueRoutes::default().with(J::QUEUE, name.clone());
+    let config = RunnerConfig::new(name.clone(), registry::dlq_name(J::NAME));
+    Box::new(JobWorker { runner: BatchRunner::new(job, runtime, config), queue: queue.clone(), name })
+}
+
+/// Where `jobctl dev` writes what would leave the system.
+pub fn outbox(dir: &Path) -> PathBuf {
+    dir.join("outbox")
+}
+
+/// A schedule and when it fires next.
+struct Ticker {
+    job: &'static str,
+    schedule: Schedule,
+    cron: CronSchedule,
+    next: Option<DateTime<Utc>>,
+}
+
+impl Ticker {
+    /// The tick EventBridge's input transformer would send: the schedule's arguments and
+    /// `$schedule` with the rule and the time.
+    fn message(&self, at: DateTime<Utc>) -> OutgoingMessage {
+        let mut body: Value = serde_json::from_str(self.schedule.args).unwrap_or_else(|_| json!({}));
+        body[SCHEDULE_KEY] = json!({"rule": self.schedule.rule, "time": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)});
+        OutgoingMessage { body: body.to_string(), ..OutgoingMessage::default() }
+    }
+}
+
+/// The running system.
+pub struct Dev {
+    backend: Backend,
+    queue: Arc<EmbeddedQueue>,
+    workers: Vec<Box<dyn Worker>>,
+    tickers: Vec<Ticker>,
+}
+
+impl Dev {
+    /// Opens the embedded backend in `options.dir` and builds every job on it.
+    ///
+    /// # Errors
+    /// A backend or database that cannot be opened.
+    pub async fn open(options: &DevOptions) -> Result<Self, DevError> {
+        let backend = Backend::open(&Target::Embedded(options.dir.clone())).await?;
+        let queue = backend
+            .embedded()
+            .cloned()
+            .ok_or_else(|| DevError::Shop("the embedded backend has no embedded queue".to_owned()))?;
+        let shop =
+            ShopDb::open(options.dir.join("jobs.sqlite3")).map_err(|e| DevError::Shop(e.to_string()))?;
+        let outbox = outbox(&options.dir);
+        let ports = EmbeddedPorts {
+            shop,
+            job_state: backend.store(),
+            sms: Arc::new(SmsOutbox::new(outbox.join("sms"))),
+            shopify: ShopifyConfig { base_url: options.shopify_url.clone(), ..ShopifyConfig::default() },
+            square: match &options.square_url {
+                Some(url) => SquareConfig { base_url: url.clone(), ..SquareConfig::default() },
+                None => SquareConfig::default(),
+            },
+            webhooks: create_shopify_webhook::WebhookSettings {
+                topics: vec!["APP_UNINSTALLED".to_owned(), "PRODUCTS_UPDATE".to_owned()],
+                uri: "http://127.0.0.1/webhooks/shopify".to_owned(),
+            },
+            cart_idle_after: chrono::Duration::hours(2),
+            retention: Retention::default(),
+        };
+        let jobs = Jobs::on(&ports)?;
+        let mailer = Arc::new(OutboxMailer::new(outbox.join("mail")));
+        let notify = NotifyConfig {
+            from: "jobs@localhost".to_owned(),
+            to: vec!["operators@localhost".to_owned()],
+            window: Duration::from_secs(3600),
+        };
+        let runtime = Runtime {
+            queue: queue.clone(),
+            store: backend.store(),
+            clock: Arc::new(SystemClock),
+            notifier: Some(Notifier::new(mailer, notify)),
+            metrics: None,
+            routes: QueueRoutes::default(),
+        };
+        let workers = vec![
+            worker(jobs.store_sync, &queue, &runtime),
+            worker(jobs.customer_sync, &queue, &runtime),
+            worker(jobs.clean_active_carts, &queue, &runtime),
+            worker(jobs.clean_database, &queue, &runtime),
+            worker(jobs.create_shopify_webhook, &queue, &runtime),
+            worker(jobs.share_product_text_message, &queue, &runtime),
+        ];
+        let now = Utc::now();
+        let mut tickers = Vec::new();
+        if options.schedules {
+            for (job, schedule) in registry::SCHEDULES {
+                let cron = CronSchedule::parse(schedule.cron).map_err(|e| DevError::Shop(e.to_string()))?;
+                let next = cron.next_after(now, 1).first().copied();
+                tickers.push(Ticker { job, schedule, cron, next });
+            }
+        }
+        Ok(Self { backend, queue, workers, tickers })
+    }
+
+    /// Where the system runs, for messages.
+    pub fn describe(&self) -> String {
+        self.backend.describe()
+    }
+
+    /// Sends the ticks that are due.
+    async fn tick(&mut self, now: DateTime<Utc>) -> Result<(), DevError> {
+        for ticker in &mut self.tickers {
+            while let Some(at) = ticker.next.filter(|at| *at <= now) {
+                let queue = registry::queue_name(ticker.job);
+                self.queue.send(&queue, ticker.message(at)).await?;
+                tracing::info!(job = ticker.job, rule = ticker.schedule.rule, time = %at, "schedule ticked");
+                ticker.next = ticker.cron.next_after(at, 1).first().copied();
+            }
+        }
+        Ok(())
+    }
+
+    /// True when no job queue holds a message in any state.
+    fn idle(&self) -> Result<bool, DevError> {
+        for worker in &self.workers {
+            let stats = self.queue.stats(worker.queue())?;
+            if stats.visible + stats.in_flight + stats.delayed > 0 {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// How long to wait when nothing is visible: until the next message or tick is due, at
+    /// most a second (a message sent by another process is noticed within it).
+    fn pause(&self, now: DateTime<Utc>) -> Result<Duration, DevError> {
+        let mut due: Vec<DateTime<Utc>> = self.tickers.iter().filter_map(|t| t.next).collect();
+        for worker in &self.workers {
+            due.extend(self.queue.next_visible_at(worker.queue())?);
+        }
+        let until = due
+            .into_iter()
+            .min()
+            .map_or(Duration::from_secs(1), |at| (at - now).to_std().unwrap_or_default());
+        Ok(until.clamp(Duration::from_millis(10), Duration::from_secs(1)))
+    }
+
+    /// Runs until Ctrl-C, or until idle with `until_idle`; returns what each job did.
+    ///
+    /// # Errors
+    /// The queue failing.
+    pub async fn run(&mut self, until_idle: bool) -> Result<Vec<Tally>, DevError> {
+        let mut tallies: Vec<Tally> =
+            self.workers.iter().map(|w| Tally { job: w.job(), ..Tally::default() }).collect();
+        let stop = tokio::signal::ctrl_c();
+        tokio::pin!(stop);
+        loop {
+            self.tick(Utc::now()).await?;
+            let mut handled = 0;
+            for (worker, tally) in self.workers.iter().zip(&mut tallies) {
+                let statuses = worker.poll().await?;
+                handled += statuses.len();
+                statuses.iter().for_each(|s| tally.add(s));
+            }
+            if handled > 0 {
+                continue;
+            }
+            if until_idle && self.idle()? {
+                return Ok(tallies);
+            }
+            let pause = self.pause(Utc::now())?;
+            tokio::select! {
+                _ = &mut stop => {
+                    tracing::info!("stopping: Ctrl-C");
+                    return Ok(tallies);
+                }
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+}

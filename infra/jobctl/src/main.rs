@@ -1,0 +1,6 @@
+//! `jobctl`: see `jobctl --help`.
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    jobctl::cli::main().await
+}

@@ -1,0 +1,104 @@
+//! What the commands print: aligned tables for people, JSON for scripts (`--json`), and
+//! progress on standard error when it is a terminal.
+
+use std::io::{IsTerminal, Write};
+
+/// How a command prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Output {
+    /// JSON on standard output instead of tables and sentences.
+    pub json: bool,
+}
+
+impl Output {
+    /// Prints `value` as one line of JSON.
+    pub fn json(&self, value: &serde_json::Value) {
+        println!("{value}");
+    }
+
+    /// Prints a table with a header row; columns padded to their widest cell.
+    pub fn table(&self, headers: &[&str], rows: &[Vec<String>]) {
+        print!("{}", table(headers, rows));
+    }
+}
+
+/// `headers` and `rows` as an aligned text table.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> =
+            cells.iter().zip(&widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
+        padded.join("  ").trim_end().to_owned() + "\n"
+    };
+    let mut text = line(headers.to_vec());
+    for row in rows {
+        text += &line(row.iter().map(String::as_str).collect());
+    }
+    text
+}
+
+/// `text` cut to `max` characters, with an ellipsis when cut.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    text.chars().take(max.saturating_sub(1)).collect::<String>() + "…"
+}
+
+/// A progress line on standard error (`label done/total`), drawn only on a terminal and
+/// cleared when dropped.
+#[derive(Debug)]
+pub struct Progress {
+    label: &'static str,
+    total: Option<usize>,
+    shown: bool,
+}
+
+impl Progress {
+    /// A progress line for `label`, out of `total` when known.
+    pub fn new(label: &'static str, total: Option<usize>) -> Self {
+        Self { label, total, shown: std::io::stderr().is_terminal() }
+    }
+
+    /// Shows `done`.
+    pub fn set(&self, done: usize) {
+        if !self.shown {
+            return;
+        }
+        let total = self.total.map(|t| format!("/{t}")).unwrap_or_default();
+        let mut err = std::io::stderr();
+        let _ = write!(err, "\r{} {done}{total}", self.label);
+        let _ = err.flush();
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if self.shown {
+            let _ = write!(std::io::stderr(), "\r\x1b[2K");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_columns_to_the_widest_cell() {
+        let text =
+            table(&["job", "n"], &[vec!["store_sync".into(), "3".into()], vec!["x".into(), "120".into()]]);
+        assert_eq!(text, "job         n\nstore_sync  3\nx           120\n");
+    }
+
+    #[test]
+    fn truncation_keeps_short_text_and_marks_cut_text() {
+        assert_eq!(truncate("short", 10), "short");
+        assert_eq!(truncate("a longer message", 8), "a longe…");
+    }
+}

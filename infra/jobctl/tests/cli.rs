@@ -1,0 +1,266 @@
+//! The real `jobctl` binary on the embedded backend: enqueue -> processed by `jobctl dev`; a
+//! poisoned job -> `dlq list` with its reason -> `dlq redrive --error` brings back only those ->
+//! processed after the fix; bad arguments refused before anything is sent.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+use jobkit::{OutgoingMessage, Queue, SystemClock, embedded::EmbeddedQueue, message::attr};
+use serde_json::{Value, json};
+use shop::{
+    CatalogRepository, Money, Plan, Product, Store, StoreRepository, SyncState, Variant, embedded::ShopDb,
+};
+
+const SHARE: &str = "share_product_text_message";
+
+/// A fresh embedded backend folder for one test.
+fn folder(name: &str) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "jobctl-cli-{}-{}-{name}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn jobctl(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_jobctl"))
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("JOBCTL_STACK")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("jobctl runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs jobctl, expects exit code `code`, returns stdout.
+fn expect(dir: &Path, args: &[&str], code: i32) -> String {
+    let out = jobctl(dir, args);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "jobctl {args:?}\nstdout: {}\nstderr: {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+fn json_of(dir: &Path, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let stdout = expect(dir, &all, 0);
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {stdout}"))
+}
+
+fn queued(dir: &Path, job: &str) -> (u64, u64) {
+    let stats = json_of(dir, &["stats"]);
+    let entry = stats.as_array().unwrap().iter().find(|e| e["job"] == job).unwrap().clone();
+    let q = &entry["queue"];
+    (
+        q["visible"].as_u64().unwrap() + q["in_flight"].as_u64().unwrap() + q["delayed"].as_u64().unwrap(),
+        entry["dlq_depth"].as_u64().unwrap(),
+    )
+}
+
+fn dev(dir: &Path) -> Value {
+    let summary = json_of(dir, &["dev", "--until-idle", "--no-schedules"]);
+    summary["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["job"].as_str().unwrap().to_owned(), t.clone()))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+#[test]
+fn bad_arguments_are_refused_before_anything_is_sent() {
+    let dir = folder("refused");
+    let cases: [(&[&str], &str); 5] = [
+        (&["enqueue", "store_sync", "--args", r#"{"store":"st_1"}"#], "unknown argument field"),
+        (&["enqueue", "customer_sync", "--arg", "store_id=42"], "store_id"),
+        (&["enqueue", SHARE, "--arg", "share_id=sh_1"], "missing field"),
+        (&["enqueue", "store_synk", "--args", "{}"], "the jobs are store_sync"),
+        (&["enqueue", "store_sync", "--args", "[1, 2]"], "must be a JSON object"),
+    ];
+    for (args, says) in cases {
+        let out = jobctl(&dir, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out.stderr));
+        assert!(text(&out.stderr).contains(says), "{args:?}: {}", text(&out.stderr));
+    }
+    // Unreadable delays are refused by the parser with the same exit code.
+    assert_eq!(jobctl(&dir, &["enqueue", "clean_database", "--delay", "3 weeks"]).status.code(), Some(2));
+    for job in ["store_sync", "customer_sync", SHARE] {
+        assert_eq!(queued(&dir, job), (0, 0), "{job}: nothing was sent");
+    }
+}
+
+#[test]
+fn an_enqueued_job_is_processed_by_jobctl_dev() {
+    let dir = folder("processed");
+    let stdout = expect(&dir, &["enqueue", "clean_database"], 0);
+    assert!(stdout.starts_with("enqueued clean_database job "), "{stdout}");
+    let delayed = json_of(&dir, &["enqueue", "clean_active_carts", "--delay", "1s"]);
+    assert!(delayed["runs_at"].is_string(), "{delayed}");
+    assert_eq!(queued(&dir, "clean_database"), (1, 0));
+
+    let tally = dev(&dir);
+    assert_eq!(tally["clean_database"]["succeeded"], 1, "{tally}");
+    assert_eq!(tally["clean_active_carts"]["succeeded"], 1, "the delayed one waited, then ran: {tally}");
+    assert_eq!(queued(&dir, "clean_database"), (0, 0));
+    assert_eq!(queued(&dir, "clean_active_carts"), (0, 0));
+}
+
+async fn seed_store_and_product(dir: &Path) {
+    let db = ShopDb::open(dir.join("jobs.sqlite3")).unwrap();
+    db.put(&Store {
+        id: "st_1".into(),
+        shopify_domain: "acme.myshopify.com".parse().unwrap(),
+        pos_location_id: None,
+        plan: Plan::Basic,
+        sync_state: SyncState::Never,
+    })
+    .await
+    .unwrap();
+    db.upsert_products(&[Product {
+        id: "gid://shopify/Product/1".into(),
+        store_id: "st_1".into(),
+        title: "Red Shoe".into(),
+        handle: "red-shoe".into(),
+        variants: vec![Variant {
+            id: "gid://shopify/ProductVariant/1".into(),
+            sku: None,
+            price: Money { minor: 4990, currency: "USD".into() },
+            inventory: 3,
+        }],
+    }])
+    .await
+    .unwrap();
+}
+
+/// A DLQ message of another kind, as the runner writes it after a throttled job exhausted.
+async fn throttled_dead_letter(dir: &Path) {
+    let db = jobkit::embedded::EmbeddedDb::open(dir.join("jobs.sqlite3")).unwrap();
+    let queue = EmbeddedQueue::new(db, std::sync::Arc::new(SystemClock));
+    let attributes = [
+        (attr::JOB, SHARE),
+        (attr::JOB_ID, "job-throttled"),
+        (attr::ERROR_KIND, "throttled"),
+        (attr::ERROR_MESSAGE, "sns: rate exceeded"),
+        (attr::ATTEMPTS, "5"),
+        (attr::DLQ_REASON, "exhausted"),
+    ];
+    let message = OutgoingMessage {
+        body: json!({"share_id": "sh_9", "store_id": "st_1", "product_id": "p9", "phone": "+14155550199"})
+            .to_string(),
+        attributes: attributes.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        ..OutgoingMessage::default()
+    };
+    queue.send("share-product-text-message-dlq", message).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_poisoned_job_is_listed_redriven_by_error_kind_and_processed_after_the_fix() {
+    let dir = folder("poisoned");
+    for share in ["sh_1", "sh_2"] {
+        let args = json!({"share_id": share, "store_id": "st_1", "product_id": "gid://shopify/Product/1", "phone": "+14155550123"});
+        expect(&dir, &["enqueue", SHARE, "--args", &args.to_string()], 0);
+    }
+    // The store is not there yet: both are discarded to the DLQ with the reason.
+    let tally = dev(&dir);
+    assert_eq!(tally[SHARE]["dead_lettered"], 2, "{tally}");
+    throttled_dead_letter(&dir).await;
+
+    let listed = json_of(&dir, &["dlq", "list", SHARE]);
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    let not_found: Vec<&Value> = listed.iter().filter(|l| l["error_kind"] == "not_found").collect();
+    assert_eq!(not_found.len(), 2, "{listed:?}");
+    for letter in &not_found {
+        assert_eq!(letter["reason"], "discarded");
+        assert!(letter["error_message"].as_str().unwrap().contains("st_1"), "{letter}");
+    }
+    let table = expect(&dir, &["dlq", "list", "--error", "throttled"], 0);
+    assert!(table.contains("job-throttled") && !table.contains("not_found"), "{table}");
+
+    let id = not_found[0]["id"].as_str().unwrap();
+    let shown = json_of(&dir, &["dlq", "show", id]);
+    assert_eq!(shown["arguments"]["share_id"].as_str().map(|s| s.starts_with("sh_")), Some(true), "{shown}");
+    assert_eq!(jobctl(&dir, &["dlq", "show", "no-such-id"]).status.code(), Some(4));
+
+    // The fix: the store and its product arrive.
+    seed_store_and_product(&dir).await;
+    let dry = json_of(&dir, &["dlq", "redrive", SHARE, "--error", "not_found", "--dry-run"]);
+    assert_eq!(dry["would_redrive"].as_array().unwrap().len(), 2, "{dry}");
+    assert_eq!(queued(&dir, SHARE), (0, 3), "a dry run changes nothing");
+
+    let redriven = json_of(&dir, &["dlq", "redrive", SHARE, "--error", "not_found"]);
+    assert_eq!(
+        (redriven["redriven"].as_u64(), redriven["skipped"].as_u64()),
+        (Some(2), Some(1)),
+        "{redriven}"
+    );
+    assert_eq!(queued(&dir, SHARE), (2, 1), "only the not_found ones came back");
+
+    let tally = dev(&dir);
+    assert_eq!(
+        (tally[SHARE]["succeeded"].as_u64(), tally[SHARE]["dead_lettered"].as_u64()),
+        (Some(2), Some(0)),
+        "{tally}"
+    );
+    let texts: Vec<String> = std::fs::read_dir(dir.join("outbox/sms"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(texts.len(), 2, "{texts:?}");
+    assert!(texts.iter().all(|t| t.contains("Red Shoe") && !t.contains("+14155550123")), "{texts:?}");
+
+    // Purging asks first; without a terminal to ask on, --yes is required.
+    let declined = jobctl(&dir, &["dlq", "purge", SHARE]);
+    assert_eq!(declined.status.code(), Some(3), "{}", text(&declined.stderr));
+    assert!(text(&declined.stderr).contains("--yes"));
+    assert_eq!(queued(&dir, SHARE), (0, 1));
+    let purged = json_of(&dir, &["dlq", "purge", SHARE, "--yes"]);
+    assert_eq!(purged["purged"], 1);
+    assert_eq!(queued(&dir, SHARE), (0, 0));
+}
+
+#[test]
+fn schedules_cron_and_retry_plans_are_read_off_the_registry() {
+    let dir = folder("info");
+    assert_eq!(expect(&dir, &["cron", "every day at 3am"], 0).lines().next(), Some("cron(0 3 * * ? *)"));
+    let refused = jobctl(&dir, &["cron", "whenever it suits"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(text(&refused.stderr).contains("every day at 3am"), "the error shows what works");
+
+    let schedules = json_of(&dir, &["schedules"]);
+    let schedules = schedules.as_array().unwrap();
+    assert_eq!(schedules.len(), 3);
+    for schedule in schedules {
+        assert_eq!(schedule["timezone"], "UTC");
+        assert_eq!(schedule["next"].as_array().unwrap().len(), 3, "{schedule}");
+    }
+
+    let plan = expect(&dir, &["retry-plan", "store_sync"], 0);
+    assert!(plan.contains("on throttled") && plan.contains("-> DLQ"), "{plan}");
+    let plan = json_of(&dir, &["retry-plan", "store_sync"]);
+    let throttled =
+        plan["plans"].as_array().unwrap().iter().find(|p| p["error_kind"] == "throttled").unwrap();
+    assert_eq!(throttled["attempts"].as_array().unwrap().len(), 10, "{throttled}");
+    assert_eq!(jobctl(&dir, &["retry-plan", "nope"]).status.code(), Some(2));
+
+    let jobs = json_of(&dir, &["jobs"]);
+    assert_eq!(jobs.as_array().unwrap().len(), 6);
+}
