@@ -35,6 +35,15 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
     /// Deletes a received message.
     async fn delete(&self, queue: &str, receipt_handle: &str) -> PortResult;
 
+    /// Deletes received messages, as Lambda's event source mapping does after a batch. One
+    /// call each unless the adapter can do better.
+    async fn delete_batch(&self, queue: &str, receipt_handles: &[String]) -> PortResult {
+        for handle in receipt_handles {
+            self.delete(queue, handle).await?;
+        }
+        Ok(())
+    }
+
     /// Makes a received message invisible for `timeout` from now (0 = visible again now).
     async fn change_visibility(&self, queue: &str, receipt_handle: &str, timeout: Duration) -> PortResult;
 }
