@@ -10,7 +10,7 @@ use std::{
 
 use chrono::Utc;
 use jobkit::{
-    PortError, Queue, ReceivedMessage, StateStore, SystemClock,
+    PortError, Queue, ReceivedMessage, SharedClock, StateStore, SystemClock,
     aws::SqsQueue,
     embedded::{EmbeddedDb, EmbeddedQueue, EmbeddedStore, QueueConfig},
 };
@@ -115,7 +115,7 @@ impl Backend {
     /// A file that cannot be opened, or the registry failing to build.
     pub async fn open(target: &Target) -> Result<Self, BackendError> {
         match target {
-            Target::Embedded(dir) => Self::open_embedded(dir),
+            Target::Embedded(dir) => Self::open_embedded(dir, Arc::new(SystemClock)),
             Target::Aws { stack } => {
                 let config = jobkit::aws::sdk_config().await;
                 let sqs = Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&config)));
@@ -131,12 +131,17 @@ impl Backend {
         }
     }
 
-    fn open_embedded(dir: &Path) -> Result<Self, BackendError> {
+    /// The embedded backend in `dir`, its queues timed by `clock` (the demo's jumps over
+    /// backoffs; the system clock otherwise).
+    ///
+    /// # Errors
+    /// A file that cannot be opened, or the registry failing to build.
+    pub fn open_embedded(dir: &Path, clock: SharedClock) -> Result<Self, BackendError> {
         let file = dir.join("jobs.sqlite3");
         let open_error = |source| BackendError::Open { path: file.clone(), source };
         std::fs::create_dir_all(dir).map_err(|e| open_error(PortError::Unavailable(e.to_string())))?;
         let db = EmbeddedDb::open(&file).map_err(open_error)?;
-        let queue = Arc::new(EmbeddedQueue::new(db.clone(), Arc::new(SystemClock)));
+        let queue = Arc::new(EmbeddedQueue::new(db.clone(), clock));
         for spec in registry::specs()? {
             queue.create_queue(&registry::dlq_name(spec.name), QueueConfig::default())?;
             // As the template: visibility 6x the timeout, the DLQ a margin past the attempts.

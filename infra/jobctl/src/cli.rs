@@ -71,6 +71,10 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct DevArgs {
+    /// Run the demo: three stores on a local Shopify and POS sandbox, every job, retries into
+    /// the DLQ on a virtual clock, then a summary (in <dir>/demo, emptied first).
+    #[arg(long)]
+    demo: bool,
     /// Stop once every job queue is empty, then print a summary. Retries waiting out their
     /// backoff and delayed jobs count: it waits for them.
     #[arg(long)]
@@ -222,12 +226,17 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
 
 async fn dev(out: Output, dir: PathBuf, args: DevArgs) -> Result<(), CommandError> {
     jobkit::init_logging(args.json_logs);
+    if args.demo {
+        let report = crate::demo::run(&dir).await?;
+        print_demo(out, &report, &dir.join("demo"));
+        return Ok(());
+    }
     let options = DevOptions {
-        dir,
         until_idle: args.until_idle,
         shopify_url: args.shopify_url,
         square_url: args.square_url,
         schedules: !args.no_schedules,
+        ..DevOptions::new(dir)
     };
     let mut system = Dev::open(&options).await?;
     eprintln!("jobctl dev: every job on the {}; Ctrl-C stops", system.describe());
@@ -252,4 +261,40 @@ async fn dev(out: Output, dir: PathBuf, args: DevArgs) -> Result<(), CommandErro
         println!("in {:.1}s; mail and texts in {}", started.elapsed().as_secs_f64(), outbox.display());
     }
     Ok(())
+}
+
+fn print_demo(out: Output, report: &crate::demo::DemoReport, dir: &std::path::Path) {
+    if out.json {
+        out.json(&serde_json::json!(report));
+        return;
+    }
+    let rows: Vec<Vec<String>> = report
+        .jobs
+        .iter()
+        .map(|t| {
+            vec![
+                t.job.to_owned(),
+                t.succeeded.to_string(),
+                t.retried.to_string(),
+                t.dead_lettered.to_string(),
+            ]
+        })
+        .collect();
+    println!();
+    out.table(&["JOB", "SUCCEEDED", "RETRIED", "TO DLQ"], &rows);
+    println!("\nin the DLQs ({}):", report.dead_letters.len());
+    for letter in &report.dead_letters {
+        println!("  {}: {} ({}): {}", letter.job, letter.error_kind, letter.reason, letter.message);
+    }
+    let catalog: Vec<String> = report.products.iter().map(|(store, n)| format!("{store} {n}")).collect();
+    println!("\nproducts synced: {}; sync runs recorded: {}", catalog.join(", "), report.sync_runs);
+    println!("carts abandoned and their stock released: {}", report.carts_abandoned);
+    let outbox = crate::dev::outbox(dir);
+    println!("\noutbox: {} error email(s) in {}", report.emails, outbox.join("mail").display());
+    println!("        {} text(s) in {}", report.texts, outbox.join("sms").display());
+    println!(
+        "\n{:.1}s of real time; the virtual clock moved {:.1} hours through the backoffs",
+        report.seconds, report.virtual_hours
+    );
+    println!("look around: cargo run -q -p jobctl -- --dir {} dlq list", dir.display());
 }

@@ -17,8 +17,8 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use jobkit::{
-    BatchRunner, Job, Notifier, NotifyConfig, OutgoingMessage, PortError, Queue, QueueRoutes, RecordStatus,
-    RunnerConfig, Runtime, SystemClock,
+    BatchRunner, Clock, Job, ManualClock, Notifier, NotifyConfig, OutgoingMessage, PortError, Queue,
+    QueueRoutes, RecordStatus, RunnerConfig, Runtime, SharedClock, SystemClock,
     embedded::{EmbeddedQueue, OutboxMailer},
     message::SCHEDULE_KEY,
 };
@@ -29,7 +29,7 @@ use shop::{
 };
 
 use crate::{
-    backend::{Backend, BackendError, Target},
+    backend::{Backend, BackendError},
     registry::{self, EmbeddedPorts, Jobs, RegistryError, Schedule},
     schedule::CronSchedule,
 };
@@ -47,6 +47,27 @@ pub struct DevOptions {
     pub square_url: Option<String>,
     /// Tick the schedules.
     pub schedules: bool,
+    /// Tries of one Shopify or Square request before the job sees the error (clients' default
+    /// when `None`); the demo uses 1 so that retries show at the job's level.
+    pub client_tries: Option<u32>,
+    /// A clock the run moves itself, straight to the next due message, instead of waiting
+    /// (the demo's retries and backoffs take hours of this clock and no real time).
+    pub virtual_clock: Option<ManualClock>,
+}
+
+impl DevOptions {
+    /// Every job on `dir` against the real outside world, on the system clock.
+    pub fn new(dir: PathBuf) -> Self {
+        Self {
+            dir,
+            until_idle: false,
+            shopify_url: None,
+            square_url: None,
+            schedules: true,
+            client_tries: None,
+            virtual_clock: None,
+        }
+    }
 }
 
 /// `jobctl dev` could not start or its backend failed.
@@ -106,6 +127,7 @@ struct JobWorker<J: Job> {
     runner: BatchRunner<J>,
     queue: Arc<EmbeddedQueue>,
     name: String,
+    clock: SharedClock,
 }
 
 /// As Lambda's: the runner starts a record only if the job's timeout fits before it.
@@ -126,10 +148,14 @@ impl<J: Job> Worker for JobWorker<J> {
             if messages.is_empty() {
                 return Ok(Vec::new());
             }
-            let outcome = self.runner.process(messages, Utc::now() + BATCH_DEADLINE).await;
-            for record in outcome.records.iter().filter(|r| r.status.is_done()) {
-                self.queue.delete(&self.name, &record.receipt_handle).await?;
-            }
+            let outcome = self.runner.process(messages, self.clock.now() + BATCH_DEADLINE).await;
+            let done: Vec<String> = outcome
+                .records
+                .iter()
+                .filter(|r| r.status.is_done())
+                .map(|r| r.receipt_handle.clone())
+                .collect();
+            self.queue.delete_batch(&self.name, &done).await?;
             Ok(outcome.records.into_iter().map(|r| r.status).collect())
         })
     }
@@ -140,7 +166,8 @@ fn worker<J: Job>(job: J, queue: &Arc<EmbeddedQueue>, runtime: &Runtime) -> Box<
     let mut runtime = runtime.clone();
     runtime.routes = QueueRoutes::default().with(J::QUEUE, name.clone());
     let config = RunnerConfig::new(name.clone(), registry::dlq_name(J::NAME));
-    Box::new(JobWorker { runner: BatchRunner::new(job, runtime, config), queue: queue.clone(), name })
+    let clock = runtime.clock.clone();
+    Box::new(JobWorker { runner: BatchRunner::new(job, runtime, config), queue: queue.clone(), name, clock })
 }
 
 /// Where `jobctl dev` writes what would leave the system.
@@ -172,6 +199,8 @@ pub struct Dev {
     queue: Arc<EmbeddedQueue>,
     workers: Vec<Box<dyn Worker>>,
     tickers: Vec<Ticker>,
+    clock: SharedClock,
+    virtual_clock: Option<ManualClock>,
 }
 
 impl Dev {
@@ -180,7 +209,11 @@ impl Dev {
     /// # Errors
     /// A backend or database that cannot be opened.
     pub async fn open(options: &DevOptions) -> Result<Self, DevError> {
-        let backend = Backend::open(&Target::Embedded(options.dir.clone())).await?;
+        let clock: SharedClock = match &options.virtual_clock {
+            Some(manual) => Arc::new(manual.clone()),
+            None => Arc::new(SystemClock),
+        };
+        let backend = Backend::open_embedded(&options.dir, clock.clone())?;
         let queue = backend
             .embedded()
             .cloned()
@@ -192,10 +225,15 @@ impl Dev {
             shop,
             job_state: backend.store(),
             sms: Arc::new(SmsOutbox::new(outbox.join("sms"))),
-            shopify: ShopifyConfig { base_url: options.shopify_url.clone(), ..ShopifyConfig::default() },
-            square: match &options.square_url {
-                Some(url) => SquareConfig { base_url: url.clone(), ..SquareConfig::default() },
-                None => SquareConfig::default(),
+            shopify: ShopifyConfig {
+                base_url: options.shopify_url.clone(),
+                max_tries: options.client_tries.unwrap_or(ShopifyConfig::default().max_tries),
+                ..ShopifyConfig::default()
+            },
+            square: SquareConfig {
+                base_url: options.square_url.clone().unwrap_or_else(|| SquareConfig::default().base_url),
+                max_tries: options.client_tries.unwrap_or(SquareConfig::default().max_tries),
+                ..SquareConfig::default()
             },
             webhooks: create_shopify_webhook::WebhookSettings {
                 topics: vec!["APP_UNINSTALLED".to_owned(), "PRODUCTS_UPDATE".to_owned()],
@@ -214,7 +252,7 @@ impl Dev {
         let runtime = Runtime {
             queue: queue.clone(),
             store: backend.store(),
-            clock: Arc::new(SystemClock),
+            clock: clock.clone(),
             notifier: Some(Notifier::new(mailer, notify)),
             metrics: None,
             routes: QueueRoutes::default(),
@@ -227,7 +265,7 @@ impl Dev {
             worker(jobs.create_shopify_webhook, &queue, &runtime),
             worker(jobs.share_product_text_message, &queue, &runtime),
         ];
-        let now = Utc::now();
+        let now = clock.now();
         let mut tickers = Vec::new();
         if options.schedules {
             for (job, schedule) in registry::SCHEDULES {
@@ -236,7 +274,12 @@ impl Dev {
                 tickers.push(Ticker { job, schedule, cron, next });
             }
         }
-        Ok(Self { backend, queue, workers, tickers })
+        Ok(Self { backend, queue, workers, tickers, clock, virtual_clock: options.virtual_clock.clone() })
+    }
+
+    /// The backend the system runs on.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
     }
 
     /// Where the system runs, for messages.
@@ -268,6 +311,15 @@ impl Dev {
         Ok(true)
     }
 
+    /// When the next message of any job queue becomes visible.
+    fn next_due(&self) -> Result<Option<DateTime<Utc>>, DevError> {
+        let mut next = None;
+        for worker in &self.workers {
+            next = next.into_iter().chain(self.queue.next_visible_at(worker.queue())?).min();
+        }
+        Ok(next)
+    }
+
     /// How long to wait when nothing is visible: until the next message or tick is due, at
     /// most a second (a message sent by another process is noticed within it).
     fn pause(&self, now: DateTime<Utc>) -> Result<Duration, DevError> {
@@ -292,7 +344,7 @@ impl Dev {
         let stop = tokio::signal::ctrl_c();
         tokio::pin!(stop);
         loop {
-            self.tick(Utc::now()).await?;
+            self.tick(self.clock.now()).await?;
             let mut handled = 0;
             for (worker, tally) in self.workers.iter().zip(&mut tallies) {
                 let statuses = worker.poll().await?;
@@ -304,6 +356,13 @@ impl Dev {
             }
             if until_idle && self.idle()? {
                 return Ok(tallies);
+            }
+            if let Some(clock) = &self.virtual_clock
+                && let Some(next) = self.next_due()?
+            {
+                // Nothing is visible now: move the clock to the next message that will be.
+                clock.set(next.max(clock.now()));
+                continue;
             }
             let pause = self.pause(Utc::now())?;
             tokio::select! {

@@ -8,8 +8,10 @@
 pub mod backend;
 pub mod cli;
 pub mod commands;
+pub mod demo;
 pub mod dev;
 pub mod duration;
 pub mod output;
 pub mod registry;
+pub mod sandbox;
 pub mod schedule;

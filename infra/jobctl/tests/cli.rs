@@ -264,3 +264,40 @@ fn schedules_cron_and_retry_plans_are_read_off_the_registry() {
     let jobs = json_of(&dir, &["jobs"]);
     assert_eq!(jobs.as_array().unwrap().len(), 6);
 }
+
+#[test]
+fn the_demo_runs_every_job_and_ends_with_retries_in_the_dlq_and_mail_and_a_text_in_the_outbox() {
+    let dir = folder("demo");
+    let report = json_of(&dir, &["dev", "--demo"]);
+    let jobs: serde_json::Map<String, Value> = report["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["job"].as_str().unwrap().to_owned(), t.clone()))
+        .collect();
+    let count = |job: &str, what: &str| jobs[job][what].as_u64().unwrap();
+    // The fan-out and two healthy stores; the third store's Shopify is down: retried, then the DLQ.
+    assert_eq!((count("store_sync", "succeeded"), count("store_sync", "dead_lettered")), (3, 1), "{report}");
+    assert!(count("store_sync", "retried") >= 5, "{report}");
+    // The revoked POS token is discarded at once.
+    assert_eq!((count("customer_sync", "succeeded"), count("customer_sync", "dead_lettered")), (2, 1));
+    for job in
+        ["create_shopify_webhook", "share_product_text_message", "clean_active_carts", "clean_database"]
+    {
+        assert_eq!((count(job, "succeeded"), count(job, "dead_lettered")), (1, 0), "{job}: {report}");
+    }
+    let kinds: Vec<(&str, &str)> = report["dead_letters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["error_kind"].as_str().unwrap(), l["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(kinds, [("unavailable", "exhausted"), ("unauthorized", "discarded")]);
+    assert_eq!(report["products"], json!([["st_acme", 120], ["st_globex", 35], ["st_initech", 0]]));
+    assert_eq!(report["carts_abandoned"], 2);
+    assert_eq!(report["texts"], 1);
+    assert!(report["emails"].as_u64().unwrap() >= 2, "an email for each job in the DLQ: {report}");
+    // The DLQ is there to inspect afterwards.
+    let listed = json_of(&dir.join("demo"), &["dlq", "list"]);
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+}

@@ -1,0 +1,280 @@
+//! The outside world on loopback for `jobctl dev --demo`: fixture shops over the Shopify Admin
+//! GraphQL shape and a POS over Square's, so the real HTTP clients run against something.
+//!
+//! Shopify: `POST /shopify/{shop}/admin/api/{version}/graphql.json` with `X-Shopify-Access-Token`
+//! answers the products, webhook subscriptions and `webhookSubscriptionCreate` documents the
+//! client sends. Square: `GET /square/v2/customers` and `POST /square/v2/orders/search` with a
+//! bearer token. A shop or token can be made to fail (503 or 401) to show retries and the DLQ.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+};
+
+use http_body_util::{BodyExt, Full};
+use hyper::{
+    Method, Request, Response, StatusCode,
+    body::{Bytes, Incoming},
+    server::conn::http1,
+    service::service_fn,
+};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+/// How a fixture answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour {
+    /// Normally.
+    Healthy,
+    /// 503 to everything (an outage: retried, then the DLQ).
+    Down,
+}
+
+/// A shop of the sandbox.
+#[derive(Debug, Clone)]
+pub struct FixtureShop {
+    /// The token the shop accepts.
+    pub token: String,
+    /// How many products it sells (each with two variants).
+    pub products: usize,
+    /// How it answers.
+    pub behaviour: Behaviour,
+}
+
+/// A POS account of the sandbox, by its token.
+#[derive(Debug, Clone)]
+pub struct FixturePos {
+    /// How many customers it has (each with a few completed orders).
+    pub customers: usize,
+}
+
+/// What the sandbox serves.
+#[derive(Debug, Clone, Default)]
+pub struct Fixtures {
+    /// Shops by name (`acme` for `acme.myshopify.com`).
+    pub shops: HashMap<String, FixtureShop>,
+    /// POS accounts by access token; any other token is refused with 401.
+    pub pos: HashMap<String, FixturePos>,
+}
+
+/// A webhook subscription created on a sandbox shop.
+struct Subscription {
+    id: String,
+    topic: String,
+    uri: String,
+}
+
+struct State {
+    fixtures: Fixtures,
+    /// Webhook subscriptions created, per shop.
+    webhooks: Mutex<HashMap<String, Vec<Subscription>>>,
+}
+
+/// The running sandbox; it stops when dropped.
+#[derive(Debug)]
+pub struct Sandbox {
+    addr: SocketAddr,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl Sandbox {
+    /// Serves `fixtures` on a free loopback port.
+    ///
+    /// # Errors
+    /// If no port can be bound.
+    pub async fn start(fixtures: Fixtures) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(State { fixtures, webhooks: Mutex::default() });
+        let server = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let state = state.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |request| answer(state.clone(), request));
+                    // A client that hangs up mid-request ends only its own connection.
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                });
+            }
+        });
+        Ok(Self { addr, server })
+    }
+
+    /// The base URL the Shopify client takes (`{shop}` stands for the shop's name).
+    pub fn shopify_url(&self) -> String {
+        format!("http://{}/shopify/{{shop}}", self.addr)
+    }
+
+    /// The base URL the Square client takes.
+    pub fn square_url(&self) -> String {
+        format!("http://{}/square", self.addr)
+    }
+}
+
+type Answer = Result<Response<Full<Bytes>>, std::convert::Infallible>;
+
+fn reply(status: StatusCode, body: &Value) -> Answer {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    Ok(response)
+}
+
+async fn answer(state: Arc<State>, request: Request<Incoming>) -> Answer {
+    let (parts, body) = request.into_parts();
+    let body: Value = match body.collect().await {
+        Ok(collected) => serde_json::from_slice(&collected.to_bytes()).unwrap_or(Value::Null),
+        Err(_) => Value::Null,
+    };
+    let header =
+        |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let path = parts.uri.path().to_owned();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (parts.method, segments.as_slice()) {
+        (Method::POST, ["shopify", shop, "admin", "api", _, "graphql.json"]) => {
+            shopify(&state, shop, &header("x-shopify-access-token"), &body)
+        }
+        (Method::GET, ["square", "v2", "customers"]) => {
+            let cursor = parts.uri.query().and_then(|q| {
+                q.split('&').find_map(|kv| kv.strip_prefix("cursor=")).and_then(|c| c.parse::<usize>().ok())
+            });
+            square_customers(&state, &header("authorization"), cursor.unwrap_or(0))
+        }
+        (Method::POST, ["square", "v2", "orders", "search"]) => {
+            square_orders(&state, &header("authorization"), &body)
+        }
+        _ => reply(StatusCode::NOT_FOUND, &json!({"error": format!("the sandbox has no {path}")})),
+    }
+}
+
+/// Shopify's cost extension with a full bucket, so the client never waits.
+fn cost() -> Value {
+    json!({"cost": {"requestedQueryCost": 10, "throttleStatus": {
+        "maximumAvailable": 2000.0, "currentlyAvailable": 1990.0, "restoreRate": 100.0}}})
+}
+
+fn shopify(state: &State, shop: &str, token: &str, body: &Value) -> Answer {
+    let Some(fixture) = state.fixtures.shops.get(shop) else {
+        return reply(StatusCode::NOT_FOUND, &json!({"errors": "Not Found"}));
+    };
+    if fixture.behaviour == Behaviour::Down {
+        return reply(StatusCode::SERVICE_UNAVAILABLE, &json!({"errors": "Service Unavailable"}));
+    }
+    if token != fixture.token {
+        return reply(StatusCode::UNAUTHORIZED, &json!({"errors": "[API] Invalid API key or access token"}));
+    }
+    let query = body["query"].as_str().unwrap_or_default();
+    let variables = &body["variables"];
+    let data = if query.contains("webhookSubscriptionCreate") {
+        let mut webhooks = state.webhooks.lock().unwrap_or_else(|p| p.into_inner());
+        let list = webhooks.entry(shop.to_owned()).or_default();
+        let id = format!("gid://shopify/WebhookSubscription/{}", list.len() + 1);
+        let (topic, uri) =
+            (variables["topic"].as_str().unwrap_or_default(), variables["uri"].as_str().unwrap_or_default());
+        list.push(Subscription { id: id.clone(), topic: topic.to_owned(), uri: uri.to_owned() });
+        json!({"webhookSubscriptionCreate": {
+            "webhookSubscription": {"id": id, "topic": topic, "uri": uri}, "userErrors": []}})
+    } else if query.contains("webhookSubscriptions") {
+        let webhooks = state.webhooks.lock().unwrap_or_else(|p| p.into_inner());
+        let nodes: Vec<Value> = webhooks
+            .get(shop)
+            .into_iter()
+            .flatten()
+            .map(|s| json!({"id": s.id, "topic": s.topic, "uri": s.uri}))
+            .collect();
+        json!({"webhookSubscriptions": {"nodes": nodes}})
+    } else if query.contains("products(") {
+        products(shop, fixture.products, variables)
+    } else {
+        return reply(
+            StatusCode::OK,
+            &json!({"errors": [{"message": "the sandbox does not know this document"}]}),
+        );
+    };
+    reply(StatusCode::OK, &json!({"data": data, "extensions": cost()}))
+}
+
+fn products(shop: &str, total: usize, variables: &Value) -> Value {
+    let first = variables["first"].as_u64().map_or(50, |n| usize::try_from(n).unwrap_or(50)).max(1);
+    let start = variables["after"].as_str().and_then(|c| c.parse::<usize>().ok()).unwrap_or(0);
+    let end = (start + first).min(total);
+    let nodes: Vec<Value> = (start..end)
+        .map(|i| {
+            let variants: Vec<Value> = (0..2)
+                .map(|v| {
+                    json!({"id": format!("gid://shopify/ProductVariant/{shop}-{i}-{v}"),
+                           "sku": format!("{}-{i:04}-{v}", shop.to_uppercase()),
+                           "price": format!("{}.{:02}", 10 + i % 90, (i * 7 + v) % 100),
+                           "inventoryQuantity": (i * 3 + v) % 25})
+                })
+                .collect();
+            json!({"id": format!("gid://shopify/Product/{shop}-{i}"), "title": format!("{} #{i}", title(i)),
+                   "handle": format!("product-{i}"), "variants": {"nodes": variants}})
+        })
+        .collect();
+    json!({
+        "shop": {"currencyCode": "USD"},
+        "products": {"pageInfo": {"hasNextPage": end < total, "endCursor": end.to_string()}, "nodes": nodes},
+    })
+}
+
+fn title(i: usize) -> &'static str {
+    const TITLES: [&str; 6] =
+        ["Red Shoe", "Blue Scarf", "Linen Shirt", "Wool Hat", "Canvas Bag", "Rain Jacket"];
+    TITLES[i % TITLES.len()]
+}
+
+fn pos<'a>(state: &'a State, authorization: &str) -> Option<&'a FixturePos> {
+    authorization.strip_prefix("Bearer ").and_then(|token| state.fixtures.pos.get(token))
+}
+
+fn refused() -> Answer {
+    reply(
+        StatusCode::UNAUTHORIZED,
+        &json!({"errors": [{"category": "AUTHENTICATION_ERROR", "code": "UNAUTHORIZED"}]}),
+    )
+}
+
+const CUSTOMERS_PER_PAGE: usize = 100;
+
+fn square_customers(state: &State, authorization: &str, start: usize) -> Answer {
+    let Some(fixture) = pos(state, authorization) else { return refused() };
+    let end = (start + CUSTOMERS_PER_PAGE).min(fixture.customers);
+    let customers: Vec<Value> = (start..end)
+        .map(|i| {
+            let given_name = ["Ada", "Grace", "Alan", "Edsger"][i % 4];
+            json!({"id": format!("CUST{i:05}"), "given_name": given_name,
+                   "family_name": format!("Customer{i}"), "email_address": format!("customer{i}@example.com"),
+                   "phone_number": format!("+1415555{:04}", i % 10_000),
+                   "preferences": {"email_unsubscribed": i % 5 == 0}})
+        })
+        .collect();
+    let cursor = (end < fixture.customers).then(|| end.to_string());
+    reply(StatusCode::OK, &json!({"customers": customers, "cursor": cursor}))
+}
+
+fn square_orders(state: &State, authorization: &str, body: &Value) -> Answer {
+    if pos(state, authorization).is_none() {
+        return refused();
+    }
+    let ids =
+        body["query"]["filter"]["customer_filter"]["customer_ids"].as_array().cloned().unwrap_or_default();
+    let orders: Vec<Value> = ids
+        .iter()
+        .filter_map(Value::as_str)
+        .flat_map(|id| {
+            let n: usize = id.trim_start_matches("CUST").parse().unwrap_or(0);
+            (0..n % 4).map(move |k| json!({"customer_id": id, "total_money": {"amount": 1500 + 250 * k, "currency": "USD"}}))
+        })
+        .collect();
+    reply(StatusCode::OK, &json!({"orders": orders}))
+}
