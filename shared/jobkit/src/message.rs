@@ -45,7 +45,18 @@ pub mod attr {
     pub const ORIGINAL_MESSAGE_ID: &str = "original_message_id";
     /// On DLQ messages: why it is there (`discarded`, `exhausted`).
     pub const DLQ_REASON: &str = "dlq_reason";
+    /// The contract's version the producer wrote; absent means [`super::SCHEMA_VERSION`]. A
+    /// runner refuses versions it does not know rather than guess at them.
+    pub const SCHEMA_VERSION: &str = "schema_version";
+
+    /// The attributes jobkit reads on the way in: a value it cannot read as text refuses the
+    /// message. Anything else (a producer's own attributes) is left alone.
+    pub const READ: [&str; 8] =
+        [JOB_ID, JOB, ENQUEUED_AT, NOT_BEFORE, IDEMPOTENCY_KEY, CONTINUATION, TRACEPARENT, SCHEMA_VERSION];
 }
+
+/// The version of the message contract this runner reads.
+pub const SCHEMA_VERSION: &str = "1";
 
 /// The key under which an EventBridge input transformer puts the tick:
 /// `{"$schedule": {"rule": <aws.events.rule-name>, "time": <aws.events.event.ingestion-time>}}`.
@@ -91,6 +102,8 @@ pub struct ReceivedMessage {
     pub sent_at: Option<DateTime<Utc>>,
     /// The FIFO message group.
     pub group_id: Option<String>,
+    /// Message attributes whose value is not UTF-8 text (a binary value), by name.
+    pub unreadable_attributes: Vec<String>,
 }
 
 /// A message to send.
@@ -218,6 +231,21 @@ pub fn decode(message: &ReceivedMessage) -> Result<Envelope<'_>, JobError> {
         (ArgsJson::Value(value), tick)
     };
     let attrs = &message.attributes;
+    if let Some(name) = message.unreadable_attributes.iter().find(|name| attr::READ.contains(&name.as_str()))
+    {
+        return Err(invalid(format!("attribute {name} is not UTF-8 text")));
+    }
+    if let Some(version) = attrs.get(attr::SCHEMA_VERSION).filter(|v| v.as_str() != SCHEMA_VERSION) {
+        return Err(invalid(format!(
+            "unknown schema version {version:?}: this runner reads version {SCHEMA_VERSION}"
+        )));
+    }
+    let not_before = match attrs.get(attr::NOT_BEFORE) {
+        Some(raw) => Some(parse_time(Some(raw)).ok_or_else(|| {
+            invalid(format!("attribute {} is not an RFC 3339 time: {raw:?}", attr::NOT_BEFORE))
+        })?),
+        None => None,
+    };
     let continuation =
         match attrs.get(attr::CONTINUATION) {
             Some(raw) => Some(serde_json::from_str(raw).map_err(|e| {
@@ -235,7 +263,7 @@ pub fn decode(message: &ReceivedMessage) -> Result<Envelope<'_>, JobError> {
         attempt: message.receive_count.max(1),
         receive_count: message.receive_count.max(1),
         enqueued_at: parse_time(attrs.get(attr::ENQUEUED_AT)).or(message.sent_at),
-        not_before: parse_time(attrs.get(attr::NOT_BEFORE)),
+        not_before,
         idempotency_key: attrs.get(attr::IDEMPOTENCY_KEY).cloned(),
         tick,
         continuation,

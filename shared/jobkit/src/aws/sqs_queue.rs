@@ -168,13 +168,23 @@ impl SqsQueue {
 
 fn received(m: &aws_sdk_sqs::types::Message) -> ReceivedMessage {
     let system = |name: MessageSystemAttributeName| m.attributes().and_then(|a| a.get(&name)).cloned();
-    let attributes = m
-        .message_attributes()
-        .map(|attrs| {
-            attrs.iter().filter_map(|(k, v)| v.string_value().map(|s| (k.clone(), s.to_owned()))).collect()
-        })
-        .unwrap_or_default();
+    let mut attributes = std::collections::BTreeMap::new();
+    let mut unreadable_attributes = Vec::new();
+    for (name, value) in m.message_attributes().into_iter().flatten() {
+        let text = value
+            .string_value()
+            .map(str::to_owned)
+            .or_else(|| value.binary_value().and_then(|b| String::from_utf8(b.as_ref().to_vec()).ok()));
+        match text {
+            Some(text) => {
+                attributes.insert(name.clone(), text);
+            }
+            None if value.binary_value().is_some() => unreadable_attributes.push(name.clone()),
+            None => {}
+        }
+    }
     ReceivedMessage {
+        unreadable_attributes,
         message_id: m.message_id().unwrap_or_default().to_owned(),
         receipt_handle: m.receipt_handle().unwrap_or_default().to_owned(),
         body: m.body().unwrap_or_default().to_owned(),

@@ -181,6 +181,7 @@ impl EmbeddedQueue {
                     receive_count: row.get(3)?,
                     sent_at: Some(to_time(row.get(4)?)),
                     group_id: row.get(5)?,
+                    unreadable_attributes: Vec::new(),
                 })
             })
             .map_err(sql_error("peek"))?;
@@ -344,6 +345,7 @@ impl EmbeddedQueue {
                 receive_count: row.get(3)?,
                 sent_at: Some(to_time(row.get(4)?)),
                 group_id: row.get(5)?,
+                unreadable_attributes: Vec::new(),
             })
         })
         .map_err(sql_error("receive"))
