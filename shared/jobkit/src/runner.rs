@@ -443,9 +443,7 @@ impl<J: Job> BatchRunner<J> {
                 if let Some(key) = &key {
                     let now = self.runtime.clock.now();
                     let ttl = chrono::Duration::from_std(self.job.idempotency_ttl()).unwrap_or_default();
-                    if let Err(e) = key.complete(store, now + ttl).await {
-                        tracing::warn!(error = %e, "could not mark the idempotency key completed");
-                    }
+                    complete_key(key, store, now + ttl).await;
                 }
                 self.forget(meta, history.is_some(), execution.checkpointed || meta.continuation.is_some())
                     .await;
@@ -769,6 +767,28 @@ fn dlq_attributes(
     attributes
 }
 
+/// Tries of marking an idempotency key completed.
+const COMPLETE_TRIES: u32 = 4;
+
+/// Marks `key` completed, retrying a store that throttles or fails: a key left `IN_PROGRESS`
+/// expires with the execution's deadline, and a duplicate delivered after that would run the
+/// job's effect a second time (the fault campaign found exactly that with one try).
+async fn complete_key(key: &IdempotencyKey, store: &dyn StateStore, expires_at: DateTime<Utc>) {
+    for attempt in 1..=COMPLETE_TRIES {
+        match key.complete(store, expires_at).await {
+            Ok(()) => return,
+            Err(e) if attempt < COMPLETE_TRIES && e.is_transient() => {
+                tracing::warn!(error = %e, attempt, "could not mark the idempotency key completed; trying again");
+                tokio::time::sleep(Duration::from_millis(25 << attempt)).await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not mark the idempotency key completed: a duplicate delivered after its in-progress window would run again");
+                return;
+            }
+        }
+    }
+}
+
 /// A fresh deduplication id for a re-send on a FIFO queue (none on standard queues).
 fn fifo_dedup_id(message: &ReceivedMessage) -> Option<String> {
     message.group_id.as_ref().map(|_| uuid::Uuid::new_v4().to_string())
@@ -793,12 +813,24 @@ pub fn from_sqs_message(m: SqsMessage) -> ReceivedMessage {
         .and_then(|t| t.parse::<i64>().ok())
         .and_then(DateTime::from_timestamp_millis);
     let group_id = m.attributes.get("MessageGroupId").cloned();
-    let attributes = m
-        .message_attributes
-        .into_iter()
-        .filter_map(|(name, value)| value.string_value.map(|v| (name, v)))
-        .collect();
+    let mut attributes = BTreeMap::new();
+    let mut unreadable_attributes = Vec::new();
+    for (name, value) in m.message_attributes {
+        match (value.string_value, value.binary_value) {
+            (Some(text), _) => {
+                attributes.insert(name, text);
+            }
+            (None, Some(binary)) => match String::from_utf8(binary.0) {
+                Ok(text) => {
+                    attributes.insert(name, text);
+                }
+                Err(_) => unreadable_attributes.push(name),
+            },
+            (None, None) => {}
+        }
+    }
     ReceivedMessage {
+        unreadable_attributes,
         message_id: m.message_id.unwrap_or_default(),
         receipt_handle: m.receipt_handle.unwrap_or_default(),
         body: m.body.unwrap_or_default(),
