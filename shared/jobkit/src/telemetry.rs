@@ -124,7 +124,9 @@ where
         Some(Ok(targets)) => targets.clone(),
         _ => Targets::new().with_default(tracing::Level::INFO),
     };
-    let builder = tracing_subscriber::fmt().with_writer(writer);
+    // The builder's own filter defaults to INFO, which would hide `jobkit=debug` whatever
+    // RUST_LOG says: let everything through it and filter with `Targets` alone.
+    let builder = tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_writer(writer);
     let result = if json {
         builder
             .json()
