@@ -301,3 +301,53 @@ fn the_demo_runs_every_job_and_ends_with_retries_in_the_dlq_and_mail_and_a_text_
     let listed = json_of(&dir.join("demo"), &["dlq", "list"]);
     assert_eq!(listed.as_array().unwrap().len(), 2);
 }
+
+/// Every file under `dir`, read as text.
+fn texts_under(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(texts_under(&path));
+        } else if let Ok(text) = std::fs::read_to_string(&path) {
+            found.push((path, text));
+        }
+    }
+    found
+}
+
+#[test]
+fn tokens_emails_and_phone_numbers_never_reach_logs_or_the_outbox() {
+    let dir = folder("secrets");
+    let out = Command::new(env!("CARGO_BIN_EXE_jobctl"))
+        .args(["--dir"])
+        .arg(&dir)
+        .args(["dev", "--demo", "--json-logs"])
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::null())
+        .output()
+        .expect("jobctl runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let logs = text(&out.stderr) + &text(&out.stdout);
+    assert!(logs.lines().count() > 50, "debug logs were written: {logs}");
+    let outbox = texts_under(&dir.join("demo/outbox"));
+    assert!(outbox.len() >= 3, "emails and a text were written: {outbox:?}");
+    // The text went out, to a number shown masked.
+    assert!(outbox.iter().any(|(_, text)| text.contains("To: +*********23")), "{outbox:?}");
+    // The demo's tokens, its customers' addresses and numbers, and the number a product was texted to.
+    let secrets = [
+        "shpat_acme",
+        "shpat_initech",
+        "sq_acme",
+        "sq_revoked",
+        "customer12@example.com",
+        "+14155550123",
+        "+14155550012",
+    ];
+    for secret in secrets {
+        assert!(!logs.contains(secret), "{secret} in the logs");
+        for (path, text) in &outbox {
+            assert!(!text.contains(secret), "{secret} in {}", path.display());
+        }
+    }
+}
