@@ -1,24 +1,51 @@
 //! Finding and starting a built function binary under the Runtime API stub.
 
 use std::{
-    path::PathBuf,
-    process::{Command, Stdio},
+    path::{Path, PathBuf},
+    process::{ExitStatus, Stdio},
+    sync::{Arc, Mutex},
 };
 
 use anyhow::{Context, bail};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncRead, BufReader},
+    sync::Notify,
+    task::JoinHandle,
+};
 
-/// The path of the debug binary `name`, building it if the test run did not.
+/// Where `SYSTEM_TESTS_BOOTSTRAPS` points the tests at release bootstraps instead of the debug
+/// binaries of the test build: `.aws-sam/build` (after `sam build`, one `<Function>/bootstrap`
+/// per function, named as in `template.yaml`).
+const BOOTSTRAPS_ENV: &str = "SYSTEM_TESTS_BOOTSTRAPS";
+
+/// The binary of the function `name` (a crate under `functions/`).
+///
+/// With `SYSTEM_TESTS_BOOTSTRAPS` set (CI sets it after `sam build`), the release `bootstrap`
+/// that `sam build` made for the template's function, which is what gets deployed. Otherwise the
+/// debug binary of the test build, built if the test run did not.
 ///
 /// # Errors
 /// If it cannot be found or built.
 pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
+    match std::env::var_os(BOOTSTRAPS_ENV).filter(|d| !d.is_empty()) {
+        Some(dir) => sam_bootstrap(Path::new(&dir), name),
+        None => test_build_binary(name),
+    }
+}
+
+/// The debug binary `name` of the test build, built if the test run did not (for binaries the
+/// template does not deploy, like the example job).
+///
+/// # Errors
+/// If it cannot be found or built.
+pub fn test_build_binary(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("locating the test binary")?;
     // target/<profile>/deps/<test> -> target/<profile>/<name>
     let profile_dir = exe.parent().and_then(|deps| deps.parent()).context("test binary outside target/")?;
     let path = profile_dir.join(name);
     if !path.exists() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let status = Command::new(cargo)
+        let status = std::process::Command::new(cargo)
             .args(["build", "-p", name, "--bin", name])
             .status()
             .context("running cargo build")?;
@@ -29,9 +56,76 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// `<dir>/<Function>/bootstrap`, where `<Function>` is the template's logical id for the crate
+/// `name` (`store_sync` -> `StoreSyncFunction`).
+fn sam_bootstrap(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    let camel: String = name
+        .split('_')
+        .map(|word| {
+            let mut chars = word.chars();
+            chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
+        })
+        .collect();
+    let path = dir.join(format!("{camel}Function")).join("bootstrap");
+    if !path.exists() {
+        bail!("{} is missing: run `sam build` first, or unset {BOOTSTRAPS_ENV}", path.display());
+    }
+    Ok(path)
+}
+
+/// What a process wrote so far, filled as it writes (so its pipes never fill up and block it).
+#[derive(Default)]
+struct Output {
+    stdout: Mutex<String>,
+    stderr: Mutex<String>,
+    changed: Notify,
+}
+
+fn collect(
+    stream: impl AsyncRead + Unpin + Send + 'static,
+    output: Arc<Output>,
+    stderr: bool,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stream).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let buffer = if stderr { &output.stderr } else { &output.stdout };
+            let mut text = buffer.lock().unwrap_or_else(|p| p.into_inner());
+            text.push_str(&line);
+            text.push('\n');
+            drop(text);
+            output.changed.notify_waiters();
+        }
+    })
+}
+
+/// A function's logs (stderr) as they are written.
+#[derive(Clone)]
+pub struct LogWatch(Arc<Output>);
+
+impl LogWatch {
+    /// What it wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.0.stderr.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Waits until its logs so far satisfy `ready` (a log line appeared, say).
+    pub async fn wait_for(&self, ready: impl Fn(&str) -> bool) {
+        loop {
+            let changed = self.0.changed.notified();
+            if ready(&self.stderr()) {
+                return;
+            }
+            changed.await;
+        }
+    }
+}
+
 /// A function process; killed when dropped.
 pub struct FunctionProcess {
     child: tokio::process::Child,
+    output: Arc<Output>,
+    readers: Vec<JoinHandle<()>>,
 }
 
 impl FunctionProcess {
@@ -39,7 +133,7 @@ impl FunctionProcess {
     ///
     /// # Errors
     /// If the process cannot start.
-    pub fn start(binary: &PathBuf, runtime_api: &str, env: &[(&str, String)]) -> anyhow::Result<Self> {
+    pub fn start(binary: &Path, runtime_api: &str, env: &[(&str, String)]) -> anyhow::Result<Self> {
         let mut command = tokio::process::Command::new(binary);
         command
             .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
@@ -55,8 +149,16 @@ impl FunctionProcess {
         for (key, value) in env {
             command.env(key, value);
         }
-        let child = command.spawn().with_context(|| format!("starting {}", binary.display()))?;
-        Ok(Self { child })
+        let mut child = command.spawn().with_context(|| format!("starting {}", binary.display()))?;
+        let output = Arc::new(Output::default());
+        let mut readers = Vec::new();
+        if let Some(stdout) = child.stdout.take() {
+            readers.push(collect(stdout, output.clone(), false));
+        }
+        if let Some(stderr) = child.stderr.take() {
+            readers.push(collect(stderr, output.clone(), true));
+        }
+        Ok(Self { child, output, readers })
     }
 
     /// The process's peak resident memory so far in KiB (Linux's `VmHWM`), if it is running.
@@ -66,16 +168,44 @@ impl FunctionProcess {
         line.split_whitespace().nth(1)?.parse().ok()
     }
 
+    /// What it wrote to stderr (its logs) so far.
+    pub fn stderr(&self) -> String {
+        self.log_watch().stderr()
+    }
+
+    /// A handle on its logs that does not borrow the process.
+    pub fn log_watch(&self) -> LogWatch {
+        LogWatch(self.output.clone())
+    }
+
+    /// Waits for the process to end by itself.
+    ///
+    /// # Errors
+    /// If its status cannot be read.
+    pub async fn exited(&mut self) -> anyhow::Result<ExitStatus> {
+        self.child.wait().await.context("waiting for the function")
+    }
+
+    /// Kills it now (SIGKILL: no destructor, no flush), as Lambda ends an environment that
+    /// crashed or ran out of time.
+    ///
+    /// # Errors
+    /// If it cannot be killed.
+    pub async fn kill(&mut self) -> anyhow::Result<()> {
+        self.child.kill().await.context("killing the function")
+    }
+
     /// Stops the process and returns what it wrote (stdout, stderr).
     ///
     /// # Errors
-    /// If its output cannot be read.
+    /// If it cannot be stopped.
     pub async fn stop(mut self) -> anyhow::Result<(String, String)> {
         let _ = self.child.start_kill();
-        let output = self.child.wait_with_output().await.context("collecting the function's output")?;
-        Ok((
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        ))
+        self.child.wait().await.context("stopping the function")?;
+        for reader in self.readers.drain(..) {
+            let _ = reader.await;
+        }
+        let take = |m: &Mutex<String>| std::mem::take(&mut *m.lock().unwrap_or_else(|p| p.into_inner()));
+        Ok((take(&self.output.stdout), take(&self.output.stderr)))
     }
 }

@@ -2,7 +2,9 @@
 //! helpers to reach the moto server the test script starts.
 
 pub mod function;
+pub mod lambda;
 pub mod moto;
 pub mod runtime_api;
 pub mod sqs;
+pub mod stack;
 pub mod tables;

@@ -61,7 +61,7 @@ pub fn sqs_event(messages: &[Message], queue_arn: &str) -> serde_json::Value {
                 "receiptHandle": m.receipt_handle(),
                 "body": m.body(),
                 "attributes": attributes,
-                "messageAttributes": {},
+                "messageAttributes": message_attributes(m),
                 "md5OfBody": "",
                 "eventSource": "aws:sqs",
                 "eventSourceARN": queue_arn,
@@ -72,9 +72,123 @@ pub fn sqs_event(messages: &[Message], queue_arn: &str) -> serde_json::Value {
     serde_json::json!({ "Records": records })
 }
 
+/// Message attributes in the event's shape. Binary values are left out: Lambda base64-encodes
+/// them, and no job here reads one (the poison corpus covers them at the runner).
+fn message_attributes(m: &Message) -> serde_json::Value {
+    let attributes: serde_json::Map<String, serde_json::Value> = m
+        .message_attributes()
+        .map(|attrs| {
+            attrs
+                .iter()
+                .filter_map(|(name, value)| {
+                    let text = value.string_value()?;
+                    let entry = serde_json::json!({
+                        "stringValue": text,
+                        "stringListValues": [],
+                        "binaryListValues": [],
+                        "dataType": value.data_type(),
+                    });
+                    Some((name.clone(), entry))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    serde_json::Value::Object(attributes)
+}
+
+/// Creates the queue `name` and its DLQ (`name-dlq`) as the template does: SQS moves a message
+/// to the DLQ after `max_receive_count` receives; `visibility` is the queue's visibility
+/// timeout. Returns (queue URL, DLQ URL).
+///
+/// # Errors
+/// If moto refuses.
+pub async fn create_queue_with_dlq(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    visibility: std::time::Duration,
+    max_receive_count: u32,
+) -> anyhow::Result<(String, String)> {
+    let dlq = create_queue(sqs, &format!("{name}-dlq")).await?;
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await?
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+        .cloned()
+        .context("a DLQ without an ARN")?;
+    let redrive = serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count });
+    let out = sqs
+        .create_queue()
+        .queue_name(name)
+        .attributes(QueueAttributeName::VisibilityTimeout, visibility.as_secs().to_string())
+        .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
+        .send()
+        .await
+        .with_context(|| format!("creating queue {name}"))?;
+    Ok((out.queue_url().map(str::to_owned).context("queue without a URL")?, dlq))
+}
+
 /// Milliseconds since the epoch, for invocation deadlines.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Messages the queue holds: visible, in flight and delayed.
+///
+/// # Errors
+/// If SQS fails.
+pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<u64> {
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await
+        .context("reading the queue's depth")?;
+    let attributes: HashMap<_, _> = out.attributes.unwrap_or_default();
+    Ok(attributes.values().filter_map(|v| v.parse::<u64>().ok()).sum())
+}
+
+/// A message in a DLQ: its body and its string attributes.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    /// The body (the job's arguments).
+    pub body: String,
+    /// String message attributes (`error_kind`, `dlq_reason`, `error_message`, `attempts`...).
+    pub attributes: HashMap<String, String>,
+}
+
+impl DeadLetter {
+    /// The attribute `name`, or "" when absent.
+    pub fn attr(&self, name: &str) -> &str {
+        self.attributes.get(name).map_or("", String::as_str)
+    }
+}
+
+/// Everything the DLQ at `url` holds (received, so invisible for the queue's visibility timeout).
+///
+/// # Errors
+/// If SQS fails.
+pub async fn dead_letters(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<Vec<DeadLetter>> {
+    let depth = usize::try_from(queue_depth(sqs, url).await?).unwrap_or(usize::MAX);
+    let messages = receive(sqs, url, depth).await?;
+    Ok(messages
+        .into_iter()
+        .map(|m| DeadLetter {
+            attributes: m
+                .message_attributes()
+                .map(|a| {
+                    a.iter().filter_map(|(k, v)| Some((k.clone(), v.string_value()?.to_owned()))).collect()
+                })
+                .unwrap_or_default(),
+            body: m.body.unwrap_or_default(),
+        })
+        .collect())
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use system_tests::{
-    function::{FunctionProcess, binary},
+    function::{FunctionProcess, test_build_binary},
     moto,
     runtime_api::{Answer, RuntimeApi},
     sqs::{create_queue, now_ms, receive, sqs_event},
@@ -48,8 +48,9 @@ async fn example_binary_answers_an_sqs_batch_with_partial_failures_and_dlq_copie
         ("JOBKIT_STATE_TABLE", table.clone()),
         ("RUST_LOG", "info".to_owned()),
     ];
-    let function = FunctionProcess::start(&binary("example_job").expect("binary"), &api.endpoint(), &env)
-        .expect("function started");
+    let function =
+        FunctionProcess::start(&test_build_binary("example_job").expect("binary"), &api.endpoint(), &env)
+            .expect("function started");
     let deadline_ms = now_ms() + 60_000;
     let answer = api.invoke(event, deadline_ms).await.expect("the function answered");
     let (stdout, stderr) = function.stop().await.expect("output");

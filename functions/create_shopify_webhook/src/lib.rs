@@ -81,7 +81,7 @@ impl CreateShopifyWebhook {
         let history = Arc::new(DynamoHistory::new(dynamo, setting("SHOP_HISTORY_TABLE")?));
         let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
         let credentials = Arc::new(SecretsManagerCredentials::new(secrets, setting("SHOP_SECRET_PREFIX")?));
-        let registrar = WebhookRegistrar::new(ShopifyClient::new(ShopifyConfig::default())?, credentials);
+        let registrar = WebhookRegistrar::new(ShopifyClient::new(ShopifyConfig::from_env())?, credentials);
         Ok(Self::new(stores, registrar, WebhookSettings::from_env()?, history))
     }
 }

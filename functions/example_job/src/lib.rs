@@ -11,8 +11,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureMode {
-    /// A retryable `unavailable` error.
+    /// A retryable `unavailable` error, every time.
     Transient,
+    /// A retryable `unavailable` error on the first attempt only: one retry, then success.
+    Flaky,
     /// A permanent `not_found` error.
     Permanent,
     /// A panic.
@@ -44,7 +46,11 @@ impl Job for ExampleJob {
                 tracing::info!(name = %args.name, attempt = ctx.meta().attempt, "hello");
                 Ok(())
             }
-            Some(FailureMode::Transient) => {
+            Some(FailureMode::Flaky) if ctx.meta().attempt > 1 => {
+                tracing::info!(name = %args.name, attempt = ctx.meta().attempt, "hello, at last");
+                Ok(())
+            }
+            Some(FailureMode::Transient | FailureMode::Flaky) => {
                 Err(JobError::retryable(ErrorKind::UNAVAILABLE, "the greeter is down"))
             }
             Some(FailureMode::Permanent) => {
@@ -56,7 +62,7 @@ impl Job for ExampleJob {
 
     fn retry_policy(&self) -> RetryPolicy {
         RetryPolicy::new()
-            .retry_on([ErrorKind::UNAVAILABLE], Wait::Fixed(Duration::from_secs(30)), 3)
+            .retry_on([ErrorKind::UNAVAILABLE], Wait::Polynomial, 3)
             .discard_on([ErrorKind::NOT_FOUND])
     }
 

@@ -177,7 +177,7 @@ impl StoreSync {
         let prefix = setting("SHOP_SECRET_PREFIX")?;
         let credentials =
             Arc::new(SecretsManagerCredentials::new(aws_sdk_secretsmanager::Client::new(&sdk), prefix));
-        let shopify = ShopifyClient::new(ShopifyConfig::default())?;
+        let shopify = ShopifyClient::new(ShopifyConfig::from_env())?;
         Ok(Self::new(stores, CatalogSync::new(shopify, catalog, credentials), history))
     }
 }

@@ -73,10 +73,16 @@ struct State {
 }
 
 /// The running sandbox; it stops when dropped.
-#[derive(Debug)]
 pub struct Sandbox {
     addr: SocketAddr,
+    state: Arc<State>,
     server: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox").field("addr", &self.addr).finish_non_exhaustive()
+    }
 }
 
 impl Drop for Sandbox {
@@ -94,9 +100,10 @@ impl Sandbox {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State { fixtures, webhooks: Mutex::default() });
+        let served = state.clone();
         let server = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let state = state.clone();
+                let state = served.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |request| answer(state.clone(), request));
                     // A client that hangs up mid-request ends only its own connection.
@@ -104,12 +111,18 @@ impl Sandbox {
                 });
             }
         });
-        Ok(Self { addr, server })
+        Ok(Self { addr, state, server })
     }
 
     /// The base URL the Shopify client takes (`{shop}` stands for the shop's name).
     pub fn shopify_url(&self) -> String {
         format!("http://{}/shopify/{{shop}}", self.addr)
+    }
+
+    /// The topics of the webhook subscriptions created on `shop` (its name), in order.
+    pub fn webhook_topics(&self, shop: &str) -> Vec<String> {
+        let webhooks = self.state.webhooks.lock().unwrap_or_else(|p| p.into_inner());
+        webhooks.get(shop).into_iter().flatten().map(|s| s.topic.clone()).collect()
     }
 
     /// The base URL the Square client takes.

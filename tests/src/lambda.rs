@@ -1,0 +1,317 @@
+//! A local Lambda: a function binary in an execution environment (the process under a Runtime
+//! API stub), fed by an event source mapping that does what Lambda's does with an SQS trigger.
+//!
+//! Per poll: long-poll the queue for up to the batch size, invoke the function with the SQS
+//! event, then delete the records it did not report in `batchItemFailures`. When the invocation
+//! fails as a whole (an error answer, a crash, a timeout) nothing is deleted: the records come
+//! back when their visibility timeout ends, as on Lambda. An environment that crashed or timed
+//! out is replaced by a fresh process on the next poll (a new cold start).
+
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName,
+};
+
+use crate::{
+    function::FunctionProcess,
+    runtime_api::{Answer, RuntimeApi},
+    sqs::{now_ms, queue_depth, sqs_event},
+};
+
+/// How long the stub waits past the deadline before it kills a function that did not answer.
+const DEADLINE_GRACE: Duration = Duration::from_secs(2);
+
+/// A record as the event source mapping received it.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The SQS message id.
+    pub message_id: String,
+    /// The body.
+    pub body: String,
+    /// SQS's `ApproximateReceiveCount` at this delivery.
+    pub receive_count: u32,
+    /// When it was received.
+    pub at: Instant,
+}
+
+/// How an invocation ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The function answered; these message ids were reported as failures (left on the queue).
+    Answered {
+        /// `batchItemFailures[].itemIdentifier`.
+        failures: Vec<String>,
+    },
+    /// The function answered with an invocation error (nothing deleted).
+    Errored(serde_json::Value),
+    /// The process ended before answering (nothing deleted).
+    Crashed,
+    /// No answer by the deadline; the process was killed (nothing deleted).
+    TimedOut,
+}
+
+/// What the event source mapping is set up with.
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    /// The function's queue.
+    pub queue_url: String,
+    /// `BatchSize` (at most 10 per receive here, as one `ReceiveMessage` call allows).
+    pub batch_size: usize,
+    /// The function's timeout: each invocation's deadline.
+    pub timeout: Duration,
+}
+
+/// How the wait for an answer ended, before acting on it.
+enum Ended {
+    Answered(Outcome),
+    Exited,
+    Kill(Outcome),
+}
+
+struct Environment {
+    api: RuntimeApi,
+    process: FunctionProcess,
+}
+
+/// One function under a local event source mapping.
+pub struct LocalLambda {
+    sqs: aws_sdk_sqs::Client,
+    mapping: Mapping,
+    queue_arn: String,
+    binary: PathBuf,
+    env: Vec<(String, String)>,
+    environment: Option<Environment>,
+    /// Logs of environments that ended.
+    past_logs: String,
+    /// Every record received, in order.
+    pub deliveries: Vec<Delivery>,
+    /// Every invocation's outcome, in order.
+    pub outcomes: Vec<Outcome>,
+    /// Cold starts (environments started).
+    pub cold_starts: usize,
+}
+
+impl LocalLambda {
+    /// Sets up the mapping; the first poll starts the function.
+    ///
+    /// # Errors
+    /// If the queue's ARN cannot be read.
+    pub async fn new(
+        sqs: aws_sdk_sqs::Client,
+        mapping: Mapping,
+        binary: PathBuf,
+        env: Vec<(String, String)>,
+    ) -> anyhow::Result<Self> {
+        let attributes = sqs
+            .get_queue_attributes()
+            .queue_url(&mapping.queue_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .context("reading the queue's ARN")?;
+        let queue_arn = attributes
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+            .cloned()
+            .context("a queue without an ARN")?;
+        Ok(Self {
+            sqs,
+            mapping,
+            queue_arn,
+            binary,
+            env,
+            environment: None,
+            past_logs: String::new(),
+            deliveries: Vec::new(),
+            outcomes: Vec::new(),
+            cold_starts: 0,
+        })
+    }
+
+    /// Everything the function logged (stderr), across environments.
+    pub fn logs(&self) -> String {
+        let current = self.environment.as_ref().map(|e| e.process.stderr()).unwrap_or_default();
+        format!("{}{current}", self.past_logs)
+    }
+
+    async fn environment(&mut self) -> anyhow::Result<&mut Environment> {
+        if self.environment.is_none() {
+            let api = RuntimeApi::start().await?;
+            let env: Vec<(&str, String)> = self.env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+            let process = FunctionProcess::start(&self.binary, &api.endpoint(), &env)?;
+            self.cold_starts += 1;
+            self.environment = Some(Environment { api, process });
+        }
+        self.environment.as_mut().context("no environment")
+    }
+
+    /// Ends the current environment (keeping its logs), as Lambda does after a crash.
+    async fn retire(&mut self) -> anyhow::Result<()> {
+        if let Some(environment) = self.environment.take() {
+            let (_, stderr) = environment.process.stop().await?;
+            self.past_logs.push_str(&stderr);
+        }
+        Ok(())
+    }
+
+    /// One poll: receives up to the batch size (waiting up to `wait` for the first), invokes the
+    /// function, deletes what succeeded. `None` when nothing arrived.
+    ///
+    /// # Errors
+    /// If SQS or the stub fails.
+    pub async fn poll(&mut self, wait: Duration) -> anyhow::Result<Option<Outcome>> {
+        self.poll_killing_when(wait, |_| false).await
+    }
+
+    /// [`Self::poll`], but kills the function (SIGKILL) as soon as its logs satisfy `kill_when`:
+    /// a crash in the middle of a batch.
+    ///
+    /// # Errors
+    /// If SQS or the stub fails.
+    pub async fn poll_killing_when(
+        &mut self,
+        wait: Duration,
+        kill_when: impl Fn(&str) -> bool,
+    ) -> anyhow::Result<Option<Outcome>> {
+        let messages = self.receive(wait).await?;
+        if messages.is_empty() {
+            return Ok(None);
+        }
+        let event = sqs_event(&messages, &self.queue_arn);
+        let timeout = self.mapping.timeout;
+        let deadline_ms = now_ms() + u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let Environment { api, process } = self.environment().await?;
+        let logs = process.log_watch();
+        let ended = tokio::select! {
+            answer = tokio::time::timeout(timeout + DEADLINE_GRACE, api.invoke(event, deadline_ms)) => match answer {
+                Ok(Ok(Answer::Response(response))) => Ended::Answered(Outcome::Answered { failures: failures(&response) }),
+                Ok(Ok(Answer::Error(error))) => Ended::Answered(Outcome::Errored(error)),
+                Ok(Err(_)) => Ended::Exited,
+                Err(_) => Ended::Kill(Outcome::TimedOut),
+            },
+            _ = process.exited() => Ended::Exited,
+            () = logs.wait_for(&kill_when) => Ended::Kill(Outcome::Crashed),
+        };
+        let outcome = match ended {
+            Ended::Answered(outcome) => outcome,
+            Ended::Exited => Outcome::Crashed,
+            Ended::Kill(outcome) => {
+                process.kill().await?;
+                outcome
+            }
+        };
+        match &outcome {
+            Outcome::Answered { failures } => self.delete_all_but(&messages, failures).await?,
+            Outcome::Errored(_) => {}
+            Outcome::Crashed | Outcome::TimedOut => self.retire().await?,
+        }
+        self.outcomes.push(outcome.clone());
+        Ok(Some(outcome))
+    }
+
+    /// Polls until the queue holds nothing (visible, in flight or delayed) or `limit` passes.
+    ///
+    /// # Errors
+    /// If the queue is not empty by then, or SQS or the stub fails.
+    pub async fn drain(&mut self, limit: Duration) -> anyhow::Result<()> {
+        let started = Instant::now();
+        loop {
+            if self.poll(Duration::from_secs(1)).await?.is_none() && self.queue_is_empty().await? {
+                return Ok(());
+            }
+            if started.elapsed() > limit {
+                bail!("the queue still holds messages after {limit:?}\n{}", self.logs());
+            }
+        }
+    }
+
+    /// Whether the queue holds no message, visible, in flight or delayed.
+    ///
+    /// # Errors
+    /// If SQS fails.
+    pub async fn queue_is_empty(&self) -> anyhow::Result<bool> {
+        Ok(queue_depth(&self.sqs, &self.mapping.queue_url).await? == 0)
+    }
+
+    /// Stops the function; returns all its logs.
+    ///
+    /// # Errors
+    /// If the process cannot be stopped.
+    pub async fn stop(mut self) -> anyhow::Result<String> {
+        self.retire().await?;
+        Ok(self.past_logs)
+    }
+
+    async fn receive(&mut self, wait: Duration) -> anyhow::Result<Vec<Message>> {
+        let out = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.mapping.queue_url)
+            .max_number_of_messages(i32::try_from(self.mapping.batch_size.min(10)).unwrap_or(10))
+            .message_attribute_names("All")
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .wait_time_seconds(i32::try_from(wait.as_secs()).unwrap_or(20))
+            .send()
+            .await
+            .context("receiving")?;
+        let messages = out.messages.unwrap_or_default();
+        let at = Instant::now();
+        for m in &messages {
+            let receive_count = m
+                .attributes()
+                .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0);
+            self.deliveries.push(Delivery {
+                message_id: m.message_id().unwrap_or_default().to_owned(),
+                body: m.body().unwrap_or_default().to_owned(),
+                receive_count,
+                at,
+            });
+        }
+        Ok(messages)
+    }
+
+    async fn delete_all_but(&self, messages: &[Message], failures: &[String]) -> anyhow::Result<()> {
+        let done: Vec<&Message> = messages
+            .iter()
+            .filter(|m| !failures.iter().any(|f| Some(f.as_str()) == m.message_id()))
+            .collect();
+        for chunk in done.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .set_receipt_handle(m.receipt_handle.clone())
+                        .build()
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let out = self
+                .sqs
+                .delete_message_batch()
+                .queue_url(&self.mapping.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .context("deleting what succeeded")?;
+            if !out.failed().is_empty() {
+                bail!("deletes failed: {:?}", out.failed());
+            }
+        }
+        Ok(())
+    }
+}
+
+fn failures(response: &serde_json::Value) -> Vec<String> {
+    response["batchItemFailures"]
+        .as_array()
+        .map(|items| items.iter().filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}

@@ -1,0 +1,83 @@
+//! The fault campaign (`shared/jobkit/tests/campaign/mod.rs`) on SQS and DynamoDB through the
+//! real SDK clients against moto, in real time: SQS's own redrive policy, visibility timeouts
+//! and long polls, DynamoDB's conditional writes for the idempotency keys. The CI size runs
+//! 200 jobs; `cargo test -p system-tests --test fault_campaign_moto -- --ignored` runs 10,000.
+
+#[path = "../../shared/jobkit/tests/campaign/mod.rs"]
+mod campaign;
+
+use std::sync::Arc;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use jobkit::{
+    SystemClock,
+    aws::{DynamoStore, SqsQueue},
+};
+use system_tests::moto;
+
+async fn backend() -> campaign::Backend {
+    let sdk = moto::sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let dlq =
+        sqs.create_queue().queue_name(moto::unique("campaign-dlq")).send().await.unwrap().queue_url.unwrap();
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone();
+    let redrive =
+        serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": campaign::max_receive_count()});
+    let queue = sqs
+        .create_queue()
+        .queue_name(moto::unique("campaign"))
+        // Short, so that a failed delete comes back within the run.
+        .attributes(QueueAttributeName::VisibilityTimeout, "2")
+        .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let table = moto::unique("campaign-state");
+    DynamoStore::create_table(&dynamo, &table).await.unwrap();
+    let sqs = Arc::new(SqsQueue::new(sqs));
+    campaign::Backend {
+        queue: sqs.clone(),
+        store: Arc::new(DynamoStore::new(dynamo, table)),
+        queue_id: queue,
+        dlq_id: dlq,
+        clock: Arc::new(SystemClock),
+        drive: campaign::Drive::Sqs(sqs),
+    }
+}
+
+fn assert_nothing_lost_or_doubled(report: &campaign::Report) {
+    assert_eq!(report.lost, 0, "{report:?}");
+    assert_eq!(report.doubled, 0, "{report:?}");
+    assert_eq!(report.applied_and_dead, 0, "{report:?}");
+    assert_eq!(report.in_dlq_without_reason, 0, "{report:?}");
+    assert_eq!(report.in_dlq_with_reason, report.in_dlq_scripted, "only the scripted failures: {report:?}");
+    assert_eq!(report.exactly_once + report.in_dlq_with_reason, report.jobs, "{report:?}");
+}
+
+#[tokio::test]
+async fn on_sqs_and_dynamodb_nothing_is_lost_and_nothing_is_applied_twice() {
+    let report = campaign::run(backend().await, 200, campaign::FAULTS, 11).await;
+    println!("{}\n{}", campaign::HEADER, report.row("moto (SQS + DynamoDB)"));
+    assert_nothing_lost_or_doubled(&report);
+    assert!(report.duplicates_sent > 5 && report.port_faults > 5, "the faults were injected: {report:?}");
+}
+
+#[tokio::test]
+#[ignore = "10,000 jobs in real time against moto: a few minutes"]
+async fn the_full_campaign_on_sqs_and_dynamodb() {
+    let report = campaign::run(backend().await, 10_000, campaign::FAULTS, 1).await;
+    println!("{}\n{}", campaign::HEADER, report.row("moto (SQS + DynamoDB), seed 1"));
+    assert_nothing_lost_or_doubled(&report);
+}

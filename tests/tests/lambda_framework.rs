@@ -1,0 +1,186 @@
+//! jobkit's promises on the Lambda path, with built binaries under the local Lambda (a Runtime
+//! API stub fed by an event source mapping on moto's SQS): retries wait their backoff (seen in
+//! `ApproximateReceiveCount` and the time between deliveries), exhausted jobs reach the DLQ with
+//! their error, a function killed in the middle of a batch loses nothing, and an EventBridge
+//! tick delivered twice runs once.
+
+use std::time::Duration;
+
+use jobctl::sandbox::{Behaviour, FixtureShop, Fixtures, Sandbox};
+use serde_json::json;
+use shop::{CatalogRepository, Money, Product, Variant, aws::DynamoCatalog};
+use system_tests::{
+    lambda::{Delivery, Outcome},
+    moto,
+    sqs::dead_letters,
+    stack::{FunctionSpec, Stack},
+};
+
+/// The example job's first two waits (`Wait::Polynomial`: 1^4 + 2 s and 2^4 + 2 s, +15 % jitter
+/// at most).
+const FIRST_WAIT: Duration = Duration::from_secs(3);
+const SECOND_WAIT: Duration = Duration::from_secs(18);
+/// Slack for one long poll and an invocation on a busy CI machine.
+const SLACK: Duration = Duration::from_secs(4);
+
+fn example() -> FunctionSpec {
+    let mut spec = FunctionSpec::new("example_job");
+    spec.timeout = Duration::from_secs(20); // twice the job's 10 s, as the template would
+    spec
+}
+
+fn deliveries_of<'a>(deliveries: &'a [Delivery], body: &str) -> Vec<&'a Delivery> {
+    deliveries.iter().filter(|d| d.body == body).collect()
+}
+
+#[tokio::test]
+async fn a_retry_waits_its_backoff_and_an_exhausted_job_reaches_the_dlq_with_its_error() {
+    let stack = Stack::create().await.expect("stack");
+    let mut fn_ = stack.deploy_test_build(example()).await.expect("deployed");
+    let sqs = stack.sqs();
+    let flaky = r#"{"name":"Flo","fail":"flaky"}"#;
+    let down = r#"{"name":"Dan","fail":"transient"}"#;
+    fn_.send(&sqs, flaky).await.unwrap();
+    fn_.send(&sqs, down).await.unwrap();
+    fn_.lambda.drain(SECOND_WAIT + FIRST_WAIT + 4 * SLACK).await.expect("drained");
+    let logs = fn_.lambda.logs();
+
+    let flaky_runs = deliveries_of(&fn_.lambda.deliveries, flaky);
+    let counts: Vec<u32> = flaky_runs.iter().map(|d| d.receive_count).collect();
+    assert_eq!(counts, [1, 2], "one retry, then success\n{logs}");
+    let gap = flaky_runs[1].at - flaky_runs[0].at;
+    assert!(gap >= FIRST_WAIT && gap < FIRST_WAIT + SLACK, "waited the first backoff: {gap:?}");
+
+    let down_runs = deliveries_of(&fn_.lambda.deliveries, down);
+    let counts: Vec<u32> = down_runs.iter().map(|d| d.receive_count).collect();
+    assert_eq!(counts, [1, 2, 3], "the policy's 3 attempts\n{logs}");
+    let second_gap = down_runs[2].at - down_runs[1].at;
+    assert!(
+        second_gap >= SECOND_WAIT && second_gap < SECOND_WAIT + Duration::from_secs(3) + SLACK,
+        "the second wait is polynomially longer: {second_gap:?}"
+    );
+
+    let dead = dead_letters(&sqs, &fn_.dlq_url).await.expect("DLQ read");
+    assert_eq!(dead.len(), 1, "only the exhausted job: {dead:?}");
+    let letter = &dead[0];
+    assert_eq!(letter.body, down);
+    assert_eq!(letter.attr("dlq_reason"), "exhausted");
+    assert_eq!(letter.attr("error_kind"), "unavailable");
+    assert_eq!(letter.attr("attempts"), "3");
+    assert!(letter.attr("error_message").contains("the greeter is down"), "{letter:?}");
+    assert!(!letter.attr("first_failed_at").is_empty() && !letter.attr("last_failed_at").is_empty());
+}
+
+#[tokio::test]
+async fn a_function_killed_in_the_middle_of_a_batch_loses_nothing() {
+    let stack = Stack::create().await.expect("stack");
+    stack.add_store("acme", json!({"shopify_token": "x"})).await.unwrap();
+    let catalog = DynamoCatalog::new(stack.dynamo(), stack.table("SHOP_PRODUCTS_TABLE").unwrap());
+    let titles: Vec<String> = (1..=6).map(|n| moto::unique(&format!("Product {n}"))).collect();
+    let products: Vec<Product> = titles
+        .iter()
+        .enumerate()
+        .map(|(n, title)| Product {
+            id: format!("gid://shopify/Product/{n}").into(),
+            store_id: "acme".into(),
+            title: title.clone(),
+            handle: format!("p-{n}"),
+            variants: vec![Variant {
+                id: format!("gid://shopify/ProductVariant/{n}").into(),
+                sku: None,
+                price: Money { minor: 1000, currency: "USD".into() },
+                inventory: 1,
+            }],
+        })
+        .collect();
+    catalog.upsert_products(&products).await.unwrap();
+    // One record at a time, so "the first two are done" is a point in the batch. The record
+    // running at the kill holds its idempotency key in progress for the job's 30 s timeout:
+    // its redelivery waits that out (the template's 60 s function timeout).
+    let mut spec = FunctionSpec::new("share_product_text_message")
+        .env("JOBKIT_CONCURRENCY", "1")
+        .env("RUST_LOG", "info,jobkit=debug");
+    spec.timeout = Duration::from_secs(60);
+    spec.visibility = Duration::from_secs(5);
+    let mut fn_ = stack.deploy(spec).await.expect("deployed");
+    let sqs = stack.sqs();
+    for n in 0..6 {
+        let body = json!({"share_id": format!("sh_{n}"), "store_id": "acme",
+            "product_id": format!("gid://shopify/Product/{n}"), "phone": "+14155550123"});
+        fn_.send(&sqs, &body.to_string()).await.unwrap();
+    }
+
+    let done =
+        |logs: &str| logs.lines().filter(|l| l.contains("record handled") && l.contains("Succeeded")).count();
+    let outcome =
+        fn_.lambda.poll_killing_when(Duration::from_secs(2), |logs| done(logs) >= 2).await.expect("polled");
+    assert_eq!(outcome, Some(Outcome::Crashed), "killed before it answered\n{}", fn_.lambda.logs());
+    assert_eq!(fn_.lambda.deliveries.len(), 6, "the whole batch was in the killed invocation");
+    fn_.lambda.drain(Duration::from_secs(90)).await.expect("the queue drains after the crash");
+    let logs = fn_.lambda.logs();
+    assert_eq!(fn_.lambda.cold_starts, 2, "a new environment after the crash");
+
+    let url = format!("{}/moto-api/data.json", moto::endpoint());
+    let data = tokio::task::spawn_blocking(move || moto::http_get(&url)).await.unwrap().unwrap();
+    let texts: Vec<usize> = titles.iter().map(|t| data.matches(t.as_str()).count()).collect();
+    assert!(texts.iter().all(|&n| n >= 1), "every share texted: {texts:?}\n{logs}");
+    // The two finished before the kill are not texted again. At most the one running at the
+    // kill may be (its text sent, its completion not yet recorded): at-least-once's window.
+    assert!(texts.iter().all(|&n| n <= 2), "no share texted more than twice: {texts:?}");
+    assert!(
+        texts.iter().filter(|&&n| n == 2).count() <= 1,
+        "at most the record in flight repeats: {texts:?}"
+    );
+    assert!(dead_letters(&sqs, &fn_.dlq_url).await.unwrap().is_empty(), "nothing dead-lettered");
+}
+
+#[tokio::test]
+async fn an_eventbridge_tick_delivered_twice_runs_once() {
+    let stack = Stack::create().await.expect("stack");
+    let shops = [("north", "shpat_n"), ("south", "shpat_s")];
+    let fixtures = Fixtures {
+        shops: shops
+            .iter()
+            .map(|(name, token)| {
+                let shop =
+                    FixtureShop { token: (*token).to_owned(), products: 3, behaviour: Behaviour::Healthy };
+                ((*name).to_owned(), shop)
+            })
+            .collect(),
+        pos: Default::default(),
+    };
+    let sandbox = Sandbox::start(fixtures).await.expect("sandbox");
+    for (name, token) in shops {
+        stack.add_store(name, json!({"shopify_token": token})).await.unwrap();
+    }
+    // One record per invocation, so the second delivery arrives after the first ran (as
+    // EventBridge's duplicates do). Two in one batch are covered too: the second would wait out
+    // the first's in-progress window (the job's 5 minutes) and then be acknowledged.
+    let mut spec = FunctionSpec::new("store_sync").env("SHOPIFY_BASE_URL", sandbox.shopify_url());
+    spec.batch_size = 1;
+    let mut fn_ = stack.deploy(spec).await.expect("deployed");
+    let sqs = stack.sqs();
+    // What the rule's input transformer sends, twice (EventBridge delivers at least once).
+    let tick = r#"{"all_stores": true, "$schedule": {"rule": "store-sync-fan-out", "time": "2026-11-29T12:15:00Z"}}"#;
+    fn_.send(&sqs, tick).await.unwrap();
+    fn_.send(&sqs, tick).await.unwrap();
+    fn_.lambda.drain(Duration::from_secs(60)).await.expect("drained");
+    let logs = fn_.lambda.logs();
+
+    let mut syncs: Vec<&str> = fn_
+        .lambda
+        .deliveries
+        .iter()
+        .filter(|d| d.body.contains("store_id"))
+        .map(|d| d.body.as_str())
+        .collect();
+    syncs.sort_unstable();
+    syncs.dedup();
+    assert_eq!(syncs.len(), 2, "one sync per store: {syncs:?}");
+    let enqueued = fn_.lambda.deliveries.iter().filter(|d| d.body.contains("store_id")).count();
+    assert_eq!(enqueued, 2, "each store enqueued once, not once per tick delivery\n{logs}");
+    assert_eq!(logs.matches("store syncs enqueued").count(), 1, "the fan-out ran once");
+    assert!(logs.contains("Duplicate"), "the second delivery acknowledged as a duplicate\n{logs}");
+    assert!(fn_.lambda.outcomes.iter().all(|o| matches!(o, Outcome::Answered { .. })));
+    assert!(dead_letters(&sqs, &fn_.dlq_url).await.unwrap().is_empty());
+}

@@ -1,0 +1,273 @@
+//! Each of the six jobs as its built binary under the local Lambda (a Runtime API stub fed by an
+//! event source mapping on moto's SQS), against moto's DynamoDB, Secrets Manager and SNS and the
+//! loopback sandbox of Shopify and Square: a success and a failure path per job.
+
+use std::{collections::HashMap, time::Duration};
+
+use chrono::Utc;
+use jobctl::sandbox::{Behaviour, FixturePos, FixtureShop, Fixtures, Sandbox};
+use serde_json::json;
+use shop::{
+    Cart, CartItem, CartStatus, CatalogRepository, History, HistoryEntry, Money, Product, RecordKind,
+    StoreRepository, SyncState, Variant,
+    aws::{DynamoCarts, DynamoCatalog, DynamoHistory, DynamoStores},
+};
+use system_tests::{
+    lambda::Outcome,
+    moto,
+    sqs::dead_letters,
+    stack::{Deployed, FunctionSpec, Stack},
+};
+
+/// Long enough for any of these batches; a drain that takes longer has lost something.
+const DRAIN_LIMIT: Duration = Duration::from_secs(60);
+
+async fn sandbox(shops: &[(&str, &str, usize)], pos: &[(&str, usize)]) -> Sandbox {
+    let fixtures = Fixtures {
+        shops: shops
+            .iter()
+            .map(|(name, token, products)| {
+                let shop = FixtureShop {
+                    token: (*token).to_owned(),
+                    products: *products,
+                    behaviour: Behaviour::Healthy,
+                };
+                ((*name).to_owned(), shop)
+            })
+            .collect(),
+        pos: pos
+            .iter()
+            .map(|(token, customers)| ((*token).to_owned(), FixturePos { customers: *customers }))
+            .collect(),
+    };
+    Sandbox::start(fixtures).await.expect("sandbox started")
+}
+
+async fn count_items(dynamo: &aws_sdk_dynamodb::Client, table: &str) -> i32 {
+    let out = dynamo
+        .scan()
+        .table_name(table)
+        .select(aws_sdk_dynamodb::types::Select::Count)
+        .send()
+        .await
+        .expect("scanned");
+    out.count()
+}
+
+/// Runs the function until its queue is empty and returns what it logged.
+async fn drain(deployed: &mut Deployed) -> String {
+    deployed.lambda.drain(DRAIN_LIMIT).await.expect("the queue drains");
+    deployed.lambda.logs()
+}
+
+/// The DLQ's only message, checked to be `body` discarded with `kind`; returns its error message.
+async fn discarded(stack: &Stack, deployed: &Deployed, body: &str, kind: &str) -> String {
+    let dead = dead_letters(&stack.sqs(), &deployed.dlq_url).await.expect("DLQ read");
+    assert_eq!(dead.len(), 1, "one message in the DLQ: {dead:?}");
+    let letter = &dead[0];
+    assert_eq!(letter.body, body, "the arguments kept as they were sent");
+    assert_eq!(letter.attr("error_kind"), kind, "{letter:?}");
+    assert_eq!(letter.attr("dlq_reason"), "discarded", "{letter:?}");
+    assert_eq!(letter.attr("attempts"), "1", "a permanent failure is not retried: {letter:?}");
+    letter.attr("error_message").to_owned()
+}
+
+#[tokio::test]
+async fn store_sync_stores_a_shops_catalog_and_discards_an_unknown_store() {
+    let stack = Stack::create().await.expect("stack");
+    let shop = sandbox(&[("acme", "shpat_acme", 600)], &[]).await;
+    stack.add_store("acme", json!({"shopify_token": "shpat_acme"})).await.expect("store");
+    let spec = FunctionSpec::new("store_sync").env("SHOPIFY_BASE_URL", shop.shopify_url());
+    let mut fn_ = stack.deploy(spec).await.expect("deployed");
+    let sqs = stack.sqs();
+    fn_.send(&sqs, r#"{"store_id":"acme"}"#).await.expect("sent");
+    let unknown = r#"{"store_id":"st_gone"}"#;
+    fn_.send(&sqs, unknown).await.expect("sent");
+    let logs = drain(&mut fn_).await;
+
+    let catalog = DynamoCatalog::new(stack.dynamo(), stack.table("SHOP_PRODUCTS_TABLE").unwrap());
+    assert_eq!(catalog.count_products(&"acme".into()).await.unwrap(), 600, "every product, 3 pages\n{logs}");
+    let stores = DynamoStores::new(stack.dynamo(), stack.table("SHOP_STORES_TABLE").unwrap());
+    let state = stores.get(&"acme".into()).await.unwrap().expect("store").sync_state;
+    assert!(matches!(state, SyncState::Succeeded { products: 600, .. }), "progress recorded: {state:?}");
+    let reason = discarded(&stack, &fn_, unknown, "not_found").await;
+    assert!(reason.contains("st_gone"), "the reason names the store: {reason}");
+    assert!(!logs.contains("shpat_acme"), "the token never reaches the logs");
+}
+
+#[tokio::test]
+async fn customer_sync_pulls_the_pos_customers_and_discards_a_revoked_token() {
+    let stack = Stack::create().await.expect("stack");
+    let pos = sandbox(&[], &[("sq_good", 230)]).await;
+    stack.add_store("acme", json!({"shopify_token": "x", "square_token": "sq_good"})).await.unwrap();
+    stack.add_store("revoked", json!({"shopify_token": "x", "square_token": "sq_revoked"})).await.unwrap();
+    let spec = FunctionSpec::new("customer_sync").env("SQUARE_BASE_URL", pos.square_url());
+    let mut fn_ = stack.deploy(spec).await.expect("deployed");
+    let sqs = stack.sqs();
+    fn_.send(&sqs, r#"{"store_id":"acme"}"#).await.unwrap();
+    let revoked = r#"{"store_id":"revoked"}"#;
+    fn_.send(&sqs, revoked).await.unwrap();
+    let logs = drain(&mut fn_).await;
+
+    let customers = count_items(&stack.dynamo(), &stack.table("SHOP_CUSTOMERS_TABLE").unwrap()).await;
+    assert_eq!(customers, 230, "every customer, across 3 pages of 100\n{logs}");
+    discarded(&stack, &fn_, revoked, "unauthorized").await;
+    assert!(!logs.contains("sq_good") && !logs.contains("sq_revoked"), "no token in the logs");
+}
+
+fn cart(id: &str, idle_for: chrono::Duration, variant: &str, quantity: u32) -> Cart {
+    let now = Utc::now();
+    Cart {
+        id: id.into(),
+        store_id: "acme".into(),
+        items: vec![CartItem { variant_id: variant.into(), quantity }],
+        status: CartStatus::Active,
+        stock_reserved: true,
+        last_activity_at: now - idle_for,
+        expires_at: now + chrono::Duration::days(7),
+    }
+}
+
+#[tokio::test]
+async fn clean_active_carts_abandons_idle_carts_once_and_discards_an_event_of_another_shape() {
+    let stack = Stack::create().await.expect("stack");
+    let carts = DynamoCarts::new(
+        stack.dynamo(),
+        stack.table("SHOP_CARTS_TABLE").unwrap(),
+        stack.table("SHOP_INVENTORY_TABLE").unwrap(),
+    );
+    carts.put_cart(&cart("c_idle", chrono::Duration::hours(5), "v_idle", 3)).await.unwrap();
+    carts.put_cart(&cart("c_busy", chrono::Duration::minutes(5), "v_busy", 2)).await.unwrap();
+    let mut fn_ = stack.deploy(FunctionSpec::new("clean_active_carts")).await.expect("deployed");
+    let sqs = stack.sqs();
+    // The hourly tick and a manual run racing for the idle cart, and an event of another shape.
+    let tick = r#"{"$schedule":{"rule":"clean-active-carts","time":"2026-11-29T10:00:00Z"}}"#;
+    fn_.send(&sqs, tick).await.unwrap();
+    fn_.send(&sqs, "{}").await.unwrap();
+    let other_event = r#"{"version":"0","detail-type":"EC2 Instance State-change Notification","source":"aws.ec2","detail":{}}"#;
+    fn_.send(&sqs, other_event).await.unwrap();
+    drain(&mut fn_).await;
+    // The tick delivered again after it ran: acknowledged without running.
+    fn_.send(&sqs, tick).await.unwrap();
+    let logs = drain(&mut fn_).await;
+
+    assert!(logs.contains("Duplicate"), "the second delivery of the tick is a duplicate\n{logs}");
+    assert_eq!(carts.available("v_idle").await.unwrap(), 3, "the idle cart's stock released once\n{logs}");
+    assert_eq!(carts.available("v_busy").await.unwrap(), 0, "the busy cart keeps its stock");
+    let reason = discarded(&stack, &fn_, other_event, "invalid_arguments").await;
+    assert!(!reason.is_empty(), "the reason names the problem");
+}
+
+#[tokio::test]
+async fn clean_database_deletes_what_is_past_retention_and_discards_bad_arguments() {
+    let stack = Stack::create().await.expect("stack");
+    let history = DynamoHistory::new(stack.dynamo(), stack.table("SHOP_HISTORY_TABLE").unwrap());
+    let entry = |kind, id: &str, days: i64| HistoryEntry {
+        kind,
+        id: id.to_owned(),
+        store_id: "acme".into(),
+        at: Utc::now() - chrono::Duration::days(days),
+        detail: json!({}),
+    };
+    for (kind, id, days) in [
+        (RecordKind::Temporary, "t_old", 2),
+        (RecordKind::Temporary, "t_new", 0),
+        (RecordKind::SyncRun, "s_old", 31),
+        (RecordKind::SyncRun, "s_new", 29),
+        (RecordKind::AuditLog, "a_old", 400),
+        (RecordKind::AuditLog, "a_new", 300),
+    ] {
+        history.append(&entry(kind, id, days)).await.unwrap();
+    }
+    let mut fn_ = stack.deploy(FunctionSpec::new("clean_database")).await.expect("deployed");
+    let sqs = stack.sqs();
+    fn_.send(&sqs, r#"{"$schedule":{"rule":"clean-database","time":"2026-11-29T03:00:00Z"}}"#).await.unwrap();
+    let bad = r#"{"batch_size":"lots"}"#;
+    fn_.send(&sqs, bad).await.unwrap();
+    let logs = drain(&mut fn_).await;
+
+    let mut kept = Vec::new();
+    for kind in RecordKind::ALL {
+        kept.extend(history.recent(kind, 100).await.unwrap().into_iter().map(|e| e.id));
+    }
+    kept.sort();
+    assert_eq!(kept, ["a_new", "s_new", "t_new"], "only what is within retention stays\n{logs}");
+    let reason = discarded(&stack, &fn_, bad, "invalid_arguments").await;
+    assert!(reason.contains("batch_size"), "the reason names the field: {reason}");
+}
+
+#[tokio::test]
+async fn create_shopify_webhook_creates_only_what_is_missing_and_discards_a_refused_token() {
+    let stack = Stack::create().await.expect("stack");
+    let shop = sandbox(&[("acme", "shpat_acme", 1), ("revoked", "shpat_new", 1)], &[]).await;
+    stack.add_store("acme", json!({"shopify_token": "shpat_acme"})).await.unwrap();
+    stack.add_store("revoked", json!({"shopify_token": "shpat_old"})).await.unwrap();
+    let spec = FunctionSpec::new("create_shopify_webhook")
+        .env("SHOPIFY_BASE_URL", shop.shopify_url())
+        .env("SHOPIFY_WEBHOOK_TOPICS", "APP_UNINSTALLED,PRODUCTS_UPDATE")
+        .env("SHOPIFY_WEBHOOK_URL", "https://hooks.example.com/shopify");
+    let mut fn_ = stack.deploy(spec).await.expect("deployed");
+    let sqs = stack.sqs();
+    fn_.send(&sqs, r#"{"store_id":"acme"}"#).await.unwrap();
+    drain(&mut fn_).await;
+    assert_eq!(shop.webhook_topics("acme"), ["APP_UNINSTALLED", "PRODUCTS_UPDATE"]);
+
+    // Installed again (a new job id, so not an idempotent replay): it lists and creates nothing.
+    fn_.send(&sqs, r#"{"store_id":"acme"}"#).await.unwrap();
+    let refused = r#"{"store_id":"revoked"}"#;
+    fn_.send(&sqs, refused).await.unwrap();
+    let logs = drain(&mut fn_).await;
+    assert_eq!(
+        shop.webhook_topics("acme"),
+        ["APP_UNINSTALLED", "PRODUCTS_UPDATE"],
+        "nothing created twice\n{logs}"
+    );
+    assert!(shop.webhook_topics("revoked").is_empty());
+    discarded(&stack, &fn_, refused, "unauthorized").await;
+}
+
+#[tokio::test]
+async fn share_product_text_message_texts_once_per_share_and_discards_an_invalid_phone() {
+    let stack = Stack::create().await.expect("stack");
+    stack.add_store("acme", json!({"shopify_token": "x"})).await.unwrap();
+    let title = moto::unique("Red Shoe");
+    let product = Product {
+        id: "gid://shopify/Product/1".into(),
+        store_id: "acme".into(),
+        title: title.clone(),
+        handle: "red-shoe".to_owned(),
+        variants: vec![Variant {
+            id: "gid://shopify/ProductVariant/1".into(),
+            sku: None,
+            price: Money { minor: 4900, currency: "USD".into() },
+            inventory: 3,
+        }],
+    };
+    let catalog = DynamoCatalog::new(stack.dynamo(), stack.table("SHOP_PRODUCTS_TABLE").unwrap());
+    catalog.upsert_products(&[product]).await.unwrap();
+    let mut fn_ = stack.deploy(FunctionSpec::new("share_product_text_message")).await.expect("deployed");
+    let sqs = stack.sqs();
+    let share = |id: &str, phone: &str| {
+        json!({"share_id": id, "store_id": "acme", "product_id": "gid://shopify/Product/1", "phone": phone})
+            .to_string()
+    };
+    // The same share delivered three times (a double click, a producer's retry, SQS's own).
+    for _ in 0..3 {
+        fn_.send(&sqs, &share("sh_1", "+14155550123")).await.unwrap();
+    }
+    let invalid = share("sh_2", "555-0100");
+    fn_.send(&sqs, &invalid).await.unwrap();
+    let logs = drain(&mut fn_).await;
+
+    let url = format!("{}/moto-api/data.json", moto::endpoint());
+    let data = tokio::task::spawn_blocking(move || moto::http_get(&url)).await.unwrap().unwrap();
+    assert_eq!(data.matches(&title).count(), 1, "one text for the share\n{logs}");
+    let reason = discarded(&stack, &fn_, &invalid, "invalid_arguments").await;
+    assert!(reason.contains("E.164"), "the reason names the problem: {reason}");
+    assert!(!logs.contains("4155550123"), "the phone number is masked in the logs");
+    let outcomes: HashMap<bool, usize> = fn_.lambda.outcomes.iter().fold(HashMap::new(), |mut m, o| {
+        *m.entry(matches!(o, Outcome::Answered { .. })).or_default() += 1;
+        m
+    });
+    assert_eq!(outcomes.get(&false), None, "every invocation answered: {:?}", fn_.lambda.outcomes);
+}
