@@ -98,11 +98,15 @@ struct EnqueueArgs {
     /// The job (see `jobctl jobs`).
     job: String,
     /// The arguments, a JSON object.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "file")]
     args: Option<String>,
     /// One argument, key=value (repeatable; a JSON value such as 3 or true is taken as such).
-    #[arg(long = "arg", value_name = "KEY=VALUE")]
+    #[arg(long = "arg", value_name = "KEY=VALUE", conflicts_with = "file")]
     pairs: Vec<String>,
+    /// Many jobs: a file with one JSON object of arguments per line (`-` for standard input).
+    /// Every line is checked first; a bad line sends nothing.
+    #[arg(long, value_name = "PATH")]
+    file: Option<std::path::PathBuf>,
     /// Run after this long: 90s, 15m, 2h, 1d (SQS's 15-minute limit is hopped).
     #[arg(long, value_parser = parse_delay, conflicts_with = "at")]
     delay: Option<std::time::Duration>,
@@ -169,6 +173,16 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
         .map_err(|e| format!("{e}: write RFC 3339, e.g. 2026-11-23T03:00:00Z"))
 }
 
+/// The text of a `--file` of jobs (`-`: standard input).
+fn read_jobs_file(path: &std::path::Path) -> Result<String, CommandError> {
+    let read = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(path)
+    };
+    read.map_err(|e| CommandError::Input(format!("cannot read {}: {e}", path.display())))
+}
+
 /// Parses the command line, runs the command, and turns its outcome into the exit code.
 pub async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -194,6 +208,13 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Schedules { count } => commands::info::schedules(out, count, now),
         Command::Cron { text } => commands::info::cron(out, &text, now),
         Command::RetryPlan { job } => commands::info::retry_plan(out, &job),
+        Command::Enqueue(EnqueueArgs { job, file: Some(path), delay, at, .. }) => {
+            let text = read_jobs_file(&path)?;
+            // Every line judged before the backend is opened: a bad file sends nothing.
+            let checked = commands::bulk::check(&job, &text)?;
+            let backend = Arc::new(Backend::open(&target).await?);
+            commands::bulk::enqueue(out, backend, delay, at, checked).await
+        }
         Command::Enqueue(args) => {
             let request = enqueue::Request {
                 job: args.job,

@@ -123,6 +123,36 @@ fn an_enqueued_job_is_processed_by_jobctl_dev() {
     assert_eq!(queued(&dir, "clean_active_carts"), (0, 0));
 }
 
+#[test]
+fn a_file_of_jobs_is_checked_whole_then_enqueued_in_bulk_and_processed() {
+    let dir = folder("bulk");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("syncs.jsonl");
+    let good: String = (0..250).map(|n| format!("{{\"store_id\":\"st_{n}\"}}\n")).collect();
+    let bad = format!("{good}\n{{\"store\":\"st_x\"}}\nnot json\n");
+    std::fs::write(&file, &bad).unwrap();
+    let out = jobctl(&dir, &["enqueue", "customer_sync", "--file", file.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("2 of 252 lines")
+            && stderr.contains("line 252")
+            && stderr.contains("line 253: not JSON"),
+        "{stderr}"
+    );
+    assert_eq!(queued(&dir, "customer_sync"), (0, 0), "a bad file sends nothing");
+
+    std::fs::write(&file, &good).unwrap();
+    let sent = json_of(&dir, &["enqueue", "customer_sync", "--file", file.to_str().unwrap()]);
+    assert_eq!(sent["enqueued"], 250, "{sent}");
+    assert_eq!(sent["jobs"].as_array().unwrap().len(), 250);
+    assert_eq!(queued(&dir, "customer_sync"), (250, 0));
+    // Unknown stores: each discarded to the DLQ by the job, none lost.
+    let tally = dev(&dir);
+    assert_eq!(tally["customer_sync"]["dead_lettered"], 250, "{tally}");
+    assert_eq!(queued(&dir, "customer_sync"), (0, 250));
+}
+
 async fn seed_store_and_product(dir: &Path) {
     let db = ShopDb::open(dir.join("jobs.sqlite3")).unwrap();
     db.put(&Store {

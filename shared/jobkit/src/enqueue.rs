@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     clock::SharedClock,
-    error::{JobError, PortError},
+    error::{ErrorKind, JobError, PortError},
     ids::JobId,
     job::Job,
     message::{OutgoingMessage, attr, encode_args},
@@ -175,9 +175,26 @@ impl Enqueuer {
         &self,
         args: impl IntoIterator<Item = J::Args>,
     ) -> Result<Vec<Result<JobId, PortError>>, EnqueueError> {
+        self.perform_later_bulk_with::<J>(args, &EnqueueOptions::default()).await
+    }
+
+    /// [`Self::perform_later_bulk`] with a delay, a time to run at or a group for every job.
+    ///
+    /// # Errors
+    /// `InvalidArguments` before anything is sent, also for options that name one job (a job
+    /// id, an idempotency key, `unique_for`); or a failure of the whole call.
+    pub async fn perform_later_bulk_with<J: Job>(
+        &self,
+        args: impl IntoIterator<Item = J::Args>,
+        options: &EnqueueOptions,
+    ) -> Result<Vec<Result<JobId, PortError>>, EnqueueError> {
+        if options.job_id.is_some() || options.idempotency_key.is_some() || options.unique_for.is_some() {
+            let message = "a job id, an idempotency key or unique_for names one job, not a bulk enqueue";
+            return Err(JobError::permanent(ErrorKind::INVALID_ARGUMENTS, message).into());
+        }
         let prepared = args
             .into_iter()
-            .map(|a| encode_args(&a).map(|body| self.prepare::<J>(body, &EnqueueOptions::default())))
+            .map(|a| encode_args(&a).map(|body| self.prepare::<J>(body, options)))
             .collect::<Result<Vec<_>, _>>()?;
         let (ids, messages): (Vec<_>, Vec<_>) = prepared.into_iter().map(|p| (p.job_id, p.message)).unzip();
         let sent = self.queue.send_batch(self.queue_id::<J>(), messages).await?;

@@ -1,6 +1,7 @@
 //! The commands, one module per family; each prints through [`crate::output::Output`] and
 //! answers with a [`CommandError`] whose kind becomes the exit code.
 
+pub mod bulk;
 pub mod dlq;
 pub mod enqueue;
 pub mod info;
@@ -29,13 +30,16 @@ pub enum CommandError {
     /// `jobctl dev` could not run: exit 1.
     #[error(transparent)]
     Dev(#[from] crate::dev::DevError),
+    /// Part of the work was done, part failed (some jobs of a bulk enqueue not sent): exit 1.
+    #[error("{0}")]
+    Incomplete(String),
 }
 
 impl CommandError {
     /// The process's exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Backend(_) | Self::Dev(_) => 1,
+            Self::Backend(_) | Self::Dev(_) | Self::Incomplete(_) => 1,
             Self::Input(_) => 2,
             Self::Declined(_) => 3,
             Self::NotFound(_) => 4,

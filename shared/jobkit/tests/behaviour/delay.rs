@@ -56,3 +56,28 @@ async fn bulk_enqueue_sends_every_job() {
     t.assert_enqueued_with::<ScriptedJob>(&ScriptArgs::new("bulk-24", Behaviour::Succeed)).await;
     assert_eq!(t.drain(&runner).await.succeeded(), 25);
 }
+
+#[tokio::test]
+async fn bulk_enqueue_with_a_delay_runs_every_job_when_due_and_refuses_per_job_options() {
+    let t = TestHarness::new();
+    let job = ScriptedJob::default();
+    let runner = t.runner(job.clone());
+    let start = t.runtime().clock.now();
+    let args: Vec<_> = (0..12).map(|i| ScriptArgs::new(&format!("late-{i}"), Behaviour::Succeed)).collect();
+    let options = EnqueueOptions::delay(Duration::from_secs(1800));
+    let results = t.enqueuer().perform_later_bulk_with::<ScriptedJob>(args, &options).await.unwrap();
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 12);
+    assert_eq!(t.drain(&runner).await.succeeded(), 12);
+    for i in 0..12 {
+        let runs = job.executions.of(&format!("late-{i}"));
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].1 - start, chrono::Duration::minutes(30), "each ran when due");
+    }
+
+    let one = vec![ScriptArgs::new("x", Behaviour::Succeed)];
+    let refused = t
+        .enqueuer()
+        .perform_later_bulk_with::<ScriptedJob>(one, &EnqueueOptions::unique_for(Duration::from_secs(60)))
+        .await;
+    assert!(matches!(refused, Err(EnqueueError::InvalidArguments(_))), "{refused:?}");
+}
