@@ -345,9 +345,12 @@ impl Dev {
         tokio::pin!(stop);
         loop {
             self.tick(self.clock.now()).await?;
+            // Every queue's worker polls at once, so a long store sync does not hold up a text
+            // waiting on another queue (on Lambda each queue has its own functions).
+            let polled = futures::future::join_all(self.workers.iter().map(|w| w.poll())).await;
             let mut handled = 0;
-            for (worker, tally) in self.workers.iter().zip(&mut tallies) {
-                let statuses = worker.poll().await?;
+            for (statuses, tally) in polled.into_iter().zip(&mut tallies) {
+                let statuses = statuses?;
                 handled += statuses.len();
                 statuses.iter().for_each(|s| tally.add(s));
             }
