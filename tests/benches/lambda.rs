@@ -112,18 +112,15 @@ async fn measure(subject: &Subject, tables: &StackTables) -> anyhow::Result<Meas
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let queue = create_queue(&sqs, &moto::unique(subject.name)).await?;
     let dlq = create_queue(&sqs, &moto::unique(&format!("{}-dlq", subject.name))).await?;
-    let mut env: Vec<(&str, String)> = vec![
-        ("AWS_ENDPOINT_URL", moto::endpoint()),
-        ("AWS_REGION", "us-east-1".to_owned()),
-        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+    let mut env = moto::function_env();
+    env.extend([
         ("JOBKIT_QUEUE_URL", queue.clone()),
         ("JOBKIT_DLQ_URL", dlq),
         ("SHOP_SECRET_PREFIX", "shop/stores".to_owned()),
         ("SHOPIFY_WEBHOOK_TOPICS", "APP_UNINSTALLED".to_owned()),
         ("SHOPIFY_WEBHOOK_URL", "https://hooks.example.com/shopify".to_owned()),
         ("RUST_LOG", "info".to_owned()),
-    ];
+    ]);
     env.extend(tables.env.iter().cloned());
 
     let (mut colds, mut batches, mut rss) = (Vec::new(), Vec::new(), 0);

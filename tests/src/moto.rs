@@ -11,6 +11,16 @@ pub fn endpoint() -> String {
         .expect("MOTO_ENDPOINT is not set: run the tests with ./scripts/test, which starts moto")
 }
 
+/// The environment that points a function's SDK clients at moto with test credentials.
+pub fn function_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", endpoint()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+    ]
+}
+
 /// An SDK config pointed at moto with test credentials.
 pub async fn sdk_config() -> SdkConfig {
     let credentials = aws_sdk_sqs::config::Credentials::new("testing", "testing", None, None, "moto");

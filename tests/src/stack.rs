@@ -156,21 +156,18 @@ impl Stack {
         let (queue_url, dlq_url) =
             create_queue_with_dlq(&sqs, &name, spec.visibility, spec.max_receive_count).await?;
         // The function's own settings override the shared ones, as in the template.
-        let env: std::collections::BTreeMap<String, String> = [
-            ("AWS_ENDPOINT_URL", moto::endpoint()),
-            ("AWS_REGION", "us-east-1".to_owned()),
-            ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
-            ("JOBKIT_QUEUE_URL", queue_url.clone()),
-            ("JOBKIT_DLQ_URL", dlq_url.clone()),
-            ("SHOP_SECRET_PREFIX", self.secret_prefix.clone()),
-            ("RUST_LOG", "info".to_owned()),
-        ]
-        .into_iter()
-        .chain(self.tables.env.iter().cloned())
-        .chain(spec.env)
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+        let env: std::collections::BTreeMap<String, String> = moto::function_env()
+            .into_iter()
+            .chain([
+                ("JOBKIT_QUEUE_URL", queue_url.clone()),
+                ("JOBKIT_DLQ_URL", dlq_url.clone()),
+                ("SHOP_SECRET_PREFIX", self.secret_prefix.clone()),
+                ("RUST_LOG", "info".to_owned()),
+            ])
+            .chain(self.tables.env.iter().cloned())
+            .chain(spec.env)
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
         let mapping =
             Mapping { queue_url: queue_url.clone(), batch_size: spec.batch_size, timeout: spec.timeout };
         let lambda = LocalLambda::new(sqs, mapping, path, env.into_iter().collect()).await?;

@@ -38,16 +38,13 @@ async fn example_binary_answers_an_sqs_batch_with_partial_failures_and_dlq_copie
     let event = sqs_event(&messages, "arn:aws:sqs:us-east-1:123456789012:example");
 
     let api = RuntimeApi::start().await.expect("stub started");
-    let env = [
-        ("AWS_ENDPOINT_URL", moto::endpoint()),
-        ("AWS_REGION", "us-east-1".to_owned()),
-        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+    let mut env = moto::function_env();
+    env.extend([
         ("JOBKIT_QUEUE_URL", queue_url.clone()),
         ("JOBKIT_DLQ_URL", dlq_url.clone()),
         ("JOBKIT_STATE_TABLE", table.clone()),
         ("RUST_LOG", "info".to_owned()),
-    ];
+    ]);
     let function =
         FunctionProcess::start(&test_build_binary("example_job").expect("binary"), &api.endpoint(), &env)
             .expect("function started");
