@@ -158,8 +158,6 @@ fn main() {
     let mut rng = StdRng::seed_from_u64(seed);
     let seeds = seeds();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
-    let harness = TestHarness::new();
-    let runner = harness.runner(Order);
     let started = Instant::now();
     let (mut executions, mut decoded, mut batches) = (0u64, 0u64, 0u64);
     let mut batch = Vec::new();
@@ -186,6 +184,10 @@ fn main() {
             batch.push(message);
         }
         if batch.len() == 10 {
+            // A fresh harness each time: one for the whole run would keep every DLQ copy (some
+            // of them 1 MiB bodies) and grow by gigabytes over ten minutes.
+            let harness = TestHarness::new();
+            let runner = harness.runner(Order);
             let deadline = chrono::Utc::now() + chrono::Duration::minutes(15);
             let outcome = runtime.block_on(runner.process(std::mem::take(&mut batch), deadline));
             assert_eq!(outcome.records.len(), 10, "every record has an outcome");
