@@ -10,6 +10,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
+    ops::Range,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -325,6 +326,22 @@ pub struct Report {
 }
 
 impl Report {
+    /// Adds `other`'s counts to these (waves of one campaign).
+    pub fn add(&mut self, other: &Report) {
+        self.jobs += other.jobs;
+        self.duplicates_sent += other.duplicates_sent;
+        self.exactly_once += other.exactly_once;
+        self.in_dlq_with_reason += other.in_dlq_with_reason;
+        self.in_dlq_scripted += other.in_dlq_scripted;
+        self.in_dlq_without_reason += other.in_dlq_without_reason;
+        self.lost += other.lost;
+        self.doubled += other.doubled;
+        self.applied_and_dead += other.applied_and_dead;
+        self.port_faults += other.port_faults;
+        self.batches += other.batches;
+        self.virtual_minutes += other.virtual_minutes;
+    }
+
     /// The Markdown row of this report.
     pub fn row(&self, backend: &str) -> String {
         format!(
@@ -402,11 +419,21 @@ pub fn max_receive_count() -> u32 {
     CampaignJob { effects: Arc::default(), faults: FAULTS }.retry_policy().max_attempts() + 5
 }
 
-/// Runs `jobs` jobs on `backend` under `faults`; `seed` drives the port faults.
+/// Runs `jobs` jobs (numbers `0..jobs`) on `backend` under `faults`; `seed` drives the port
+/// faults.
 ///
 /// # Panics
 /// If the backend fails outside the injected faults, or the queue never drains.
 pub async fn run(backend: Backend, jobs: u64, faults: Faults, seed: u64) -> Report {
+    run_numbers(backend, 0..jobs, faults, seed).await
+}
+
+/// [`run`] for the jobs numbered `numbers` (what each does follows from its number), so that
+/// a long campaign can run in waves on fresh queues and still cover 10,000 different jobs.
+///
+/// # Panics
+/// As [`run`].
+pub async fn run_numbers(backend: Backend, numbers: Range<u64>, faults: Faults, seed: u64) -> Report {
     quiet_scripted_panics();
     let job = CampaignJob { effects: Arc::new(Effects::default()), faults };
     let chaos = Arc::new(Chaos::new(faults.port, seed));
@@ -422,7 +449,7 @@ pub async fn run(backend: Backend, jobs: u64, faults: Faults, seed: u64) -> Repo
     let config = RunnerConfig::new(backend.queue_id.clone(), backend.dlq_id.clone());
     let runner = BatchRunner::new(job.clone(), runtime.clone(), config);
     let enqueuer = Enqueuer::new(backend.queue.clone(), backend.store.clone(), backend.clock.clone(), routes);
-    let duplicates_sent = enqueue(&enqueuer, jobs, &faults).await;
+    let duplicates_sent = enqueue(&enqueuer, numbers.clone(), &faults).await;
 
     let started = backend.clock.now();
     let mut batches = 0;
@@ -455,10 +482,10 @@ pub async fn run(backend: Backend, jobs: u64, faults: Faults, seed: u64) -> Repo
         // The event source mapping's delete fails now and then too; those come back.
         let _ = runtime.queue.delete_batch(&backend.queue_id, &done).await;
         batches += 1;
-        assert!(batches < jobs * 50, "the queue does not drain");
+        assert!(batches < (numbers.end - numbers.start) * 50, "the queue does not drain");
     }
     let dead = dead_letters(&backend).await;
-    let mut report = tally(jobs, &job, &faults, &dead);
+    let mut report = tally(numbers, &job, &faults, &dead);
     report.duplicates_sent = duplicates_sent;
     report.port_faults = chaos.injected();
     report.batches = batches;
@@ -497,9 +524,9 @@ fn quiet_scripted_panics() {
 }
 
 /// Sends every job once (its job id `job-<n>`), and again for the duplicated ones.
-async fn enqueue(enqueuer: &Enqueuer, jobs: u64, faults: &Faults) -> u64 {
+async fn enqueue(enqueuer: &Enqueuer, numbers: Range<u64>, faults: &Faults) -> u64 {
     let mut duplicates = 0;
-    for n in 0..jobs {
+    for n in numbers {
         let copies = if unit(n, 2) < faults.duplicate { 2 } else { 1 };
         duplicates += copies - 1;
         for _ in 0..copies {
@@ -513,7 +540,7 @@ async fn enqueue(enqueuer: &Enqueuer, jobs: u64, faults: &Faults) -> u64 {
     duplicates
 }
 
-fn tally(jobs: u64, job: &CampaignJob, faults: &Faults, dead: &[ReceivedMessage]) -> Report {
+fn tally(numbers: Range<u64>, job: &CampaignJob, faults: &Faults, dead: &[ReceivedMessage]) -> Report {
     let mut dead_ids: BTreeMap<u64, bool> = BTreeMap::new();
     for message in dead {
         let Some(n) = message
@@ -528,9 +555,10 @@ fn tally(jobs: u64, job: &CampaignJob, faults: &Faults, dead: &[ReceivedMessage]
             && message.attributes.contains_key(attr::DLQ_REASON);
         *dead_ids.entry(n).or_default() |= reasoned;
     }
-    let mut report = Report { jobs, ..Report::default() };
-    let scripted: BTreeSet<u64> = (0..jobs).filter(|n| script(*n, faults) == Script::Permanent).collect();
-    for n in 0..jobs {
+    let mut report = Report { jobs: numbers.end - numbers.start, ..Report::default() };
+    let scripted: BTreeSet<u64> =
+        numbers.clone().filter(|n| script(*n, faults) == Script::Permanent).collect();
+    for n in numbers {
         let applied = job.effects.count(n);
         let dead = dead_ids.get(&n).copied();
         match (applied, dead) {
