@@ -325,10 +325,23 @@ impl<J: Job> BatchRunner<J> {
             IdempotencyKey::new(J::NAME, &k, payload_hash(&args_json.canonical()), meta.job_id.as_str())
         });
         if let Some(key) = &key {
-            match key.claim(self.runtime.store.as_ref(), exec_deadline, now).await {
+            // In progress until the invocation's own deadline, not the job's: past its timeout
+            // the runner may still be recording the outcome, and a duplicate that took the key
+            // then would apply the effect twice (the fault campaign on moto caught one). Only
+            // after the deadline is the invocation surely gone (Lambda ends it).
+            match key.claim(self.runtime.store.as_ref(), deadline, now).await {
                 Ok(Claim::Acquired) => {}
                 Ok(Claim::Completed) => return RecordStatus::Duplicate,
-                Ok(Claim::InProgress(until)) => return self.return_unstarted(message, Some(until)).await,
+                Ok(Claim::InProgress(until)) => {
+                    // Look again once the holder's job must have ended (its timeout), rather than
+                    // only when its invocation's deadline frees the key: a twin in the same
+                    // batch is then acknowledged soon after it completes. At most a couple of
+                    // looks (functions get twice their job's timeout), within maxReceiveCount's
+                    // margin.
+                    let job_ended = exec_deadline
+                        + chrono::Duration::from_std(self.config.deadline_margin).unwrap_or_default();
+                    return self.return_unstarted(message, Some(until.min(job_ended))).await;
+                }
                 Ok(Claim::Mismatch) => {
                     let error = JobError::permanent(
                         ErrorKind::IDEMPOTENCY_KEY_REUSED,
