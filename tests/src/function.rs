@@ -87,13 +87,18 @@ fn collect(
     stderr: bool,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut lines = BufReader::new(stream).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
+        let mut reader = BufReader::new(stream);
+        let mut line = Vec::new();
+        // Until the pipe closes, whatever it carries: a line that is not UTF-8 is kept lossily
+        // rather than ending the reading (which would leave the process blocked on a full pipe).
+        while matches!(reader.read_until(b'\n', &mut line).await, Ok(n) if n > 0) {
+            let text = String::from_utf8_lossy(&line);
             let buffer = if stderr { &output.stderr } else { &output.stdout };
-            let mut text = buffer.lock().unwrap_or_else(|p| p.into_inner());
-            text.push_str(&line);
-            text.push('\n');
-            drop(text);
+            let mut kept = buffer.lock().unwrap_or_else(|p| p.into_inner());
+            kept.push_str(text.trim_end_matches('\n'));
+            kept.push('\n');
+            drop(kept);
+            line.clear();
             output.changed.notify_waiters();
         }
     })

@@ -23,8 +23,9 @@ use crate::{
     sqs::{now_ms, queue_depth, sqs_event},
 };
 
-/// How long the stub waits past the deadline before it kills a function that did not answer.
-const DEADLINE_GRACE: Duration = Duration::from_secs(2);
+/// How long past the deadline an answer is still taken (scheduling jitter on a busy machine)
+/// before the function is killed, as Lambda ends an invocation at its deadline.
+const DEADLINE_GRACE: Duration = Duration::from_millis(250);
 
 /// A record as the event source mapping received it.
 #[derive(Debug, Clone)]
@@ -53,6 +54,9 @@ pub enum Outcome {
     Crashed,
     /// No answer by the deadline; the process was killed (nothing deleted).
     TimedOut,
+    /// An answer Lambda would refuse (a failure id not in the batch, a malformed list): the
+    /// whole batch counts as failed (nothing deleted).
+    InvalidResponse(serde_json::Value),
 }
 
 /// What the event source mapping is set up with.
@@ -187,15 +191,23 @@ impl LocalLambda {
         let deadline_ms = now_ms() + u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         let Environment { api, process } = self.environment().await?;
         let logs = process.log_watch();
+        // Only what this invocation logs can trigger the kill (lines are whole, so the
+        // length so far is a character boundary).
+        let logged_before = logs.stderr().len();
         let ended = tokio::select! {
+            // An answer that arrives together with the exit or the kill condition counts.
+            biased;
             answer = tokio::time::timeout(timeout + DEADLINE_GRACE, api.invoke(event, deadline_ms)) => match answer {
-                Ok(Ok(Answer::Response(response))) => Ended::Answered(Outcome::Answered { failures: failures(&response) }),
+                Ok(Ok(Answer::Response(response))) => Ended::Answered(match failures(&response, &messages) {
+                    Some(failures) => Outcome::Answered { failures },
+                    None => Outcome::InvalidResponse(response),
+                }),
                 Ok(Ok(Answer::Error(error))) => Ended::Answered(Outcome::Errored(error)),
                 Ok(Err(_)) => Ended::Exited,
                 Err(_) => Ended::Kill(Outcome::TimedOut),
             },
             _ = process.exited() => Ended::Exited,
-            () = logs.wait_for(&kill_when) => Ended::Kill(Outcome::Crashed),
+            () = logs.wait_for(|all| kill_when(&all[logged_before..])) => Ended::Kill(Outcome::Crashed),
         };
         let outcome = match ended {
             Ended::Answered(outcome) => outcome,
@@ -207,7 +219,7 @@ impl LocalLambda {
         };
         match &outcome {
             Outcome::Answered { failures } => self.delete_all_but(&messages, failures).await?,
-            Outcome::Errored(_) => {}
+            Outcome::Errored(_) | Outcome::InvalidResponse(_) => {}
             Outcome::Crashed | Outcome::TimedOut => self.retire().await?,
         }
         self.outcomes.push(outcome.clone());
@@ -221,8 +233,18 @@ impl LocalLambda {
     pub async fn drain(&mut self, limit: Duration) -> anyhow::Result<()> {
         let started = Instant::now();
         loop {
-            if self.poll(Duration::from_secs(1)).await?.is_none() && self.queue_is_empty().await? {
-                return Ok(());
+            let left = limit.saturating_sub(started.elapsed());
+            let polled = tokio::time::timeout(left, self.poll(Duration::from_secs(1))).await;
+            match polled {
+                Ok(outcome) => {
+                    if outcome?.is_none() && self.queue_is_empty().await? {
+                        return Ok(());
+                    }
+                }
+                Err(_) => {
+                    self.retire().await?;
+                    bail!("an invocation was still running after {limit:?}\n{}", self.logs());
+                }
             }
             if started.elapsed() > limit {
                 bail!("the queue still holds messages after {limit:?}\n{}", self.logs());
@@ -255,7 +277,7 @@ impl LocalLambda {
             .max_number_of_messages(i32::try_from(self.mapping.batch_size.min(10)).unwrap_or(10))
             .message_attribute_names("All")
             .message_system_attribute_names(MessageSystemAttributeName::All)
-            .wait_time_seconds(i32::try_from(wait.as_secs()).unwrap_or(20))
+            .wait_time_seconds(i32::try_from(wait.as_secs().min(20)).unwrap_or(20))
             .send()
             .await
             .context("receiving")?;
@@ -309,9 +331,19 @@ impl LocalLambda {
     }
 }
 
-fn failures(response: &serde_json::Value) -> Vec<String> {
-    response["batchItemFailures"]
-        .as_array()
-        .map(|items| items.iter().filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned)).collect())
-        .unwrap_or_default()
+/// The reported failures, or `None` when Lambda would refuse the answer: an item that is not
+/// an object with the id of a message of this batch, or `batchItemFailures` of another type.
+fn failures(response: &serde_json::Value, batch: &[Message]) -> Option<Vec<String>> {
+    let items = match &response["batchItemFailures"] {
+        serde_json::Value::Null => return Some(Vec::new()),
+        serde_json::Value::Array(items) => items,
+        _ => return None,
+    };
+    items
+        .iter()
+        .map(|item| {
+            let id = item["itemIdentifier"].as_str()?;
+            batch.iter().any(|m| m.message_id() == Some(id)).then(|| id.to_owned())
+        })
+        .collect()
 }

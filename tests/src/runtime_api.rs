@@ -78,8 +78,11 @@ impl RuntimeApi {
     /// Invokes the function with `event`, giving it until `deadline_ms` (epoch ms), and waits for
     /// its answer.
     ///
+    /// Waits as long as it takes: a caller that may see the function die races this against
+    /// the process's exit or a timeout (as `lambda::LocalLambda` does).
+    ///
     /// # Errors
-    /// If the function never answers (it exited) or reported an init error.
+    /// If the stub stopped.
     pub async fn invoke(&self, event: serde_json::Value, deadline_ms: u64) -> anyhow::Result<Answer> {
         let (answer, answered) = oneshot::channel();
         let request_id = uuid_like();

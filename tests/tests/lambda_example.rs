@@ -49,7 +49,10 @@ async fn example_binary_answers_an_sqs_batch_with_partial_failures_and_dlq_copie
         FunctionProcess::start(&test_build_binary("example_job").expect("binary"), &api.endpoint(), &env)
             .expect("function started");
     let deadline_ms = now_ms() + 60_000;
-    let answer = api.invoke(event, deadline_ms).await.expect("the function answered");
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(60), api.invoke(event, deadline_ms))
+        .await
+        .expect("the function answered within a minute")
+        .expect("the function answered");
     let (stdout, stderr) = function.stop().await.expect("output");
 
     let Answer::Response(response) = answer else { panic!("error answer: {answer:?}\n{stderr}") };

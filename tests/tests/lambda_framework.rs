@@ -20,8 +20,8 @@ use system_tests::{
 /// at most).
 const FIRST_WAIT: Duration = Duration::from_secs(3);
 const SECOND_WAIT: Duration = Duration::from_secs(18);
-/// Slack for one long poll and an invocation on a busy CI machine.
-const SLACK: Duration = Duration::from_secs(4);
+/// Slack for SQS's whole-second visibility, one long poll and an invocation on a busy machine.
+const SLACK: Duration = Duration::from_secs(6);
 
 fn example() -> FunctionSpec {
     let mut spec = FunctionSpec::new("example_job");
@@ -115,6 +115,7 @@ async fn a_function_killed_in_the_middle_of_a_batch_loses_nothing() {
     let outcome =
         fn_.lambda.poll_killing_when(Duration::from_secs(2), |logs| done(logs) >= 2).await.expect("polled");
     assert_eq!(outcome, Some(Outcome::Crashed), "killed before it answered\n{}", fn_.lambda.logs());
+    // moto hands out up to ten visible messages in one receive (SQS may give fewer).
     assert_eq!(fn_.lambda.deliveries.len(), 6, "the whole batch was in the killed invocation");
     fn_.lambda.drain(Duration::from_secs(90)).await.expect("the queue drains after the crash");
     let logs = fn_.lambda.logs();
@@ -177,10 +178,22 @@ async fn an_eventbridge_tick_delivered_twice_runs_once() {
     syncs.sort_unstable();
     syncs.dedup();
     assert_eq!(syncs.len(), 2, "one sync per store: {syncs:?}");
-    let enqueued = fn_.lambda.deliveries.iter().filter(|d| d.body.contains("store_id")).count();
-    assert_eq!(enqueued, 2, "each store enqueued once, not once per tick delivery\n{logs}");
+    let mut enqueued: Vec<&str> = fn_
+        .lambda
+        .deliveries
+        .iter()
+        .filter(|d| d.body.contains("store_id"))
+        .map(|d| d.message_id.as_str())
+        .collect();
+    enqueued.sort_unstable();
+    enqueued.dedup();
+    assert_eq!(enqueued.len(), 2, "each store enqueued once, not once per tick delivery\n{logs}");
     assert_eq!(logs.matches("store syncs enqueued").count(), 1, "the fan-out ran once");
-    assert!(logs.contains("Duplicate"), "the second delivery acknowledged as a duplicate\n{logs}");
+    assert_eq!(
+        logs.matches(r#""status":"Duplicate""#).count(),
+        1,
+        "the second delivery acknowledged as a duplicate\n{logs}"
+    );
     assert!(fn_.lambda.outcomes.iter().all(|o| matches!(o, Outcome::Answered { .. })));
     assert!(dead_letters(&sqs, &fn_.dlq_url).await.unwrap().is_empty());
 }

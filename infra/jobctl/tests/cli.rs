@@ -146,6 +146,7 @@ fn a_file_of_jobs_is_checked_whole_then_enqueued_in_bulk_and_processed() {
     let sent = json_of(&dir, &["enqueue", "customer_sync", "--file", file.to_str().unwrap()]);
     assert_eq!(sent["enqueued"], 250, "{sent}");
     assert_eq!(sent["jobs"].as_array().unwrap().len(), 250);
+    assert_eq!(sent["jobs"][249]["line"], 250, "{sent}");
     assert_eq!(queued(&dir, "customer_sync"), (250, 0));
     // Unknown stores: each discarded to the DLQ by the job, none lost.
     let tally = dev(&dir);

@@ -6,7 +6,10 @@
 use std::{future::Future, pin::Pin, sync::Arc};
 
 use chrono::{DateTime, Utc};
-use jobkit::{EnqueueError, EnqueueOptions, Enqueuer, Job, JobError, PortError, QueueRoutes, SystemClock};
+use jobkit::{
+    EnqueueError, EnqueueOptions, Enqueuer, Job, JobError, PortError, QueueRoutes, SystemClock,
+    message::parse_args,
+};
 use serde_json::{Value, json};
 
 use super::{CommandError, job_spec};
@@ -16,8 +19,9 @@ use crate::{
     registry::{self, JobSpec, JobVisitor},
 };
 
-/// Jobs sent per batch of the progress line (ten `SendMessageBatch` calls).
-const CHUNK: usize = 100;
+/// Jobs sent per step: one `SendMessageBatch` call, so a call that fails as a whole fails
+/// exactly these and the lines after them are reported unsent, not guessed at.
+const CHUNK: usize = 10;
 /// Bad lines listed in the error before "and N more".
 const SHOWN_ERRORS: usize = 10;
 
@@ -25,7 +29,8 @@ const SHOWN_ERRORS: usize = 10;
 #[derive(Debug, Clone)]
 pub struct CheckedFile {
     spec: JobSpec,
-    lines: Vec<Value>,
+    /// (line number in the file, arguments).
+    lines: Vec<(usize, Value)>,
 }
 
 struct CheckLine<'a>(&'a Value);
@@ -33,7 +38,7 @@ struct CheckLine<'a>(&'a Value);
 impl JobVisitor for CheckLine<'_> {
     type Output = Result<(), JobError>;
     fn visit<J: Job>(self) -> Self::Output {
-        jobkit::message::parse_args::<J::Args>(self.0).map(drop)
+        parse_args::<J::Args>(self.0).map(drop)
     }
 }
 
@@ -50,7 +55,7 @@ pub fn check(job: &str, text: &str) -> Result<CheckedFile, CommandError> {
         let number = index + 1;
         match serde_json::from_str::<Value>(line) {
             Ok(value) => match registry::visit(spec.name, CheckLine(&value))? {
-                Ok(()) => lines.push(value),
+                Ok(()) => lines.push((number, value)),
                 Err(e) => bad.push(format!("line {number}: {e}")),
             },
             Err(e) => bad.push(format!("line {number}: not JSON: {e}")),
@@ -87,8 +92,9 @@ struct SendAll {
     options: EnqueueOptions,
 }
 
+/// Per line, in order: the job id, or why it was not sent.
 type Results = Vec<Result<String, String>>;
-type Sent = Pin<Box<dyn Future<Output = Result<Results, EnqueueError>> + Send>>;
+type Sent = Pin<Box<dyn Future<Output = Results> + Send>>;
 
 impl JobVisitor for SendAll {
     type Output = Sent;
@@ -98,20 +104,27 @@ impl JobVisitor for SendAll {
             let enqueuer =
                 Enqueuer::new(self.backend.queue(), self.backend.store(), Arc::new(SystemClock), routes);
             let progress = Progress::new("enqueueing", Some(self.lines.len()));
-            let mut results = Vec::with_capacity(self.lines.len());
+            let mut results: Results = Vec::with_capacity(self.lines.len());
             for chunk in self.lines.chunks(CHUNK) {
-                let args = chunk
-                    .iter()
-                    .map(jobkit::message::parse_args::<J::Args>)
-                    .collect::<Result<Vec<_>, _>>()?;
-                let sent = enqueuer.perform_later_bulk_with::<J>(args, &self.options).await?;
-                results.extend(
-                    sent.into_iter()
-                        .map(|r| r.map(|id| id.to_string()).map_err(|e: PortError| e.to_string())),
-                );
+                let sent = match chunk.iter().map(parse_args::<J::Args>).collect::<Result<Vec<_>, _>>() {
+                    Ok(args) => enqueuer.perform_later_bulk_with::<J>(args, &self.options).await,
+                    Err(e) => Err(EnqueueError::InvalidArguments(e)),
+                };
+                match sent {
+                    Ok(sent) => results.extend(
+                        sent.into_iter()
+                            .map(|r| r.map(|id| id.to_string()).map_err(|e: PortError| e.to_string())),
+                    ),
+                    Err(e) => {
+                        // The call failed as a whole: this chunk and the rest are not sent.
+                        let reason = e.to_string();
+                        results.resize(self.lines.len(), Err(format!("not sent: {reason}")));
+                        break;
+                    }
+                }
                 progress.set(results.len());
             }
-            Ok(results)
+            results
         })
     }
 }
@@ -120,7 +133,8 @@ impl JobVisitor for SendAll {
 /// every job id in line order).
 ///
 /// # Errors
-/// A backend error, or [`CommandError::Incomplete`] when some jobs were not sent.
+/// A backend error before sending, or [`CommandError::Incomplete`] when some jobs were not
+/// sent (the rest were).
 pub async fn enqueue(
     out: Output,
     backend: Arc<Backend>,
@@ -132,22 +146,24 @@ pub async fn enqueue(
     let total = lines.len();
     let queue_id = backend.queue_id(spec.name).await?;
     let options = EnqueueOptions { delay, wait_until: at, ..EnqueueOptions::default() };
+    let (numbers, lines): (Vec<usize>, Vec<Value>) = lines.into_iter().unzip();
     let send = SendAll { backend: backend.clone(), queue_id: queue_id.clone(), lines, options };
-    let results = registry::visit(spec.name, send)?.await.map_err(|e| match e {
-        EnqueueError::Port(port) => CommandError::from(port),
-        other => CommandError::Input(other.to_string()),
-    })?;
+    let results = registry::visit(spec.name, send)?.await;
     let failed: Vec<(usize, &String)> =
-        results.iter().enumerate().filter_map(|(i, r)| r.as_ref().err().map(|e| (i + 1, e))).collect();
+        numbers.iter().zip(&results).filter_map(|(line, r)| r.as_ref().err().map(|e| (*line, e))).collect();
     if out.json {
-        let jobs: Vec<Value> = results
+        let jobs: Vec<Value> = numbers
             .iter()
-            .map(|r| match r {
-                Ok(id) => json!({"job_id": id}),
-                Err(e) => json!({"error": e}),
+            .zip(&results)
+            .map(|(line, r)| match r {
+                Ok(id) => json!({"line": line, "job_id": id}),
+                Err(e) => json!({"line": line, "error": e}),
             })
             .collect();
-        out.json(&json!({"job": spec.name, "queue": queue_id, "enqueued": total - failed.len(), "failed": failed.len(), "jobs": jobs}));
+        out.json(&json!({
+            "job": spec.name, "queue": queue_id, "enqueued": total - failed.len(),
+            "failed": failed.len(), "jobs": jobs,
+        }));
     } else {
         println!(
             "enqueued {} of {total} {} jobs on the {}",
@@ -158,8 +174,8 @@ pub async fn enqueue(
     }
     match failed.first() {
         None => Ok(()),
-        Some((job, error)) => Err(CommandError::Incomplete(format!(
-            "{} of {total} jobs not sent (the first, job {job} of the file: {error}); the others are enqueued, \
+        Some((line, error)) => Err(CommandError::Incomplete(format!(
+            "{} of {total} jobs not sent (the first, line {line}: {error}); the others are enqueued, \
              so resend only the failed lines (--json lists them)",
             failed.len()
         ))),
