@@ -95,8 +95,8 @@ async fn a_function_killed_in_the_middle_of_a_batch_loses_nothing() {
         .collect();
     catalog.upsert_products(&products).await.unwrap();
     // One record at a time, so "the first two are done" is a point in the batch. The record
-    // running at the kill holds its idempotency key in progress for the job's 30 s timeout:
-    // its redelivery waits that out (the template's 60 s function timeout).
+    // running at the kill holds its idempotency key in progress until the killed invocation's
+    // deadline (the template's 60 s function timeout): its redelivery waits that out.
     let mut spec = FunctionSpec::new("share_product_text_message")
         .env("JOBKIT_CONCURRENCY", "1")
         .env("RUST_LOG", "info,jobkit=debug");

@@ -19,8 +19,9 @@ use system_tests::{
     stack::{Deployed, FunctionSpec, Stack},
 };
 
-/// Long enough for any of these batches; a drain that takes longer has lost something.
-const DRAIN_LIMIT: Duration = Duration::from_secs(60);
+/// Long enough for any of these batches (the longest waits out a 60 s in-progress window); a
+/// drain that takes longer has lost something.
+const DRAIN_LIMIT: Duration = Duration::from_secs(100);
 
 async fn sandbox(shops: &[(&str, &str, usize)], pos: &[(&str, usize)]) -> Sandbox {
     let fixtures = Fixtures {
@@ -248,7 +249,11 @@ async fn share_product_text_message_texts_once_per_share_and_discards_an_invalid
     };
     let catalog = DynamoCatalog::new(stack.dynamo(), stack.table("SHOP_PRODUCTS_TABLE").unwrap());
     catalog.upsert_products(&[product]).await.unwrap();
-    let mut fn_ = stack.deploy(FunctionSpec::new("share_product_text_message")).await.expect("deployed");
+    // The template's 60 s: the two twins of a share wait out the first's in-progress window,
+    // which lasts until its invocation's deadline.
+    let mut spec = FunctionSpec::new("share_product_text_message");
+    spec.timeout = Duration::from_secs(60);
+    let mut fn_ = stack.deploy(spec).await.expect("deployed");
     let sqs = stack.sqs();
     let share = |id: &str, phone: &str| {
         json!({"share_id": id, "store_id": "acme", "product_id": "gid://shopify/Product/1", "phone": phone})

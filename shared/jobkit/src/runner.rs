@@ -332,16 +332,9 @@ impl<J: Job> BatchRunner<J> {
             match key.claim(self.runtime.store.as_ref(), deadline, now).await {
                 Ok(Claim::Acquired) => {}
                 Ok(Claim::Completed) => return RecordStatus::Duplicate,
-                Ok(Claim::InProgress(until)) => {
-                    // Look again once the holder's job must have ended (its timeout), rather than
-                    // only when its invocation's deadline frees the key: a twin in the same
-                    // batch is then acknowledged soon after it completes. At most a couple of
-                    // looks (functions get twice their job's timeout), within maxReceiveCount's
-                    // margin.
-                    let job_ended = exec_deadline
-                        + chrono::Duration::from_std(self.config.deadline_margin).unwrap_or_default();
-                    return self.return_unstarted(message, Some(until.min(job_ended))).await;
-                }
+                // Back when the holder's window ends: one more receive, well inside
+                // maxReceiveCount's margin (looking sooner and more often could exhaust it).
+                Ok(Claim::InProgress(until)) => return self.return_unstarted(message, Some(until)).await,
                 Ok(Claim::Mismatch) => {
                     let error = JobError::permanent(
                         ErrorKind::IDEMPOTENCY_KEY_REUSED,
