@@ -128,10 +128,11 @@ struct JobWorker<J: Job> {
     queue: Arc<EmbeddedQueue>,
     name: String,
     clock: SharedClock,
+    /// Each batch's deadline, as the template's function timeout: twice the job's. The runner
+    /// starts a record only if the job's timeout fits before it, and a key in progress is held
+    /// until it (so a duplicate in the same batch waits this long, not Lambda's 15 minutes).
+    invocation_timeout: chrono::Duration,
 }
-
-/// As Lambda's: the runner starts a record only if the job's timeout fits before it.
-const BATCH_DEADLINE: chrono::Duration = chrono::Duration::minutes(15);
 
 impl<J: Job> Worker for JobWorker<J> {
     fn job(&self) -> &'static str {
@@ -148,7 +149,7 @@ impl<J: Job> Worker for JobWorker<J> {
             if messages.is_empty() {
                 return Ok(Vec::new());
             }
-            let outcome = self.runner.process(messages, self.clock.now() + BATCH_DEADLINE).await;
+            let outcome = self.runner.process(messages, self.clock.now() + self.invocation_timeout).await;
             let done: Vec<String> = outcome
                 .records
                 .iter()
@@ -167,7 +168,10 @@ fn worker<J: Job>(job: J, queue: &Arc<EmbeddedQueue>, runtime: &Runtime) -> Box<
     runtime.routes = QueueRoutes::default().with(J::QUEUE, name.clone());
     let config = RunnerConfig::new(name.clone(), registry::dlq_name(J::NAME));
     let clock = runtime.clock.clone();
-    Box::new(JobWorker { runner: BatchRunner::new(job, runtime, config), queue: queue.clone(), name, clock })
+    let invocation_timeout =
+        chrono::Duration::from_std(job.timeout() * 2).unwrap_or(chrono::Duration::minutes(15));
+    let runner = BatchRunner::new(job, runtime, config);
+    Box::new(JobWorker { runner, queue: queue.clone(), name, clock, invocation_timeout })
 }
 
 /// Where `jobctl dev` writes what would leave the system.
