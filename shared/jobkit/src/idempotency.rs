@@ -54,6 +54,11 @@ impl IdempotencyKey {
         Self { key: format!("idem:{job}:{key}"), hash: payload_hash, job_id: job_id.to_owned() }
     }
 
+    /// The key as stored, which names it within the state store.
+    pub(crate) fn id(&self) -> &str {
+        &self.key
+    }
+
     fn value(&self, status: Status) -> String {
         let record = IdempotencyRecord { status, hash: self.hash.clone(), job_id: self.job_id.clone() };
         serde_json::to_string(&record).unwrap_or_default()

@@ -11,15 +11,16 @@
 //! record.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     panic::AssertUnwindSafe,
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
 use futures::{FutureExt, StreamExt};
+use tokio::sync::watch;
 use tracing::{Instrument, info_span};
 
 use crate::{
@@ -180,6 +181,23 @@ pub struct BatchRunner<J: Job> {
     runtime: Runtime,
     config: RunnerConfig,
     enqueuer: Arc<Enqueuer>,
+    /// Idempotency keys this runner holds right now, each with a channel that closes when the
+    /// record holding it is done: a twin in the same batch waits for that instead of coming back
+    /// when the key's in-progress window ends.
+    held_keys: Arc<Mutex<HashMap<String, watch::Receiver<()>>>>,
+}
+
+/// A key held by this runner; dropping it (the record is done) wakes the twins waiting on it.
+struct HeldKey {
+    id: String,
+    held_keys: Arc<Mutex<HashMap<String, watch::Receiver<()>>>>,
+    _done: watch::Sender<()>,
+}
+
+impl Drop for HeldKey {
+    fn drop(&mut self) {
+        self.held_keys.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.id);
+    }
 }
 
 /// What one execution produced.
@@ -195,7 +213,7 @@ impl<J: Job> BatchRunner<J> {
     /// A runner of `job`.
     pub fn new(job: J, runtime: Runtime, config: RunnerConfig) -> Self {
         let enqueuer = Arc::new(runtime.enqueuer());
-        Self { job: Arc::new(job), runtime, config, enqueuer }
+        Self { job: Arc::new(job), runtime, config, enqueuer, held_keys: Arc::default() }
     }
 
     /// The job.
@@ -324,13 +342,18 @@ impl<J: Job> BatchRunner<J> {
         let key = self.job.idempotency_key(&args, &meta).map(|k| {
             IdempotencyKey::new(J::NAME, &k, payload_hash(&args_json.canonical()), meta.job_id.as_str())
         });
+        let mut _held = None;
         if let Some(key) = &key {
             // In progress until the invocation's own deadline, not the job's: past its timeout
             // the runner may still be recording the outcome, and a duplicate that took the key
             // then would apply the effect twice (the fault campaign on moto caught one). Only
             // after the deadline is the invocation surely gone (Lambda ends it).
-            match key.claim(self.runtime.store.as_ref(), deadline, now).await {
-                Ok(Claim::Acquired) => {}
+            let mut claim = key.claim(self.runtime.store.as_ref(), deadline, now).await;
+            if matches!(claim, Ok(Claim::InProgress(_))) && self.wait_for_twin(key, deadline, now).await {
+                claim = key.claim(self.runtime.store.as_ref(), deadline, self.runtime.clock.now()).await;
+            }
+            match claim {
+                Ok(Claim::Acquired) => _held = Some(self.hold(key)),
                 Ok(Claim::Completed) => return RecordStatus::Duplicate,
                 // Back when the holder's window ends: one more receive, well inside
                 // maxReceiveCount's margin (looking sooner and more often could exhaust it).
@@ -395,6 +418,24 @@ impl<J: Job> BatchRunner<J> {
     }
 
     /// The job's own timeout, or the Lambda deadline less the margin, whichever comes first.
+    /// Notes that this runner holds `key` until the returned guard is dropped.
+    fn hold(&self, key: &IdempotencyKey) -> HeldKey {
+        let (done, watching) = watch::channel(());
+        self.held_keys.lock().unwrap_or_else(|p| p.into_inner()).insert(key.id().to_owned(), watching);
+        HeldKey { id: key.id().to_owned(), held_keys: self.held_keys.clone(), _done: done }
+    }
+
+    /// When `key` is held by a record of this runner (a twin in the same batch), waits until
+    /// that record is done or the deadline passes; true if there was a twin to wait for.
+    async fn wait_for_twin(&self, key: &IdempotencyKey, deadline: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+        let twin = self.held_keys.lock().unwrap_or_else(|p| p.into_inner()).get(key.id()).cloned();
+        let Some(mut twin) = twin else { return false };
+        let left = (deadline - now).to_std().unwrap_or_default();
+        // The channel closes when the twin's guard is dropped; nothing is ever sent on it.
+        let _ = tokio::time::timeout(left, twin.changed()).await;
+        true
+    }
+
     fn execution_deadline(&self, now: DateTime<Utc>, deadline: DateTime<Utc>) -> DateTime<Utc> {
         let margin = chrono::Duration::from_std(self.config.deadline_margin).unwrap_or_default();
         let timeout = chrono::Duration::from_std(self.job.timeout()).unwrap_or(chrono::Duration::MAX);

@@ -89,15 +89,39 @@ async fn a_duplicate_of_a_job_in_progress_is_retried_later() {
     let first = messages.pop().unwrap();
     let deadline = t.runtime().clock.now() + chrono::Duration::minutes(5);
 
+    // The second delivery goes to another execution environment: another runner.
+    let elsewhere = t.runner(job.clone());
     let (first_outcome, second_outcome) = tokio::join!(runner.process(vec![first], deadline), async {
         job.started.notified().await;
-        let outcome = runner.process(vec![second], deadline).await;
+        let outcome = elsewhere.process(vec![second], deadline).await;
         job.release.notify_one();
         outcome
     });
     assert_eq!(first_outcome.records[0].status, RecordStatus::Succeeded);
     assert_eq!(second_outcome.records[0].status, RecordStatus::InProgressElsewhere);
     assert!(!second_outcome.records[0].status.is_done(), "reported as a batch item failure");
+}
+
+#[tokio::test]
+async fn twins_in_one_batch_run_once_and_the_twin_is_acknowledged_when_the_first_is_done() {
+    let t = TestHarness::new();
+    let job = Slow::default();
+    let runner = t.runner(job.clone());
+    let q = t.queue();
+    for _ in 0..3 {
+        q.send("slow", with_job_id("{}", "job-4")).await.unwrap();
+    }
+    let messages = q.receive("slow", 10, Duration::ZERO).await.unwrap();
+    assert_eq!(messages.len(), 3);
+    let deadline = t.runtime().clock.now() + chrono::Duration::minutes(5);
+
+    let (outcome, ()) = tokio::join!(runner.process(messages, deadline), async {
+        job.started.notified().await;
+        job.release.notify_one();
+    });
+    let mut statuses: Vec<String> = outcome.records.iter().map(|r| format!("{:?}", r.status)).collect();
+    statuses.sort();
+    assert_eq!(statuses, ["Duplicate", "Duplicate", "Succeeded"], "no twin handed back to wait");
 }
 
 #[tokio::test]
