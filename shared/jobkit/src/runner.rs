@@ -818,7 +818,7 @@ fn dlq_attributes(
 const COMPLETE_TRIES: u32 = 4;
 
 /// Marks `key` completed, retrying a store that throttles or fails: a key left `IN_PROGRESS`
-/// expires with the execution's deadline, and a duplicate delivered after that would run the
+/// expires at the invocation's deadline, and a duplicate delivered after that would run the
 /// job's effect a second time (the fault campaign found exactly that with one try).
 async fn complete_key(key: &IdempotencyKey, store: &dyn StateStore, expires_at: DateTime<Utc>) {
     for attempt in 1..=COMPLETE_TRIES {
