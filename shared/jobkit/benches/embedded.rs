@@ -6,6 +6,8 @@
 //! Run: `cargo bench -p jobkit --bench embedded -- --jobs 10000 [--workers 1] [--batch 10]
 //! [--idempotent]`.
 
+mod support;
+
 use std::{
     hint::black_box,
     path::PathBuf,
@@ -48,15 +50,6 @@ impl Job for Noop {
     }
 }
 
-fn option(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// One worker: receive up to ten, run them, delete what is done, until nothing is visible.
 async fn work(
     runner: Arc<BatchRunner<Noop>>,
@@ -80,9 +73,9 @@ async fn work(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let jobs = option("--jobs", 10_000);
-    let workers = option("--workers", 1).max(1);
-    let batch = option("--batch", 10).clamp(1, 100);
+    let jobs = support::option("--jobs", 10_000);
+    let workers = support::option("--workers", 1).max(1);
+    let batch = support::option("--batch", 10).clamp(1, 100);
     let idempotent = std::env::args().any(|a| a == "--idempotent");
     let file = std::env::temp_dir().join(format!("jobkit-embedded-bench-{}.sqlite3", std::process::id()));
     let result = run(&file, jobs, workers, batch, idempotent).await;

@@ -6,20 +6,12 @@
 
 #[path = "../tests/campaign/mod.rs"]
 mod campaign;
-
-fn option(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod support;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let jobs = option("--jobs", 10_000);
-    let seeds = option("--seeds", 3);
+    let jobs = support::option("--jobs", 10_000);
+    let seeds = support::option("--seeds", 3);
     println!("{}", campaign::HEADER);
     let mut failed = false;
     for seed in 1..=seeds {

@@ -9,6 +9,8 @@
 //!
 //! Run: `cargo bench -p jobkit --bench fuzz_decode -- --seconds 600 [--seed N]`.
 
+mod support;
+
 use std::{
     collections::BTreeMap,
     panic::AssertUnwindSafe,
@@ -130,15 +132,6 @@ fn attributes(rng: &mut StdRng) -> (BTreeMap<String, String>, Vec<String>) {
     (attributes, unreadable)
 }
 
-fn option(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// Decodes `message` and parses its arguments; `Err` describes a finding.
 fn check(message: &ReceivedMessage) -> Result<(), String> {
     let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -153,8 +146,8 @@ fn check(message: &ReceivedMessage) -> Result<(), String> {
 }
 
 fn main() {
-    let seconds = option("--seconds", 60);
-    let seed = option("--seed", 1);
+    let seconds = support::option("--seconds", 60);
+    let seed = support::option("--seed", 1);
     let mut rng = StdRng::seed_from_u64(seed);
     let seeds = seeds();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
