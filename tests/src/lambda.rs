@@ -13,14 +13,12 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use aws_sdk_sqs::types::{
-    DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName,
-};
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
 
 use crate::{
     function::FunctionProcess,
     runtime_api::{Answer, RuntimeApi},
-    sqs::{now_ms, queue_depth, sqs_event},
+    sqs::{now_ms, queue_arn, queue_depth, sqs_event},
 };
 
 /// How long past the deadline an answer is still taken (scheduling jitter on a busy machine)
@@ -111,18 +109,7 @@ impl LocalLambda {
         binary: PathBuf,
         env: Vec<(String, String)>,
     ) -> anyhow::Result<Self> {
-        let attributes = sqs
-            .get_queue_attributes()
-            .queue_url(&mapping.queue_url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .context("reading the queue's ARN")?;
-        let queue_arn = attributes
-            .attributes()
-            .and_then(|a| a.get(&QueueAttributeName::QueueArn))
-            .cloned()
-            .context("a queue without an ARN")?;
+        let queue_arn = queue_arn(&sqs, &mapping.queue_url).await?;
         Ok(Self {
             sqs,
             mapping,

@@ -109,16 +109,7 @@ pub async fn create_queue_with_dlq(
     max_receive_count: u32,
 ) -> anyhow::Result<(String, String)> {
     let dlq = create_queue(sqs, &format!("{name}-dlq")).await?;
-    let dlq_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&dlq)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await?
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
-        .cloned()
-        .context("a DLQ without an ARN")?;
+    let dlq_arn = queue_arn(sqs, &dlq).await?;
     let redrive = serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count });
     let out = sqs
         .create_queue()
@@ -138,22 +129,31 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// Messages the queue holds: visible, in flight and delayed.
+/// The ARN of the queue at `url`.
+///
+/// # Errors
+/// If SQS fails or answers without one.
+pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<String> {
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .context("reading the queue's ARN")?;
+    out.attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+        .cloned()
+        .context("a queue without an ARN")
+}
+
+/// Messages the queue holds: visible, in flight and delayed (jobkit's own count).
 ///
 /// # Errors
 /// If SQS fails.
 pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<u64> {
-    let out = sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
-        .send()
-        .await
-        .context("reading the queue's depth")?;
-    let attributes: HashMap<_, _> = out.attributes.unwrap_or_default();
-    Ok(attributes.values().filter_map(|v| v.parse::<u64>().ok()).sum())
+    let counts = jobkit::aws::SqsQueue::new(sqs.clone()).approximate_counts(url).await?;
+    Ok(counts.visible + counts.in_flight + counts.delayed)
 }
 
 /// A message in a DLQ: its body and its string attributes.

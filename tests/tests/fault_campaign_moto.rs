@@ -7,43 +7,26 @@
 #[path = "../../shared/jobkit/tests/campaign/mod.rs"]
 mod campaign;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
-use aws_sdk_sqs::types::QueueAttributeName;
 use jobkit::{
     SystemClock,
     aws::{DynamoStore, SqsQueue},
 };
-use system_tests::moto;
+use system_tests::{moto, sqs::create_queue_with_dlq};
 
 async fn backend() -> campaign::Backend {
     let sdk = moto::sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let dlq =
-        sqs.create_queue().queue_name(moto::unique("campaign-dlq")).send().await.unwrap().queue_url.unwrap();
-    let dlq_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&dlq)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&QueueAttributeName::QueueArn]
-        .clone();
-    let redrive =
-        serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": campaign::max_receive_count()});
-    let queue = sqs
-        .create_queue()
-        .queue_name(moto::unique("campaign"))
-        // Short, so that a failed delete comes back within the run.
-        .attributes(QueueAttributeName::VisibilityTimeout, "2")
-        .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    // A short visibility, so that a failed delete comes back within the run.
+    let (queue, dlq) = create_queue_with_dlq(
+        &sqs,
+        &moto::unique("campaign"),
+        Duration::from_secs(2),
+        campaign::max_receive_count(),
+    )
+    .await
+    .unwrap();
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
     let table = moto::unique("campaign-state");
     DynamoStore::create_table(&dynamo, &table).await.unwrap();

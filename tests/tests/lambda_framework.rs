@@ -168,26 +168,20 @@ async fn an_eventbridge_tick_delivered_twice_runs_once() {
     fn_.lambda.drain(Duration::from_secs(60)).await.expect("drained");
     let logs = fn_.lambda.logs();
 
-    let mut syncs: Vec<&str> = fn_
-        .lambda
-        .deliveries
-        .iter()
-        .filter(|d| d.body.contains("store_id"))
-        .map(|d| d.body.as_str())
-        .collect();
-    syncs.sort_unstable();
-    syncs.dedup();
-    assert_eq!(syncs.len(), 2, "one sync per store: {syncs:?}");
-    let mut enqueued: Vec<&str> = fn_
-        .lambda
-        .deliveries
-        .iter()
-        .filter(|d| d.body.contains("store_id"))
-        .map(|d| d.message_id.as_str())
-        .collect();
-    enqueued.sort_unstable();
-    enqueued.dedup();
-    assert_eq!(enqueued.len(), 2, "each store enqueued once, not once per tick delivery\n{logs}");
+    let syncs: Vec<&Delivery> =
+        fn_.lambda.deliveries.iter().filter(|d| d.body.contains("store_id")).collect();
+    let distinct = |field: fn(&Delivery) -> &str| {
+        let mut values: Vec<&str> = syncs.iter().map(|d| field(d)).collect();
+        values.sort_unstable();
+        values.dedup();
+        values.len()
+    };
+    assert_eq!(distinct(|d| d.body.as_str()), 2, "one sync per store\n{logs}");
+    assert_eq!(
+        distinct(|d| d.message_id.as_str()),
+        2,
+        "each store enqueued once, not once per tick delivery\n{logs}"
+    );
     assert_eq!(logs.matches("store syncs enqueued").count(), 1, "the fan-out ran once");
     assert_eq!(
         logs.matches(r#""status":"Duplicate""#).count(),
