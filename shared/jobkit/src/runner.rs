@@ -344,16 +344,17 @@ impl<J: Job> BatchRunner<J> {
         });
         let mut _held = None;
         if let Some(key) = &key {
+            // A twin in this batch is waited for here, before the store is asked: taking the
+            // in-process hold first means the twin that loses the race sees the holder, instead
+            // of seeing the key in progress in the store and coming back only after the deadline.
+            let held = self.hold_after_twins(key, deadline).await;
             // In progress until the invocation's own deadline, not the job's: past its timeout
             // the runner may still be recording the outcome, and a duplicate that took the key
             // then would apply the effect twice (the fault campaign on moto caught one). Only
             // after the deadline is the invocation surely gone (Lambda ends it).
-            let mut claim = key.claim(self.runtime.store.as_ref(), deadline, now).await;
-            if matches!(claim, Ok(Claim::InProgress(_))) && self.wait_for_twin(key, deadline, now).await {
-                claim = key.claim(self.runtime.store.as_ref(), deadline, self.runtime.clock.now()).await;
-            }
+            let claim = key.claim(self.runtime.store.as_ref(), deadline, self.runtime.clock.now()).await;
             match claim {
-                Ok(Claim::Acquired) => _held = Some(self.hold(key)),
+                Ok(Claim::Acquired) => _held = held,
                 Ok(Claim::Completed) => return RecordStatus::Duplicate,
                 // Back when the holder's window ends: one more receive, well inside
                 // maxReceiveCount's margin (looking sooner and more often could exhaust it).
@@ -418,22 +419,32 @@ impl<J: Job> BatchRunner<J> {
     }
 
     /// The job's own timeout, or the Lambda deadline less the margin, whichever comes first.
-    /// Notes that this runner holds `key` until the returned guard is dropped.
-    fn hold(&self, key: &IdempotencyKey) -> HeldKey {
-        let (done, watching) = watch::channel(());
-        self.held_keys.lock().unwrap_or_else(|p| p.into_inner()).insert(key.id().to_owned(), watching);
-        HeldKey { id: key.id().to_owned(), held_keys: self.held_keys.clone(), _done: done }
-    }
-
-    /// When `key` is held by a record of this runner (a twin in the same batch), waits until
-    /// that record is done or the deadline passes; true if there was a twin to wait for.
-    async fn wait_for_twin(&self, key: &IdempotencyKey, deadline: DateTime<Utc>, now: DateTime<Utc>) -> bool {
-        let twin = self.held_keys.lock().unwrap_or_else(|p| p.into_inner()).get(key.id()).cloned();
-        let Some(mut twin) = twin else { return false };
-        let left = (deadline - now).to_std().unwrap_or_default();
-        // The channel closes when the twin's guard is dropped; nothing is ever sent on it.
-        let _ = tokio::time::timeout(left, twin.changed()).await;
-        true
+    /// Notes that this runner holds `key` until the returned guard is dropped, after waiting
+    /// for any record of this runner (a twin in the same batch) that holds it now. `None` when
+    /// the deadline passed while waiting: the claim then finds the key in the store's hands.
+    async fn hold_after_twins(&self, key: &IdempotencyKey, deadline: DateTime<Utc>) -> Option<HeldKey> {
+        loop {
+            let mut twin = {
+                let mut held = self.held_keys.lock().unwrap_or_else(|p| p.into_inner());
+                match held.get(key.id()) {
+                    Some(twin) => twin.clone(),
+                    None => {
+                        let (done, watching) = watch::channel(());
+                        held.insert(key.id().to_owned(), watching);
+                        return Some(HeldKey {
+                            id: key.id().to_owned(),
+                            held_keys: self.held_keys.clone(),
+                            _done: done,
+                        });
+                    }
+                }
+            };
+            let left = (deadline - self.runtime.clock.now()).to_std().unwrap_or_default();
+            // The channel closes when the twin's guard is dropped; nothing is ever sent on it.
+            if tokio::time::timeout(left, twin.changed()).await.is_err() {
+                return None;
+            }
+        }
     }
 
     fn execution_deadline(&self, now: DateTime<Utc>, deadline: DateTime<Utc>) -> DateTime<Utc> {

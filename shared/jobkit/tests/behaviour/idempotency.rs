@@ -1,8 +1,17 @@
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use jobkit::{
-    ErrorKind, Job, JobContext, JobError, OutgoingMessage, Queue, RecordStatus, message::attr,
-    testing::TestHarness,
+    BatchRunner, ErrorKind, Job, JobContext, JobError, OutgoingMessage, PortResult, PutOutcome, Queue,
+    RecordStatus, Runtime, StateStore, StoredRecord, message::attr, testing::TestHarness,
 };
 use tokio::sync::Notify;
 
@@ -122,6 +131,90 @@ async fn twins_in_one_batch_run_once_and_the_twin_is_acknowledged_when_the_first
     let mut statuses: Vec<String> = outcome.records.iter().map(|r| format!("{:?}", r.status)).collect();
     statuses.sort();
     assert_eq!(statuses, ["Duplicate", "Duplicate", "Succeeded"], "no twin handed back to wait");
+}
+
+/// The embedded store, except that the first idempotency key taken answers late: the twin's
+/// refusal comes back first, as it can when two DynamoDB calls race.
+#[derive(Debug)]
+struct WinnerAnswersLast {
+    inner: Arc<jobkit::embedded::EmbeddedStore>,
+    answered_first: AtomicBool,
+    twin_refused: AtomicBool,
+}
+
+#[async_trait]
+impl StateStore for WinnerAnswersLast {
+    async fn get(&self, key: &str, now: DateTime<Utc>) -> PortResult<Option<StoredRecord>> {
+        self.inner.get(key, now).await
+    }
+
+    async fn put_if_vacant(
+        &self,
+        key: &str,
+        value: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> PortResult<PutOutcome> {
+        let outcome = self.inner.put_if_vacant(key, value, expires_at, now).await?;
+        if !key.starts_with("idem:") {
+            return Ok(outcome);
+        }
+        match outcome {
+            PutOutcome::Written if !self.answered_first.swap(true, Ordering::SeqCst) => {
+                // Lets the other records of the batch run until the twin has been refused (or,
+                // when the twin does not ask the store, a bounded number of turns).
+                for _ in 0..100 {
+                    if self.twin_refused.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+            }
+            PutOutcome::Taken(_) => self.twin_refused.store(true, Ordering::SeqCst),
+            PutOutcome::Written => {}
+        }
+        Ok(outcome)
+    }
+
+    async fn put(&self, key: &str, value: &str, expires_at: DateTime<Utc>) -> PortResult {
+        self.inner.put(key, value, expires_at).await
+    }
+
+    async fn delete(&self, key: &str) -> PortResult {
+        self.inner.delete(key).await
+    }
+
+    async fn increment(&self, key: &str, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> PortResult<i64> {
+        self.inner.increment(key, expires_at, now).await
+    }
+
+    async fn purge_expired(&self, now: DateTime<Utc>, limit: usize) -> PortResult<usize> {
+        self.inner.purge_expired(now, limit).await
+    }
+}
+
+#[tokio::test]
+async fn a_twin_whose_store_answer_beats_the_holders_still_waits_for_it_in_process() {
+    let t = TestHarness::new();
+    let job = ScriptedJob::default();
+    let runner = t.runner(job.clone());
+    let store = WinnerAnswersLast {
+        inner: t.store().clone(),
+        answered_first: AtomicBool::new(false),
+        twin_refused: AtomicBool::new(false),
+    };
+    let runtime = Runtime { store: Arc::new(store), ..t.runtime().clone() };
+    let runner = BatchRunner::new(job.clone(), runtime, runner.config().clone());
+    for _ in 0..2 {
+        t.queue().send("scripted", with_job_id(r#"{"id":"raced"}"#, "job-5")).await.unwrap();
+    }
+    let mut statuses: Vec<String> =
+        t.run_once(&runner).await.iter().map(|o| format!("{:?}", o.status)).collect();
+    statuses.sort();
+    // Before the in-process hold was taken ahead of the store, the twin saw the key in
+    // progress, found no holder yet, and was handed back until the invocation's deadline.
+    assert_eq!(statuses, ["Duplicate", "Succeeded"]);
+    assert_eq!(job.executions.count("raced"), 1);
 }
 
 #[tokio::test]
