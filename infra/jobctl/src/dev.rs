@@ -4,8 +4,11 @@
 //! error emails and texts land in `outbox/` as readable files.
 //!
 //! `--until-idle` stops once every job queue is empty (delayed retries included), which is
-//! what scripts and tests want. Ctrl-C stops between batches: nothing is lost, and a message
-//! received by a batch that could not finish becomes visible again after its timeout.
+//! what scripts and tests want. Ctrl-C stops as Sidekiq does on TERM: no new batch starts,
+//! records not started are handed back, a job with steps stops at its next checkpoint and
+//! continues in a new message, other jobs get [`STOP_GRACE`] to finish. A second Ctrl-C (or the
+//! grace running out) stops at once: what was mid-run stays in flight and comes back after its
+//! visibility timeout, as after a crash on Lambda. Nothing is lost either way.
 
 use std::{
     future::Future,
@@ -18,7 +21,7 @@ use std::{
 use chrono::{DateTime, Utc};
 use jobkit::{
     BatchRunner, Clock, Job, ManualClock, Notifier, NotifyConfig, OutgoingMessage, PortError, Queue,
-    QueueRoutes, RecordStatus, RunnerConfig, Runtime, SharedClock, SystemClock,
+    QueueRoutes, RecordStatus, RunnerConfig, Runtime, SharedClock, Shutdown, SystemClock,
     embedded::{EmbeddedQueue, OutboxMailer},
     message::SCHEDULE_KEY,
 };
@@ -113,6 +116,9 @@ impl Tally {
     }
 }
 
+/// How long running jobs get to finish after Ctrl-C (Sidekiq's default shutdown timeout).
+pub const STOP_GRACE: Duration = Duration::from_secs(25);
+
 type Polled<'a> = Pin<Box<dyn Future<Output = Result<Vec<RecordStatus>, PortError>> + Send + 'a>>;
 
 /// One job's worker: its runner and its queue.
@@ -162,7 +168,12 @@ impl<J: Job> Worker for JobWorker<J> {
     }
 }
 
-fn worker<J: Job>(job: J, queue: &Arc<EmbeddedQueue>, runtime: &Runtime) -> Box<dyn Worker> {
+fn worker<J: Job>(
+    job: J,
+    queue: &Arc<EmbeddedQueue>,
+    runtime: &Runtime,
+    shutdown: &Shutdown,
+) -> Box<dyn Worker> {
     let name = registry::queue_name(J::NAME);
     let mut runtime = runtime.clone();
     runtime.routes = QueueRoutes::default().with(J::QUEUE, name.clone());
@@ -170,7 +181,7 @@ fn worker<J: Job>(job: J, queue: &Arc<EmbeddedQueue>, runtime: &Runtime) -> Box<
     let clock = runtime.clock.clone();
     let invocation_timeout =
         chrono::Duration::from_std(job.timeout() * 2).unwrap_or(chrono::Duration::minutes(15));
-    let runner = BatchRunner::new(job, runtime, config);
+    let runner = BatchRunner::new(job, runtime, config).with_shutdown(shutdown.clone());
     Box::new(JobWorker { runner, queue: queue.clone(), name, clock, invocation_timeout })
 }
 
@@ -205,6 +216,7 @@ pub struct Dev {
     tickers: Vec<Ticker>,
     clock: SharedClock,
     virtual_clock: Option<ManualClock>,
+    shutdown: Shutdown,
 }
 
 impl Dev {
@@ -261,13 +273,14 @@ impl Dev {
             metrics: None,
             routes: QueueRoutes::default(),
         };
+        let shutdown = Shutdown::new();
         let workers = vec![
-            worker(jobs.store_sync, &queue, &runtime),
-            worker(jobs.customer_sync, &queue, &runtime),
-            worker(jobs.clean_active_carts, &queue, &runtime),
-            worker(jobs.clean_database, &queue, &runtime),
-            worker(jobs.create_shopify_webhook, &queue, &runtime),
-            worker(jobs.share_product_text_message, &queue, &runtime),
+            worker(jobs.store_sync, &queue, &runtime, &shutdown),
+            worker(jobs.customer_sync, &queue, &runtime, &shutdown),
+            worker(jobs.clean_active_carts, &queue, &runtime, &shutdown),
+            worker(jobs.clean_database, &queue, &runtime, &shutdown),
+            worker(jobs.create_shopify_webhook, &queue, &runtime, &shutdown),
+            worker(jobs.share_product_text_message, &queue, &runtime, &shutdown),
         ];
         let now = clock.now();
         let mut tickers = Vec::new();
@@ -278,7 +291,8 @@ impl Dev {
                 tickers.push(Ticker { job, schedule, cron, next });
             }
         }
-        Ok(Self { backend, queue, workers, tickers, clock, virtual_clock: options.virtual_clock.clone() })
+        let virtual_clock = options.virtual_clock.clone();
+        Ok(Self { backend, queue, workers, tickers, clock, virtual_clock, shutdown })
     }
 
     /// The backend the system runs on.
@@ -339,6 +353,7 @@ impl Dev {
     }
 
     /// Runs until Ctrl-C, or until idle with `until_idle`; returns what each job did.
+    /// Ctrl-C while jobs run stops them as the module's documentation says.
     ///
     /// # Errors
     /// The queue failing.
@@ -351,13 +366,29 @@ impl Dev {
             self.tick(self.clock.now()).await?;
             // Every queue's worker polls at once, so a long store sync does not hold up a text
             // waiting on another queue (on Lambda each queue has its own functions).
-            let polled = futures::future::join_all(self.workers.iter().map(|w| w.poll())).await;
-            let mut handled = 0;
-            for (statuses, tally) in polled.into_iter().zip(&mut tallies) {
-                let statuses = statuses?;
-                handled += statuses.len();
-                statuses.iter().for_each(|s| tally.add(s));
-            }
+            let polling = futures::future::join_all(self.workers.iter().map(|w| w.poll()));
+            tokio::pin!(polling);
+            let polled = tokio::select! {
+                polled = &mut polling => polled,
+                _ = &mut stop => {
+                    self.shutdown.request();
+                    tracing::warn!(
+                        grace_seconds = STOP_GRACE.as_secs(),
+                        "stopping: no new work; jobs with steps stop at their next checkpoint, others \
+                         get the grace to finish (Ctrl-C again stops now)"
+                    );
+                    tokio::select! {
+                        polled = &mut polling => {
+                            count(polled, &mut tallies)?;
+                            tracing::info!("stopped: every running job finished or continues later");
+                        }
+                        _ = tokio::signal::ctrl_c() => abandoned("a second Ctrl-C"),
+                        () = tokio::time::sleep(STOP_GRACE) => abandoned("the grace ran out"),
+                    }
+                    return Ok(tallies);
+                }
+            };
+            let handled = count(polled, &mut tallies)?;
             if handled > 0 {
                 continue;
             }
@@ -381,4 +412,25 @@ impl Dev {
             }
         }
     }
+}
+
+/// Adds each worker's statuses to its tally; how many records were handled.
+fn count(
+    polled: Vec<Result<Vec<RecordStatus>, PortError>>,
+    tallies: &mut [Tally],
+) -> Result<usize, DevError> {
+    let mut handled = 0;
+    for (statuses, tally) in polled.into_iter().zip(tallies) {
+        let statuses = statuses?;
+        handled += statuses.len();
+        statuses.iter().for_each(|s| tally.add(s));
+    }
+    Ok(handled)
+}
+
+fn abandoned(why: &str) {
+    tracing::warn!(
+        "stopped now ({why}): jobs still running were cut off; their messages stay in flight and \
+         come back when their visibility timeout ends, as after a crash on Lambda"
+    );
 }

@@ -5,11 +5,15 @@
 //! answers the products, webhook subscriptions and `webhookSubscriptionCreate` documents the
 //! client sends. Square: `GET /square/v2/customers` and `POST /square/v2/orders/search` with a
 //! bearer token. A shop or token can be made to fail (503 or 401) to show retries and the DLQ.
+//! Tests can pause it to catch a job in the middle of a request.
 
 use std::{
     collections::HashMap,
     net::SocketAddr,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
 };
 
 use http_body_util::{BodyExt, Full};
@@ -21,7 +25,10 @@ use hyper::{
 };
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
+use tokio::{
+    net::TcpListener,
+    sync::{Notify, watch},
+};
 
 /// How a fixture answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +77,12 @@ struct State {
     fixtures: Fixtures,
     /// Webhook subscriptions created, per shop.
     webhooks: Mutex<HashMap<String, Vec<Subscription>>>,
+    /// Requests answered.
+    answered: AtomicUsize,
+    /// While true, requests wait before being answered.
+    paused: watch::Sender<bool>,
+    /// Wakes [`Sandbox::holding`] when a request starts waiting.
+    held: Notify,
 }
 
 /// The running sandbox; it stops when dropped.
@@ -99,7 +112,13 @@ impl Sandbox {
     pub async fn start(fixtures: Fixtures) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let state = Arc::new(State { fixtures, webhooks: Mutex::default() });
+        let state = Arc::new(State {
+            fixtures,
+            webhooks: Mutex::default(),
+            answered: AtomicUsize::new(0),
+            paused: watch::channel(false).0,
+            held: Notify::new(),
+        });
         let served = state.clone();
         let server = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
@@ -129,6 +148,26 @@ impl Sandbox {
     pub fn square_url(&self) -> String {
         format!("http://{}/square", self.addr)
     }
+
+    /// How many requests were answered so far.
+    pub fn answered(&self) -> usize {
+        self.state.answered.load(Ordering::SeqCst)
+    }
+
+    /// Holds every request from now on, unanswered, until [`Self::resume`].
+    pub fn pause(&self) {
+        self.state.paused.send_replace(true);
+    }
+
+    /// Answers the held requests and every one after.
+    pub fn resume(&self) {
+        self.state.paused.send_replace(false);
+    }
+
+    /// Returns once a request is held (at once if one was held since the last call).
+    pub async fn holding(&self) {
+        self.state.held.notified().await;
+    }
 }
 
 type Answer = Result<Response<Full<Bytes>>, std::convert::Infallible>;
@@ -143,6 +182,18 @@ fn reply(status: StatusCode, body: &Value) -> Answer {
 }
 
 async fn answer(state: Arc<State>, request: Request<Incoming>) -> Answer {
+    let mut paused = state.paused.subscribe();
+    if *paused.borrow_and_update() {
+        state.held.notify_one();
+        // Err only when the sender is gone, that is with the sandbox itself.
+        let _ = paused.wait_for(|paused| !*paused).await;
+    }
+    let answer = route(&state, request).await;
+    state.answered.fetch_add(1, Ordering::SeqCst);
+    answer
+}
+
+async fn route(state: &State, request: Request<Incoming>) -> Answer {
     let (parts, body) = request.into_parts();
     let body: Value = match body.collect().await {
         Ok(collected) => serde_json::from_slice(&collected.to_bytes()).unwrap_or(Value::Null),
@@ -154,16 +205,16 @@ async fn answer(state: Arc<State>, request: Request<Incoming>) -> Answer {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (parts.method, segments.as_slice()) {
         (Method::POST, ["shopify", shop, "admin", "api", _, "graphql.json"]) => {
-            shopify(&state, shop, &header("x-shopify-access-token"), &body)
+            shopify(state, shop, &header("x-shopify-access-token"), &body)
         }
         (Method::GET, ["square", "v2", "customers"]) => {
             let cursor = parts.uri.query().and_then(|q| {
                 q.split('&').find_map(|kv| kv.strip_prefix("cursor=")).and_then(|c| c.parse::<usize>().ok())
             });
-            square_customers(&state, &header("authorization"), cursor.unwrap_or(0))
+            square_customers(state, &header("authorization"), cursor.unwrap_or(0))
         }
         (Method::POST, ["square", "v2", "orders", "search"]) => {
-            square_orders(&state, &header("authorization"), &body)
+            square_orders(state, &header("authorization"), &body)
         }
         _ => reply(StatusCode::NOT_FOUND, &json!({"error": format!("the sandbox has no {path}")})),
     }

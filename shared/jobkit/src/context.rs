@@ -15,6 +15,7 @@ use crate::{
     error::{ErrorKind, JobError},
     message::{Continuation, Metadata},
     ports::StateStore,
+    shutdown::Shutdown,
 };
 
 /// How long a step checkpoint is kept after the last write.
@@ -33,6 +34,7 @@ pub struct JobContext {
     clock: SharedClock,
     enqueuer: Arc<Enqueuer>,
     store: Arc<dyn StateStore>,
+    shutdown: Shutdown,
     job: &'static str,
     pub(crate) continuation: Continuation,
     pub(crate) checkpointed: bool,
@@ -49,6 +51,7 @@ impl JobContext {
         clock: SharedClock,
         enqueuer: Arc<Enqueuer>,
         store: Arc<dyn StateStore>,
+        shutdown: Shutdown,
         continuation: Continuation,
     ) -> Self {
         Self {
@@ -58,6 +61,7 @@ impl JobContext {
             clock,
             enqueuer,
             store,
+            shutdown,
             job,
             checkpointed: false,
             interrupted: false,
@@ -90,9 +94,10 @@ impl JobContext {
         (self.deadline - self.clock.now()).to_std().unwrap_or(Duration::ZERO)
     }
 
-    /// True when the job should checkpoint and continue in a new invocation.
+    /// True when the job should checkpoint and continue in a new invocation: the deadline is
+    /// near, or the worker is shutting down.
     pub fn should_continue_later(&self) -> bool {
-        self.remaining() <= self.continue_within
+        self.shutdown.requested() || self.remaining() <= self.continue_within
     }
 
     /// True when `step` finished in an earlier invocation.
@@ -113,8 +118,8 @@ impl JobContext {
         self.continuation.resumptions
     }
 
-    /// Saves `cursor` as the progress of `step`. When the deadline is near it returns an
-    /// `interrupted` error: propagate it with `?` and the runner re-enqueues the job, which
+    /// Saves `cursor` as the progress of `step`. When the deadline is near (or the worker is
+    /// shutting down) it returns an `interrupted` error: propagate it with `?` and the runner re-enqueues the job, which
     /// resumes at this cursor.
     ///
     /// # Errors

@@ -27,6 +27,7 @@ mod policy;
 mod ports;
 mod redact;
 mod runner;
+mod shutdown;
 mod telemetry;
 pub mod testing;
 
@@ -48,4 +49,5 @@ pub use runner::{
     BatchOutcome, BatchRunner, DlqReason, RecordOutcome, RecordStatus, RunnerConfig, Runtime,
     from_sqs_message,
 };
+pub use shutdown::Shutdown;
 pub use telemetry::{BatchCounts, MetricsSink, init_logging, init_logging_to};

@@ -36,6 +36,7 @@ use crate::{
     policy::Decision,
     ports::{Queue, StateStore},
     redact::redact,
+    shutdown::Shutdown,
     telemetry::{BatchCounts, MetricsSink},
 };
 
@@ -185,6 +186,9 @@ pub struct BatchRunner<J: Job> {
     /// record holding it is done: a twin in the same batch waits for that instead of coming back
     /// when the key's in-progress window ends.
     held_keys: Arc<Mutex<HashMap<String, watch::Receiver<()>>>>,
+    /// The worker's stop request: records not started are handed back, steps stop at their
+    /// next checkpoint.
+    shutdown: Shutdown,
 }
 
 /// A key held by this runner; dropping it (the record is done) wakes the twins waiting on it.
@@ -213,7 +217,21 @@ impl<J: Job> BatchRunner<J> {
     /// A runner of `job`.
     pub fn new(job: J, runtime: Runtime, config: RunnerConfig) -> Self {
         let enqueuer = Arc::new(runtime.enqueuer());
-        Self { job: Arc::new(job), runtime, config, enqueuer, held_keys: Arc::default() }
+        Self {
+            job: Arc::new(job),
+            runtime,
+            config,
+            enqueuer,
+            held_keys: Arc::default(),
+            shutdown: Shutdown::default(),
+        }
+    }
+
+    /// The runner, stopping early once `shutdown` is requested (a worker's Ctrl-C or TERM).
+    #[must_use]
+    pub fn with_shutdown(mut self, shutdown: Shutdown) -> Self {
+        self.shutdown = shutdown;
+        self
     }
 
     /// The job.
@@ -383,7 +401,8 @@ impl<J: Job> BatchRunner<J> {
         self.settle(message, history, key, execution, &args_json).await
     }
 
-    /// A record that must not start now: not yet due (it hops), or too close to the deadline.
+    /// A record that must not start now: not yet due (it hops), too close to the deadline, or
+    /// the worker is stopping.
     async fn not_ready(
         &self,
         message: &ReceivedMessage,
@@ -396,7 +415,7 @@ impl<J: Job> BatchRunner<J> {
         }
         let needed = chrono::Duration::from_std(self.job.timeout() + self.config.deadline_margin)
             .unwrap_or(chrono::Duration::MAX);
-        if deadline - now < needed {
+        if deadline - now < needed || self.shutdown.requested() {
             return Some(self.return_unstarted(message, None).await);
         }
         None
@@ -470,6 +489,7 @@ impl<J: Job> BatchRunner<J> {
             clock,
             self.enqueuer.clone(),
             self.runtime.store.clone(),
+            self.shutdown.clone(),
             continuation,
         );
         // Boxed: a job's future can be large, and every enclosing future would otherwise carry (and move) it.

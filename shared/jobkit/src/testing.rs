@@ -172,6 +172,7 @@ impl TestHarness {
             self.runtime.clock.clone(),
             Arc::new(self.enqueuer()),
             self.runtime.store.clone(),
+            crate::Shutdown::default(),
             Continuation::default(),
         );
         job.perform(args, &mut ctx).await

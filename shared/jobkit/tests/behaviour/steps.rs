@@ -3,7 +3,10 @@ use std::{
     time::Duration,
 };
 
-use jobkit::{Job, JobContext, JobError, ManualClock, RecordStatus, testing::TestHarness};
+use jobkit::{
+    BatchRunner, Job, JobContext, JobError, ManualClock, RecordStatus, RunnerConfig, Shutdown,
+    testing::TestHarness,
+};
 
 /// Imports 10 pages, each taking 20 s of the test clock, checkpointing the page cursor.
 #[derive(Clone)]
@@ -51,4 +54,64 @@ async fn a_step_job_continues_near_the_deadline_and_resumes_from_its_cursor() {
     let continued = report.count(|s| *s == RecordStatus::Continued);
     assert!(continued >= 2, "a 200 s import in 60 s executions continues at least twice, got {continued}");
     assert_eq!(report.succeeded(), 1);
+}
+
+/// Walks 5 pages, checkpointing each; the worker is asked to stop once `stop_at` pages are done.
+#[derive(Clone, Default)]
+struct Walk {
+    shutdown: Shutdown,
+    stop_at: usize,
+    pages_done: Arc<Mutex<Vec<(String, u32)>>>,
+}
+
+impl Job for Walk {
+    type Args = serde_json::Value;
+    const NAME: &'static str = "walk";
+    const QUEUE: &'static str = "walk";
+
+    async fn perform(&self, args: serde_json::Value, ctx: &mut JobContext) -> Result<(), JobError> {
+        let name = args["name"].as_str().unwrap_or_default().to_owned();
+        let mut page: u32 = ctx.cursor("pages").unwrap_or(0);
+        while page < 5 {
+            let done = {
+                let mut pages = self.pages_done.lock().unwrap();
+                pages.push((name.clone(), page));
+                pages.len()
+            };
+            if done == self.stop_at {
+                self.shutdown.request();
+            }
+            page += 1;
+            ctx.checkpoint("pages", &page).await?;
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_worker_shutting_down_stops_a_step_job_at_its_checkpoint_and_hands_back_what_has_not_started() {
+    let t = TestHarness::new();
+    let shutdown = Shutdown::new();
+    let job = Walk { shutdown: shutdown.clone(), stop_at: 2, pages_done: Arc::default() };
+    let runner = t.runner(job.clone());
+    // One record at a time, so the second has not started when the stop comes.
+    let config = RunnerConfig { concurrency: 1, ..runner.config().clone() };
+    let stopping = BatchRunner::new(job.clone(), t.runtime().clone(), config).with_shutdown(shutdown);
+    for name in ["first", "second"] {
+        t.enqueuer().perform_later::<Walk>(&serde_json::json!({ "name": name })).await.unwrap();
+    }
+
+    let statuses: Vec<RecordStatus> = t.run_once(&stopping).await.into_iter().map(|o| o.status).collect();
+    assert_eq!(statuses, [RecordStatus::Continued, RecordStatus::ReturnedUnstarted]);
+    assert_eq!(*job.pages_done.lock().unwrap(), [("first".to_owned(), 0), ("first".to_owned(), 1)]);
+
+    // The next worker picks both up: the first resumes at its cursor, nothing runs twice.
+    let report = t.drain(&runner).await;
+    assert_eq!(report.succeeded(), 2);
+    let mut pages = job.pages_done.lock().unwrap().clone();
+    pages.sort();
+    let expected: Vec<(String, u32)> =
+        ["first", "second"].iter().flat_map(|n| (0..5).map(move |p| ((*n).to_owned(), p))).collect();
+    assert_eq!(pages, expected, "every page of both walks once");
+    assert!(t.dead_letters::<Walk>().is_empty());
 }
