@@ -18,7 +18,7 @@ use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemA
 use crate::{
     function::FunctionProcess,
     runtime_api::{Answer, RuntimeApi},
-    sqs::{now_ms, queue_arn, queue_depth, sqs_event},
+    sqs::{now_ms, queue_arn, queue_depth, queue_visibility, sqs_event},
 };
 
 /// How long past the deadline an answer is still taken (scheduling jitter on a busy machine)
@@ -102,13 +102,24 @@ impl LocalLambda {
     /// Sets up the mapping; the first poll starts the function.
     ///
     /// # Errors
-    /// If the queue's ARN cannot be read.
+    /// If the queue's attributes cannot be read, or (as Lambda refuses it) its visibility
+    /// timeout is shorter than the function's timeout: a record would come back while the
+    /// invocation that received it still runs.
     pub async fn new(
         sqs: aws_sdk_sqs::Client,
         mapping: Mapping,
         binary: PathBuf,
         env: Vec<(String, String)>,
     ) -> anyhow::Result<Self> {
+        let visibility = queue_visibility(&sqs, &mapping.queue_url).await?;
+        if visibility < mapping.timeout {
+            bail!(
+                "InvalidParameterValueException: Queue visibility timeout: {} seconds is less than \
+                 Function timeout: {} seconds",
+                visibility.as_secs(),
+                mapping.timeout.as_secs()
+            );
+        }
         let queue_arn = queue_arn(&sqs, &mapping.queue_url).await?;
         Ok(Self {
             sqs,

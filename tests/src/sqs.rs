@@ -147,6 +147,25 @@ pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<S
         .context("a queue without an ARN")
 }
 
+/// The queue's default visibility timeout.
+///
+/// # Errors
+/// If SQS fails or answers without it.
+pub async fn queue_visibility(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<std::time::Duration> {
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::VisibilityTimeout)
+        .send()
+        .await
+        .context("reading the queue's visibility timeout")?;
+    let seconds = out
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::VisibilityTimeout))
+        .context("a queue without a visibility timeout")?;
+    Ok(std::time::Duration::from_secs(seconds.parse().context("a visibility timeout that is not a number")?))
+}
+
 /// Messages the queue holds: visible, in flight and delayed (jobkit's own count).
 ///
 /// # Errors

@@ -53,16 +53,18 @@ pub struct FunctionSpec {
 }
 
 impl FunctionSpec {
-    /// `name` with a 600 s timeout, a 60 s visibility, 10 receives and batches of 10.
+    /// `name` with a 600 s timeout, a 600 s visibility, 10 receives and batches of 10.
     ///
     /// The timeout must exceed the job's own plus a second, or the runner hands every record
     /// back unstarted (it cannot finish in time); the template gives each function twice its
-    /// job's timeout, 600 s at most.
+    /// job's timeout, 600 s at most. The visibility may not be shorter than the timeout (Lambda
+    /// refuses the mapping; the template gives six times it); the runner sets each retry's
+    /// delay itself, so only a crash waits for it.
     pub fn new(name: &'static str) -> Self {
         Self {
             name,
             timeout: Duration::from_secs(600),
-            visibility: Duration::from_secs(60),
+            visibility: Duration::from_secs(600),
             max_receive_count: 10,
             batch_size: 10,
             env: Vec::new(),

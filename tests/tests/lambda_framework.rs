@@ -72,6 +72,20 @@ async fn a_retry_waits_its_backoff_and_an_exhausted_job_reaches_the_dlq_with_its
 }
 
 #[tokio::test]
+async fn a_queue_whose_visibility_is_shorter_than_the_function_timeout_is_refused_as_lambda_does() {
+    let stack = Stack::create().await.expect("stack");
+    let mut spec = example();
+    spec.visibility = Duration::from_secs(5);
+    match stack.deploy_test_build(spec).await {
+        Ok(_) => panic!("a record could come back while its invocation still runs: Lambda refuses that"),
+        Err(refused) => {
+            let refused = refused.to_string();
+            assert!(refused.contains("5 seconds is less than Function timeout: 20 seconds"), "{refused}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_function_killed_in_the_middle_of_a_batch_loses_nothing() {
     let stack = Stack::create().await.expect("stack");
     stack.add_store("acme", json!({"shopify_token": "x"})).await.unwrap();
@@ -94,14 +108,15 @@ async fn a_function_killed_in_the_middle_of_a_batch_loses_nothing() {
         })
         .collect();
     catalog.upsert_products(&products).await.unwrap();
-    // One record at a time, so "the first two are done" is a point in the batch. The record
-    // running at the kill holds its idempotency key in progress until the killed invocation's
-    // deadline (the template's 60 s function timeout): its redelivery waits that out.
+    // One record at a time, so "the first two are done" is a point in the batch. The batch
+    // comes back when its visibility ends, no sooner than the killed invocation's deadline
+    // (Lambda refuses a shorter one), by which time the key of the record running at the kill
+    // is free again: the shortest faithful setting is both at the template's 60 s timeout.
     let mut spec = FunctionSpec::new("share_product_text_message")
         .env("JOBKIT_CONCURRENCY", "1")
         .env("RUST_LOG", "info,jobkit=debug");
     spec.timeout = Duration::from_secs(60);
-    spec.visibility = Duration::from_secs(5);
+    spec.visibility = Duration::from_secs(60);
     let mut fn_ = stack.deploy(spec).await.expect("deployed");
     let sqs = stack.sqs();
     for n in 0..6 {
