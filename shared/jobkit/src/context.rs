@@ -119,8 +119,8 @@ impl JobContext {
     }
 
     /// Saves `cursor` as the progress of `step`. When the deadline is near (or the worker is
-    /// shutting down) it returns an `interrupted` error: propagate it with `?` and the runner re-enqueues the job, which
-    /// resumes at this cursor.
+    /// shutting down) it returns an `interrupted` error: propagate it with `?` and the runner
+    /// re-enqueues the job, which resumes at this cursor.
     ///
     /// # Errors
     /// The `interrupted` error described above, or a store failure (retryable).

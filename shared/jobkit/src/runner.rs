@@ -437,7 +437,6 @@ impl<J: Job> BatchRunner<J> {
             .map_err(|e| RecordStatus::Unhandled(format!("loading history: {e}")))
     }
 
-    /// The job's own timeout, or the Lambda deadline less the margin, whichever comes first.
     /// Notes that this runner holds `key` until the returned guard is dropped, after waiting
     /// for any record of this runner (a twin in the same batch) that holds it now. `None` when
     /// the deadline passed while waiting: the claim then finds the key in the store's hands.
@@ -466,6 +465,7 @@ impl<J: Job> BatchRunner<J> {
         }
     }
 
+    /// The job's own timeout, or the Lambda deadline less the margin, whichever comes first.
     fn execution_deadline(&self, now: DateTime<Utc>, deadline: DateTime<Utc>) -> DateTime<Utc> {
         let margin = chrono::Duration::from_std(self.config.deadline_margin).unwrap_or_default();
         let timeout = chrono::Duration::from_std(self.job.timeout()).unwrap_or(chrono::Duration::MAX);
