@@ -2,10 +2,11 @@
 //! poisoned job -> `dlq list` with its reason -> `dlq redrive --error` brings back only those ->
 //! processed after the fix; bad arguments refused before anything is sent.
 
+mod support;
+
 use std::{
     path::{Path, PathBuf},
-    process::{Command, Output, Stdio},
-    sync::atomic::{AtomicU32, Ordering},
+    process::Output,
 };
 
 use jobkit::{OutgoingMessage, Queue, SystemClock, embedded::EmbeddedQueue, message::attr};
@@ -13,31 +14,12 @@ use serde_json::{Value, json};
 use shop::{
     CatalogRepository, Money, Plan, Product, Store, StoreRepository, SyncState, Variant, embedded::ShopDb,
 };
+use support::{folder, jobctl_command};
 
 const SHARE: &str = "share_product_text_message";
 
-/// A fresh embedded backend folder for one test.
-fn folder(name: &str) -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "jobctl-cli-{}-{}-{name}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
 fn jobctl(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_jobctl"))
-        .arg("--dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("JOBCTL_STACK")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .output()
-        .expect("jobctl runs")
+    jobctl_command(dir, args).output().expect("jobctl runs")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -350,12 +332,8 @@ fn texts_under(dir: &Path) -> Vec<(PathBuf, String)> {
 #[test]
 fn tokens_emails_and_phone_numbers_never_reach_logs_or_the_outbox() {
     let dir = folder("secrets");
-    let out = Command::new(env!("CARGO_BIN_EXE_jobctl"))
-        .args(["--dir"])
-        .arg(&dir)
-        .args(["dev", "--demo", "--json-logs"])
+    let out = jobctl_command(&dir, &["dev", "--demo", "--json-logs"])
         .env("RUST_LOG", "debug")
-        .stdin(Stdio::null())
         .output()
         .expect("jobctl runs");
     assert!(out.status.success(), "{}", text(&out.stderr));

@@ -2,6 +2,8 @@
 //! the first stops it at its next checkpoint, and the sync continues from there in the next run;
 //! a second one stops at once and leaves the message in flight, not lost.
 
+mod support;
+
 use std::{
     collections::HashMap,
     path::{Path, PathBuf},
@@ -12,6 +14,7 @@ use std::{
 use jobctl::sandbox::{Behaviour, FixtureShop, Fixtures, Sandbox};
 use serde_json::Value;
 use shop::{CatalogRepository, Plan, Secret, Store, StoreRepository, SyncState, embedded::ShopDb};
+use support::{folder, jobctl_command};
 use tokio::{
     io::{AsyncBufReadExt, BufReader, Lines},
     process::{Child, ChildStderr, Command},
@@ -29,8 +32,7 @@ async fn sandbox() -> Sandbox {
 
 /// A backend folder with the store `st_1` (`acme.myshopify.com`) and a sync of it enqueued.
 async fn backend_with_a_sync(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("jobctl-dev-stop-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = folder(name);
     std::fs::create_dir_all(&dir).unwrap();
     let db = ShopDb::open(dir.join("jobs.sqlite3")).unwrap();
     let store = Store {
@@ -49,17 +51,8 @@ async fn backend_with_a_sync(name: &str) -> PathBuf {
 }
 
 fn jobctl(dir: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_jobctl"));
-    command
-        .arg("--dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("JOBCTL_STACK")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    let mut command = Command::from(jobctl_command(dir, args));
+    command.stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
     command
 }
 
