@@ -129,22 +129,29 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// One attribute of the queue at `url`, named `what` in errors.
+async fn queue_attribute(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    name: QueueAttributeName,
+    what: &str,
+) -> anyhow::Result<String> {
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(name.clone())
+        .send()
+        .await
+        .with_context(|| format!("reading the queue's {what}"))?;
+    out.attributes().and_then(|a| a.get(&name)).cloned().with_context(|| format!("a queue without {what}"))
+}
+
 /// The ARN of the queue at `url`.
 ///
 /// # Errors
 /// If SQS fails or answers without one.
 pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<String> {
-    let out = sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .context("reading the queue's ARN")?;
-    out.attributes()
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
-        .cloned()
-        .context("a queue without an ARN")
+    queue_attribute(sqs, url, QueueAttributeName::QueueArn, "ARN").await
 }
 
 /// The queue's default visibility timeout.
@@ -152,17 +159,8 @@ pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<S
 /// # Errors
 /// If SQS fails or answers without it.
 pub async fn queue_visibility(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<std::time::Duration> {
-    let out = sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::VisibilityTimeout)
-        .send()
-        .await
-        .context("reading the queue's visibility timeout")?;
-    let seconds = out
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::VisibilityTimeout))
-        .context("a queue without a visibility timeout")?;
+    let seconds =
+        queue_attribute(sqs, url, QueueAttributeName::VisibilityTimeout, "visibility timeout").await?;
     Ok(std::time::Duration::from_secs(seconds.parse().context("a visibility timeout that is not a number")?))
 }
 

@@ -70,8 +70,8 @@ fn interrupt(child: &Child) {
     assert!(status.success());
 }
 
-/// Reads the child's log lines until one contains `text`; returns all read.
-async fn read_until(lines: &mut Lines<BufReader<ChildStderr>>, text: &str) -> String {
+/// Reads the child's log lines until one contains `text`.
+async fn read_until(lines: &mut Lines<BufReader<ChildStderr>>, text: &str) {
     let mut seen = String::new();
     let found = tokio::time::timeout(HUNG, async {
         while let Some(line) = lines.next_line().await.unwrap() {
@@ -85,7 +85,6 @@ async fn read_until(lines: &mut Lines<BufReader<ChildStderr>>, text: &str) -> St
     })
     .await;
     assert_eq!(found, Ok(true), "no log line with {text:?}; the log:\n{seen}");
-    seen
 }
 
 /// Starts `jobctl dev` with the sandbox paused and returns once the sync's first Shopify
