@@ -9,6 +9,8 @@
 //!
 //! Run: `cargo bench -p jobkit --bench fuzz_decode -- --seconds 600 [--seed N]`.
 
+#[path = "../tests/poison/order.rs"]
+mod order;
 mod support;
 
 use std::{
@@ -18,32 +20,13 @@ use std::{
 };
 
 use jobkit::{
-    ErrorKind, Job, JobContext, JobError, ReceivedMessage,
+    ErrorKind, ReceivedMessage,
     message::{attr, decode},
     testing::TestHarness,
 };
+use order::{Order, OrderArgs};
 use rand::{Rng, SeedableRng, rngs::StdRng, seq::IndexedRandom};
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Serialize, Deserialize)]
-struct OrderArgs {
-    order_id: String,
-    quantity: u32,
-    #[serde(default)]
-    note: Option<String>,
-}
-
-struct Order;
-
-impl Job for Order {
-    type Args = OrderArgs;
-    const NAME: &'static str = "order";
-    const QUEUE: &'static str = "orders";
-
-    async fn perform(&self, _args: OrderArgs, _ctx: &mut JobContext) -> Result<(), JobError> {
-        Ok(())
-    }
-}
+use serde::Deserialize;
 
 #[derive(Deserialize)]
 struct Case {
@@ -180,7 +163,7 @@ fn main() {
             // A fresh harness each time: one for the whole run would keep every DLQ copy (some
             // of them 1 MiB bodies) and grow by gigabytes over ten minutes.
             let harness = TestHarness::new();
-            let runner = harness.runner(Order);
+            let runner = harness.runner(Order::default());
             let deadline = chrono::Utc::now() + chrono::Duration::minutes(15);
             let outcome = runtime.block_on(runner.process(std::mem::take(&mut batch), deadline));
             assert_eq!(outcome.records.len(), 10, "every record has an outcome");

@@ -3,40 +3,16 @@
 //! event shape next to good messages. Each bad one lands in the DLQ with a reason that names
 //! its problem; every good one runs once; nothing panics and nothing is left for a retry.
 
-use std::{
-    collections::BTreeMap,
-    sync::{Arc, Mutex},
-};
+#[path = "poison/order.rs"]
+mod order;
+
+use std::collections::BTreeMap;
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use jobkit::{Job, JobContext, JobError, message::attr, testing::TestHarness};
-use serde::{Deserialize, Serialize};
+use jobkit::{message::attr, testing::TestHarness};
+use order::Order;
+use serde::Deserialize;
 use serde_json::{Value, json};
-
-#[derive(Debug, Serialize, Deserialize)]
-struct OrderArgs {
-    order_id: String,
-    quantity: u32,
-    #[serde(default)]
-    note: Option<String>,
-}
-
-/// Counts its runs per order id.
-#[derive(Clone, Default)]
-struct Order {
-    runs: Arc<Mutex<BTreeMap<String, u32>>>,
-}
-
-impl Job for Order {
-    type Args = OrderArgs;
-    const NAME: &'static str = "order";
-    const QUEUE: &'static str = "orders";
-
-    async fn perform(&self, args: OrderArgs, _ctx: &mut JobContext) -> Result<(), JobError> {
-        *self.runs.lock().unwrap().entry(args.order_id).or_default() += 1;
-        Ok(())
-    }
-}
 
 #[derive(Debug, Deserialize)]
 struct Case {
