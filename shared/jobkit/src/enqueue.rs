@@ -14,6 +14,7 @@ use crate::{
     error::{ErrorKind, JobError, PortError},
     ids::JobId,
     job::Job,
+    keys::{kind, state_key},
     message::{OutgoingMessage, attr, encode_args},
     ports::{PutOutcome, Queue, StateStore},
 };
@@ -226,7 +227,7 @@ impl Enqueuer {
     async fn claim_unique<J: Job>(&self, body: &str, window: Duration) -> Result<(), EnqueueError> {
         let now = self.clock.now();
         let until = now + chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
-        let key = format!("unique:{}:{}", J::NAME, payload_hash(body));
+        let key = state_key(J::NAME, kind::UNIQUE, &payload_hash(body));
         match self.store.put_if_vacant(&key, "{}", until, now).await? {
             PutOutcome::Written => Ok(()),
             PutOutcome::Taken(existing) => {

@@ -31,19 +31,22 @@ pub mod attr {
     pub const CONTINUATION: &str = "continuation";
     /// W3C trace context.
     pub const TRACEPARENT: &str = "traceparent";
-    /// On DLQ messages: the error kind.
+    /// On DLQ messages: the runner's account of the failure, as JSON
+    /// ([`crate::dead_letter::DeadLetterError`]).
+    pub const ERROR: &str = "error";
+    /// On older DLQ messages (before [`ERROR`]): the error kind.
     pub const ERROR_KIND: &str = "error_kind";
-    /// On DLQ messages: the (redacted) error message.
+    /// On older DLQ messages (before [`ERROR`]): the (redacted) error message.
     pub const ERROR_MESSAGE: &str = "error_message";
-    /// On DLQ messages: executions that started.
+    /// On older DLQ messages (before [`ERROR`]): executions that started.
     pub const ATTEMPTS: &str = "attempts";
-    /// On DLQ messages: the first failure (RFC 3339).
+    /// On older DLQ messages (before [`ERROR`]): the first failure (RFC 3339).
     pub const FIRST_FAILED_AT: &str = "first_failed_at";
-    /// On DLQ messages: the last failure (RFC 3339).
+    /// On older DLQ messages (before [`ERROR`]): the last failure (RFC 3339).
     pub const LAST_FAILED_AT: &str = "last_failed_at";
-    /// On DLQ messages: the SQS id of the message that failed.
+    /// On older DLQ messages (before [`ERROR`]): the SQS id of the message that failed.
     pub const ORIGINAL_MESSAGE_ID: &str = "original_message_id";
-    /// On DLQ messages: why it is there (`discarded`, `exhausted`).
+    /// On older DLQ messages (before [`ERROR`]): why it is there (`discarded`, `exhausted`).
     pub const DLQ_REASON: &str = "dlq_reason";
     /// The contract's version the producer wrote; absent means [`super::SCHEMA_VERSION`]. A
     /// runner refuses versions it does not know rather than guess at them.

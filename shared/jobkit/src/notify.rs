@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use crate::{
     enqueue::payload_hash,
     error::{JobError, PortResult},
+    keys::{kind, state_key},
     ports::{Email, Mailer, PutOutcome, StateStore},
     redact::redact,
 };
@@ -79,7 +80,7 @@ impl Notifier {
         report: &FailureReport<'_>,
         now: DateTime<Utc>,
     ) -> PortResult<bool> {
-        let key = format!("notify:{}", fingerprint(report));
+        let key = state_key(report.job, kind::NOTIFY, &fingerprint(report));
         let until =
             now + chrono::Duration::from_std(self.config.window).unwrap_or(chrono::Duration::hours(1));
         if let PutOutcome::Taken(_) = store.put_if_vacant(&key, "{}", until, now).await? {
