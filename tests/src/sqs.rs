@@ -178,7 +178,7 @@ pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result
 pub struct DeadLetter {
     /// The body (the job's arguments).
     pub body: String,
-    /// String message attributes (`error_kind`, `dlq_reason`, `error_message`, `attempts`...).
+    /// String message attributes (`job`, `job_id`, `error`, the original's...).
     pub attributes: HashMap<String, String>,
 }
 
@@ -186,6 +186,16 @@ impl DeadLetter {
     /// The attribute `name`, or "" when absent.
     pub fn attr(&self, name: &str) -> &str {
         self.attributes.get(name).map_or("", String::as_str)
+    }
+
+    /// The runner's account of the failure (the `error` attribute).
+    ///
+    /// # Panics
+    /// When the message carries none (SQS moved it).
+    pub fn error(&self) -> jobkit::dead_letter::DeadLetterError {
+        let attributes = self.attributes.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        jobkit::dead_letter::DeadLetterError::read(&attributes)
+            .unwrap_or_else(|| panic!("no error recorded: {self:?}"))
     }
 }
 

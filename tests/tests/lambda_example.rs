@@ -72,9 +72,11 @@ async fn example_binary_answers_an_sqs_batch_with_partial_failures_and_dlq_copie
             let attrs = m.message_attributes().expect("DLQ copies carry attributes");
             let get = |k: &str| attrs.get(k).and_then(|v| v.string_value()).unwrap_or_default().to_owned();
             assert_eq!(get("job"), "example");
-            assert_eq!(get("attempts"), "1");
-            assert!(ids.contains_key(&get("original_message_id")), "original id kept");
-            (get("error_kind"), get("dlq_reason"))
+            let strings = attrs.keys().map(|k| (k.clone(), get(k))).collect();
+            let error = jobkit::dead_letter::DeadLetterError::read(&strings).expect("the error is recorded");
+            assert_eq!(error.attempts, 1);
+            assert!(ids.contains_key(&error.original_message_id), "original id kept");
+            (error.kind, error.reason)
         })
         .collect();
     kinds.sort();

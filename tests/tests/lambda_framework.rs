@@ -64,11 +64,12 @@ async fn a_retry_waits_its_backoff_and_an_exhausted_job_reaches_the_dlq_with_its
     assert_eq!(dead.len(), 1, "only the exhausted job: {dead:?}");
     let letter = &dead[0];
     assert_eq!(letter.body, down);
-    assert_eq!(letter.attr("dlq_reason"), "exhausted");
-    assert_eq!(letter.attr("error_kind"), "unavailable");
-    assert_eq!(letter.attr("attempts"), "3");
-    assert!(letter.attr("error_message").contains("the greeter is down"), "{letter:?}");
-    assert!(!letter.attr("first_failed_at").is_empty() && !letter.attr("last_failed_at").is_empty());
+    let error = letter.error();
+    assert_eq!(error.reason, "exhausted");
+    assert_eq!(error.kind, "unavailable");
+    assert_eq!(error.attempts, 3);
+    assert!(error.message.contains("the greeter is down"), "{letter:?}");
+    assert!(error.first_failed_at.is_some() && error.last_failed_at.is_some());
 }
 
 #[tokio::test]

@@ -66,10 +66,11 @@ async fn discarded(stack: &Stack, deployed: &Deployed, body: &str, kind: &str) -
     assert_eq!(dead.len(), 1, "one message in the DLQ: {dead:?}");
     let letter = &dead[0];
     assert_eq!(letter.body, body, "the arguments kept as they were sent");
-    assert_eq!(letter.attr("error_kind"), kind, "{letter:?}");
-    assert_eq!(letter.attr("dlq_reason"), "discarded", "{letter:?}");
-    assert_eq!(letter.attr("attempts"), "1", "a permanent failure is not retried: {letter:?}");
-    letter.attr("error_message").to_owned()
+    let error = letter.error();
+    assert_eq!(error.kind, kind, "{letter:?}");
+    assert_eq!(error.reason, "discarded", "{letter:?}");
+    assert_eq!(error.attempts, 1, "a permanent failure is not retried: {letter:?}");
+    error.message
 }
 
 #[tokio::test]

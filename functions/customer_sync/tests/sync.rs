@@ -162,8 +162,9 @@ async fn a_refused_token_and_a_store_without_pos_go_to_the_dlq() {
         RecordStatus::DeadLettered(DlqReason::Discarded, ErrorKind::NOT_FOUND)
     );
     assert!(
-        t.dead_letters::<CustomerSyncJob>()[0].attributes[jobkit::message::attr::ERROR_MESSAGE]
-            .contains("no POS location")
+        t.dead_letter_errors::<CustomerSyncJob>()[0]
+            .as_ref()
+            .is_some_and(|e| e.message.contains("no POS location"))
     );
 }
 

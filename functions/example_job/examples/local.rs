@@ -5,7 +5,7 @@
 //! `cargo run -p example_job --example local`
 
 use example_job::{ExampleArgs, ExampleJob, FailureMode};
-use jobkit::{RecordStatus, message::attr, testing::TestHarness};
+use jobkit::{RecordStatus, testing::TestHarness};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
@@ -30,15 +30,8 @@ async fn main() -> anyhow::Result<()> {
     println!("succeeded: {}", report.succeeded());
     println!("retried:   {}", report.retried());
     println!("in DLQ:    {}", report.dead_lettered());
-    for message in t.dead_letters::<ExampleJob>() {
-        let get = |k: &str| message.attributes.get(k).cloned().unwrap_or_default();
-        println!(
-            "  - {} ({}, {} attempt(s)): {}",
-            get(attr::ERROR_KIND),
-            get(attr::DLQ_REASON),
-            get(attr::ATTEMPTS),
-            get(attr::ERROR_MESSAGE)
-        );
+    for error in t.dead_letter_errors::<ExampleJob>().into_iter().flatten() {
+        println!("  - {} ({}, {} attempt(s)): {}", error.kind, error.reason, error.attempts, error.message);
     }
     println!("error emails: {}", t.sent_emails().len());
     println!("test clock moved {}s through the backoffs", waited.num_seconds());

@@ -166,8 +166,8 @@ async fn gone_products_opted_out_numbers_and_invalid_phones_go_to_the_dlq() {
         w.t.run_once(&w.runner).await[0].status,
         RecordStatus::DeadLettered(DlqReason::Discarded, ErrorKind::INVALID_ARGUMENTS)
     );
-    let dead = w.t.dead_letters::<ShareProductTextMessage>();
-    let reason = &dead.last().unwrap().attributes[jobkit::message::attr::ERROR_MESSAGE];
+    let dead = w.t.dead_letter_errors::<ShareProductTextMessage>();
+    let reason = &dead.last().unwrap().as_ref().expect("the error is recorded").message;
     assert!(reason.contains("E.164"), "the reason names the problem: {reason}");
     assert!(w.outbox.sent().unwrap().is_empty());
 }

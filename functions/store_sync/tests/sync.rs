@@ -131,8 +131,8 @@ async fn an_unknown_store_is_discarded_to_the_dlq() {
     w.t.enqueuer().perform_later::<StoreSync>(&StoreSyncArgs::store("st_missing")).await.unwrap();
     let outcome = w.t.run_once(&runner).await;
     assert_eq!(outcome[0].status, RecordStatus::DeadLettered(DlqReason::Discarded, ErrorKind::NOT_FOUND));
-    let dead = w.t.dead_letters::<StoreSync>();
-    assert!(dead[0].attributes[attr::ERROR_MESSAGE].contains("st_missing"));
+    let dead = w.t.dead_letter_errors::<StoreSync>();
+    assert!(dead[0].as_ref().is_some_and(|e| e.message.contains("st_missing")), "{dead:?}");
 }
 
 #[tokio::test]

@@ -1,8 +1,9 @@
 //! What a running job can see and do: its metadata, the time left, enqueueing other jobs, and
 //! resumable steps (ActiveJob::Continuable) with checkpointed cursors.
 //!
-//! Invariant: a checkpoint is saved to the state store before the job is interrupted, so the
-//! continuation (or a crash's redelivery) resumes from the last cursor, never from before it.
+//! Invariant: a checkpoint is saved to the run's record before the job is interrupted, so the
+//! continuation (or a crash's redelivery) resumes from the last cursor, never from before it;
+//! a checkpoint is written only while this execution holds the run.
 
 use std::{sync::Arc, time::Duration};
 
@@ -13,17 +14,18 @@ use crate::{
     clock::SharedClock,
     enqueue::Enqueuer,
     error::{ErrorKind, JobError},
-    message::{Continuation, Metadata},
-    ports::StateStore,
+    message::Metadata,
+    runs::{Checkpoint, Run, RunWriteError},
     shutdown::Shutdown,
 };
-
-/// How long a step checkpoint is kept after the last write.
-const CHECKPOINT_TTL: chrono::Duration = chrono::Duration::days(7);
 
 /// The kind of the error `checkpoint` returns to stop a job that must continue later. The runner
 /// turns it into a continuation, never into a failure.
 pub const INTERRUPTED: ErrorKind = ErrorKind::new_static("interrupted");
+
+/// The kind of the error a checkpoint returns when another delivery took the run over (this
+/// execution outlived its invocation): the runner hands the record back instead of failing it.
+pub(crate) const RUN_LOST: ErrorKind = ErrorKind::new_static("run_lost");
 
 /// The running job's view of the world.
 #[derive(Debug)]
@@ -33,45 +35,44 @@ pub struct JobContext {
     continue_within: Duration,
     clock: SharedClock,
     enqueuer: Arc<Enqueuer>,
-    store: Arc<dyn StateStore>,
     shutdown: Shutdown,
-    job: &'static str,
-    pub(crate) continuation: Continuation,
-    pub(crate) checkpointed: bool,
+    pub(crate) run: Run,
     pub(crate) interrupted: bool,
+    pub(crate) lost: bool,
+}
+
+/// Where a context's execution runs: its deadline and how near it a step job continues.
+#[derive(Debug, Clone)]
+pub(crate) struct Budget {
+    pub(crate) deadline: DateTime<Utc>,
+    pub(crate) continue_within: Duration,
 }
 
 impl JobContext {
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
-        job: &'static str,
         meta: Metadata,
-        deadline: DateTime<Utc>,
-        continue_within: Duration,
+        budget: Budget,
         clock: SharedClock,
         enqueuer: Arc<Enqueuer>,
-        store: Arc<dyn StateStore>,
         shutdown: Shutdown,
-        continuation: Continuation,
+        run: Run,
     ) -> Self {
         Self {
             meta,
-            deadline,
-            continue_within,
+            deadline: budget.deadline,
+            continue_within: budget.continue_within,
             clock,
             enqueuer,
-            store,
             shutdown,
-            job,
-            checkpointed: false,
+            run,
             interrupted: false,
-            continuation,
+            lost: false,
         }
     }
 
-    /// Gives the metadata back when the execution is over.
-    pub(crate) fn into_meta(self) -> Metadata {
-        self.meta
+    /// Gives the metadata and the run back when the execution is over.
+    pub(crate) fn into_parts(self) -> (Metadata, Run) {
+        (self.meta, self.run)
     }
 
     /// The record's metadata (job id, attempt, tick, ...).
@@ -100,22 +101,26 @@ impl JobContext {
         self.shutdown.requested() || self.remaining() <= self.continue_within
     }
 
-    /// True when `step` finished in an earlier invocation.
+    fn checkpoint_state(&self) -> &Checkpoint {
+        &self.run.record().checkpoint
+    }
+
+    /// True when `step` finished in an earlier execution of this run.
     pub fn step_done(&self, step: &str) -> bool {
-        self.continuation.completed.iter().any(|s| s == step)
+        self.checkpoint_state().completed.iter().any(|s| s == step)
     }
 
     /// The cursor saved for `step`, if the step was interrupted before.
     pub fn cursor<T: DeserializeOwned>(&self, step: &str) -> Option<T> {
-        match &self.continuation.current {
+        match &self.checkpoint_state().current {
             Some((name, cursor)) if name == step => serde_json::from_value(cursor.clone()).ok(),
             _ => None,
         }
     }
 
-    /// How many times this job has continued in a new invocation.
+    /// How many times this run has continued in a new invocation.
     pub fn resumptions(&self) -> u32 {
-        self.continuation.resumptions
+        self.run.record().resumptions
     }
 
     /// Saves `cursor` as the progress of `step`. When the deadline is near (or the worker is
@@ -128,8 +133,9 @@ impl JobContext {
         let cursor = serde_json::to_value(cursor).map_err(|e| {
             JobError::permanent(ErrorKind::UNKNOWN, format!("cursor does not serialise: {e}"))
         })?;
-        self.continuation.current = Some((step.to_owned(), cursor));
-        self.save().await?;
+        let mut checkpoint = self.checkpoint_state().clone();
+        checkpoint.current = Some((step.to_owned(), cursor));
+        self.save(checkpoint).await?;
         if self.should_continue_later() {
             self.interrupted = true;
             return Err(JobError::retryable(INTERRUPTED, format!("continuing later from step {step}")));
@@ -142,27 +148,24 @@ impl JobContext {
     /// # Errors
     /// A store failure (retryable).
     pub async fn complete_step(&mut self, step: &str) -> Result<(), JobError> {
-        if !self.step_done(step) {
-            self.continuation.completed.push(step.to_owned());
+        let mut checkpoint = self.checkpoint_state().clone();
+        if !checkpoint.completed.iter().any(|s| s == step) {
+            checkpoint.completed.push(step.to_owned());
         }
-        if matches!(&self.continuation.current, Some((name, _)) if name == step) {
-            self.continuation.current = None;
+        if matches!(&checkpoint.current, Some((name, _)) if name == step) {
+            checkpoint.current = None;
         }
-        self.save().await
+        self.save(checkpoint).await
     }
 
-    async fn save(&mut self) -> Result<(), JobError> {
-        let value = serde_json::to_string(&self.continuation).map_err(|e| {
-            JobError::permanent(ErrorKind::UNKNOWN, format!("continuation does not serialise: {e}"))
-        })?;
-        let key = checkpoint_key(self.job, self.meta.job_id.as_str());
-        self.store.put(&key, &value, self.clock.now() + CHECKPOINT_TTL).await?;
-        self.checkpointed = true;
-        Ok(())
+    async fn save(&mut self, checkpoint: Checkpoint) -> Result<(), JobError> {
+        match self.run.save_checkpoint(checkpoint, self.clock.now()).await {
+            Ok(()) => Ok(()),
+            Err(RunWriteError::Lost) => {
+                self.lost = true;
+                Err(JobError::retryable(RUN_LOST, "another delivery took this run over"))
+            }
+            Err(RunWriteError::Port(e)) => Err(e.into()),
+        }
     }
-}
-
-/// The state-store key of a job's step checkpoint.
-pub(crate) fn checkpoint_key(job: &str, job_id: &str) -> String {
-    format!("steps:{job}:{job_id}")
 }

@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use crate::{
     error::PortResult,
     keys::{kind, state_key},
-    message::attr,
+    limits::{MAX_MESSAGE_ATTRIBUTES, MAX_MESSAGE_BYTES, message_size},
+    message::{ContinuationRef, OutgoingMessage, ReceivedMessage, attr},
     ports::StateStore,
 };
 
@@ -30,16 +31,20 @@ pub struct DeadLetterError {
     /// The error kind (`throttled`, `invalid_arguments`, ...).
     pub kind: String,
     /// The error's message, redacted and cut to fit.
+    #[serde(default)]
     pub message: String,
     /// Why it is in the DLQ: `discarded` or `exhausted`.
     pub reason: String,
     /// Executions that started.
     pub attempts: u32,
     /// The first failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_failed_at: Option<DateTime<Utc>>,
     /// The last failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failed_at: Option<DateTime<Utc>>,
     /// The SQS id of the message that failed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub original_message_id: String,
     /// The original's attributes that did not fit on the copy (SQS takes 10).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -80,6 +85,13 @@ impl DeadLetterError {
             original_message_id: text(attr::ORIGINAL_MESSAGE_ID),
             dropped_attributes: Vec::new(),
         })
+    }
+
+    fn is_minimal(&self) -> bool {
+        self.first_failed_at.is_none()
+            && self.last_failed_at.is_none()
+            && self.original_message_id.is_empty()
+            && self.dropped_attributes.is_empty()
     }
 
     /// The value of the `error` attribute.
@@ -126,6 +138,113 @@ pub(crate) async fn save_last_error(
 ) -> PortResult {
     let value = serde_json::to_string(error).unwrap_or_default();
     store.put(&state_key(job, kind::LAST_ERROR, job_id), &value, now + LAST_ERROR_TTL).await
+}
+
+/// Attributes of a message that say why an earlier copy failed: never carried on.
+const ACCOUNTS: [&str; 8] = [
+    attr::ERROR,
+    attr::ERROR_KIND,
+    attr::ERROR_MESSAGE,
+    attr::ATTEMPTS,
+    attr::FIRST_FAILED_AT,
+    attr::LAST_FAILED_AT,
+    attr::ORIGINAL_MESSAGE_ID,
+    attr::DLQ_REASON,
+];
+
+/// The original's attributes a redrive needs most, after the job, its id and its run.
+const KEPT_FIRST: [&str; 4] =
+    [attr::IDEMPOTENCY_KEY, attr::SCHEMA_VERSION, attr::ENQUEUED_AT, attr::TRACEPARENT];
+
+/// The DLQ copy of `message`: its body whole; `job`, `job_id`, the run reference (so that a
+/// redrive re-enters the run, from its checkpoint) and the account of the failure in `error`;
+/// then as many of the original's attributes as fit. It always fits SQS's 10 attributes and
+/// 1 MiB: the error message is cut first, then the original's least needed attributes go, then
+/// the account keeps only kind, reason and attempts, and last it goes too (the job id's last
+/// error stays in the store).
+pub(crate) fn copy_for_dlq(
+    message: &ReceivedMessage,
+    job: &str,
+    job_id: &str,
+    run: Option<&str>,
+    mut account: DeadLetterError,
+) -> OutgoingMessage {
+    let mut head: Vec<(String, String)> = vec![(attr::JOB.to_owned(), job.to_owned())];
+    head.push((attr::JOB_ID.to_owned(), job_id.to_owned()));
+    if let Some(run) = run {
+        head.push((attr::CONTINUATION.to_owned(), ContinuationRef { run: run.to_owned() }.to_attribute()));
+    }
+    let carried = |name: &str| {
+        !ACCOUNTS.contains(&name)
+            && ![attr::JOB, attr::JOB_ID, attr::CONTINUATION, attr::NOT_BEFORE].contains(&name)
+    };
+    // The original's, most needed first: the idempotency key and the contract's own, then the
+    // producer's in name order.
+    let mut tail: Vec<(String, String)> = KEPT_FIRST
+        .iter()
+        .filter_map(|name| message.attributes.get(*name).map(|v| ((*name).to_owned(), v.clone())))
+        .collect();
+    tail.extend(
+        message
+            .attributes
+            .iter()
+            .filter(|(name, _)| carried(name) && !KEPT_FIRST.contains(&name.as_str()))
+            .map(|(name, value)| (name.clone(), value.clone())),
+    );
+    let room = MAX_MESSAGE_ATTRIBUTES.saturating_sub(head.len() + 1);
+    if tail.len() > room {
+        account.dropped_attributes.extend(tail.drain(room..).map(|(name, _)| name));
+    }
+    let mut with_account = true;
+    loop {
+        let mut attributes: std::collections::BTreeMap<String, String> =
+            head.iter().chain(tail.iter()).cloned().collect();
+        if with_account {
+            attributes.insert(attr::ERROR.to_owned(), account.to_attribute());
+        }
+        attributes.retain(|_, v| !v.is_empty());
+        let size = message_size(&message.body, &attributes);
+        // The body alone over SQS's limit cannot happen (SQS delivered it): send it as it is.
+        let nothing_left = !with_account && head.is_empty() && tail.is_empty();
+        if size <= MAX_MESSAGE_BYTES || nothing_left {
+            return OutgoingMessage {
+                body: message.body.clone(),
+                attributes,
+                delay_seconds: 0,
+                group_id: message.group_id.clone(),
+                // FIFO DLQs need a deduplication id; the original id makes a repeated hand-off a no-op.
+                dedup_id: message.group_id.as_ref().map(|_| message.message_id.clone()),
+            };
+        }
+        let excess = size - MAX_MESSAGE_BYTES;
+        if with_account && !account.message.is_empty() {
+            let keep = account.message.len().saturating_sub(excess + 3);
+            account.message = cut(&account.message, keep);
+        } else if let Some((name, _)) = tail.pop() {
+            account.dropped_attributes.push(name);
+        } else if with_account && !account.is_minimal() {
+            account.first_failed_at = None;
+            account.last_failed_at = None;
+            account.original_message_id.clear();
+            account.dropped_attributes.clear();
+        } else if with_account {
+            with_account = false;
+        } else {
+            head.pop();
+        }
+    }
+}
+
+/// `text` cut to at most `bytes` bytes at a character boundary, marked as cut.
+fn cut(text: &str, bytes: usize) -> String {
+    if bytes == 0 {
+        return String::new();
+    }
+    let mut end = bytes.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
 }
 
 #[cfg(test)]

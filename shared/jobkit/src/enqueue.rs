@@ -22,6 +22,10 @@ use crate::{
 /// SQS's longest `DelaySeconds`.
 pub const MAX_DELAY_SECONDS: u32 = 900;
 
+/// How far ahead a job may be scheduled by default: further, it would hop every 15 minutes for
+/// ever without reaching a DLQ, so it is refused as invalid (at enqueue and at receive).
+pub const DEFAULT_MAX_SCHEDULE_AHEAD: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
 /// Why an enqueue did not happen.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -112,6 +116,16 @@ pub struct Enqueuer {
     store: Arc<dyn StateStore>,
     clock: SharedClock,
     routes: Arc<QueueRoutes>,
+    max_schedule_ahead: Duration,
+}
+
+/// A `unique_for` lock: the job id it was taken for, and whether that job's send was answered.
+/// A lock whose send failed is taken over by the caller's retry with the same job id, so a
+/// send that did reach the queue and its retry are one job (the runner runs a job id once).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct UniqueLock {
+    job_id: JobId,
+    sent: bool,
 }
 
 /// One prepared message and its job id.
@@ -128,7 +142,14 @@ impl Enqueuer {
         clock: SharedClock,
         routes: QueueRoutes,
     ) -> Self {
-        Self { queue, store, clock, routes: Arc::new(routes) }
+        Self { queue, store, clock, routes: Arc::new(routes), max_schedule_ahead: DEFAULT_MAX_SCHEDULE_AHEAD }
+    }
+
+    /// The enqueuer, refusing jobs scheduled further ahead than `limit` (default 365 days).
+    #[must_use]
+    pub fn with_max_schedule_ahead(mut self, limit: Duration) -> Self {
+        self.max_schedule_ahead = limit;
+        self
     }
 
     /// The queue port.
@@ -152,18 +173,28 @@ impl Enqueuer {
     /// Enqueues `J` with `args` and options; returns the job id.
     ///
     /// # Errors
-    /// `Duplicate` when `unique_for` refuses it, `InvalidArguments`, or a port failure.
+    /// `Duplicate` when `unique_for` refuses it, `InvalidArguments` (arguments that are not an
+    /// object, a time more than a year ahead), or a port failure. After a port failure the
+    /// `unique_for` lock does not refuse the caller's retry.
     pub async fn perform_later_with<J: Job>(
         &self,
         args: &J::Args,
-        options: EnqueueOptions,
+        mut options: EnqueueOptions,
     ) -> Result<JobId, EnqueueError> {
         let body = encode_args(args)?;
-        if let Some(window) = options.unique_for {
-            self.claim_unique::<J>(&body, window).await?;
-        }
-        let prepared = self.prepare::<J>(body, &options);
+        let lock = match options.unique_for {
+            Some(window) => {
+                let (key, lock) = self.claim_unique::<J>(&body, window, options.job_id.take()).await?;
+                options.job_id = Some(lock.job_id.clone());
+                Some((key, lock, window))
+            }
+            None => None,
+        };
+        let prepared = self.prepare::<J>(body, &options)?;
         self.queue.send(self.queue_id::<J>(), prepared.message).await?;
+        if let Some((key, lock, window)) = lock {
+            self.mark_sent(&key, lock, window).await;
+        }
         Ok(prepared.job_id)
     }
 
@@ -195,14 +226,14 @@ impl Enqueuer {
         }
         let prepared = args
             .into_iter()
-            .map(|a| encode_args(&a).map(|body| self.prepare::<J>(body, options)))
+            .map(|a| encode_args(&a).and_then(|body| self.prepare::<J>(body, options)))
             .collect::<Result<Vec<_>, _>>()?;
         let (ids, messages): (Vec<_>, Vec<_>) = prepared.into_iter().map(|p| (p.job_id, p.message)).unzip();
         let sent = self.queue.send_batch(self.queue_id::<J>(), messages).await?;
         Ok(ids.into_iter().zip(sent).map(|(id, r)| r.map(|_| id)).collect())
     }
 
-    fn prepare<J: Job>(&self, body: String, options: &EnqueueOptions) -> Prepared {
+    fn prepare<J: Job>(&self, body: String, options: &EnqueueOptions) -> Result<Prepared, JobError> {
         let now = self.clock.now();
         let job_id = options.job_id.clone().unwrap_or_else(JobId::random);
         let mut message = OutgoingMessage { body, group_id: options.group_id.clone(), ..Default::default() };
@@ -212,27 +243,76 @@ impl Enqueuer {
         if let Some(key) = &options.idempotency_key {
             message.attributes.insert(attr::IDEMPOTENCY_KEY.into(), key.clone());
         }
-        let run_at = options
-            .wait_until
-            .or_else(|| options.delay.and_then(|d| chrono::Duration::from_std(d).ok()).map(|d| now + d));
-        if let Some(run_at) = run_at {
+        if let Some(run_at) = self.run_at(options, now)? {
             message.delay_seconds = hop_delay(run_at, now);
             if (run_at - now).num_seconds() > i64::from(MAX_DELAY_SECONDS) {
                 message.attributes.insert(attr::NOT_BEFORE.into(), run_at.to_rfc3339());
             }
         }
-        Prepared { job_id, message }
+        Ok(Prepared { job_id, message })
     }
 
-    async fn claim_unique<J: Job>(&self, body: &str, window: Duration) -> Result<(), EnqueueError> {
+    /// When the job should run, if later than now; refused past the schedule limit.
+    fn run_at(
+        &self,
+        options: &EnqueueOptions,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, JobError> {
+        let too_far = || {
+            JobError::permanent(
+                ErrorKind::INVALID_ARGUMENTS,
+                format!(
+                    "a job may be scheduled at most {} days ahead",
+                    self.max_schedule_ahead.as_secs() / 86_400
+                ),
+            )
+        };
+        let run_at = match (options.wait_until, options.delay) {
+            (Some(at), _) => at,
+            (None, Some(delay)) => chrono::Duration::from_std(delay)
+                .ok()
+                .and_then(|d| now.checked_add_signed(d))
+                .ok_or_else(too_far)?,
+            (None, None) => return Ok(None),
+        };
+        let limit = chrono::Duration::from_std(self.max_schedule_ahead).unwrap_or(chrono::Duration::MAX);
+        if run_at - now > limit {
+            return Err(too_far());
+        }
+        Ok(Some(run_at))
+    }
+
+    /// Takes the `unique_for` lock of `J` with `body`, or refuses a duplicate. A lock whose
+    /// send failed is taken over with its job id.
+    async fn claim_unique<J: Job>(
+        &self,
+        body: &str,
+        window: Duration,
+        job_id: Option<JobId>,
+    ) -> Result<(String, UniqueLock), EnqueueError> {
         let now = self.clock.now();
         let until = now + chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
         let key = state_key(J::NAME, kind::UNIQUE, &payload_hash(body));
-        match self.store.put_if_vacant(&key, "{}", until, now).await? {
-            PutOutcome::Written => Ok(()),
-            PutOutcome::Taken(existing) => {
-                Err(EnqueueError::Duplicate { job: J::NAME, until: existing.expires_at })
-            }
+        let lock = UniqueLock { job_id: job_id.unwrap_or_else(JobId::random), sent: false };
+        let value = serde_json::to_string(&lock).unwrap_or_default();
+        match self.store.put_if_vacant(&key, &value, until, now).await? {
+            PutOutcome::Written => Ok((key, lock)),
+            PutOutcome::Taken(existing) => match serde_json::from_str::<UniqueLock>(&existing.value) {
+                Ok(unsent) if !unsent.sent => Ok((key, unsent)),
+                _ => Err(EnqueueError::Duplicate { job: J::NAME, until: existing.expires_at }),
+            },
+        }
+    }
+
+    /// Notes that the locked job's send was answered, so later enqueues are duplicates.
+    async fn mark_sent(&self, key: &str, mut lock: UniqueLock, window: Duration) {
+        lock.sent = true;
+        let until = self.clock.now() + chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
+        let value = serde_json::to_string(&lock).unwrap_or_default();
+        // If this fails, a later enqueue takes the lock over with the same job id: the runner
+        // acknowledges that copy as a duplicate, so nothing runs twice.
+        if let Err(e) = self.store.put(key, &value, until).await {
+            tracing::warn!(error = %e, "could not mark the unique lock sent");
         }
     }
 }

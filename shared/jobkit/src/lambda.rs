@@ -6,9 +6,9 @@
 //! (error emails), `JOBKIT_METRICS_NAMESPACE` (default `Jobs`), `JOBKIT_CONCURRENCY` (default 8),
 //! and `JOBKIT_QUEUE_URL_<NAME>` for the queues of jobs this one enqueues.
 
-use std::{future::Future, sync::Arc};
+use std::{collections::BTreeMap, future::Future, sync::Arc};
 
-use aws_lambda_events::event::sqs::SqsEvent;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
 use lambda_runtime::{LambdaEvent, service_fn};
 
@@ -17,6 +17,7 @@ use crate::{
     clock::SystemClock,
     enqueue::QueueRoutes,
     job::Job,
+    message::ReceivedMessage,
     notify::{Notifier, NotifyConfig},
     runner::{BatchRunner, RunnerConfig, Runtime},
     telemetry::{MetricsSink, init_logging},
@@ -188,6 +189,56 @@ where
         }
     }))
     .await
+}
+
+impl<J: Job> BatchRunner<J> {
+    /// Handles a Lambda SQS event; records to retry are reported as batch item failures.
+    pub async fn handle_sqs_event(&self, event: SqsEvent, deadline: DateTime<Utc>) -> SqsBatchResponse {
+        let messages = event.records.into_iter().map(from_sqs_message).collect();
+        let outcome = self.process(messages, deadline).await;
+        let mut response = SqsBatchResponse::default();
+        for id in outcome.failures() {
+            response.add_failure(id);
+        }
+        response
+    }
+}
+
+/// Converts a Lambda SQS record to the runner's message; absent fields become defaults.
+pub fn from_sqs_message(m: SqsMessage) -> ReceivedMessage {
+    let receive_count = m.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1);
+    let sent_at = m
+        .attributes
+        .get("SentTimestamp")
+        .and_then(|t| t.parse::<i64>().ok())
+        .and_then(DateTime::from_timestamp_millis);
+    let group_id = m.attributes.get("MessageGroupId").cloned();
+    let mut attributes = BTreeMap::new();
+    let mut unreadable_attributes = Vec::new();
+    for (name, value) in m.message_attributes {
+        match (value.string_value, value.binary_value) {
+            (Some(text), _) => {
+                attributes.insert(name, text);
+            }
+            (None, Some(binary)) => match String::from_utf8(binary.0) {
+                Ok(text) => {
+                    attributes.insert(name, text);
+                }
+                Err(_) => unreadable_attributes.push(name),
+            },
+            (None, None) => {}
+        }
+    }
+    ReceivedMessage {
+        unreadable_attributes,
+        message_id: m.message_id.unwrap_or_default(),
+        receipt_handle: m.receipt_handle.unwrap_or_default(),
+        body: m.body.unwrap_or_default(),
+        attributes,
+        receive_count,
+        sent_at,
+        group_id,
+    }
 }
 
 /// The error a function's `main` returns.

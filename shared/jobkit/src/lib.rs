@@ -10,7 +10,6 @@
 //! embedded SQLite adapter that keeps SQS's semantics.
 #![warn(missing_docs)]
 
-mod attempts;
 pub mod aws;
 mod clock;
 mod context;
@@ -18,24 +17,27 @@ pub mod dead_letter;
 pub mod embedded;
 mod enqueue;
 mod error;
-mod idempotency;
 mod ids;
 mod job;
 mod keys;
 pub mod lambda;
+pub mod limits;
 pub mod message;
 mod notify;
 mod policy;
 mod ports;
 mod redact;
 mod runner;
+mod runs;
 mod shutdown;
 mod telemetry;
 pub mod testing;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use context::{INTERRUPTED, JobContext};
-pub use enqueue::{EnqueueError, EnqueueOptions, Enqueuer, MAX_DELAY_SECONDS, QueueRoutes};
+pub use enqueue::{
+    DEFAULT_MAX_SCHEDULE_AHEAD, EnqueueError, EnqueueOptions, Enqueuer, MAX_DELAY_SECONDS, QueueRoutes,
+};
 pub use error::{
     Disposition, ErrorKind, IntegrationError, IntegrationErrorKind, JobError, PortError, PortResult,
     ResultExt, Severity,
@@ -43,14 +45,12 @@ pub use error::{
 pub use ids::JobId;
 pub use job::{Job, default_idempotency_key};
 pub use keys::{MAX_KEY_BYTES, job_key_prefix};
-pub use message::{Continuation, Metadata, OutgoingMessage, ReceivedMessage, Tick};
+pub use lambda::from_sqs_message;
+pub use message::{ContinuationRef, Metadata, OutgoingMessage, ReceivedMessage, Tick};
 pub use notify::{Notifier, NotifyConfig};
 pub use policy::{Decision, MAX_WAIT, RetryPolicy, Timeline, TimelineStep, Wait};
 pub use ports::{Email, Mailer, PutOutcome, Queue, StateStore, StoredRecord};
 pub use redact::redact;
-pub use runner::{
-    BatchOutcome, BatchRunner, DlqReason, RecordOutcome, RecordStatus, RunnerConfig, Runtime,
-    from_sqs_message,
-};
+pub use runner::{BatchOutcome, BatchRunner, DlqReason, RecordOutcome, RecordStatus, RunnerConfig, Runtime};
 pub use shutdown::Shutdown;
 pub use telemetry::{BatchCounts, MetricsSink, init_logging, init_logging_to};

@@ -27,7 +27,7 @@ pub mod attr {
     pub const NOT_BEFORE: &str = "not_before";
     /// An explicit idempotency key.
     pub const IDEMPOTENCY_KEY: &str = "idempotency_key";
-    /// Where a resumable job continues (JSON).
+    /// The run a message belongs to (`{"run": "<token>"}`, written by jobkit).
     pub const CONTINUATION: &str = "continuation";
     /// W3C trace context.
     pub const TRACEPARENT: &str = "traceparent";
@@ -74,18 +74,21 @@ pub struct Tick {
     pub time: String,
 }
 
-/// Where a resumable job continues: the steps it finished and the cursor of the current one.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
-pub struct Continuation {
-    /// Steps finished, in order.
-    #[serde(default)]
-    pub completed: Vec<String>,
-    /// The step in progress and its cursor.
-    #[serde(default)]
-    pub current: Option<(String, serde_json::Value)>,
-    /// How many times the job has continued.
-    #[serde(default)]
-    pub resumptions: u32,
+/// The `continuation` attribute: a reference to the run a message belongs to, written by the
+/// runner on continuations and DLQ copies. Only the reference travels; the run's checkpoint
+/// and history stay in the state store, so a sender cannot skip steps by writing one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContinuationRef {
+    /// The run's token.
+    pub run: String,
+}
+
+impl ContinuationRef {
+    /// The attribute's value.
+    pub fn to_attribute(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
 }
 
 /// A message as a queue delivered it, whatever the queue.
@@ -143,8 +146,8 @@ pub struct Metadata {
     pub idempotency_key: Option<String>,
     /// The scheduled tick that produced it.
     pub tick: Option<Tick>,
-    /// Where to resume.
-    pub continuation: Option<Continuation>,
+    /// The run this message belongs to (its `continuation` attribute), if any.
+    pub run_token: Option<String>,
     /// Trace context.
     pub traceparent: Option<String>,
     /// The FIFO message group.
@@ -249,13 +252,19 @@ pub fn decode(message: &ReceivedMessage) -> Result<Envelope<'_>, JobError> {
         })?),
         None => None,
     };
-    let continuation =
-        match attrs.get(attr::CONTINUATION) {
-            Some(raw) => Some(serde_json::from_str(raw).map_err(|e| {
-                invalid(format!("attribute {} is not a continuation: {e}", attr::CONTINUATION))
-            })?),
-            None => None,
-        };
+    let run_token = match attrs.get(attr::CONTINUATION) {
+        Some(raw) => Some(
+            serde_json::from_str::<ContinuationRef>(raw)
+                .map_err(|e| {
+                    invalid(format!(
+                        "attribute {} is not a run reference the runner wrote: {e}",
+                        attr::CONTINUATION
+                    ))
+                })?
+                .run,
+        ),
+        None => None,
+    };
     let job_id = attrs
         .get(attr::JOB_ID)
         .filter(|id| !id.is_empty())
@@ -269,7 +278,7 @@ pub fn decode(message: &ReceivedMessage) -> Result<Envelope<'_>, JobError> {
         not_before,
         idempotency_key: attrs.get(attr::IDEMPOTENCY_KEY).cloned(),
         tick,
-        continuation,
+        run_token,
         traceparent: attrs.get(attr::TRACEPARENT).cloned(),
         group_id: message.group_id.clone(),
     };

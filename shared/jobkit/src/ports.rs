@@ -68,7 +68,7 @@ pub enum PutOutcome {
 
 /// A key-value store with conditional writes and per-record expiry (DynamoDB, SQLite).
 ///
-/// jobkit builds idempotency, unique jobs, attempt counting, step checkpoints and
+/// jobkit builds runs (idempotency, attempts, step checkpoints), unique jobs and
 /// notification rate limits on these few operations.
 #[async_trait]
 pub trait StateStore: Send + Sync + std::fmt::Debug {
@@ -86,6 +86,17 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
 
     /// Writes `value` at `key` whatever is there.
     async fn put(&self, key: &str, value: &str, expires_at: DateTime<Utc>) -> PortResult;
+
+    /// Writes `value` at `key` if the record there holds exactly `expected` (whatever its
+    /// expiry); returns whether it wrote. Atomic: the compare-and-swap runs hold their
+    /// records with.
+    async fn replace(
+        &self,
+        key: &str,
+        expected: &str,
+        value: &str,
+        expires_at: DateTime<Utc>,
+    ) -> PortResult<bool>;
 
     /// Removes `key` (absent is fine).
     async fn delete(&self, key: &str) -> PortResult;

@@ -72,6 +72,9 @@ pub struct BatchCounts {
     pub duration_ms_max: f64,
     /// Longest time from enqueue to start, milliseconds.
     pub queue_latency_ms_max: f64,
+    /// Longest time a record took to settle after its execution (DLQ copy, run record,
+    /// retry delay, email), milliseconds: what the runner's deadline margin must cover.
+    pub settle_ms_max: f64,
 }
 
 fn emf_line(namespace: &str, job: &str, c: &BatchCounts, timestamp_ms: i64) -> String {
@@ -87,7 +90,8 @@ fn emf_line(namespace: &str, job: &str, c: &BatchCounts, timestamp_ms: i64) -> S
                     {"Name": "failed", "Unit": "Count"},
                     {"Name": "discarded", "Unit": "Count"},
                     {"Name": "duration", "Unit": "Milliseconds"},
-                    {"Name": "queue_latency", "Unit": "Milliseconds"}
+                    {"Name": "queue_latency", "Unit": "Milliseconds"},
+                    {"Name": "settle", "Unit": "Milliseconds"}
                 ]
             }]
         },
@@ -101,6 +105,7 @@ fn emf_line(namespace: &str, job: &str, c: &BatchCounts, timestamp_ms: i64) -> S
         "duration": c.duration_ms_max,
         "duration_sum": c.duration_ms_sum,
         "queue_latency": c.queue_latency_ms_max,
+        "settle": c.settle_ms_max,
     })
     .to_string()
 }
@@ -325,6 +330,9 @@ mod tests {
             .iter()
             .map(|m| m["Name"].as_str().unwrap().to_owned())
             .collect();
-        assert_eq!(names, ["succeeded", "retried", "failed", "discarded", "duration", "queue_latency"]);
+        assert_eq!(
+            names,
+            ["succeeded", "retried", "failed", "discarded", "duration", "queue_latency", "settle"]
+        );
     }
 }

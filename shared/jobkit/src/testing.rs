@@ -34,16 +34,18 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     clock::ManualClock,
-    context::JobContext,
+    context::{Budget, JobContext},
+    dead_letter::DeadLetterError,
     embedded::{EmbeddedDb, EmbeddedQueue, EmbeddedStore, InMemoryMailer, QueueConfig},
     enqueue::{Enqueuer, QueueRoutes},
     error::JobError,
     ids::JobId,
     job::Job,
-    message::{Continuation, Metadata, ReceivedMessage, decode},
+    message::{Metadata, ReceivedMessage, decode},
     notify::{Notifier, NotifyConfig},
     ports::{Email, Queue},
     runner::{BatchRunner, RecordOutcome, RecordStatus, RunnerConfig, Runtime},
+    runs::{Claimant, Run},
 };
 
 /// The most batches one drain runs before it gives up (a job that re-enqueues itself forever).
@@ -150,30 +152,34 @@ impl TestHarness {
     /// # Errors
     /// Whatever the job returns.
     pub async fn perform_now<J: Job>(&self, job: &J, args: J::Args) -> Result<(), JobError> {
+        let now = self.clock.now_utc();
+        let job_id = JobId::random();
         let meta = Metadata {
-            job_id: JobId::random(),
+            job_id: job_id.clone(),
             message_id: String::new(),
             attempt: 1,
             receive_count: 1,
-            enqueued_at: Some(self.clock.now_utc()),
+            enqueued_at: Some(now),
             not_before: None,
             idempotency_key: None,
             tick: None,
-            continuation: None,
+            run_token: None,
             traceparent: None,
             group_id: None,
         };
-        let deadline = self.clock.now_utc() + chrono::Duration::from_std(job.timeout()).unwrap_or_default();
+        let deadline = now + chrono::Duration::from_std(job.timeout()).unwrap_or_default();
+        // A free run of its own: its checkpoints are kept, nothing is claimed.
+        let token = format!("perform-now-{job_id}");
+        let who = Claimant { token: &token, hash: "", job_id: job_id.as_str(), until: deadline };
+        let run = Run::free(self.runtime.store.clone(), J::NAME, &who, false, now).await?;
+        let budget = Budget { deadline, continue_within: Duration::ZERO };
         let mut ctx = JobContext::new(
-            J::NAME,
             meta,
-            deadline,
-            Duration::ZERO,
+            budget,
             self.runtime.clock.clone(),
             Arc::new(self.enqueuer()),
-            self.runtime.store.clone(),
             crate::Shutdown::default(),
-            Continuation::default(),
+            run,
         );
         job.perform(args, &mut ctx).await
     }
@@ -216,6 +222,15 @@ impl TestHarness {
     /// If the DLQ cannot be read.
     pub fn dead_letters<J: Job>(&self) -> Vec<ReceivedMessage> {
         self.queue.peek(&Self::dlq_name::<J>(), usize::MAX).expect("the DLQ can be read")
+    }
+
+    /// The account of the failure on each message in `J`'s DLQ, in the order of
+    /// [`Self::dead_letters`] (`None` for a message SQS moved there without one).
+    ///
+    /// # Panics
+    /// If the DLQ cannot be read.
+    pub fn dead_letter_errors<J: Job>(&self) -> Vec<Option<DeadLetterError>> {
+        self.dead_letters::<J>().iter().map(|m| DeadLetterError::read(&m.attributes)).collect()
     }
 
     /// Emails sent so far.

@@ -200,6 +200,35 @@ impl StateStore for DynamoStore {
         Ok(())
     }
 
+    async fn replace(
+        &self,
+        key: &str,
+        expected: &str,
+        value: &str,
+        expires_at: DateTime<Utc>,
+    ) -> PortResult<bool> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(Self::item(key, value, expires_at, 0)))
+            // `value` is one of DynamoDB's reserved words.
+            .condition_expression("#value = :expected")
+            .expression_attribute_names("#value", "value")
+            .expression_attribute_values(":expected", s(expected))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(e.as_service_error(), Some(PutItemError::ConditionalCheckFailedException(_))) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(port_error("PutItem", e)),
+        }
+    }
+
     async fn delete(&self, key: &str) -> PortResult {
         self.client
             .delete_item()

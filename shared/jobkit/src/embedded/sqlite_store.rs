@@ -91,6 +91,23 @@ impl StateStore for EmbeddedStore {
         Ok(())
     }
 
+    async fn replace(
+        &self,
+        key: &str,
+        expected: &str,
+        value: &str,
+        expires_at: DateTime<Utc>,
+    ) -> PortResult<bool> {
+        let conn = self.db.lock();
+        let written = execute(
+            &conn,
+            "replace",
+            "UPDATE records SET value = ?3, expires_at_ms = ?4 WHERE key = ?1 AND value = ?2",
+            params![key, expected, value, expires_at.timestamp_millis()],
+        )?;
+        Ok(written == 1)
+    }
+
     async fn delete(&self, key: &str) -> PortResult {
         let conn = self.db.lock();
         execute(&conn, "delete", "DELETE FROM records WHERE key = ?1", params![key])?;

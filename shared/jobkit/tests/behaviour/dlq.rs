@@ -1,4 +1,4 @@
-use jobkit::{OutgoingMessage, Queue, RecordStatus, testing::TestHarness};
+use jobkit::{OutgoingMessage, Queue, RecordStatus, dead_letter::DeadLetterError, testing::TestHarness};
 
 use crate::common::{Behaviour, ScriptArgs, ScriptedJob, attr};
 
@@ -13,12 +13,15 @@ async fn discard_goes_to_the_dlq_with_the_error_in_attributes() {
     let dead = t.dead_letters::<ScriptedJob>();
     assert_eq!(dead.len(), 1);
     let m = &dead[0];
-    assert_eq!(attr(m, "error_kind"), "not_found");
-    assert_eq!(attr(m, "error_message"), "record 42 is gone");
-    assert_eq!(attr(m, "attempts"), "1");
-    assert_eq!(attr(m, "dlq_reason"), "discarded");
-    assert_eq!(attr(m, "original_message_id"), outcome[0].message_id);
-    assert!(!attr(m, "first_failed_at").is_empty() && !attr(m, "last_failed_at").is_empty());
+    let error = DeadLetterError::read(&m.attributes).expect("the error is recorded");
+    assert_eq!(error.kind, "not_found");
+    assert_eq!(error.message, "record 42 is gone");
+    assert_eq!(error.attempts, 1);
+    assert_eq!(error.reason, "discarded");
+    assert_eq!(error.original_message_id, outcome[0].message_id);
+    assert!(error.first_failed_at.is_some() && error.last_failed_at.is_some());
+    assert_eq!(attr(m, "job"), "scripted");
+    assert!(m.attributes.contains_key("continuation"), "a redrive re-enters the run: {:?}", m.attributes);
     assert_eq!(m.body, r#"{"behaviour":"permanent","id":"d"}"#, "the body is kept for a redrive");
     assert!(t.run_once(&runner).await.is_empty(), "the source message is let go");
 }
@@ -42,7 +45,8 @@ async fn bodies_that_do_not_parse_go_to_the_dlq_with_the_parse_error() {
     let dead = t.dead_letters::<ScriptedJob>();
     for (body, expected) in cases {
         let m = dead.iter().find(|m| m.body == body).unwrap_or_else(|| panic!("{body} not in the DLQ"));
-        assert_eq!(attr(m, "error_kind"), "invalid_arguments");
-        assert!(attr(m, "error_message").contains(expected), "{body}: {}", attr(m, "error_message"));
+        let error = DeadLetterError::read(&m.attributes).expect("the error is recorded");
+        assert_eq!(error.kind, "invalid_arguments");
+        assert!(error.message.contains(expected), "{body}: {}", error.message);
     }
 }

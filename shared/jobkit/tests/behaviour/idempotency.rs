@@ -156,7 +156,7 @@ impl StateStore for WinnerAnswersLast {
         now: DateTime<Utc>,
     ) -> PortResult<PutOutcome> {
         let outcome = self.inner.put_if_vacant(key, value, expires_at, now).await?;
-        if !key.starts_with("idem:") {
+        if !key.contains(":idem:") {
             return Ok(outcome);
         }
         match outcome {
@@ -178,6 +178,16 @@ impl StateStore for WinnerAnswersLast {
 
     async fn put(&self, key: &str, value: &str, expires_at: DateTime<Utc>) -> PortResult {
         self.inner.put(key, value, expires_at).await
+    }
+
+    async fn replace(
+        &self,
+        key: &str,
+        expected: &str,
+        value: &str,
+        expires_at: DateTime<Utc>,
+    ) -> PortResult<bool> {
+        self.inner.replace(key, expected, value, expires_at).await
     }
 
     async fn delete(&self, key: &str) -> PortResult {
@@ -223,6 +233,8 @@ async fn a_scheduled_tick_delivered_twice_runs_once() {
     let job = ScriptedJob::default();
     let runner = t.runner(job.clone());
     // What an EventBridge input transformer puts on the queue; delivered twice, as SQS may.
+    // The clock at the second tick: a tick for a time to come would be refused.
+    t.clock().set(chrono::DateTime::parse_from_rfc3339("2026-01-03T03:00:00Z").unwrap().to_utc());
     let tick =
         r#"{"id":"nightly","$schedule":{"rule":"clean-database-daily","time":"2026-01-02T03:00:00Z"}}"#;
     let next_tick =

@@ -3,6 +3,7 @@
 
 mod batch;
 mod common;
+mod contract;
 mod deadline;
 mod delay;
 mod dlq;
@@ -10,4 +11,5 @@ mod idempotency;
 mod metrics;
 mod notify;
 mod retry;
+mod runs;
 mod steps;

@@ -38,8 +38,10 @@ async fn attempts_count_executions_and_exhaustion_goes_to_the_dlq() {
     assert_eq!(report.dead_lettered(), 1);
     let dead = t.dead_letters::<ScriptedJob>();
     assert_eq!(dead.len(), 1);
-    assert_eq!(crate::common::attr(&dead[0], "dlq_reason"), "exhausted");
-    assert_eq!(crate::common::attr(&dead[0], "attempts"), "3");
+    let error =
+        jobkit::dead_letter::DeadLetterError::read(&dead[0].attributes).expect("the error is recorded");
+    assert_eq!(error.reason, "exhausted");
+    assert_eq!(error.attempts, 3);
 }
 
 #[tokio::test]

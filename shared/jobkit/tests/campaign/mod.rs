@@ -21,6 +21,7 @@ use jobkit::{
     BatchRunner, Clock, EnqueueOptions, Enqueuer, ErrorKind, Job, JobContext, JobError, JobId, ManualClock,
     OutgoingMessage, PortError, PortResult, PutOutcome, Queue, QueueRoutes, ReceivedMessage, RetryPolicy,
     RunnerConfig, Runtime, StateStore, StoredRecord, Wait,
+    dead_letter::DeadLetterError,
     embedded::{EmbeddedDb, EmbeddedQueue, EmbeddedStore, QueueConfig},
     message::attr,
 };
@@ -285,6 +286,16 @@ impl StateStore for ChaosStore {
 
     async fn put(&self, key: &str, value: &str, expires_at: DateTime<Utc>) -> PortResult {
         self.chaos.call("put", self.inner.put(key, value, expires_at)).await
+    }
+
+    async fn replace(
+        &self,
+        key: &str,
+        expected: &str,
+        value: &str,
+        expires_at: DateTime<Utc>,
+    ) -> PortResult<bool> {
+        self.chaos.call("replace", self.inner.replace(key, expected, value, expires_at)).await
     }
 
     async fn delete(&self, key: &str) -> PortResult {
@@ -555,8 +566,7 @@ fn tally(numbers: Range<u64>, job: &CampaignJob, faults: &Faults, dead: &[Receiv
         else {
             continue;
         };
-        let reasoned = message.attributes.contains_key(attr::ERROR_KIND)
-            && message.attributes.contains_key(attr::DLQ_REASON);
+        let reasoned = DeadLetterError::read(&message.attributes).is_some_and(|e| !e.reason.is_empty());
         *dead_ids.entry(n).or_default() |= reasoned;
     }
     let mut report = Report { jobs: numbers.end - numbers.start, ..Report::default() };

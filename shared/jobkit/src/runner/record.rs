@@ -1,0 +1,267 @@
+//! One record's way from delivery to execution: decode, check the contract, hop if not yet
+//! due, check the deadline, parse the arguments, enter the run, perform.
+//!
+//! Invariant: the clock and the deadline are read again after anything that can wait (a twin
+//! holding the run, the store's answer), so a record starts only if its whole timeout still
+//! fits before the invocation's deadline, and the job gets only the time that remains.
+
+use std::{
+    collections::BTreeSet,
+    panic::AssertUnwindSafe,
+    time::{Duration, Instant},
+};
+
+use chrono::{DateTime, Utc};
+use futures::FutureExt;
+use tracing::{Instrument, info_span};
+
+use super::{BatchRunner, RecordStatus, Timing, settle::Execution, twins::HeldRun};
+use crate::{
+    context::{Budget, JobContext},
+    enqueue::payload_hash,
+    error::{ErrorKind, JobError},
+    job::Job,
+    keys::{kind, state_key},
+    limits::MAX_MESSAGE_ATTRIBUTES,
+    message::{Envelope, Metadata, ReceivedMessage, attr, decode},
+    runs::{Claim, Claimant, Run},
+};
+
+/// What every record of one batch shares.
+#[derive(Debug, Clone)]
+pub(crate) struct Batch {
+    /// The invocation's deadline.
+    pub(crate) deadline: DateTime<Utc>,
+    /// When the batch was received: SQS counts a message's 12-hour visibility limit from here.
+    pub(crate) received_at: DateTime<Utc>,
+}
+
+/// The attributes a continuation or a hop may add to a message.
+const RE_SEND_ATTRIBUTES: [&str; 3] = [attr::JOB, attr::JOB_ID, attr::CONTINUATION];
+
+impl<J: Job> BatchRunner<J> {
+    pub(super) async fn handle(&self, message: &ReceivedMessage, batch: &Batch) -> (RecordStatus, Timing) {
+        // The span's fields are known before decoding, so they are formatted once, at creation.
+        let job_id =
+            message.attributes.get(attr::JOB_ID).filter(|id| !id.is_empty()).unwrap_or(&message.message_id);
+        let span = info_span!(
+            "record",
+            job = J::NAME,
+            message_id = message.message_id.as_str(),
+            job_id = job_id.as_str(),
+            attempt = message.receive_count.max(1),
+        );
+        async {
+            let mut timing = Timing::default();
+            let status = self.handle_in_span(message, batch, &mut timing).await;
+            // A success is the common case: logged at debug so that a busy queue's logs (and
+            // CloudWatch's bill) carry what needs a look; everything else is logged at info.
+            if matches!(status, RecordStatus::Succeeded | RecordStatus::Hopped) {
+                tracing::debug!(status = ?status, duration_ms = timing.duration_ms, "record handled");
+            } else {
+                tracing::info!(
+                    status = ?status,
+                    duration_ms = timing.duration_ms,
+                    settle_ms = timing.settle_ms,
+                    "record handled"
+                );
+            }
+            (status, timing)
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn handle_in_span(
+        &self,
+        message: &ReceivedMessage,
+        batch: &Batch,
+        timing: &mut Timing,
+    ) -> RecordStatus {
+        let now = self.runtime.clock.now();
+        let Envelope { args: args_json, mut meta } = match decode(message) {
+            Ok(envelope) => envelope,
+            Err(error) => return self.reject(message, None, &error, batch).await,
+        };
+        if let Err(error) = self.admit(message, &meta, now) {
+            return self.reject(message, Some(&meta), &error, batch).await;
+        }
+        if let Some(not_before) = meta.not_before.filter(|t| *t > now) {
+            return self.hop(message, &meta, not_before, batch).await;
+        }
+        if let Some(status) = self.must_wait(message, now, batch).await {
+            return status;
+        }
+        let args: J::Args = match args_json.parse() {
+            Ok(args) => args,
+            Err(error) => return self.reject(message, Some(&meta), &error, batch).await,
+        };
+        let hash = payload_hash(&args_json.canonical());
+        let token = meta.run_token.clone().unwrap_or_else(|| message.message_id.clone());
+        let key = self.job.idempotency_key(&args, &meta);
+        let who =
+            Claimant { token: &token, hash: &hash, job_id: meta.job_id.as_str(), until: batch.deadline };
+        let (run, _held) = match self.enter(message, &meta, key.as_deref(), &who, batch).await {
+            Ok(entered) => entered,
+            Err(status) => return status,
+        };
+        meta.attempt = run.attempt();
+        if meta.attempt != message.receive_count.max(1) {
+            tracing::Span::current().record("attempt", meta.attempt);
+        }
+        let now = self.runtime.clock.now();
+        timing.queue_latency_ms = meta.enqueued_at.map(|t| (now - t).num_milliseconds().max(0) as f64);
+        let started = Instant::now();
+        let execution = self.execute(args, meta, run, now, batch.deadline).await;
+        timing.duration_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+        let settling = Instant::now();
+        let status = self.settle(message, execution, &args_json, batch).await;
+        timing.settle_ms = Some(settling.elapsed().as_secs_f64() * 1000.0);
+        status
+    }
+
+    /// Refuses what could only cycle or be abused: a `not_before` too far ahead, a tick for a
+    /// time to come, attributes that leave a re-send no room.
+    fn admit(&self, message: &ReceivedMessage, meta: &Metadata, now: DateTime<Utc>) -> Result<(), JobError> {
+        let invalid = |m: String| JobError::permanent(ErrorKind::INVALID_ARGUMENTS, m);
+        let ahead =
+            |limit: Duration| now + chrono::Duration::from_std(limit).unwrap_or(chrono::Duration::MAX);
+        if let Some(not_before) = meta.not_before.filter(|t| *t > ahead(self.config.max_schedule_ahead)) {
+            return Err(invalid(format!(
+                "attribute {} ({}) is more than {} days ahead",
+                attr::NOT_BEFORE,
+                not_before.to_rfc3339(),
+                self.config.max_schedule_ahead.as_secs() / 86_400
+            )));
+        }
+        if let Some(tick) = &meta.tick {
+            let time = DateTime::parse_from_rfc3339(&tick.time).map_err(|e| {
+                invalid(format!("scheduled tick time {:?} is not an RFC 3339 time: {e}", tick.time))
+            })?;
+            if time > ahead(self.config.max_tick_ahead) {
+                return Err(invalid(format!(
+                    "scheduled tick for {} is ahead of the clock ({})",
+                    tick.time,
+                    now.to_rfc3339()
+                )));
+            }
+        }
+        let names = || message.attributes.keys().map(String::as_str);
+        let continued: BTreeSet<&str> =
+            names().chain(RE_SEND_ATTRIBUTES).filter(|name| *name != attr::NOT_BEFORE).collect();
+        let hopped: BTreeSet<&str> = names().chain([attr::JOB, attr::JOB_ID]).collect();
+        if continued.len().max(hopped.len()) > MAX_MESSAGE_ATTRIBUTES {
+            return Err(invalid(format!(
+                "{} message attributes leave no room for job, job_id and continuation, which a hop \
+                 or a continuation adds (SQS takes {MAX_MESSAGE_ATTRIBUTES})",
+                message.attributes.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// A record that must not start now: too close to the deadline, or the worker is stopping.
+    async fn must_wait(
+        &self,
+        message: &ReceivedMessage,
+        now: DateTime<Utc>,
+        batch: &Batch,
+    ) -> Option<RecordStatus> {
+        let needed = chrono::Duration::from_std(self.job.timeout() + self.config.deadline_margin)
+            .unwrap_or(chrono::Duration::MAX);
+        if batch.deadline - now < needed || self.shutdown.requested() {
+            return Some(self.return_unstarted(message, None, batch.deadline).await);
+        }
+        None
+    }
+
+    /// Enters the record's run: the free run of a job without a key, or the exclusive run of
+    /// its key once any twin in this batch is done with it. The `Err` is the record's status
+    /// when it may not run (a duplicate, busy elsewhere, the deadline too near now).
+    async fn enter(
+        &self,
+        message: &ReceivedMessage,
+        meta: &Metadata,
+        key: Option<&str>,
+        who: &Claimant<'_>,
+        batch: &Batch,
+    ) -> Result<(Run, Option<HeldRun>), RecordStatus> {
+        let store = self.runtime.store.clone();
+        let Some(key) = key else {
+            let look = message.receive_count > 1 || meta.run_token.is_some();
+            return Run::free(store, J::NAME, who, look, self.runtime.clock.now())
+                .await
+                .map(|run| (run, None))
+                .map_err(|e| RecordStatus::Unhandled(format!("loading the run: {e}")));
+        };
+        let held =
+            self.hold_after_twins(&state_key(J::NAME, kind::IDEMPOTENT_RUN, key), batch.deadline).await;
+        // Waiting for a twin can take most of the invocation: look at the clock again.
+        let now = self.runtime.clock.now();
+        if let Some(status) = self.must_wait(message, now, batch).await {
+            return Err(status);
+        }
+        match Run::claim(store, J::NAME, key, who, now).await {
+            Ok(Claim::Entered(run)) => Ok((run, held)),
+            Ok(Claim::Done) => Err(RecordStatus::Duplicate),
+            // Back when the holder's window ends: one more receive, well inside
+            // maxReceiveCount's margin (looking sooner and more often could exhaust it).
+            Ok(Claim::Busy(until)) => Err(self.return_unstarted(message, Some(until), batch.deadline).await),
+            Ok(Claim::Mismatch) => {
+                let error = JobError::permanent(
+                    ErrorKind::IDEMPOTENCY_KEY_REUSED,
+                    "idempotency key already used with other arguments",
+                );
+                Err(self.reject(message, Some(meta), &error, batch).await)
+            }
+            Err(e) => Err(RecordStatus::Unhandled(format!("entering the run: {e}"))),
+        }
+    }
+
+    /// Performs the job with what is left of the time: its own timeout, or the deadline less
+    /// the margin kept for settling, whichever comes first.
+    async fn execute(
+        &self,
+        args: J::Args,
+        meta: Metadata,
+        run: Run,
+        now: DateTime<Utc>,
+        deadline: DateTime<Utc>,
+    ) -> Execution {
+        let margin = chrono::Duration::from_std(self.config.deadline_margin).unwrap_or_default();
+        let timeout = chrono::Duration::from_std(self.job.timeout()).unwrap_or(chrono::Duration::MAX);
+        let until = (deadline - margin).min(now + timeout);
+        let allowed = (until - now).to_std().unwrap_or(Duration::ZERO);
+        let budget = Budget { deadline: until, continue_within: self.config.continue_within };
+        let mut ctx = JobContext::new(
+            meta,
+            budget,
+            self.runtime.clock.clone(),
+            self.enqueuer.clone(),
+            self.shutdown.clone(),
+            run,
+        );
+        // Boxed: a job's future can be large, and every enclosing future would otherwise carry (and move) it.
+        let perform = AssertUnwindSafe(Box::pin(self.job.perform(args, &mut ctx))).catch_unwind();
+        let result = match tokio::time::timeout(allowed, perform).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(panic)) => {
+                Err(JobError::retryable(ErrorKind::PANIC, format!("panicked: {}", panic_message(&panic))))
+            }
+            Err(_) => Err(JobError::retryable(ErrorKind::TIMEOUT, format!("ran longer than {allowed:?}"))),
+        };
+        let (interrupted, lost) = (ctx.interrupted, ctx.lost);
+        let (meta, run) = ctx.into_parts();
+        Execution { result, meta, run, interrupted, lost }
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a non-string panic payload".to_owned()
+    }
+}
