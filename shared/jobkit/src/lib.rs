@@ -23,6 +23,7 @@ mod ids;
 mod job;
 mod keys;
 pub mod lambda;
+pub mod limits;
 pub mod message;
 mod notify;
 mod policy;
@@ -43,6 +44,9 @@ pub use error::{
 pub use ids::JobId;
 pub use job::{Job, default_idempotency_key};
 pub use keys::{MAX_KEY_BYTES, job_key_prefix};
+pub use limits::{
+    LimitError, MAX_MESSAGE_ATTRIBUTES, MAX_MESSAGE_BYTES, MAX_VISIBILITY, check_message, message_size,
+};
 pub use message::{Continuation, Metadata, OutgoingMessage, ReceivedMessage, Tick};
 pub use notify::{Notifier, NotifyConfig};
 pub use policy::{Decision, MAX_WAIT, RetryPolicy, Timeline, TimelineStep, Wait};
