@@ -5,8 +5,9 @@ use std::time::Duration;
 use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::Utc;
 use jobkit::{
-    Email, Mailer, OutgoingMessage, PutOutcome, Queue, StateStore,
+    Email, Mailer, OutgoingMessage, PortError, PortResult, PutOutcome, Queue, StateStore,
     aws::{DynamoStore, SesMailer, SqsQueue},
+    limits::{MAX_BATCH_BYTES, MAX_DELAY_SECONDS, MAX_KEY_BYTES, MAX_MESSAGE_BYTES, MAX_VISIBILITY},
 };
 use system_tests::moto;
 
@@ -103,6 +104,77 @@ async fn sqs_delay_hides_a_message_and_a_redrive_policy_moves_it_to_the_dlq() {
     assert_eq!(dead[0].body, r#"{"poison":true}"#);
 }
 
+// SQS's limits, where moto enforces them: the SQS adapter reports the refusal as `Invalid`, as
+// the embedded queue does for the same input (its tests beside the code). moto does not count
+// attributes in a message's size, does not limit their number, and counts the 12 hours of a
+// visibility from the send rather than the receive; those are tested on the embedded queue only.
+
+fn invalid<T: std::fmt::Debug>(result: &PortResult<T>) -> bool {
+    matches!(result, Err(PortError::Invalid(_)))
+}
+
+async fn plain_queue(prefix: &str) -> (SqsQueue, String) {
+    let sdk = moto::sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let url = queue_with(&sqs, &moto::unique(prefix), &[]).await;
+    (SqsQueue::new(sqs), url)
+}
+
+fn body_of(bytes: usize) -> OutgoingMessage {
+    OutgoingMessage { body: "x".repeat(bytes), ..Default::default() }
+}
+
+#[tokio::test]
+async fn sqs_takes_a_one_mib_message_and_refuses_a_byte_more_as_invalid() {
+    let (queue, url) = plain_queue("size").await;
+    queue.send(&url, body_of(MAX_MESSAGE_BYTES)).await.expect("1 MiB is taken");
+    let over = queue.send(&url, body_of(MAX_MESSAGE_BYTES + 1)).await;
+    assert!(invalid(&over), "{over:?}");
+}
+
+#[tokio::test]
+async fn sqs_takes_a_900_second_delay_and_refuses_901_as_invalid_in_a_batch_for_that_entry_only() {
+    let (queue, url) = plain_queue("delay").await;
+    let delayed = |seconds| OutgoingMessage { delay_seconds: seconds, ..body_of(2) };
+    queue.send(&url, delayed(MAX_DELAY_SECONDS)).await.expect("900 s is taken");
+    let over = queue.send(&url, delayed(MAX_DELAY_SECONDS + 1)).await;
+    assert!(invalid(&over), "{over:?}");
+
+    let results = queue.send_batch(&url, vec![delayed(0), delayed(901), delayed(900)]).await.expect("batch");
+    assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+    assert!(invalid(&results[1]), "{results:?}");
+}
+
+#[tokio::test]
+async fn sqs_refuses_a_batch_request_over_one_mib_in_all_as_invalid() {
+    let (queue, url) = plain_queue("batch-size").await;
+    let tenth = MAX_BATCH_BYTES / 10;
+    let request = |first: usize| -> Vec<OutgoingMessage> {
+        (0..10).map(|i| body_of(if i == 0 { first } else { tenth })).collect()
+    };
+    let at = queue.send_batch(&url, request(MAX_BATCH_BYTES - 9 * tenth)).await.expect("1 MiB in all");
+    assert!(at.iter().all(Result::is_ok), "{at:?}");
+    let over = queue.send_batch(&url, request(MAX_BATCH_BYTES + 1 - 9 * tenth)).await;
+    assert!(invalid(&over), "{over:?}");
+}
+
+#[tokio::test]
+async fn sqs_refuses_a_visibility_ending_past_twelve_hours_as_invalid() {
+    let (queue, url) = plain_queue("visibility").await;
+    queue.send(&url, body_of(2)).await.expect("sent");
+    let got = receive_one(&queue, &url).await;
+    let receipt = &got[0].receipt_handle;
+    let over = queue.change_visibility(&url, receipt, MAX_VISIBILITY + Duration::from_secs(1)).await;
+    assert!(invalid(&over), "{over:?}");
+    // Twelve hours from now ends after twelve hours from the receive, which is past.
+    let from_now = queue.change_visibility(&url, receipt, MAX_VISIBILITY).await;
+    assert!(invalid(&from_now), "{from_now:?}");
+    queue
+        .change_visibility(&url, receipt, MAX_VISIBILITY - Duration::from_secs(60))
+        .await
+        .expect("a minute under twelve hours is taken");
+}
+
 async fn store() -> DynamoStore {
     let sdk = moto::sdk_config().await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
@@ -144,6 +216,44 @@ async fn dynamodb_increment_counts_and_restarts_after_expiry() {
     assert_eq!(store.increment("c", until, now).await.expect("inc"), 3);
     let later = until + chrono::Duration::seconds(1);
     assert_eq!(store.increment("c", later + chrono::Duration::seconds(60), later).await.expect("inc"), 1);
+}
+
+// DynamoDB's limits, where moto enforces them: the DynamoDB adapter reports the refusal as
+// `Invalid`, as the embedded store does. moto checks a key's size on PutItem only (not on
+// GetItem, DeleteItem or UpdateItem), and puts its item limit at 405,000 bytes by its own count
+// (numbers by their digits), below DynamoDB's 409,600.
+
+#[tokio::test]
+async fn dynamodb_takes_a_2048_byte_key_and_refuses_a_byte_more_as_invalid() {
+    let store = store().await;
+    let now = Utc::now();
+    let until = now + chrono::Duration::seconds(60);
+    let at = "k".repeat(MAX_KEY_BYTES);
+    store.put(&at, "v", until).await.expect("2,048 bytes are taken");
+    assert_eq!(store.get(&at, now).await.expect("get").map(|r| r.value).as_deref(), Some("v"));
+    let over = "k".repeat(MAX_KEY_BYTES + 1);
+    let put = store.put(&over, "v", until).await;
+    assert!(invalid(&put), "{put:?}");
+    let vacant = store.put_if_vacant(&over, "v", until, now).await;
+    assert!(invalid(&vacant), "{vacant:?}");
+    // A new counter is a PutItem, refused as well.
+    let counter = store.increment(&over, until, now).await;
+    assert!(invalid(&counter), "{counter:?}");
+    // And a key has at least one byte, on reads too.
+    let empty = store.put("", "v", until).await;
+    assert!(invalid(&empty), "{empty:?}");
+    let read = store.get("", now).await;
+    assert!(invalid(&read), "{read:?}");
+}
+
+#[tokio::test]
+async fn dynamodb_refuses_an_item_over_400_kb_as_invalid() {
+    let store = store().await;
+    let now = Utc::now();
+    let until = now + chrono::Duration::seconds(60);
+    store.put("k", &"v".repeat(400_000), until).await.expect("under 400 KB is taken");
+    let over = store.put("k", &"v".repeat(410_000), until).await;
+    assert!(invalid(&over), "{over:?}");
 }
 
 async fn moto_data() -> serde_json::Value {

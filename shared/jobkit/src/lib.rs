@@ -46,6 +46,9 @@ pub use ids::JobId;
 pub use job::{Job, default_idempotency_key};
 pub use keys::{MAX_KEY_BYTES, job_key_prefix};
 pub use lambda::from_sqs_message;
+pub use limits::{
+    LimitError, MAX_MESSAGE_ATTRIBUTES, MAX_MESSAGE_BYTES, MAX_VISIBILITY, check_message, message_size,
+};
 pub use message::{ContinuationRef, Metadata, OutgoingMessage, ReceivedMessage, Tick};
 pub use notify::{Notifier, NotifyConfig};
 pub use policy::{Decision, MAX_WAIT, RetryPolicy, Timeline, TimelineStep, Wait};

@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS messages (
     sent_at_ms INTEGER NOT NULL,
     visible_at_ms INTEGER NOT NULL,
     receive_count INTEGER NOT NULL DEFAULT 0,
-    receipt TEXT
+    receipt TEXT,
+    received_at_ms INTEGER
 );
 CREATE INDEX IF NOT EXISTS messages_by_queue ON messages (queue, visible_at_ms, seq);
 CREATE INDEX IF NOT EXISTS messages_by_receipt ON messages (receipt);
@@ -50,6 +51,23 @@ CREATE TABLE IF NOT EXISTS records (
     count INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 ";
+
+/// Adds `messages.received_at_ms` to a file made before it existed. A message in flight there
+/// keeps a NULL receive time, and its visibility is then counted from now.
+fn add_received_at(conn: &Connection) -> PortResult {
+    let present: bool = conn
+        .query_row(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info('messages') WHERE name = 'received_at_ms'",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(sql_error("schema"))?;
+    if !present {
+        conn.execute_batch("ALTER TABLE messages ADD COLUMN received_at_ms INTEGER")
+            .map_err(sql_error("schema"))?;
+    }
+    Ok(())
+}
 
 /// A handle on the embedded database; clones share the connection.
 #[derive(Clone)]
@@ -95,6 +113,7 @@ impl EmbeddedDb {
 
     fn with_schema(conn: Connection) -> PortResult<Self> {
         conn.execute_batch(SCHEMA).map_err(sql_error("schema"))?;
+        add_received_at(&conn)?;
         Ok(Self { conn: Arc::new(Mutex::new(conn)) })
     }
 

@@ -3,7 +3,8 @@
 //!
 //! Invariants: every time comes from the clock port (tests turn it by hand); a receive is one
 //! transaction, so two workers never receive the same message while it is invisible; a receipt
-//! handle is valid only until the message is received again.
+//! handle is valid only until the message is received again; what SQS refuses (the limits of
+//! [`crate::limits`]) is refused here too, as the SQS adapter reports it.
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
@@ -16,14 +17,11 @@ use super::sqlite_db::{EmbeddedDb, sql_error};
 use crate::{
     clock::SharedClock,
     error::{PortError, PortResult},
+    limits::{self, MAX_BATCH_ENTRIES, MAX_VISIBILITY},
     message::{OutgoingMessage, ReceivedMessage},
     ports::Queue,
 };
 
-/// SQS's longest `DelaySeconds`.
-const MAX_DELAY_SECONDS: u32 = 900;
-/// SQS's longest visibility timeout.
-const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 60 * 60);
 /// How long a FIFO deduplication id is remembered.
 const DEDUP_WINDOW_MS: i64 = 5 * 60 * 1000;
 
@@ -99,8 +97,15 @@ impl EmbeddedQueue {
     /// Creates `name` or updates its settings.
     ///
     /// # Errors
-    /// If the database fails.
+    /// `Invalid` for a visibility timeout over SQS's 12 hours; else if the database fails.
     pub fn create_queue(&self, name: &str, config: QueueConfig) -> PortResult {
+        if config.visibility_timeout > MAX_VISIBILITY {
+            return Err(PortError::Invalid(format!(
+                "visibility timeout of {:?} is over SQS's limit of {}s",
+                config.visibility_timeout,
+                MAX_VISIBILITY.as_secs()
+            )));
+        }
         let conn = self.db.lock();
         conn.execute(
             "INSERT INTO queues (name, visibility_timeout_ms, max_receive_count, dead_letter_queue, fifo)
@@ -234,12 +239,7 @@ impl EmbeddedQueue {
     }
 
     fn insert(tx: &Transaction<'_>, queue: &str, message: &OutgoingMessage, now: i64) -> PortResult<String> {
-        if message.delay_seconds > MAX_DELAY_SECONDS {
-            return Err(PortError::Invalid(format!(
-                "delay of {}s is over {MAX_DELAY_SECONDS}s",
-                message.delay_seconds
-            )));
-        }
+        limits::check_message(message)?;
         let config = Self::config(tx, queue)?;
         if config.fifo {
             if let Some(dedup) = &message.dedup_id {
@@ -292,7 +292,8 @@ impl EmbeddedQueue {
                 if receive_count >= limit {
                     // SQS's redrive: the receive that would pass the limit moves it instead.
                     tx.execute(
-                        "UPDATE messages SET queue = ?1, receipt = NULL, receive_count = 0, visible_at_ms = ?2
+                        "UPDATE messages SET queue = ?1, receipt = NULL, received_at_ms = NULL, receive_count = 0,
+                             visible_at_ms = ?2
                          WHERE seq = ?3",
                         params![dlq, now, seq],
                     )
@@ -300,7 +301,7 @@ impl EmbeddedQueue {
                     continue;
                 }
             }
-            received.push(Self::take(&tx, seq, now + duration_ms(config.visibility_timeout))?);
+            received.push(Self::take(&tx, seq, now, now + duration_ms(config.visibility_timeout))?);
         }
         tx.commit().map_err(sql_error("receive"))?;
         Ok(received)
@@ -326,15 +327,18 @@ impl EmbeddedQueue {
         rows.collect::<Result<_, _>>().map_err(sql_error("receive"))
     }
 
-    fn take(tx: &Transaction<'_>, seq: i64, invisible_until: i64) -> PortResult<ReceivedMessage> {
+    /// Receives message `seq` at `now`: a new receipt, whose receive time bounds the visibility.
+    fn take(tx: &Transaction<'_>, seq: i64, now: i64, invisible_until: i64) -> PortResult<ReceivedMessage> {
         let receipt = uuid::Uuid::new_v4().to_string();
         let mut stmt = tx
             .prepare_cached(
-                "UPDATE messages SET receive_count = receive_count + 1, receipt = ?1, visible_at_ms = ?2 WHERE seq = ?3
+                "UPDATE messages SET receive_count = receive_count + 1, receipt = ?1, received_at_ms = ?2,
+                     visible_at_ms = ?3
+                 WHERE seq = ?4
                  RETURNING id, body, attributes, receive_count, sent_at_ms, group_id",
             )
             .map_err(sql_error("receive"))?;
-        stmt.query_row(params![receipt, invisible_until, seq], |row| {
+        stmt.query_row(params![receipt, now, invisible_until, seq], |row| {
             let attributes: BTreeMap<String, String> =
                 serde_json::from_str(&row.get::<_, String>(2)?).unwrap_or_default();
             Ok(ReceivedMessage {
@@ -367,21 +371,35 @@ impl Queue for EmbeddedQueue {
         Ok(id)
     }
 
+    /// In requests of ten, as the SQS adapter sends them: a message over a limit fails alone, as
+    /// in SQS's answer to `SendMessageBatch`; a request whose messages add up to more than SQS
+    /// takes is refused whole, after the requests before it were sent.
     async fn send_batch(
         &self,
         queue: &str,
         messages: Vec<OutgoingMessage>,
     ) -> PortResult<Vec<PortResult<String>>> {
         let now = ms(self.clock.now());
-        let results = {
+        let (results, refused) = {
             let mut conn = self.db.lock();
             let tx = conn.transaction().map_err(sql_error("send"))?;
-            let results: Vec<_> = messages.iter().map(|m| Self::insert(&tx, queue, m, now)).collect();
+            let mut results = Vec::with_capacity(messages.len());
+            let mut refused = None;
+            for request in messages.chunks(MAX_BATCH_ENTRIES) {
+                if let Err(e) = limits::check_batch(request) {
+                    refused = Some(e);
+                    break;
+                }
+                results.extend(request.iter().map(|m| Self::insert(&tx, queue, m, now)));
+            }
             tx.commit().map_err(sql_error("send"))?;
-            results
+            (results, refused)
         };
         self.sent.notify_waiters();
-        Ok(results)
+        match refused {
+            Some(e) => Err(e.into()),
+            None => Ok(results),
+        }
     }
 
     async fn receive(&self, queue: &str, max: usize, wait: Duration) -> PortResult<Vec<ReceivedMessage>> {
@@ -420,19 +438,23 @@ impl Queue for EmbeddedQueue {
         Ok(())
     }
 
+    /// SQS counts the 12 hours from the receive of `receipt_handle`, not from now.
     async fn change_visibility(&self, queue: &str, receipt_handle: &str, timeout: Duration) -> PortResult {
-        if timeout > MAX_VISIBILITY {
-            return Err(PortError::Invalid(format!("visibility timeout {timeout:?} is over 12 hours")));
-        }
-        let visible_at = ms(self.clock.now()) + duration_ms(timeout);
+        let now = ms(self.clock.now());
         let conn = self.db.lock();
-        let changed = conn
-            .prepare_cached("UPDATE messages SET visible_at_ms = ?1 WHERE queue = ?2 AND receipt = ?3")
-            .and_then(|mut stmt| stmt.execute(params![visible_at, queue, receipt_handle]))
+        let received_at: Option<Option<i64>> = conn
+            .prepare_cached("SELECT received_at_ms FROM messages WHERE queue = ?1 AND receipt = ?2")
+            .and_then(|mut stmt| stmt.query_row(params![queue, receipt_handle], |row| row.get(0)).optional())
             .map_err(sql_error("change visibility"))?;
-        if changed == 0 {
+        let Some(received_at) = received_at else {
             return Err(PortError::Invalid("receipt handle is no longer valid".to_owned()));
-        }
+        };
+        let since_receive =
+            Duration::from_millis(now.saturating_sub(received_at.unwrap_or(now)).max(0).unsigned_abs());
+        limits::check_visibility(since_receive, timeout)?;
+        conn.prepare_cached("UPDATE messages SET visible_at_ms = ?1 WHERE queue = ?2 AND receipt = ?3")
+            .and_then(|mut stmt| stmt.execute(params![now + duration_ms(timeout), queue, receipt_handle]))
+            .map_err(sql_error("change visibility"))?;
         Ok(())
     }
 }
@@ -553,6 +575,177 @@ mod tests {
             sender.send("q", body("hi")).await.unwrap();
         });
         assert_eq!(got.unwrap().len(), 1);
+    }
+
+    fn with_attributes(body: &str, count: usize) -> OutgoingMessage {
+        OutgoingMessage {
+            body: body.to_owned(),
+            attributes: (0..count).map(|i| (format!("a{i}"), "v".to_owned())).collect(),
+            ..OutgoingMessage::default()
+        }
+    }
+
+    /// A body that makes the message exactly `bytes` long as SQS counts it, with `attributes`.
+    fn sized(bytes: usize, attributes: &[(&str, &str)]) -> OutgoingMessage {
+        let attributes: BTreeMap<String, String> =
+            attributes.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let overhead: usize = attributes.iter().map(|(k, v)| k.len() + "String".len() + v.len()).sum();
+        OutgoingMessage { body: "x".repeat(bytes - overhead), attributes, ..OutgoingMessage::default() }
+    }
+
+    fn invalid_naming<T: std::fmt::Debug>(result: &PortResult<T>, limit: &str) {
+        match result {
+            Err(PortError::Invalid(text)) => assert!(text.contains(limit), "{text}"),
+            other => panic!("expected an invalid request naming {limit}, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn send_takes_ten_attributes_and_refuses_eleven_as_sqs_does() {
+        let (q, _clock) = setup(QueueConfig::default());
+        q.send("q", with_attributes("{}", 10)).await.unwrap();
+        invalid_naming(&q.send("q", with_attributes("{}", 11)).await, "limit of 10");
+        assert_eq!(q.peek("q", 10).unwrap().len(), 1, "the refused message is not queued");
+    }
+
+    #[tokio::test]
+    async fn send_takes_one_mib_with_the_attributes_counted_and_refuses_a_byte_more() {
+        let (q, _clock) = setup(QueueConfig::default());
+        let attributes = [("job", "store_sync"), ("job_id", "j-1")];
+        q.send("q", sized(1_048_576, &attributes)).await.unwrap();
+        invalid_naming(&q.send("q", sized(1_048_577, &attributes)).await, "limit of 1048576");
+        // The body alone is under the limit: the attributes' names, types and values tip it over.
+        let tipped = sized(1_048_577, &[("job", "x")]);
+        assert!(tipped.body.len() < 1_048_576);
+        invalid_naming(&q.send("q", tipped).await, "limit of 1048576");
+        assert_eq!(q.peek("q", 10).unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn send_takes_a_900_second_delay_and_refuses_901() {
+        let (q, _clock) = setup(QueueConfig::default());
+        q.send("q", OutgoingMessage { delay_seconds: 900, ..body("a") }).await.unwrap();
+        invalid_naming(
+            &q.send("q", OutgoingMessage { delay_seconds: 901, ..body("b") }).await,
+            "limit of 900s",
+        );
+    }
+
+    #[tokio::test]
+    async fn a_batch_entry_over_a_limit_fails_alone_and_the_others_are_sent() {
+        let (q, _clock) = setup(QueueConfig::default());
+        let results = q
+            .send_batch(
+                "q",
+                vec![
+                    body("first"),
+                    with_attributes("eleven", 11),
+                    OutgoingMessage { delay_seconds: 901, ..body("late") },
+                    with_attributes("ten", 10),
+                ],
+            )
+            .await
+            .unwrap();
+        assert!(results[0].is_ok() && results[3].is_ok(), "{results:?}");
+        invalid_naming(&results[1], "limit of 10");
+        invalid_naming(&results[2], "limit of 900s");
+        let queued: Vec<String> = q.peek("q", 10).unwrap().into_iter().map(|m| m.body).collect();
+        assert_eq!(queued, ["first", "ten"]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_ten_over_one_mib_in_all_is_refused_whole_as_sqs_does() {
+        let (q, _clock) = setup(QueueConfig::default());
+        let tenth = 1_048_576 / 10;
+        let at_limit: Vec<_> =
+            (0..10).map(|i| sized(if i == 0 { 1_048_576 - 9 * tenth } else { tenth }, &[])).collect();
+        assert!(q.send_batch("q", at_limit).await.unwrap().iter().all(Result::is_ok));
+        assert_eq!(q.purge("q").unwrap(), 10);
+
+        // Each message is well under the limit; the ten of one request add up to a byte over it.
+        let over: Vec<_> =
+            (0..10).map(|i| sized(if i == 0 { 1_048_577 - 9 * tenth } else { tenth }, &[])).collect();
+        invalid_naming(&q.send_batch("q", over).await, "limit of 1048576");
+        assert!(q.peek("q", 10).unwrap().is_empty(), "nothing of the refused request is queued");
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_counted_per_request_of_ten_as_the_sqs_adapter_sends_it() {
+        let (q, _clock) = setup(QueueConfig::default());
+        // Twelve messages of 100 KB: 1.2 MB in all, but 1,000,000 and 200,000 bytes per request.
+        let messages: Vec<_> = (0..12).map(|_| sized(100_000, &[])).collect();
+        let results = q.send_batch("q", messages).await.unwrap();
+        assert_eq!(results.len(), 12);
+        assert!(results.iter().all(Result::is_ok));
+        // A refused second request leaves the first one sent, as with SQS.
+        let mut messages: Vec<_> = (0..10).map(|_| body("small")).collect();
+        messages.extend((0..2).map(|_| sized(600_000, &[])));
+        invalid_naming(&q.send_batch("q", messages).await, "limit of 1048576");
+        assert_eq!(q.stats("q").unwrap().visible, 22);
+    }
+
+    #[tokio::test]
+    async fn visibility_ends_at_most_twelve_hours_after_the_receive_not_after_now() {
+        let (q, clock) = setup(QueueConfig::default());
+        q.send("q", body("a")).await.unwrap();
+        let got = q.receive("q", 1, Duration::ZERO).await.unwrap();
+        let receipt = &got[0].receipt_handle;
+        let hour = Duration::from_secs(3600);
+        q.change_visibility("q", receipt, 12 * hour).await.unwrap();
+
+        clock.advance(chrono::Duration::hours(1));
+        // Twelve hours from now is thirteen from the receive.
+        invalid_naming(&q.change_visibility("q", receipt, 12 * hour).await, "limit of 43200s");
+        invalid_naming(
+            &q.change_visibility("q", receipt, 11 * hour + Duration::from_secs(1)).await,
+            "43200s",
+        );
+        q.change_visibility("q", receipt, 11 * hour).await.unwrap();
+        assert_eq!(q.next_visible_at("q").unwrap(), Some(clock.now() + chrono::Duration::hours(11)));
+
+        // The next receive starts a new twelve hours.
+        clock.advance(chrono::Duration::hours(11));
+        let again = q.receive("q", 1, Duration::ZERO).await.unwrap();
+        q.change_visibility("q", &again[0].receipt_handle, 12 * hour).await.unwrap();
+        invalid_naming(&q.change_visibility("q", receipt, Duration::ZERO).await, "no longer valid");
+    }
+
+    #[tokio::test]
+    async fn a_queue_s_visibility_timeout_is_at_most_twelve_hours() {
+        let (q, _clock) = setup(QueueConfig::default());
+        let at = QueueConfig { visibility_timeout: Duration::from_secs(43_200), ..QueueConfig::default() };
+        q.create_queue("slow", at).unwrap();
+        let over = QueueConfig { visibility_timeout: Duration::from_secs(43_201), ..QueueConfig::default() };
+        invalid_naming(&q.create_queue("slower", over), "43200s");
+    }
+
+    #[tokio::test]
+    async fn a_file_from_before_receive_times_opens_and_its_messages_in_flight_count_from_now() {
+        let path = std::env::temp_dir().join(format!("jobkit-{}.sqlite", uuid::Uuid::new_v4()));
+        {
+            let old = rusqlite::Connection::open(&path).unwrap();
+            old.execute_batch(
+                "CREATE TABLE queues (name TEXT PRIMARY KEY, visibility_timeout_ms INTEGER NOT NULL,
+                     max_receive_count INTEGER, dead_letter_queue TEXT, fifo INTEGER NOT NULL DEFAULT 0);
+                 CREATE TABLE messages (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
+                     queue TEXT NOT NULL, body TEXT NOT NULL, attributes TEXT NOT NULL, group_id TEXT,
+                     dedup_id TEXT, sent_at_ms INTEGER NOT NULL, visible_at_ms INTEGER NOT NULL,
+                     receive_count INTEGER NOT NULL DEFAULT 0, receipt TEXT);
+                 INSERT INTO queues VALUES ('q', 30000, NULL, NULL, 0);
+                 INSERT INTO messages (id, queue, body, attributes, sent_at_ms, visible_at_ms, receive_count, receipt)
+                     VALUES ('m', 'q', 'old', '{}', 0, 30000, 1, 'r');",
+            )
+            .unwrap();
+        }
+        let clock = ManualClock::default();
+        let q = EmbeddedQueue::new(EmbeddedDb::open(&path).unwrap(), Arc::new(clock.clone()));
+        q.change_visibility("q", "r", MAX_VISIBILITY).await.unwrap();
+        clock.advance(chrono::Duration::seconds(1));
+        assert!(q.change_visibility("q", "r", MAX_VISIBILITY).await.is_ok(), "no receive time: from now");
+        q.send("q", body("new")).await.unwrap();
+        assert_eq!(q.receive("q", 10, Duration::ZERO).await.unwrap()[0].body, "new");
+        drop(q);
+        std::fs::remove_file(&path).ok();
     }
 
     #[tokio::test]

@@ -1,7 +1,8 @@
 //! The state store on SQLite: a `records` table with an expiry per key.
 //!
-//! Invariant: an expired row reads as absent everywhere; conditional writes are single
-//! statements, so they are atomic.
+//! Invariants: an expired row reads as absent everywhere; conditional writes are single
+//! statements, so they are atomic; a key or an item DynamoDB would refuse (the limits of
+//! [`crate::limits`]) is refused here too, as the DynamoDB adapter reports it.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -10,6 +11,7 @@ use rusqlite::{OptionalExtension, params};
 use super::sqlite_db::{EmbeddedDb, sql_error};
 use crate::{
     error::PortResult,
+    limits::{self, LimitError, MAX_ITEM_BYTES, number_attribute_size, string_attribute_size},
     ports::{PutOutcome, StateStore, StoredRecord},
 };
 
@@ -24,6 +26,27 @@ impl EmbeddedStore {
     pub fn new(db: EmbeddedDb) -> Self {
         Self { db }
     }
+}
+
+/// The size of the item `DynamoStore` writes for this record (`pk`, `value`, `expires_at_ms`,
+/// `ttl` in seconds rounded up, `count` 0), as DynamoDB counts it against its item limit.
+fn item_size(key: &str, value: &str, expires_at: DateTime<Utc>) -> usize {
+    let expires_at_ms = expires_at.timestamp_millis();
+    string_attribute_size("pk", key)
+        + string_attribute_size("value", value)
+        + number_attribute_size("expires_at_ms", expires_at_ms)
+        + number_attribute_size("ttl", (expires_at_ms + 999).div_euclid(1000))
+        + number_attribute_size("count", 0)
+}
+
+/// Checks a write of `value` at `key` against DynamoDB's key and item limits.
+fn check_write(key: &str, value: &str, expires_at: DateTime<Utc>) -> Result<(), LimitError> {
+    limits::check_key(key)?;
+    let bytes = item_size(key, value, expires_at);
+    if bytes > MAX_ITEM_BYTES {
+        return Err(LimitError::ItemTooLarge { bytes });
+    }
+    Ok(())
 }
 
 fn to_time(ms: i64) -> DateTime<Utc> {
@@ -47,6 +70,7 @@ fn read_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRecord> {
 #[async_trait]
 impl StateStore for EmbeddedStore {
     async fn get(&self, key: &str, now: DateTime<Utc>) -> PortResult<Option<StoredRecord>> {
+        limits::check_key(key)?;
         let conn = self.db.lock();
         conn.prepare_cached("SELECT value, expires_at_ms FROM records WHERE key = ?1 AND expires_at_ms > ?2")
             .and_then(|mut stmt| stmt.query_row(params![key, now.timestamp_millis()], read_record).optional())
@@ -60,6 +84,7 @@ impl StateStore for EmbeddedStore {
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> PortResult<PutOutcome> {
+        check_write(key, value, expires_at)?;
         let conn = self.db.lock();
         let written = execute(
             &conn,
@@ -80,6 +105,7 @@ impl StateStore for EmbeddedStore {
     }
 
     async fn put(&self, key: &str, value: &str, expires_at: DateTime<Utc>) -> PortResult {
+        check_write(key, value, expires_at)?;
         let conn = self.db.lock();
         execute(
             &conn,
@@ -98,6 +124,7 @@ impl StateStore for EmbeddedStore {
         value: &str,
         expires_at: DateTime<Utc>,
     ) -> PortResult<bool> {
+        check_write(key, value, expires_at)?;
         let conn = self.db.lock();
         let written = execute(
             &conn,
@@ -109,12 +136,15 @@ impl StateStore for EmbeddedStore {
     }
 
     async fn delete(&self, key: &str) -> PortResult {
+        limits::check_key(key)?;
         let conn = self.db.lock();
         execute(&conn, "delete", "DELETE FROM records WHERE key = ?1", params![key])?;
         Ok(())
     }
 
     async fn increment(&self, key: &str, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> PortResult<i64> {
+        // The counter's item has an empty value: only its key can break a limit.
+        limits::check_key(key)?;
         let conn = self.db.lock();
         conn.prepare_cached(
             "INSERT INTO records (key, value, expires_at_ms, count) VALUES (?1, '', ?2, 1)
@@ -172,6 +202,54 @@ mod tests {
             PutOutcome::Written
         );
         assert_eq!(s.get("k", later).await.unwrap().unwrap().value, "c");
+    }
+
+    fn invalid_naming<T: std::fmt::Debug>(result: &PortResult<T>, limit: &str) {
+        match result {
+            Err(crate::error::PortError::Invalid(text)) => assert!(text.contains(limit), "{text}"),
+            other => panic!("expected an invalid request naming {limit}, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn keys_of_2048_bytes_are_taken_and_longer_ones_refused_as_dynamodb_does() {
+        let s = store();
+        let now = Utc::now();
+        let until = now + Duration::seconds(60);
+        let at = "k".repeat(2048);
+        assert_eq!(s.put_if_vacant(&at, "v", until, now).await.unwrap(), PutOutcome::Written);
+        s.put(&at, "w", until).await.unwrap();
+        assert_eq!(s.get(&at, now).await.unwrap().unwrap().value, "w");
+        s.delete(&at).await.unwrap();
+        assert_eq!(s.increment(&at, until, now).await.unwrap(), 1);
+
+        // 2,049 bytes; 1,025 two-byte characters are over too: DynamoDB counts UTF-8 bytes.
+        for over in ["k".repeat(2049), "é".repeat(1025)] {
+            invalid_naming(&s.put_if_vacant(&over, "v", until, now).await, "limit of 2048");
+            invalid_naming(&s.put(&over, "v", until).await, "limit of 2048");
+            invalid_naming(&s.get(&over, now).await, "limit of 2048");
+            invalid_naming(&s.delete(&over).await, "limit of 2048");
+            invalid_naming(&s.increment(&over, until, now).await, "limit of 2048");
+        }
+        invalid_naming(&s.put("", "v", until).await, "at least 1 byte");
+        invalid_naming(&s.get("", now).await, "at least 1 byte");
+    }
+
+    #[tokio::test]
+    async fn items_of_400_kb_are_taken_and_larger_ones_refused_as_dynamodb_does() {
+        let s = store();
+        let now = DateTime::from_timestamp_millis(1_600_000_000_000).unwrap();
+        let until = DateTime::from_timestamp_millis(1_700_000_000_000).unwrap();
+        // DynamoStore's item: pk "k" (2 + 1), value (5 + n), expires_at_ms 1.7e12 (13 + 1 + 1),
+        // ttl 1.7e9 (3 + 1 + 1) and count 0 (5 + 1 + 1): 35 bytes besides the value.
+        let at = "v".repeat(400 * 1024 - 35);
+        let over = "v".repeat(400 * 1024 - 34);
+        assert_eq!(s.put_if_vacant("k", &at, until, now).await.unwrap(), PutOutcome::Written);
+        s.put("k", &at, until).await.unwrap();
+        invalid_naming(&s.put("k", &over, until).await, "limit of 409600");
+        invalid_naming(&s.put_if_vacant("j", &over, until, now).await, "limit of 409600");
+        assert_eq!(s.get("k", now).await.unwrap().unwrap().value, at, "the refused write changed nothing");
+        assert_eq!(s.get("j", now).await.unwrap(), None);
     }
 
     #[tokio::test]
