@@ -8,19 +8,25 @@ use std::{
     time::Duration,
 };
 
+use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::Utc;
 use jobkit::{
     PortError, Queue, ReceivedMessage, SharedClock, StateStore, SystemClock,
-    aws::SqsQueue,
+    aws::{DynamoStore, SqsQueue},
     embedded::{EmbeddedDb, EmbeddedQueue, EmbeddedStore, QueueConfig},
 };
 
-use crate::registry::{self, RegistryError};
+use crate::registry::{self, JobSpec, RegistryError};
 
 /// The embedded backend's folder when none is given.
 pub const DEFAULT_DIR: &str = ".jobs";
 /// The stack `--aws` looks for when none is given (`samconfig.toml`'s).
 pub const DEFAULT_STACK: &str = "store-jobs";
+/// The template's logical id of jobkit's state table (the functions' `JOBKIT_STATE_TABLE`).
+/// Unlike the queues it has no name of the stack's making: CloudFormation names it
+/// (`<stack>-JobStateTable-<suffix>`), so jobctl asks the stack. Naming it in the template
+/// instead would replace the table, and with it every idempotency record, on the next deploy.
+pub const STATE_TABLE_LOGICAL_ID: &str = "JobStateTable";
 
 /// Which backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +64,16 @@ pub enum BackendError {
         /// The SDK's answer.
         source: PortError,
     },
+    /// The stack's state table could not be found through CloudFormation.
+    #[error(
+        "cannot find the state table of stack {stack:?} (CloudFormation's resource {STATE_TABLE_LOGICAL_ID}): {message}"
+    )]
+    StateTableNotFound {
+        /// The stack.
+        stack: String,
+        /// CloudFormation's answer.
+        message: String,
+    },
     /// The queue service failed.
     #[error(transparent)]
     Port(#[from] PortError),
@@ -88,7 +104,14 @@ impl Counts {
 
 enum Kind {
     Embedded { queue: Arc<EmbeddedQueue>, file: PathBuf },
-    Aws { sqs: Arc<SqsQueue>, stack: String },
+    Aws { sqs: Arc<SqsQueue>, clients: AwsClients, stack: String },
+}
+
+/// The clients only operators need on AWS (creating one makes no request).
+struct AwsClients {
+    sqs: aws_sdk_sqs::Client,
+    cloudformation: aws_sdk_cloudformation::Client,
+    dynamodb: aws_sdk_dynamodb::Client,
 }
 
 /// An opened backend.
@@ -118,14 +141,19 @@ impl Backend {
             Target::Embedded(dir) => Self::open_embedded(dir, Arc::new(SystemClock)),
             Target::Aws { stack } => {
                 let config = jobkit::aws::sdk_config().await;
-                let sqs = Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&config)));
+                let clients = AwsClients {
+                    sqs: aws_sdk_sqs::Client::new(&config),
+                    cloudformation: aws_sdk_cloudformation::Client::new(&config),
+                    dynamodb: aws_sdk_dynamodb::Client::new(&config),
+                };
+                let sqs = Arc::new(SqsQueue::new(clients.sqs.clone()));
                 // Uniqueness windows are claimed by the code that enqueues, never from the CLI,
                 // so the AWS enqueuer never reads this store.
                 let unused_store = EmbeddedDb::in_memory().map_err(BackendError::Port)?;
                 Ok(Self {
                     queue: sqs.clone(),
                     store: Arc::new(EmbeddedStore::new(unused_store)),
-                    kind: Kind::Aws { sqs, stack: stack.clone() },
+                    kind: Kind::Aws { sqs, clients, stack: stack.clone() },
                 })
             }
         }
@@ -144,20 +172,71 @@ impl Backend {
         let queue = Arc::new(EmbeddedQueue::new(db.clone(), clock));
         for spec in registry::specs()? {
             queue.create_queue(&registry::dlq_name(spec.name), QueueConfig::default())?;
-            // As the template: visibility 6x the timeout, the DLQ a margin past the attempts.
-            let config = QueueConfig {
-                visibility_timeout: spec.timeout * 6,
-                max_receive_count: Some(spec.policy.max_attempts() + registry::RECEIVE_MARGIN),
-                dead_letter_queue: Some(registry::dlq_name(spec.name)),
-                fifo: false,
-            };
-            queue.create_queue(&registry::queue_name(spec.name), config)?;
+            queue.create_queue(&registry::queue_name(spec.name), embedded_queue_config(&spec))?;
         }
         Ok(Self {
             queue: queue.clone(),
             store: Arc::new(EmbeddedStore::new(db)),
             kind: Kind::Embedded { queue, file },
         })
+    }
+
+    /// The receives after which `job`'s queue moves a message to its DLQ (`maxReceiveCount` of
+    /// its redrive policy); `None` when it has none.
+    ///
+    /// A message SQS moved had this many receives (unless the policy changed since). The DLQ's
+    /// own receive count does not say so for long: SQS (and moto) carry the count over, and
+    /// every receive from the DLQ, a listing's included, adds one.
+    ///
+    /// # Errors
+    /// [`BackendError::QueueNotFound`] on AWS; a port error.
+    pub async fn max_receive_count(&self, job: &str) -> Result<Option<u32>, BackendError> {
+        match &self.kind {
+            Kind::Embedded { .. } => Ok(embedded_queue_config(&registry::spec(job)?).max_receive_count),
+            Kind::Aws { clients, .. } => {
+                let url = self.queue_id(job).await?;
+                let out = clients
+                    .sqs
+                    .get_queue_attributes()
+                    .queue_url(&url)
+                    .attribute_names(QueueAttributeName::RedrivePolicy)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        PortError::Unavailable(format!(
+                            "GetQueueAttributes: {}",
+                            aws_sdk_sqs::error::DisplayErrorContext(e)
+                        ))
+                    })?;
+                let policy = out.attributes().and_then(|a| a.get(&QueueAttributeName::RedrivePolicy));
+                Ok(policy.and_then(|p| redrive_max_receive_count(p)))
+            }
+        }
+    }
+
+    /// The state store the jobs' runners write (the last error per job id among others): the
+    /// embedded file, or on AWS the stack's state table, named by CloudFormation.
+    ///
+    /// # Errors
+    /// [`BackendError::StateTableNotFound`] when CloudFormation does not name it.
+    pub async fn job_state(&self) -> Result<Arc<dyn StateStore>, BackendError> {
+        let Kind::Aws { clients, stack, .. } = &self.kind else {
+            return Ok(self.store.clone());
+        };
+        let not_found = |message: String| BackendError::StateTableNotFound { stack: stack.clone(), message };
+        let out = clients
+            .cloudformation
+            .describe_stack_resource()
+            .stack_name(stack)
+            .logical_resource_id(STATE_TABLE_LOGICAL_ID)
+            .send()
+            .await
+            .map_err(|e| not_found(aws_sdk_cloudformation::error::DisplayErrorContext(e).to_string()))?;
+        let table = out
+            .stack_resource_detail()
+            .and_then(|d| d.physical_resource_id())
+            .ok_or_else(|| not_found("the resource has no physical id yet".to_owned()))?;
+        Ok(Arc::new(DynamoStore::new(clients.dynamodb.clone(), table)))
     }
 
     /// Where the commands act, for messages.
@@ -205,7 +284,7 @@ impl Backend {
     async fn resolve(&self, name: String) -> Result<String, BackendError> {
         match &self.kind {
             Kind::Embedded { .. } => Ok(name),
-            Kind::Aws { sqs, stack } => {
+            Kind::Aws { sqs, stack, .. } => {
                 let name = format!("{stack}-{name}");
                 sqs.queue_url(&name).await.map_err(|source| BackendError::QueueNotFound {
                     name,
@@ -287,5 +366,42 @@ impl Backend {
             }
             Kind::Aws { sqs, .. } => Ok(sqs.purge(id).await?),
         }
+    }
+}
+
+/// A job's queue on the embedded backend, as the template has it: visibility 6x the timeout,
+/// the DLQ a margin past the attempts.
+fn embedded_queue_config(spec: &JobSpec) -> QueueConfig {
+    QueueConfig {
+        visibility_timeout: spec.timeout * 6,
+        max_receive_count: Some(spec.policy.max_attempts() + registry::RECEIVE_MARGIN),
+        dead_letter_queue: Some(registry::dlq_name(spec.name)),
+        fifo: false,
+    }
+}
+
+/// `maxReceiveCount` of an SQS redrive policy (JSON; SQS writes the number as a number or, when
+/// it was set so, as a string).
+fn redrive_max_receive_count(policy: &str) -> Option<u32> {
+    let policy: serde_json::Value = serde_json::from_str(policy).ok()?;
+    match &policy["maxReceiveCount"] {
+        serde_json::Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+        serde_json::Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redrive_policy_gives_its_max_receive_count_as_a_number_or_a_string() {
+        let arn = "arn:aws:sqs:us-east-1:1:store-jobs-store-sync-dlq";
+        let policy = |count: &str| format!(r#"{{"deadLetterTargetArn":"{arn}","maxReceiveCount":{count}}}"#);
+        assert_eq!(redrive_max_receive_count(&policy("15")), Some(15));
+        assert_eq!(redrive_max_receive_count(&policy(r#""15""#)), Some(15));
+        assert_eq!(redrive_max_receive_count(r#"{"deadLetterTargetArn":"x"}"#), None);
+        assert_eq!(redrive_max_receive_count("not json"), None);
     }
 }

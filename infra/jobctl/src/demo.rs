@@ -10,7 +10,7 @@
 use std::{path::Path, time::Instant};
 
 use chrono::{DateTime, Utc};
-use jobkit::{Clock, ManualClock, OutgoingMessage, message::SCHEDULE_KEY};
+use jobkit::{Clock, ManualClock, OutgoingMessage, dead_letter::DeadLetterError, message::SCHEDULE_KEY};
 use serde_json::{Value, json};
 use shop::{
     Cart, CartItem, CartStatus, CatalogRepository, History, Plan, RecordKind, Secret, Store, StoreRepository,
@@ -205,13 +205,22 @@ pub async fn run(dir: &Path) -> Result<DemoReport, DevError> {
     for job in registry::JOB_NAMES {
         let dlq = dev.backend().dlq_id(job).await?;
         for message in dev.backend().list(&dlq, 100).await? {
-            let get = |k: &str| message.attributes.get(k).cloned().unwrap_or_default();
-            dead_letters.push(DeadLetterLine {
-                job,
-                error_kind: get(jobkit::message::attr::ERROR_KIND),
-                reason: get(jobkit::message::attr::DLQ_REASON),
-                message: get(jobkit::message::attr::ERROR_MESSAGE),
-            });
+            // The demo's failures are all the runner's; one SQS moved would record none.
+            let line = match DeadLetterError::read(&message.attributes) {
+                Some(error) => DeadLetterLine {
+                    job,
+                    error_kind: error.kind,
+                    reason: error.reason,
+                    message: error.message,
+                },
+                None => DeadLetterLine {
+                    job,
+                    error_kind: "unknown".to_owned(),
+                    reason: "moved by SQS".to_owned(),
+                    message: "no reason recorded".to_owned(),
+                },
+            };
+            dead_letters.push(line);
         }
     }
     let mut products = Vec::new();

@@ -360,3 +360,233 @@ fn tokens_emails_and_phone_numbers_never_reach_logs_or_the_outbox() {
         }
     }
 }
+
+const CUSTOMER_DLQ: &str = "customer-sync-dlq";
+
+fn attributes(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+/// customer_sync's DLQ as each writer leaves it: the runner's `error` attribute, the older
+/// one-attribute-per-field form, and two messages SQS's redrive moved (the embedded queue's,
+/// after `maxReceiveCount` receives), one whose last error the runner recorded. Returns the
+/// receives after which the queue moved them and the SQS-moved message without a `job_id`.
+async fn three_kinds_of_dead_letters(dir: &Path) -> (u32, String) {
+    let backend = jobctl::backend::Backend::open_embedded(dir, std::sync::Arc::new(SystemClock)).unwrap();
+    let queue = backend.queue();
+    let at =
+        chrono::DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z").unwrap().with_timezone(&chrono::Utc);
+    let error = jobkit::dead_letter::DeadLetterError {
+        kind: "throttled".into(),
+        message: "square: 429 too many requests".into(),
+        reason: "exhausted".into(),
+        attempts: 8,
+        first_failed_at: Some(at),
+        last_failed_at: Some(at),
+        original_message_id: "m-original".into(),
+        dropped_attributes: Vec::new(),
+    };
+    let folded = OutgoingMessage {
+        body: json!({"store_id": "st_1"}).to_string(),
+        attributes: attributes(&[
+            (attr::JOB, "customer_sync"),
+            (attr::JOB_ID, "job-folded"),
+            (attr::ERROR, &error.to_attribute()),
+            (attr::IDEMPOTENCY_KEY, "idem-st_1"),
+            (attr::CONTINUATION, r#"{"completed":["customers"],"current":null,"resumptions":1}"#),
+            ("tenant", "acme"),
+        ]),
+        ..OutgoingMessage::default()
+    };
+    queue.send(CUSTOMER_DLQ, folded).await.unwrap();
+    let older = OutgoingMessage {
+        body: json!({"store_id": "st_2"}).to_string(),
+        attributes: attributes(&[
+            (attr::JOB, "customer_sync"),
+            (attr::JOB_ID, "job-older"),
+            (attr::ERROR_KIND, "not_found"),
+            (attr::ERROR_MESSAGE, "store st_2 not found"),
+            (attr::ATTEMPTS, "1"),
+            (attr::FIRST_FAILED_AT, "2026-12-01T09:00:00+00:00"),
+            (attr::LAST_FAILED_AT, "2026-12-01T09:00:00+00:00"),
+            (attr::ORIGINAL_MESSAGE_ID, "m-older"),
+            (attr::DLQ_REASON, "discarded"),
+            (attr::IDEMPOTENCY_KEY, "idem-st_2"),
+        ]),
+        ..OutgoingMessage::default()
+    };
+    queue.send(CUSTOMER_DLQ, older).await.unwrap();
+
+    // A crash loop: received until the queue's redrive moves them (no job_id on the first: its
+    // job id is its message id).
+    let crashed =
+        OutgoingMessage { body: json!({"store_id": "st_3"}).to_string(), ..OutgoingMessage::default() };
+    let crashed_id = queue.send("customer-sync", crashed).await.unwrap();
+    let quiet = OutgoingMessage {
+        body: json!({"store_id": "st_4"}).to_string(),
+        attributes: attributes(&[(attr::JOB, "customer_sync"), (attr::JOB_ID, "job-quiet")]),
+        ..OutgoingMessage::default()
+    };
+    queue.send("customer-sync", quiet).await.unwrap();
+    let mut receives = 0;
+    loop {
+        let batch = queue.receive("customer-sync", 10, std::time::Duration::ZERO).await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        receives += 1;
+        assert_eq!(batch.len(), 2, "both crash together");
+        for message in batch {
+            queue
+                .change_visibility("customer-sync", &message.receipt_handle, std::time::Duration::ZERO)
+                .await
+                .unwrap();
+        }
+    }
+    let spec = jobctl::registry::spec("customer_sync").unwrap();
+    assert_eq!(receives, spec.policy.max_attempts() + jobctl::registry::RECEIVE_MARGIN);
+    let last = jobkit::dead_letter::LastError {
+        kind: "timeout".into(),
+        message: "ran past its 300s timeout".into(),
+        attempt: receives,
+        at,
+    };
+    let store = backend.store();
+    jobkit::dead_letter::save_last_error(
+        store.as_ref(),
+        "customer_sync",
+        &crashed_id,
+        &last,
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    (receives, crashed_id)
+}
+
+fn by_id(listed: &Value) -> serde_json::Map<String, Value> {
+    listed.as_array().unwrap().iter().map(|l| (l["id"].as_str().unwrap().to_owned(), l.clone())).collect()
+}
+
+#[tokio::test]
+async fn the_dlq_reads_the_error_attribute_the_older_form_and_what_sqs_moved() {
+    let dir = folder("accounts");
+    let (receives, crashed) = three_kinds_of_dead_letters(&dir).await;
+    let moved = format!("moved by SQS after {receives} receives, no reason recorded");
+
+    let listed = by_id(&json_of(&dir, &["dlq", "list", "customer_sync"]));
+    assert_eq!(listed.len(), 4, "{listed:?}");
+    let folded = &listed["job-folded"];
+    assert_eq!(folded["recorded_by"], "runner", "{folded}");
+    assert_eq!(folded["error_kind"], "throttled", "{folded}");
+    assert_eq!(folded["error_message"], "square: 429 too many requests", "{folded}");
+    assert_eq!((folded["reason"].as_str(), folded["attempts"].as_u64()), (Some("exhausted"), Some(8)));
+    let older = &listed["job-older"];
+    assert_eq!(older["recorded_by"], "runner", "{older}");
+    assert_eq!(
+        (older["error_kind"].as_str(), older["reason"].as_str()),
+        (Some("not_found"), Some("discarded"))
+    );
+    assert_eq!(older["error_message"], "store st_2 not found", "{older}");
+    let sqs = &listed[&crashed];
+    assert_eq!(sqs["recorded_by"], "sqs", "{sqs}");
+    assert_eq!(sqs["error_message"], moved.as_str(), "{sqs}");
+    assert_eq!(sqs["receives"], receives, "{sqs}");
+    assert_eq!(sqs["last_error"]["kind"], "timeout", "{sqs}");
+    assert_eq!(sqs["last_error"]["message"], "ran past its 300s timeout", "{sqs}");
+    let quiet = &listed["job-quiet"];
+    assert_eq!(
+        (quiet["recorded_by"].as_str(), quiet["last_error"].is_null()),
+        (Some("sqs"), true),
+        "{quiet}"
+    );
+
+    let table = expect(&dir, &["dlq", "list", "customer_sync"], 0);
+    assert!(table.contains(&moved) && table.contains("timeout"), "{table}");
+    assert!(table.contains("square: 429") && table.contains("store st_2 not found"), "{table}");
+
+    let kinds = |kind: &str| -> Vec<String> {
+        let mut ids: Vec<String> =
+            by_id(&json_of(&dir, &["dlq", "list", "--error", kind])).keys().cloned().collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(kinds("throttled"), ["job-folded"]);
+    assert_eq!(kinds("not_found"), ["job-older"]);
+    let mut unknown = vec![crashed.clone(), "job-quiet".to_owned()];
+    unknown.sort();
+    assert_eq!(kinds("unknown"), unknown, "no account: kind unknown");
+
+    let shown = expect(&dir, &["dlq", "show", &crashed], 0);
+    assert!(shown.contains(&moved), "{shown}");
+    assert!(shown.contains("timeout") && shown.contains("ran past its 300s timeout"), "{shown}");
+    let shown = expect(&dir, &["dlq", "show", "job-quiet"], 0);
+    assert!(shown.contains(&moved) && shown.contains("no last error recorded"), "{shown}");
+    let shown = expect(&dir, &["dlq", "show", "job-folded"], 0);
+    assert!(shown.contains("throttled") && shown.contains("square: 429 too many requests"), "{shown}");
+    let shown = json_of(&dir, &["dlq", "show", "job-older"]);
+    assert_eq!(
+        (shown["recorded_by"].as_str(), shown["error"]["kind"].as_str()),
+        (Some("runner"), Some("not_found"))
+    );
+    let shown = json_of(&dir, &["dlq", "show", &crashed]);
+    assert_eq!((shown["recorded_by"].as_str(), shown["error"].is_null()), (Some("sqs"), true), "{shown}");
+    assert_eq!(shown["last_error"]["attempt"], receives, "{shown}");
+}
+
+#[tokio::test]
+async fn a_redriven_copy_leaves_the_error_behind_and_keeps_what_the_job_needs() {
+    let dir = folder("redrive-attributes");
+    three_kinds_of_dead_letters(&dir).await;
+    let error_attributes = [
+        attr::ERROR,
+        attr::ERROR_KIND,
+        attr::ERROR_MESSAGE,
+        attr::ATTEMPTS,
+        attr::FIRST_FAILED_AT,
+        attr::LAST_FAILED_AT,
+        attr::ORIGINAL_MESSAGE_ID,
+        attr::DLQ_REASON,
+    ];
+    let queue = || {
+        let db = jobkit::embedded::EmbeddedDb::open(dir.join("jobs.sqlite3")).unwrap();
+        EmbeddedQueue::new(db, std::sync::Arc::new(SystemClock)).peek("customer-sync", 10).unwrap()
+    };
+
+    let redriven = json_of(&dir, &["dlq", "redrive", "customer_sync", "--error", "throttled"]);
+    assert_eq!(redriven["redriven"], 1, "{redriven}");
+    let back = queue();
+    assert_eq!(back.len(), 1);
+    let names: Vec<&str> = back[0].attributes.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [attr::CONTINUATION, attr::IDEMPOTENCY_KEY, attr::JOB, attr::JOB_ID, "tenant"],
+        "{back:?}"
+    );
+    assert_eq!(back[0].attributes[attr::JOB_ID], "job-folded");
+    assert_eq!(back[0].attributes[attr::IDEMPOTENCY_KEY], "idem-st_1");
+    assert_eq!(back[0].attributes["tenant"], "acme");
+
+    let redriven = json_of(&dir, &["dlq", "redrive", "customer_sync"]);
+    assert_eq!(
+        (redriven["redriven"].as_u64(), redriven["skipped"].as_u64()),
+        (Some(3), Some(0)),
+        "{redriven}"
+    );
+    let back = queue();
+    assert_eq!(back.len(), 4);
+    for copy in &back {
+        for name in error_attributes {
+            assert!(!copy.attributes.contains_key(name), "{name} went back: {copy:?}");
+        }
+    }
+    let older = back
+        .iter()
+        .find(|m| m.attributes.get(attr::JOB_ID).map(String::as_str) == Some("job-older"))
+        .unwrap();
+    assert_eq!(
+        older.attributes.get(attr::IDEMPOTENCY_KEY).map(String::as_str),
+        Some("idem-st_2"),
+        "{older:?}"
+    );
+}

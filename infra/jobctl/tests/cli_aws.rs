@@ -128,3 +128,254 @@ fn a_stack_that_is_not_there_is_named_in_the_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no-such-stack-store-sync") && stderr.contains("--stack"), "{stderr}");
 }
+
+/// The stack on moto as CloudFormation knows it, holding the template's own `JobStateTable`:
+/// its name is CloudFormation's (`<stack>-JobStateTable-<random>`), not one jobctl could derive
+/// from the stack's name as it does the queues'. Returns the table's name.
+async fn stack_with_state_table(cloudformation: &aws_sdk_cloudformation::Client, stack: &str) -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
+    let template: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let table = &template["Resources"][jobctl::backend::STATE_TABLE_LOGICAL_ID];
+    let body = serde_json::json!({"Resources": {jobctl::backend::STATE_TABLE_LOGICAL_ID: table}});
+    cloudformation.create_stack().stack_name(stack).template_body(body.to_string()).send().await.unwrap();
+    let resource = cloudformation
+        .describe_stack_resource()
+        .stack_name(stack)
+        .logical_resource_id(jobctl::backend::STATE_TABLE_LOGICAL_ID)
+        .send()
+        .await
+        .unwrap();
+    resource.stack_resource_detail().and_then(|d| d.physical_resource_id()).unwrap().to_owned()
+}
+
+/// customer_sync's `maxReceiveCount` in this test.
+const MAX_RECEIVES: u32 = 3;
+
+/// customer_sync's queue (a redrive to its DLQ after [`MAX_RECEIVES`]) and DLQ.
+async fn customer_sync_queues(sqs: &aws_sdk_sqs::Client, stack: &str) -> (String, String) {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let dlq = sqs.create_queue().queue_name(format!("{stack}-customer-sync-dlq")).send().await.unwrap();
+    let dlq = dlq.queue_url.unwrap();
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone();
+    let policy = serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": MAX_RECEIVES});
+    let queue = sqs
+        .create_queue()
+        .queue_name(format!("{stack}-customer-sync"))
+        .attributes(QueueAttributeName::RedrivePolicy, policy.to_string())
+        .send()
+        .await
+        .unwrap();
+    (queue.queue_url.unwrap(), dlq)
+}
+
+/// Receives from `queue` with every attribute and no visibility, so the test itself hides nothing.
+async fn receive_all(sqs: &aws_sdk_sqs::Client, queue: &str) -> Vec<aws_sdk_sqs::types::Message> {
+    let out = sqs
+        .receive_message()
+        .queue_url(queue)
+        .max_number_of_messages(10)
+        .visibility_timeout(0)
+        .message_attribute_names("All")
+        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+        .send()
+        .await
+        .unwrap();
+    out.messages.unwrap_or_default()
+}
+
+fn attributes_of(message: &aws_sdk_sqs::types::Message) -> std::collections::BTreeMap<String, String> {
+    message
+        .message_attributes()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.string_value().unwrap_or_default().to_owned()))
+        .collect()
+}
+
+fn text_of(stack: &str, args: &[&str]) -> String {
+    let out = jobctl(stack, args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{args:?}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+fn by_id(listed: &Value) -> serde_json::Map<String, Value> {
+    listed.as_array().unwrap().iter().map(|l| (l["id"].as_str().unwrap().to_owned(), l.clone())).collect()
+}
+
+#[tokio::test]
+async fn the_dlq_reads_each_account_and_a_redrive_leaves_the_error_behind_on_a_stack() {
+    let config = moto::sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let stack = moto::unique("jobctl-dlq");
+    let table = stack_with_state_table(&aws_sdk_cloudformation::Client::new(&config), &stack).await;
+    let (queue, dlq) = customer_sync_queues(&sqs, &stack).await;
+
+    let at =
+        chrono::DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z").unwrap().with_timezone(&chrono::Utc);
+    let error = jobkit::dead_letter::DeadLetterError {
+        kind: "throttled".into(),
+        message: "square: 429 too many requests".into(),
+        reason: "exhausted".into(),
+        attempts: 8,
+        first_failed_at: Some(at),
+        last_failed_at: Some(at),
+        original_message_id: "m-original".into(),
+        dropped_attributes: Vec::new(),
+    };
+    let folded = [
+        ("job", "customer_sync".to_owned()),
+        ("job_id", "job-folded".to_owned()),
+        ("error", error.to_attribute()),
+        ("idempotency_key", "idem-st_1".to_owned()),
+        ("continuation", r#"{"completed":["customers"],"current":null,"resumptions":1}"#.to_owned()),
+        ("tenant", "acme".to_owned()),
+    ];
+    let older = [
+        ("job", "customer_sync"),
+        ("job_id", "job-older"),
+        ("error_kind", "not_found"),
+        ("error_message", "store st_2 not found"),
+        ("attempts", "1"),
+        ("last_failed_at", "2026-12-01T09:00:00+00:00"),
+        ("dlq_reason", "discarded"),
+        ("idempotency_key", "idem-st_2"),
+    ];
+    let mut send = sqs.send_message().queue_url(&dlq).message_body(r#"{"store_id":"st_1"}"#);
+    for (name, value) in &folded {
+        send = send.message_attributes(*name, attribute(value));
+    }
+    send.send().await.unwrap();
+    let mut send = sqs.send_message().queue_url(&dlq).message_body(r#"{"store_id":"st_2"}"#);
+    for (name, value) in older {
+        send = send.message_attributes(name, attribute(value));
+    }
+    send.send().await.unwrap();
+
+    // A crash loop: received MAX_RECEIVES times and never deleted; the next receive is SQS's
+    // redrive to the DLQ.
+    sqs.send_message()
+        .queue_url(&queue)
+        .message_body(r#"{"store_id":"st_3"}"#)
+        .message_attributes("job", attribute("customer_sync"))
+        .message_attributes("job_id", attribute("job-crash"))
+        .send()
+        .await
+        .unwrap();
+    for receive in 1..=MAX_RECEIVES {
+        assert_eq!(receive_all(&sqs, &queue).await.len(), 1, "receive {receive}");
+    }
+    assert!(receive_all(&sqs, &queue).await.is_empty(), "moved to the DLQ");
+    let last = jobkit::dead_letter::LastError {
+        kind: "timeout".into(),
+        message: "ran past its 300s timeout".into(),
+        attempt: MAX_RECEIVES,
+        at,
+    };
+    let store = jobkit::aws::DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table);
+    jobkit::dead_letter::save_last_error(&store, "customer_sync", "job-crash", &last, chrono::Utc::now())
+        .await
+        .unwrap();
+
+    let moved = format!("moved by SQS after {MAX_RECEIVES} receives, no reason recorded");
+    // Listing receives each message: twice, to see that it does not change what is shown.
+    for _ in 0..2 {
+        let listed = by_id(&json_of(&stack, &["dlq", "list", "customer_sync"]));
+        assert_eq!(listed.len(), 3, "{listed:?}");
+        assert_eq!(
+            (listed["job-folded"]["recorded_by"].as_str(), listed["job-folded"]["error_kind"].as_str()),
+            (Some("runner"), Some("throttled"))
+        );
+        assert_eq!(listed["job-folded"]["attempts"], 8);
+        assert_eq!(
+            (listed["job-older"]["recorded_by"].as_str(), listed["job-older"]["error_kind"].as_str()),
+            (Some("runner"), Some("not_found"))
+        );
+        assert_eq!(listed["job-older"]["error_message"], "store st_2 not found");
+        let crash = &listed["job-crash"];
+        assert_eq!(crash["recorded_by"], "sqs", "{crash}");
+        assert_eq!(crash["error_message"], moved.as_str(), "{crash}");
+        assert_eq!(crash["receives"], MAX_RECEIVES, "{crash}");
+        assert_eq!(crash["last_error"]["kind"], "timeout", "{crash}");
+    }
+    // moto keeps the receive count when it moves a message, and every receive from the DLQ
+    // (jobctl's two listings, this one) adds one: the count on the DLQ is not the move's.
+    let raw = receive_all(&sqs, &dlq).await;
+    let crash =
+        raw.iter().find(|m| attributes_of(m).get("job_id").map(String::as_str) == Some("job-crash")).unwrap();
+    let count = crash
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount))
+        .unwrap();
+    assert_eq!(count.parse::<u32>().unwrap(), MAX_RECEIVES + 3, "moto's count on the DLQ");
+
+    let table = text_of(&stack, &["dlq", "list", "customer_sync"]);
+    assert!(table.contains(&moved) && table.contains("timeout"), "{table}");
+    let filtered = by_id(&json_of(&stack, &["dlq", "list", "customer_sync", "--error", "throttled"]));
+    assert_eq!(filtered.keys().collect::<Vec<_>>(), ["job-folded"]);
+    let filtered = by_id(&json_of(&stack, &["dlq", "list", "customer_sync", "--error", "not_found"]));
+    assert_eq!(filtered.keys().collect::<Vec<_>>(), ["job-older"]);
+    let filtered = by_id(&json_of(&stack, &["dlq", "list", "customer_sync", "--error", "unknown"]));
+    assert_eq!(filtered.keys().collect::<Vec<_>>(), ["job-crash"]);
+
+    let shown = text_of(&stack, &["dlq", "show", "job-crash", "--job", "customer_sync"]);
+    assert!(shown.contains(&moved) && shown.contains("ran past its 300s timeout"), "{shown}");
+    let shown = json_of(&stack, &["dlq", "show", "job-folded", "--job", "customer_sync"]);
+    assert_eq!(
+        (shown["recorded_by"].as_str(), shown["error"]["kind"].as_str()),
+        (Some("runner"), Some("throttled"))
+    );
+
+    let redriven = json_of(&stack, &["dlq", "redrive", "customer_sync", "--error", "throttled"]);
+    assert_eq!(redriven["redriven"], 1, "{redriven}");
+    let back = receive_all(&sqs, &queue).await;
+    assert_eq!(back.len(), 1);
+    let names: Vec<String> = attributes_of(&back[0]).into_keys().collect();
+    assert_eq!(names, ["continuation", "idempotency_key", "job", "job_id", "tenant"], "{back:?}");
+    assert_eq!(
+        attributes_of(&back[0]),
+        folded.iter().filter(|(k, _)| *k != "error").map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+    );
+
+    let redriven = json_of(&stack, &["dlq", "redrive", "customer_sync", "--error", "not_found"]);
+    assert_eq!(redriven["redriven"], 1, "{redriven}");
+    let back = receive_all(&sqs, &queue).await;
+    let older_copy = back
+        .iter()
+        .find(|m| attributes_of(m).get("job_id").map(String::as_str) == Some("job-older"))
+        .unwrap();
+    let names: Vec<String> = attributes_of(older_copy).into_keys().collect();
+    assert_eq!(names, ["idempotency_key", "job", "job_id"], "{older_copy:?}");
+}
+
+#[tokio::test]
+async fn a_dlq_is_still_listed_when_the_stacks_state_table_cannot_be_found() {
+    let sqs = aws_sdk_sqs::Client::new(&moto::sdk_config().await);
+    let stack = moto::unique("jobctl-no-table");
+    let (_, dlq) = customer_sync_queues(&sqs, &stack).await;
+    sqs.send_message()
+        .queue_url(&dlq)
+        .message_body(r#"{"store_id":"st_1"}"#)
+        .message_attributes("job_id", attribute("job-crash"))
+        .send()
+        .await
+        .unwrap();
+    let out = jobctl(&stack, &["--json", "dlq", "list", "customer_sync"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("cannot find the state table") && stderr.contains(&stack), "{stderr}");
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed[0]["recorded_by"], "sqs", "{listed}");
+    assert_eq!(listed[0]["receives"], MAX_RECEIVES, "{listed}");
+    assert!(listed[0]["last_error"].is_null(), "{listed}");
+}

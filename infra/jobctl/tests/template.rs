@@ -237,3 +237,14 @@ fn a_function_may_touch_only_its_own_queues() {
         }
     }
 }
+
+#[test]
+fn jobctl_finds_the_state_table_the_functions_are_given_by_its_logical_id() {
+    let template = template();
+    let id = jobctl::backend::STATE_TABLE_LOGICAL_ID;
+    assert_eq!(resource(&template, id)["Type"].as_str(), Some("AWS::DynamoDB::Table"));
+    let given = &template["Globals"]["Function"]["Environment"]["Variables"]["JOBKIT_STATE_TABLE"];
+    assert_eq!(intrinsic(given), Some(("Ref".to_owned(), id.to_owned())), "{given:?}");
+    // CloudFormation names it; a TableName added now would replace the table on the next deploy.
+    assert!(resource(&template, id)["Properties"].get("TableName").is_none());
+}

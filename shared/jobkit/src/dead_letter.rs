@@ -128,8 +128,13 @@ pub async fn last_error(
     Ok(record.and_then(|r| serde_json::from_str(&r.value).ok()))
 }
 
-/// Records `error` as the last error of `job`'s job id `job_id`.
-pub(crate) async fn save_last_error(
+/// Records `error` as the last error of `job`'s job id `job_id`, kept 14 days (as long as a DLQ
+/// keeps its messages), where [`last_error`] reads it. Public so that tools and tests can seed
+/// the record a runner leaves.
+///
+/// # Errors
+/// A store failure.
+pub async fn save_last_error(
     store: &dyn StateStore,
     job: &str,
     job_id: &str,

@@ -8,10 +8,16 @@
 use std::{
     collections::{BTreeMap, HashSet},
     io::{BufRead, IsTerminal, Write},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
-use jobkit::{OutgoingMessage, ReceivedMessage, message::attr};
+use chrono::Utc;
+use jobkit::{
+    OutgoingMessage, ReceivedMessage, StateStore,
+    dead_letter::{DeadLetterError, LastError, last_error},
+    message::attr,
+};
 use serde_json::{Value, json};
 
 use super::{CommandError, job_spec, jobs_or_all};
@@ -23,9 +29,12 @@ use crate::{
 /// How many messages `dlq list` reads per DLQ when not told.
 pub const DEFAULT_LIST_LIMIT: usize = 100;
 
-/// The attributes the runner writes on a DLQ message; a redriven message goes back without
-/// them (and without `not_before`: a redrive means now).
-const DLQ_ONLY: [&str; 8] = [
+/// The attributes the runner writes on a DLQ message, in today's form (`error`) and the older
+/// one: a redriven message goes back without them (and without `not_before`: a redrive means
+/// now). Everything else (`job`, `job_id`, `idempotency_key`, `continuation`, a producer's own
+/// attributes) goes back as it came.
+const DLQ_ONLY: [&str; 9] = [
+    attr::ERROR,
     attr::ERROR_KIND,
     attr::ERROR_MESSAGE,
     attr::ATTEMPTS,
@@ -36,31 +45,66 @@ const DLQ_ONLY: [&str; 8] = [
     attr::NOT_BEFORE,
 ];
 
+/// The error kind of a message that records none (SQS moved it), as `--error` selects it.
+const NO_ACCOUNT_KIND: &str = "unknown";
+
+/// Why a message is in the DLQ, as whoever moved it recorded it.
+#[derive(Debug, Clone)]
+enum Account {
+    /// The runner's account: the `error` attribute, or the older one-attribute-per-field form.
+    Runner(DeadLetterError),
+    /// None: SQS's redrive moved it after `maxReceiveCount` receives (a crash loop, timeouts).
+    Sqs {
+        /// The job queue's `maxReceiveCount`: the receives the message had when moved.
+        receives: Option<u32>,
+        /// The last error the runner recorded for the job id.
+        last_error: LastSeen,
+    },
+}
+
+/// The last error the runner recorded for a job id, as far as it could be looked up.
+#[derive(Debug, Clone)]
+enum LastSeen {
+    /// Not looked up (yet).
+    Unknown,
+    /// None is kept.
+    NotRecorded,
+    /// This one.
+    Found(LastError),
+    /// The state store could not be read; why.
+    Unavailable(String),
+}
+
 /// One DLQ message as operators read it.
 #[derive(Debug, Clone)]
 struct DeadLetter {
     job: &'static str,
     message: ReceivedMessage,
+    account: Account,
 }
 
 impl DeadLetter {
-    fn get(&self, name: &str) -> &str {
-        self.message.attributes.get(name).map_or("", String::as_str)
+    fn new(job: &'static str, message: ReceivedMessage) -> Self {
+        let account = match DeadLetterError::read(&message.attributes) {
+            Some(error) => Account::Runner(error),
+            None => Account::Sqs { receives: None, last_error: LastSeen::Unknown },
+        };
+        Self { job, message, account }
     }
 
-    /// The job id, or the SQS message id of a message sent by hand.
+    /// The job id, or the SQS message id of a message sent without one (as the runner keys
+    /// its records).
     fn id(&self) -> &str {
-        match self.get(attr::JOB_ID) {
-            "" => &self.message.message_id,
-            id => id,
+        match self.message.attributes.get(attr::JOB_ID).map(String::as_str) {
+            None | Some("") => &self.message.message_id,
+            Some(id) => id,
         }
     }
 
     fn error_kind(&self) -> &str {
-        match self.get(attr::ERROR_KIND) {
-            // Moved by SQS's own redrive (maxReceiveCount), not by the runner.
-            "" => "unknown",
-            kind => kind,
+        match &self.account {
+            Account::Runner(error) => &error.kind,
+            Account::Sqs { .. } => NO_ACCOUNT_KIND,
         }
     }
 
@@ -68,15 +112,58 @@ impl DeadLetter {
         error.is_none_or(|kind| self.error_kind().eq_ignore_ascii_case(kind))
     }
 
+    fn recorded_by(&self) -> &'static str {
+        match self.account {
+            Account::Runner(_) => "runner",
+            Account::Sqs { .. } => "sqs",
+        }
+    }
+
+    /// The runner's error message, or what is known of a message SQS moved.
+    fn error_message(&self) -> String {
+        match &self.account {
+            Account::Runner(error) => error.message.clone(),
+            Account::Sqs { receives: Some(n), .. } => {
+                format!("moved by SQS after {n} receives, no reason recorded")
+            }
+            Account::Sqs { receives: None, .. } => "no reason recorded".to_owned(),
+        }
+    }
+
+    /// The error message, and for a message SQS moved the last error the runner saw.
+    fn summary_line(&self) -> String {
+        match &self.account {
+            Account::Sqs { last_error: LastSeen::Found(last), .. } => {
+                format!("{}; last error: {}: {}", self.error_message(), last.kind, last.message)
+            }
+            _ => self.error_message(),
+        }
+    }
+
     fn summary_json(&self) -> Value {
+        let (reason, attempts, failed_at, receives, last) = match &self.account {
+            Account::Runner(error) => {
+                (Some(error.reason.as_str()), Some(error.attempts), error.last_failed_at, None, None)
+            }
+            Account::Sqs { receives, last_error } => {
+                let last = match last_error {
+                    LastSeen::Found(last) => Some(last),
+                    _ => None,
+                };
+                (None, None, None, *receives, last)
+            }
+        };
         json!({
             "id": self.id(),
             "job": self.job,
+            "recorded_by": self.recorded_by(),
             "error_kind": self.error_kind(),
-            "error_message": self.get(attr::ERROR_MESSAGE),
-            "reason": self.get(attr::DLQ_REASON),
-            "attempts": self.get(attr::ATTEMPTS).parse::<u32>().ok(),
-            "failed_at": self.get(attr::LAST_FAILED_AT),
+            "error_message": self.error_message(),
+            "reason": reason,
+            "attempts": attempts,
+            "failed_at": failed_at,
+            "receives": receives,
+            "last_error": last,
             "message_id": self.message.message_id,
         })
     }
@@ -92,13 +179,62 @@ async fn dead_letters(
     for job in jobs {
         let dlq = backend.dlq_id(job).await?;
         for message in backend.list(&dlq, limit).await? {
-            let letter = DeadLetter { job, message };
+            let letter = DeadLetter::new(job, message);
             if letter.matches(error) {
                 found.push(letter);
             }
         }
     }
     Ok(found)
+}
+
+/// Completes the account of the messages SQS moved: the receives they had (their job queue's
+/// `maxReceiveCount`, which listing cannot change) and the last error the runner recorded for
+/// their job id. A state store that cannot be read is said once on standard error and leaves
+/// the last errors out: the DLQ is still worth seeing.
+async fn explain(backend: &Backend, letters: &mut [DeadLetter]) -> Result<(), CommandError> {
+    let mut max_receives: BTreeMap<&'static str, Option<u32>> = BTreeMap::new();
+    // Opened at the first message SQS moved; once it fails, it is not asked again.
+    let mut store: Option<Result<Arc<dyn StateStore>, String>> = None;
+    let mut warned = false;
+    let now = Utc::now();
+    for letter in letters.iter_mut() {
+        if !matches!(letter.account, Account::Sqs { .. }) {
+            continue;
+        }
+        let receives = match max_receives.get(letter.job) {
+            Some(n) => *n,
+            None => {
+                let n = backend.max_receive_count(letter.job).await?;
+                max_receives.insert(letter.job, n);
+                n
+            }
+        };
+        if store.is_none() {
+            store = Some(backend.job_state().await.map_err(|e| e.to_string()));
+        }
+        let read = match &store {
+            Some(Ok(opened)) => last_error(opened.as_ref(), letter.job, letter.id(), now)
+                .await
+                .map_err(|e| format!("cannot read the state store: {e}")),
+            Some(Err(why)) => Err(why.clone()),
+            None => Ok(None),
+        };
+        let last_error = match read {
+            Ok(Some(last)) => LastSeen::Found(last),
+            Ok(None) => LastSeen::NotRecorded,
+            Err(why) => {
+                if !warned {
+                    eprintln!("jobctl: the last errors the runner saw are not shown: {why}");
+                    warned = true;
+                }
+                store = Some(Err(why.clone()));
+                LastSeen::Unavailable(why)
+            }
+        };
+        letter.account = Account::Sqs { receives, last_error };
+    }
+    Ok(())
 }
 
 /// `jobctl dlq list [<job>] [--error <kind>] [--limit N]`.
@@ -112,7 +248,8 @@ pub async fn list(
     error: Option<&str>,
     limit: usize,
 ) -> Result<(), CommandError> {
-    let letters = dead_letters(backend, &jobs_or_all(job)?, error, limit).await?;
+    let mut letters = dead_letters(backend, &jobs_or_all(job)?, error, limit).await?;
+    explain(backend, &mut letters).await?;
     if out.json {
         out.json(&json!(letters.iter().map(DeadLetter::summary_json).collect::<Vec<_>>()));
         return Ok(());
@@ -132,14 +269,39 @@ pub async fn list(
                 l.id().to_owned(),
                 l.job.to_owned(),
                 l.error_kind().to_owned(),
-                truncate(l.get(attr::ERROR_MESSAGE), 60),
-                l.get(attr::ATTEMPTS).to_owned(),
-                l.get(attr::LAST_FAILED_AT).to_owned(),
+                message_cell(l),
+                attempts_cell(l),
+                failed_at_cell(l),
             ]
         })
         .collect();
     out.table(&["ID", "JOB", "ERROR", "MESSAGE", "ATTEMPTS", "FAILED AT"], &rows);
     Ok(())
+}
+
+/// The message column: the runner's message cut to fit; for a message SQS moved, the whole
+/// "moved by SQS after N receives" and the last error as room allows.
+fn message_cell(letter: &DeadLetter) -> String {
+    match letter.account {
+        Account::Runner(_) => truncate(&letter.summary_line(), 60),
+        Account::Sqs { .. } => truncate(&letter.summary_line(), 120),
+    }
+}
+
+fn attempts_cell(letter: &DeadLetter) -> String {
+    match &letter.account {
+        Account::Runner(error) => error.attempts.to_string(),
+        Account::Sqs { .. } => "-".to_owned(),
+    }
+}
+
+fn failed_at_cell(letter: &DeadLetter) -> String {
+    let at = match &letter.account {
+        Account::Runner(error) => error.last_failed_at,
+        Account::Sqs { last_error: LastSeen::Found(last), .. } => Some(last.at),
+        Account::Sqs { .. } => None,
+    };
+    at.map_or_else(|| "-".to_owned(), |t| t.to_rfc3339())
 }
 
 /// `jobctl dlq show <id> [--job <job>]`: the full error, the attributes and the arguments.
@@ -148,13 +310,23 @@ pub async fn list(
 /// [`CommandError::NotFound`] when no DLQ holds the id; a backend error.
 pub async fn show(out: Output, backend: &Backend, id: &str, job: Option<&str>) -> Result<(), CommandError> {
     let letters = dead_letters(backend, &jobs_or_all(job)?, None, usize::MAX).await?;
-    let letter = letters.iter().find(|l| l.id() == id || l.message.message_id == id).ok_or_else(|| {
-        CommandError::NotFound(format!("no DLQ message has the id {id} ({})", backend.describe()))
-    })?;
+    let Some(letter) = letters.into_iter().find(|l| l.id() == id || l.message.message_id == id) else {
+        return Err(CommandError::NotFound(format!(
+            "no DLQ message has the id {id} ({})",
+            backend.describe()
+        )));
+    };
+    let mut letters = [letter];
+    explain(backend, &mut letters).await?;
+    let [letter] = letters;
     let arguments: Value =
         serde_json::from_str(&letter.message.body).unwrap_or(Value::String(letter.message.body.clone()));
     if out.json {
         let mut shown = letter.summary_json();
+        shown["error"] = match &letter.account {
+            Account::Runner(error) => json!(error),
+            Account::Sqs { .. } => Value::Null,
+        };
         shown["attributes"] = json!(letter.message.attributes);
         shown["arguments"] = arguments;
         out.json(&shown);
@@ -163,10 +335,44 @@ pub async fn show(out: Output, backend: &Backend, id: &str, job: Option<&str>) -
     let rows: Vec<Vec<String>> =
         letter.message.attributes.iter().map(|(k, v)| vec![k.clone(), v.clone()]).collect();
     println!("{} job {} in {}'s DLQ: {}", letter.job, letter.id(), letter.job, letter.error_kind());
-    println!("\n{}\n", letter.get(attr::ERROR_MESSAGE));
+    println!("\n{}", letter.error_message());
+    match &letter.account {
+        Account::Runner(error) => print_runner_account(error),
+        Account::Sqs { last_error, .. } => print_last_error(letter.id(), last_error),
+    }
+    println!();
     out.table(&["ATTRIBUTE", "VALUE"], &rows);
     println!("\narguments:\n{}", serde_json::to_string_pretty(&arguments).unwrap_or_default());
     Ok(())
+}
+
+fn print_runner_account(error: &DeadLetterError) {
+    let time = |t: Option<chrono::DateTime<Utc>>| t.map_or_else(|| "-".to_owned(), |t| t.to_rfc3339());
+    let reason = if error.reason.is_empty() { "in the DLQ" } else { &error.reason };
+    println!(
+        "\n{reason} after {} attempt(s); failed first at {}, last at {}",
+        error.attempts,
+        time(error.first_failed_at),
+        time(error.last_failed_at)
+    );
+    if !error.dropped_attributes.is_empty() {
+        println!("attributes the copy had no room for: {}", error.dropped_attributes.join(", "));
+    }
+}
+
+fn print_last_error(id: &str, last_error: &LastSeen) {
+    match last_error {
+        LastSeen::Found(last) => println!(
+            "last error the runner saw for {id}: {} at attempt {}, {}: {}",
+            last.kind,
+            last.attempt,
+            last.at.to_rfc3339(),
+            last.message
+        ),
+        LastSeen::NotRecorded => println!("no last error recorded for {id}"),
+        LastSeen::Unavailable(why) => println!("the last error for {id} could not be read: {why}"),
+        LastSeen::Unknown => {}
+    }
 }
 
 /// What `dlq redrive` is asked to do.
@@ -192,15 +398,16 @@ pub async fn redrive(out: Output, backend: &Backend, request: Redrive) -> Result
     let job = job_spec(&request.job)?.name;
     let limit = request.limit.unwrap_or(usize::MAX);
     if request.dry_run {
-        let letters = dead_letters(backend, &[job], request.error.as_deref(), usize::MAX).await?;
-        let chosen: Vec<&DeadLetter> = letters.iter().take(limit).collect();
+        let mut letters = dead_letters(backend, &[job], request.error.as_deref(), usize::MAX).await?;
+        letters.truncate(limit);
+        explain(backend, &mut letters).await?;
         if out.json {
-            let ids: Vec<&str> = chosen.iter().map(|l| l.id()).collect();
+            let ids: Vec<&str> = letters.iter().map(|l| l.id()).collect();
             out.json(&json!({"job": job, "dry_run": true, "would_redrive": ids}));
         } else {
-            println!("would redrive {} message(s) of {job}'s DLQ (dry run, nothing changed):", chosen.len());
-            for l in chosen {
-                println!("  {}  {}  {}", l.id(), l.error_kind(), truncate(l.get(attr::ERROR_MESSAGE), 60));
+            println!("would redrive {} message(s) of {job}'s DLQ (dry run, nothing changed):", letters.len());
+            for l in &letters {
+                println!("  {}  {}  {}", l.id(), l.error_kind(), message_cell(l));
             }
         }
         return Ok(());
@@ -246,7 +453,7 @@ async fn move_letters(
                 continue;
             }
             fresh += 1;
-            let letter = DeadLetter { job, message };
+            let letter = DeadLetter::new(job, message);
             if moved >= limit || !letter.matches(request.error.as_deref()) {
                 held.push(letter.message.receipt_handle);
                 continue;
