@@ -207,6 +207,23 @@ async fn dynamodb_put_if_vacant_takes_free_and_expired_keys_only() {
 }
 
 #[tokio::test]
+async fn dynamodb_replace_writes_only_over_the_value_it_expects() {
+    let store = store().await;
+    let now = Utc::now();
+    let later = now + chrono::Duration::minutes(5);
+    assert!(!store.replace("r", "a", "b", later).await.expect("replace"), "nothing there to replace");
+    assert_eq!(store.get("r", now).await.expect("get"), None);
+    store.put("r", "a", later).await.expect("put");
+    assert!(!store.replace("r", "x", "b", later).await.expect("replace"), "another value is left alone");
+    assert!(store.replace("r", "a", "b", later).await.expect("replace"));
+    assert_eq!(store.get("r", now).await.expect("get").expect("record").value, "b");
+    assert!(
+        !store.replace("r", "a", "c", later).await.expect("replace"),
+        "a second swap from the old value loses"
+    );
+}
+
+#[tokio::test]
 async fn dynamodb_increment_counts_and_restarts_after_expiry() {
     let store = store().await;
     let now = Utc::now();

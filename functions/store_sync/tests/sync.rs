@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use jobkit::{DlqReason, ErrorKind, ManualClock, RecordStatus, message::attr, testing::TestHarness};
+use jobkit::{DlqReason, ErrorKind, ManualClock, RecordStatus, testing::TestHarness};
 use serde_json::{Value, json};
 use shop::{
     CatalogRepository, History, Plan, Product, ProductId, RecordKind, RepoResult, Secret, Store, StoreId,

@@ -145,7 +145,7 @@ pub(crate) struct Claimant<'a> {
 #[derive(Debug)]
 pub(crate) enum Claim {
     /// The run is this delivery's: run it (from its checkpoint).
-    Entered(Run),
+    Entered(Box<Run>),
     /// The run is done (succeeded or in the DLQ): acknowledge without running.
     Done,
     /// Another delivery holds the run until this time: hand back until then.
@@ -202,15 +202,7 @@ impl Run {
         let fresh = RunRecord::new(who.token, who.hash, who.job_id, Phase::Running { until: who.until });
         let value = fresh.encode();
         let mut existing = match store.put_if_vacant(&key, &value, now + RUN_RETENTION, now).await? {
-            PutOutcome::Written => {
-                return Ok(Claim::Entered(Self {
-                    store,
-                    key,
-                    exclusive: true,
-                    stored: Some(value),
-                    record: fresh,
-                }));
-            }
+            PutOutcome::Written => return Ok(Self::entered(store, key, value, fresh)),
             PutOutcome::Taken(existing) => existing,
         };
         for _ in 0..SWAP_TRIES {
@@ -220,7 +212,7 @@ impl Run {
             };
             if existing.value == value {
                 // Our own write, whose answer was lost and which the caller asked again.
-                return Ok(Claim::Entered(Self { store, key, exclusive: true, stored: Some(value), record }));
+                return Ok(Self::entered(store, key, value, record));
             }
             let entered = match entry(&record, who, now) {
                 Entry::Refused(claim) => return Ok(claim),
@@ -228,21 +220,14 @@ impl Run {
             };
             let entered_value = entered.encode();
             if store.replace(&key, &existing.value, &entered_value, now + RUN_RETENTION).await? {
-                let run = Self { store, key, exclusive: true, stored: Some(entered_value), record: entered };
-                return Ok(Claim::Entered(run));
+                return Ok(Self::entered(store, key, entered_value, entered));
             }
             // Someone changed it meanwhile: look again.
             match store.get(&key, now).await? {
                 Some(again) => existing = again,
                 None => {
                     return match store.put_if_vacant(&key, &value, now + RUN_RETENTION, now).await? {
-                        PutOutcome::Written => Ok(Claim::Entered(Self {
-                            store,
-                            key,
-                            exclusive: true,
-                            stored: Some(value),
-                            record: fresh,
-                        })),
+                        PutOutcome::Written => Ok(Self::entered(store, key, value, fresh)),
                         PutOutcome::Taken(again) => {
                             Ok(Claim::Busy(again.expires_at.min(now + RUN_RETENTION)))
                         }
@@ -251,6 +236,11 @@ impl Run {
             }
         }
         Err(PortError::Throttled(format!("the run at {key} kept changing while it was claimed")))
+    }
+
+    /// The claim of an exclusive run whose record the store holds as `stored`.
+    fn entered(store: Arc<dyn StateStore>, key: String, stored: String, record: RunRecord) -> Claim {
+        Claim::Entered(Box::new(Self { store, key, exclusive: true, stored: Some(stored), record }))
     }
 
     /// The free run (no idempotency key) of `job` under `token`; read from the store only when

@@ -253,6 +253,19 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn replace_writes_only_over_the_value_it_expects() {
+        let s = store();
+        let now = Utc::now();
+        let later = now + Duration::minutes(5);
+        assert!(!s.replace("r", "a", "b", later).await.unwrap(), "nothing there to replace");
+        s.put("r", "a", later).await.unwrap();
+        assert!(!s.replace("r", "x", "b", later).await.unwrap(), "another value is left alone");
+        assert!(s.replace("r", "a", "b", later).await.unwrap());
+        assert_eq!(s.get("r", now).await.unwrap().unwrap().value, "b");
+        assert!(!s.replace("r", "a", "c", later).await.unwrap(), "a second swap from the old value loses");
+    }
+
+    #[tokio::test]
     async fn increment_counts_and_restarts_after_expiry() {
         let s = store();
         let now = Utc::now();

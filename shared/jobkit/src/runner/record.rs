@@ -202,7 +202,7 @@ impl<J: Job> BatchRunner<J> {
             return Err(status);
         }
         match Run::claim(store, J::NAME, key, who, now).await {
-            Ok(Claim::Entered(run)) => Ok((run, held)),
+            Ok(Claim::Entered(run)) => Ok((*run, held)),
             Ok(Claim::Done) => Err(RecordStatus::Duplicate),
             // Back when the holder's window ends: one more receive, well inside
             // maxReceiveCount's margin (looking sooner and more often could exhaust it).

@@ -1,381 +1,41 @@
-//! The fault campaign: jobs whose side effect is counted per job id, run by the batch runner
-//! as Lambda's event source mapping would (receive ten, run, delete what is done) while faults
-//! are injected everywhere: scripted transient and permanent failures, panics, runs that
-//! outlive their timeout, duplicate deliveries, and queue and store calls that fail or throttle
-//! (before or after doing their work). The report counts each job: completed exactly once, in
-//! the DLQ with a reason, lost, or applied twice. Shared by `tests/fault_campaign.rs` (the CI
-//! size) and `benches/fault_campaign.rs` (10,000 jobs).
+//! The fault campaign: every path a job takes through the runner (a plain job, steps continued
+//! 2-5 times, delays that hop, ticks delivered 2-3 times while their run continues, twins in a
+//! batch and across workers, `unique_for` whose send fails, a worker shut down mid-step), run by
+//! two workers as Lambda's event source mapping would (receive ten, run, delete what is done)
+//! while faults are injected everywhere: scripted transient and permanent failures, panics,
+//! runs that outlive their timeout, duplicate deliveries, and queue and store calls that fail
+//! or lose their answer. Effects are counted per step (a job's page), and the report says, per
+//! path, whether each step was applied exactly once, or the job is in the DLQ with its reason.
+//! Shared by `tests/fault_campaign.rs` (the CI size), `benches/fault_campaign.rs` (10,000 jobs)
+//! and the system tests' campaign on moto.
 
 #![allow(dead_code)]
 
-use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
-    ops::Range,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+mod chaos;
+mod job;
+mod report;
 
-use async_trait::async_trait;
+use std::{collections::BTreeMap, ops::Range, sync::Arc, time::Duration};
+
+pub use chaos::{Chaos, ChaosQueue, ChaosStore};
 use chrono::{DateTime, Utc};
+pub use job::{CampaignArgs, CampaignJob, Effects, FAULTS, Faults, Path, unit};
 use jobkit::{
-    BatchRunner, Clock, EnqueueOptions, Enqueuer, ErrorKind, Job, JobContext, JobError, JobId, ManualClock,
-    OutgoingMessage, PortError, PortResult, PutOutcome, Queue, QueueRoutes, ReceivedMessage, RetryPolicy,
-    RunnerConfig, Runtime, StateStore, StoredRecord, Wait,
-    dead_letter::DeadLetterError,
+    BatchRunner, Clock, EnqueueError, EnqueueOptions, Enqueuer, Job, JobId, ManualClock, OutgoingMessage,
+    Queue, QueueRoutes, ReceivedMessage, RetryPolicy, RunnerConfig, Runtime, Shutdown, StateStore,
     embedded::{EmbeddedDb, EmbeddedQueue, EmbeddedStore, QueueConfig},
     message::attr,
 };
-use rand::{Rng, SeedableRng, rngs::StdRng};
-use serde::{Deserialize, Serialize};
-
-/// How often each fault happens.
-#[derive(Debug, Clone, Copy)]
-pub struct Faults {
-    /// Jobs that fail with an outage 1-3 times, then succeed.
-    pub transient: f64,
-    /// Jobs that fail for good (discarded to the DLQ).
-    pub permanent: f64,
-    /// Jobs that panic on their first run.
-    pub panic: f64,
-    /// Jobs whose first run outlives the job's timeout.
-    pub overrun: f64,
-    /// Jobs sent twice with the same job id.
-    pub duplicate: f64,
-    /// Queue and store calls that fail (half before doing their work, half after).
-    pub port: f64,
-}
-
-/// The issue's rates.
-pub const FAULTS: Faults =
-    Faults { transient: 0.20, permanent: 0.05, panic: 0.01, overrun: 0.01, duplicate: 0.10, port: 0.02 };
+pub use report::Report;
 
 const QUEUE: &str = "campaign";
 const DLQ: &str = "campaign_dlq";
-/// The job's timeout; an overrun sleeps twice as long.
-const TIMEOUT: Duration = Duration::from_millis(40);
 /// Each batch's deadline, as a Lambda timeout: room for the job's timeout and the runner's 1 s
-/// margin, and the in-progress window of a key whose invocation was interrupted (real time on
-/// moto, so kept short).
+/// margin, and the window of a run whose invocation was interrupted (real time on moto, so
+/// kept short).
 const INVOCATION_TIMEOUT: chrono::Duration = chrono::Duration::seconds(10);
-
-/// What job number `n` is scripted to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Script {
-    /// Succeeds.
-    Clean,
-    /// Fails with an outage this many times, then succeeds.
-    Transient(u32),
-    /// Fails for good.
-    Permanent,
-    /// Panics on its first run.
-    Panic,
-    /// Outlives its timeout on its first run.
-    Overrun,
-}
-
-/// A uniform number in [0, 1) from `n` (SplitMix64), so a job's script does not depend on
-/// the order things run in.
-fn unit(n: u64, salt: u64) -> f64 {
-    let mut z = n.wrapping_add(salt).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    (z >> 11) as f64 / (1u64 << 53) as f64
-}
-
-/// The script of job `n` under `faults`.
-pub fn script(n: u64, faults: &Faults) -> Script {
-    let u = unit(n, 1);
-    let mut edge = faults.permanent;
-    if u < edge {
-        return Script::Permanent;
-    }
-    edge += faults.panic;
-    if u < edge {
-        return Script::Panic;
-    }
-    edge += faults.overrun;
-    if u < edge {
-        return Script::Overrun;
-    }
-    edge += faults.transient;
-    if u < edge {
-        return Script::Transient(1 + (n % 3) as u32);
-    }
-    Script::Clean
-}
-
-/// The side effect: a counter per job number.
-#[derive(Debug, Default)]
-pub struct Effects {
-    counts: Mutex<HashMap<u64, u32>>,
-    runs: Mutex<HashMap<u64, u32>>,
-}
-
-impl Effects {
-    fn apply(&self, n: u64) {
-        *self.counts.lock().unwrap().entry(n).or_default() += 1;
-    }
-
-    fn run(&self, n: u64) -> u32 {
-        let mut runs = self.runs.lock().unwrap();
-        let run = runs.entry(n).or_default();
-        *run += 1;
-        *run
-    }
-
-    fn count(&self, n: u64) -> u32 {
-        self.counts.lock().unwrap().get(&n).copied().unwrap_or(0)
-    }
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct CampaignArgs {
-    n: u64,
-}
-
-/// The job under test.
-#[derive(Clone)]
-pub struct CampaignJob {
-    effects: Arc<Effects>,
-    faults: Faults,
-}
-
-impl Job for CampaignJob {
-    type Args = CampaignArgs;
-    const NAME: &'static str = "campaign";
-    const QUEUE: &'static str = QUEUE;
-
-    async fn perform(&self, args: CampaignArgs, _ctx: &mut JobContext) -> Result<(), JobError> {
-        let run = self.effects.run(args.n);
-        match script(args.n, &self.faults) {
-            Script::Permanent => {
-                return Err(JobError::permanent(ErrorKind::INVALID_INPUT, "scripted: refused for good"));
-            }
-            Script::Panic if run == 1 => panic!("scripted panic of job {}", args.n),
-            Script::Overrun if run == 1 => tokio::time::sleep(TIMEOUT * 2).await,
-            Script::Transient(failures) if run <= failures => {
-                return Err(JobError::retryable(ErrorKind::UNAVAILABLE, "scripted outage"));
-            }
-            _ => {}
-        }
-        self.effects.apply(args.n);
-        Ok(())
-    }
-
-    fn retry_policy(&self) -> RetryPolicy {
-        RetryPolicy::new().default_retry(Wait::Fixed(Duration::from_secs(5)), 8)
-    }
-
-    fn timeout(&self) -> Duration {
-        TIMEOUT
-    }
-}
-
-/// Fails calls at random, half before doing the work and half after (the answer lost).
-#[derive(Debug)]
-pub struct Chaos {
-    rate: f64,
-    rng: Mutex<StdRng>,
-    injected: Mutex<u64>,
-}
-
-enum Strike {
-    Before,
-    After,
-    None,
-}
-
-impl Chaos {
-    pub fn new(rate: f64, seed: u64) -> Self {
-        Self { rate, rng: Mutex::new(StdRng::seed_from_u64(seed)), injected: Mutex::new(0) }
-    }
-
-    fn strike(&self) -> Strike {
-        let mut rng = self.rng.lock().unwrap();
-        if rng.random::<f64>() >= self.rate {
-            return Strike::None;
-        }
-        *self.injected.lock().unwrap() += 1;
-        if rng.random::<bool>() { Strike::Before } else { Strike::After }
-    }
-
-    fn error(&self, call: &str) -> PortError {
-        PortError::Throttled(format!("chaos: {call} throttled"))
-    }
-
-    /// Calls that failed on purpose so far.
-    pub fn injected(&self) -> u64 {
-        *self.injected.lock().unwrap()
-    }
-
-    async fn call<T>(
-        &self,
-        name: &str,
-        work: impl std::future::Future<Output = PortResult<T>>,
-    ) -> PortResult<T> {
-        match self.strike() {
-            Strike::Before => Err(self.error(name)),
-            Strike::After => {
-                work.await?;
-                Err(self.error(name))
-            }
-            Strike::None => work.await,
-        }
-    }
-}
-
-/// A queue that fails at random.
-#[derive(Debug)]
-pub struct ChaosQueue {
-    inner: Arc<dyn Queue>,
-    chaos: Arc<Chaos>,
-}
-
-#[async_trait]
-impl Queue for ChaosQueue {
-    async fn send(&self, queue: &str, message: OutgoingMessage) -> PortResult<String> {
-        self.chaos.call("send", self.inner.send(queue, message)).await
-    }
-
-    async fn send_batch(
-        &self,
-        queue: &str,
-        messages: Vec<OutgoingMessage>,
-    ) -> PortResult<Vec<PortResult<String>>> {
-        self.chaos.call("send_batch", self.inner.send_batch(queue, messages)).await
-    }
-
-    async fn receive(&self, queue: &str, max: usize, wait: Duration) -> PortResult<Vec<ReceivedMessage>> {
-        self.inner.receive(queue, max, wait).await
-    }
-
-    async fn delete(&self, queue: &str, receipt_handle: &str) -> PortResult {
-        self.chaos.call("delete", self.inner.delete(queue, receipt_handle)).await
-    }
-
-    async fn change_visibility(&self, queue: &str, receipt_handle: &str, timeout: Duration) -> PortResult {
-        self.chaos
-            .call("change_visibility", self.inner.change_visibility(queue, receipt_handle, timeout))
-            .await
-    }
-}
-
-/// A state store that fails at random.
-#[derive(Debug)]
-pub struct ChaosStore {
-    inner: Arc<dyn StateStore>,
-    chaos: Arc<Chaos>,
-}
-
-#[async_trait]
-impl StateStore for ChaosStore {
-    async fn get(&self, key: &str, now: DateTime<Utc>) -> PortResult<Option<StoredRecord>> {
-        self.chaos.call("get", self.inner.get(key, now)).await
-    }
-
-    async fn put_if_vacant(
-        &self,
-        key: &str,
-        value: &str,
-        expires_at: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> PortResult<PutOutcome> {
-        self.chaos.call("put_if_vacant", self.inner.put_if_vacant(key, value, expires_at, now)).await
-    }
-
-    async fn put(&self, key: &str, value: &str, expires_at: DateTime<Utc>) -> PortResult {
-        self.chaos.call("put", self.inner.put(key, value, expires_at)).await
-    }
-
-    async fn replace(
-        &self,
-        key: &str,
-        expected: &str,
-        value: &str,
-        expires_at: DateTime<Utc>,
-    ) -> PortResult<bool> {
-        self.chaos.call("replace", self.inner.replace(key, expected, value, expires_at)).await
-    }
-
-    async fn delete(&self, key: &str) -> PortResult {
-        self.chaos.call("delete", self.inner.delete(key)).await
-    }
-
-    async fn increment(&self, key: &str, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> PortResult<i64> {
-        self.chaos.call("increment", self.inner.increment(key, expires_at, now)).await
-    }
-
-    async fn purge_expired(&self, now: DateTime<Utc>, limit: usize) -> PortResult<usize> {
-        self.inner.purge_expired(now, limit).await
-    }
-}
-
-/// What the campaign found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Report {
-    /// Distinct jobs enqueued.
-    pub jobs: u64,
-    /// Extra deliveries sent on purpose (same job id).
-    pub duplicates_sent: u64,
-    /// Effect applied exactly once, not in the DLQ.
-    pub exactly_once: u64,
-    /// Not applied, in the DLQ with an error kind and reason.
-    pub in_dlq_with_reason: u64,
-    /// Of those, scripted to fail for good (the rest are findings).
-    pub in_dlq_scripted: u64,
-    /// Not applied, in the DLQ without a reason (moved there by SQS's `maxReceiveCount`).
-    pub in_dlq_without_reason: u64,
-    /// Neither applied nor in the DLQ.
-    pub lost: u64,
-    /// Applied more than once.
-    pub doubled: u64,
-    /// Applied once and also in the DLQ.
-    pub applied_and_dead: u64,
-    /// Queue and store calls failed on purpose.
-    pub port_faults: u64,
-    /// Batches the runner handled.
-    pub batches: u64,
-    /// How far the virtual clock moved.
-    pub virtual_minutes: i64,
-}
-
-impl Report {
-    /// Adds `other`'s counts to these (waves of one campaign).
-    pub fn add(&mut self, other: &Report) {
-        self.jobs += other.jobs;
-        self.duplicates_sent += other.duplicates_sent;
-        self.exactly_once += other.exactly_once;
-        self.in_dlq_with_reason += other.in_dlq_with_reason;
-        self.in_dlq_scripted += other.in_dlq_scripted;
-        self.in_dlq_without_reason += other.in_dlq_without_reason;
-        self.lost += other.lost;
-        self.doubled += other.doubled;
-        self.applied_and_dead += other.applied_and_dead;
-        self.port_faults += other.port_faults;
-        self.batches += other.batches;
-        self.virtual_minutes += other.virtual_minutes;
-    }
-
-    /// The Markdown row of this report.
-    pub fn row(&self, backend: &str) -> String {
-        format!(
-            "| {backend} | {} | {} | {} | {} ({} scripted) | **{}** | **{}** | {} | {} |",
-            self.jobs,
-            self.duplicates_sent,
-            self.exactly_once,
-            self.in_dlq_with_reason,
-            self.in_dlq_scripted,
-            self.lost,
-            self.doubled,
-            self.port_faults,
-            self.virtual_minutes
-        )
-    }
-}
-
-/// The header of [`Report::row`].
-pub const HEADER: &str = "| backend | jobs | duplicates sent | exactly once | in the DLQ with reason | lost | applied twice | port faults injected | virtual minutes |\n|---|---|---|---|---|---|---|---|---|";
+/// Workers polling the queue at once (execution environments).
+const WORKERS: usize = 2;
 
 /// Where a campaign runs.
 pub struct Backend {
@@ -399,6 +59,17 @@ pub enum Drive {
     Virtual(ManualClock, Arc<EmbeddedQueue>),
     /// Long-polls SQS in real time; done when the queue's counts are all zero.
     Sqs(Arc<jobkit::aws::SqsQueue>),
+}
+
+impl Drive {
+    /// How long a delayed job waits: minutes on the virtual clock (several hops of 15 minutes),
+    /// seconds in real time (one hop).
+    fn delay(&self, n: u64) -> chrono::Duration {
+        match self {
+            Drive::Virtual(..) => chrono::Duration::minutes(20 + (n % 31) as i64),
+            Drive::Sqs(_) => chrono::Duration::seconds(2 + (n % 3) as i64),
+        }
+    }
 }
 
 /// Runs `jobs` jobs on the embedded backend with a virtual clock that jumps to the next due
@@ -429,9 +100,14 @@ pub async fn run_embedded(jobs: u64, faults: Faults, seed: u64) -> Report {
     run(backend, jobs, faults, seed).await
 }
 
+/// The job's retry policy.
+fn policy() -> RetryPolicy {
+    CampaignJob { effects: Arc::default(), faults: FAULTS, shutdown: Shutdown::new() }.retry_policy()
+}
+
 /// The DLQ redrive threshold, as the template sets it: attempts + 5.
 pub fn max_receive_count() -> u32 {
-    CampaignJob { effects: Arc::default(), faults: FAULTS }.retry_policy().max_attempts() + 5
+    policy().max_attempts() + 5
 }
 
 /// Runs `jobs` jobs (numbers `0..jobs`) on `backend` under `faults`; `seed` drives the port
@@ -443,6 +119,31 @@ pub async fn run(backend: Backend, jobs: u64, faults: Faults, seed: u64) -> Repo
     run_numbers(backend, 0..jobs, faults, seed).await
 }
 
+/// The ports, config and job the workers share.
+struct Plant {
+    runtime: Runtime,
+    config: RunnerConfig,
+    effects: Arc<Effects>,
+    faults: Faults,
+}
+
+/// One execution environment: a runner with its own in-process state and its own stop switch.
+struct Worker {
+    runner: BatchRunner<CampaignJob>,
+    shutdown: Shutdown,
+}
+
+impl Plant {
+    fn worker(&self) -> Worker {
+        let shutdown = Shutdown::new();
+        let job =
+            CampaignJob { effects: self.effects.clone(), faults: self.faults, shutdown: shutdown.clone() };
+        let runner =
+            BatchRunner::new(job, self.runtime.clone(), self.config.clone()).with_shutdown(shutdown.clone());
+        Worker { runner, shutdown }
+    }
+}
+
 /// [`run`] for the jobs numbered `numbers` (what each does follows from its number), so that
 /// a long campaign can run in waves on fresh queues and still cover 10,000 different jobs.
 ///
@@ -450,7 +151,6 @@ pub async fn run(backend: Backend, jobs: u64, faults: Faults, seed: u64) -> Repo
 /// As [`run`].
 pub async fn run_numbers(backend: Backend, numbers: Range<u64>, faults: Faults, seed: u64) -> Report {
     quiet_scripted_panics();
-    let job = CampaignJob { effects: Arc::new(Effects::default()), faults };
     let chaos = Arc::new(Chaos::new(faults.port, seed));
     let routes = QueueRoutes::default().with(QUEUE, backend.queue_id.clone());
     let runtime = Runtime {
@@ -461,51 +161,80 @@ pub async fn run_numbers(backend: Backend, numbers: Range<u64>, faults: Faults, 
         metrics: None,
         routes: routes.clone(),
     };
-    let config = RunnerConfig::new(backend.queue_id.clone(), backend.dlq_id.clone());
-    let runner = BatchRunner::new(job.clone(), runtime.clone(), config);
-    let enqueuer = Enqueuer::new(backend.queue.clone(), backend.store.clone(), backend.clock.clone(), routes);
-    let duplicates_sent = enqueue(&enqueuer, numbers.clone(), &faults).await;
-
+    // Every checkpoint continues in a new message: the continuation path on every step.
+    let config = RunnerConfig {
+        continue_within: INVOCATION_TIMEOUT.to_std().unwrap_or_default(),
+        ..RunnerConfig::new(backend.queue_id.clone(), backend.dlq_id.clone())
+    };
+    let plant = Plant { runtime, config, effects: Arc::new(Effects::default()), faults };
     let started = backend.clock.now();
-    let mut batches = 0;
+    let deliveries = enqueue(&backend, &plant.runtime, numbers.clone(), &faults, started).await;
+
+    let mut workers: Vec<Worker> = (0..WORKERS).map(|_| plant.worker()).collect();
+    let (mut batches, mut workers_stopped) = (0, 0);
     loop {
-        let wait = match backend.drive {
-            Drive::Virtual(..) => Duration::ZERO,
-            Drive::Sqs(_) => Duration::from_secs(1),
-        };
-        let messages = backend.queue.receive(&backend.queue_id, 10, wait).await.expect("receive");
-        if messages.is_empty() {
-            match &backend.drive {
-                Drive::Virtual(clock, queue) => {
-                    match queue.next_visible_at(&backend.queue_id).expect("next visible") {
-                        Some(at) => clock.set(at.max(clock.now())),
-                        None => break,
-                    }
-                }
-                Drive::Sqs(sqs) => {
-                    let counts = sqs.approximate_counts(&backend.queue_id).await.expect("counts");
-                    if counts.visible + counts.in_flight + counts.delayed == 0 {
-                        break;
-                    }
-                }
+        let rounds =
+            futures::future::join_all(workers.iter().map(|w| round(&backend, &plant.runtime, w))).await;
+        batches += rounds.iter().filter(|handled| **handled > 0).count() as u64;
+        // A worker asked to stop finished its batch as a stopping worker does; a new
+        // execution environment takes its place.
+        for worker in &mut workers {
+            if worker.shutdown.requested() {
+                *worker = plant.worker();
+                workers_stopped += 1;
             }
-            continue;
         }
-        let outcome = runner.process(messages, backend.clock.now() + INVOCATION_TIMEOUT).await;
-        let done: Vec<String> =
-            outcome.records.iter().filter(|r| r.status.is_done()).map(|r| r.receipt_handle.clone()).collect();
-        // The event source mapping's delete fails now and then too; those come back.
-        let _ = runtime.queue.delete_batch(&backend.queue_id, &done).await;
-        batches += 1;
-        assert!(batches < (numbers.end - numbers.start) * 50, "the queue does not drain");
+        if rounds.iter().sum::<usize>() == 0 && !wait_for_more(&backend).await {
+            break;
+        }
+        assert!(batches < (numbers.end - numbers.start) * 60, "the queue does not drain");
     }
     let dead = dead_letters(&backend).await;
-    let mut report = tally(numbers, &job, &faults, &dead);
-    report.duplicates_sent = duplicates_sent;
-    report.port_faults = chaos.injected();
-    report.batches = batches;
-    report.virtual_minutes = (backend.clock.now() - started).num_minutes();
-    report
+    Report {
+        paths: report::tally(numbers, &plant.effects, &faults, &deliveries, &dead),
+        port_faults: chaos.injected(),
+        lost_send_answers: chaos.lost_send_answers(),
+        workers_stopped,
+        batches,
+        minutes: (backend.clock.now() - started).num_minutes(),
+    }
+}
+
+/// One worker's turn: receive up to ten, run them before an invocation's deadline, delete what
+/// is done (the deletes fail now and then too: those come back). Returns the records handled.
+async fn round(backend: &Backend, runtime: &Runtime, worker: &Worker) -> usize {
+    let wait = match backend.drive {
+        Drive::Virtual(..) => Duration::ZERO,
+        Drive::Sqs(_) => Duration::from_secs(1),
+    };
+    let messages = backend.queue.receive(&backend.queue_id, 10, wait).await.expect("receive");
+    if messages.is_empty() {
+        return 0;
+    }
+    let outcome = worker.runner.process(messages, backend.clock.now() + INVOCATION_TIMEOUT).await;
+    let done: Vec<String> =
+        outcome.records.iter().filter(|r| r.status.is_done()).map(|r| r.receipt_handle.clone()).collect();
+    let _ = runtime.queue.delete_batch(&backend.queue_id, &done).await;
+    outcome.records.len()
+}
+
+/// When every worker found nothing: moves the virtual clock to the next due message, or tells
+/// whether SQS still holds any. False when the queue is drained.
+async fn wait_for_more(backend: &Backend) -> bool {
+    match &backend.drive {
+        Drive::Virtual(clock, queue) => match queue.next_visible_at(&backend.queue_id).expect("next visible")
+        {
+            Some(at) => {
+                clock.set(at.max(clock.now()));
+                true
+            }
+            None => false,
+        },
+        Drive::Sqs(sqs) => {
+            let counts = sqs.approximate_counts(&backend.queue_id).await.expect("counts");
+            counts.visible + counts.in_flight + counts.delayed > 0
+        }
+    }
 }
 
 /// Everything in the DLQ.
@@ -538,54 +267,98 @@ fn quiet_scripted_panics() {
     }));
 }
 
-/// Sends every job once (its job id `job-<n>`), and again for the duplicated ones.
-async fn enqueue(enqueuer: &Enqueuer, numbers: Range<u64>, faults: &Faults) -> u64 {
-    let mut duplicates = 0;
+/// Sends every job as its path says; returns the messages sent per job.
+async fn enqueue(
+    backend: &Backend,
+    runtime: &Runtime,
+    numbers: Range<u64>,
+    faults: &Faults,
+    started: DateTime<Utc>,
+) -> BTreeMap<u64, u64> {
+    // Producers' sends are not the runner's business: only the `unique_for` caller's go through
+    // the failing queue.
+    let routes = QueueRoutes::default().with(QUEUE, backend.queue_id.clone());
+    let enqueuer =
+        Enqueuer::new(backend.queue.clone(), backend.store.clone(), backend.clock.clone(), routes.clone());
+    let failing = Enqueuer::new(runtime.queue.clone(), backend.store.clone(), backend.clock.clone(), routes);
+    let mut deliveries = BTreeMap::new();
     for n in numbers {
         let copies = if unit(n, 2) < faults.duplicate { 2 } else { 1 };
-        duplicates += copies - 1;
-        for _ in 0..copies {
-            let options = EnqueueOptions {
-                job_id: Some(JobId::from(format!("job-{n}").as_str())),
-                ..EnqueueOptions::default()
-            };
-            enqueuer.perform_later_with::<CampaignJob>(&CampaignArgs { n }, options).await.expect("enqueue");
-        }
+        let job_id = || JobId::from(format!("job-{n}").as_str());
+        let sent = match Path::of(n) {
+            Path::Plain | Path::Steps | Path::Shutdown => {
+                for _ in 0..copies {
+                    let options = EnqueueOptions { job_id: Some(job_id()), ..EnqueueOptions::default() };
+                    enqueuer
+                        .perform_later_with::<CampaignJob>(&CampaignArgs { n }, options)
+                        .await
+                        .expect("enqueue");
+                }
+                copies
+            }
+            Path::Delayed => {
+                // Sent as a producer would by hand: no delay, a `not_before`; the runner hops.
+                let due = started + backend.drive.delay(n);
+                let attributes = BTreeMap::from([
+                    (attr::JOB_ID.to_owned(), format!("job-{n}")),
+                    (attr::NOT_BEFORE.to_owned(), due.to_rfc3339()),
+                ]);
+                for _ in 0..copies {
+                    send(backend, format!(r#"{{"n":{n}}}"#), attributes.clone()).await;
+                }
+                copies
+            }
+            Path::Ticks => {
+                let tick = format!(
+                    r#"{{"n":{n},"$schedule":{{"rule":"campaign-tick-{n}","time":"{}"}}}}"#,
+                    started.to_rfc3339()
+                );
+                let copies = 2 + n % 2;
+                for _ in 0..copies {
+                    send(backend, tick.clone(), BTreeMap::new()).await;
+                }
+                copies
+            }
+            Path::Twins => {
+                for _ in 0..3 {
+                    let options = EnqueueOptions { job_id: Some(job_id()), ..EnqueueOptions::default() };
+                    enqueuer
+                        .perform_later_with::<CampaignJob>(&CampaignArgs { n }, options)
+                        .await
+                        .expect("enqueue");
+                }
+                3
+            }
+            Path::Unique => enqueue_unique(&failing, n).await,
+        };
+        deliveries.insert(n, sent);
     }
-    duplicates
+    deliveries
 }
 
-fn tally(numbers: Range<u64>, job: &CampaignJob, faults: &Faults, dead: &[ReceivedMessage]) -> Report {
-    let mut dead_ids: BTreeMap<u64, bool> = BTreeMap::new();
-    for message in dead {
-        let Some(n) = message
-            .attributes
-            .get(attr::JOB_ID)
-            .and_then(|id| id.strip_prefix("job-"))
-            .and_then(|n| n.parse().ok())
-        else {
-            continue;
-        };
-        let reasoned = DeadLetterError::read(&message.attributes).is_some_and(|e| !e.reason.is_empty());
-        *dead_ids.entry(n).or_default() |= reasoned;
-    }
-    let mut report = Report { jobs: numbers.end - numbers.start, ..Report::default() };
-    let scripted: BTreeSet<u64> =
-        numbers.clone().filter(|n| script(*n, faults) == Script::Permanent).collect();
-    for n in numbers {
-        let applied = job.effects.count(n);
-        let dead = dead_ids.get(&n).copied();
-        match (applied, dead) {
-            (0, Some(true)) => {
-                report.in_dlq_with_reason += 1;
-                report.in_dlq_scripted += u64::from(scripted.contains(&n));
-            }
-            (0, Some(false)) => report.in_dlq_without_reason += 1,
-            (0, None) => report.lost += 1,
-            (1, None) => report.exactly_once += 1,
-            (1, Some(_)) => report.applied_and_dead += 1,
-            _ => report.doubled += 1,
+/// Enqueues job `n` with `unique_for` through a queue whose sends fail now and then, retrying
+/// as a caller would until it is accepted, then once more (a duplicate the window refuses, or,
+/// when marking the lock sent failed, a second copy with the same job id). Returns the sends
+/// that may have reached the queue.
+async fn enqueue_unique(enqueuer: &Enqueuer, n: u64) -> u64 {
+    let unique = || EnqueueOptions::unique_for(Duration::from_secs(3600));
+    let mut sends = 0;
+    for _ in 0..20 {
+        sends += 1;
+        match enqueuer.perform_later_with::<CampaignJob>(&CampaignArgs { n }, unique()).await {
+            Ok(_) => break,
+            Err(EnqueueError::Port(_)) => continue,
+            Err(other) => panic!("job {n}: the caller's retry was refused: {other}"),
         }
     }
-    report
+    match enqueuer.perform_later_with::<CampaignJob>(&CampaignArgs { n }, unique()).await {
+        Err(EnqueueError::Duplicate { .. }) => {}
+        _ => sends += 1,
+    }
+    sends
+}
+
+async fn send(backend: &Backend, body: String, attributes: BTreeMap<String, String>) {
+    let message = OutgoingMessage { body, attributes, ..OutgoingMessage::default() };
+    backend.queue.send(&backend.queue_id, message).await.expect("send");
 }
