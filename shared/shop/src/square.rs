@@ -2,7 +2,8 @@
 //! and the completed orders of those customers summed up. 429 is retried after `Retry-After`.
 //!
 //! Invariants: the API version is pinned ([`SQUARE_VERSION`]); the token goes in the
-//! `Authorization` header only and never into an error or a log.
+//! `Authorization` header only and never into an error or a log; a redirect is not followed
+//! but answered with a permanent error.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -233,6 +234,9 @@ impl SquareClient {
                     (error(kind, format!("request failed: {}", e.without_url())), Duration::from_secs(1))
                 }
                 Ok(response) => {
+                    if let Some(redirect) = crate::http::redirect_error(SOURCE, &response) {
+                        return Err(redirect);
+                    }
                     let status = response.status().as_u16();
                     let retry_after = crate::http::retry_after(response.headers());
                     let text = response.text().await.unwrap_or_default();

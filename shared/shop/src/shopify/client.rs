@@ -238,6 +238,9 @@ impl ShopifyClient {
                     wait: Duration::from_secs(1),
                 }
             })?;
+        if let Some(redirect) = crate::http::redirect_error(SOURCE, &response) {
+            return Err(Failure::Final(redirect));
+        }
         let status = response.status();
         let retry_after = crate::http::retry_after(response.headers());
         let text = response.text().await.map_err(|e| Failure::Retry {
