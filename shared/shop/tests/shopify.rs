@@ -256,3 +256,36 @@ async fn a_redirect_is_not_followed_and_is_a_permanent_error_naming_its_host() {
     assert!(!format!("{err:?}").contains("shpat_test"), "the token never shows in errors");
     assert!(pacer.0.lock().unwrap().is_empty(), "not retried");
 }
+
+#[tokio::test]
+async fn a_retry_after_past_the_cap_is_not_slept_in_process_but_left_to_the_jobs_retry_policy() {
+    for huge in ["1e20", "99999999999", "inf", "61"] {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", huge))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let (client, pacer) = client(&server);
+        let err = client.webhook_subscriptions(&shop()).await.unwrap_err();
+        assert_eq!(err.kind, IntegrationErrorKind::RateLimited, "{huge}");
+        assert!(err.recoverable, "{huge}: the job's policy backs off instead");
+        assert!(pacer.0.lock().unwrap().is_empty(), "{huge}: no wait in process");
+    }
+}
+
+#[tokio::test]
+async fn an_unreadable_retry_after_waits_the_default() {
+    for odd in ["NaN", "-5", "soon"] {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(503).insert_header("Retry-After", odd))
+            .expect(4)
+            .mount(&server)
+            .await;
+        let (client, pacer) = client(&server);
+        let err = client.webhook_subscriptions(&shop()).await.unwrap_err();
+        assert_eq!(err.kind, IntegrationErrorKind::Unavailable, "{odd}");
+        assert_eq!(*pacer.0.lock().unwrap(), [Duration::from_secs(2); 3], "{odd}");
+    }
+}
