@@ -209,6 +209,9 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Cron { text } => commands::info::cron(out, &text, now),
         Command::RetryPlan { job } => commands::info::retry_plan(out, &job),
         Command::Enqueue(EnqueueArgs { job, file: Some(path), delay, at, .. }) => {
+            if let Some(delay) = delay {
+                enqueue::run_at(delay, now)?;
+            }
             let text = read_jobs_file(&path)?;
             // Every line judged before the backend is opened: a bad file sends nothing.
             let checked = commands::bulk::check(&job, &text)?;
@@ -216,6 +219,9 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
             commands::bulk::enqueue(out, backend, delay, at, checked).await
         }
         Command::Enqueue(args) => {
+            if let Some(delay) = args.delay {
+                enqueue::run_at(delay, now)?;
+            }
             let request = enqueue::Request {
                 job: args.job,
                 args: args.args,
