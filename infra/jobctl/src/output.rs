@@ -97,6 +97,15 @@ mod tests {
     }
 
     #[test]
+    fn a_cell_wider_than_format_can_pad_is_printed_whole() {
+        // `format!`'s width stops at u16::MAX; a cell past it is padded by hand.
+        let wide = "x".repeat(70_000);
+        let text = table(&["a", "b"], &[vec![wide.clone(), "1".into()], vec!["y".into(), "2".into()]]);
+        assert_eq!(text.lines().nth(1), Some(format!("{wide}  1").as_str()));
+        assert_eq!(text.lines().nth(2).map(str::len), Some(70_000 + 3));
+    }
+
+    #[test]
     fn truncation_keeps_short_text_and_marks_cut_text() {
         assert_eq!(truncate("short", 10), "short");
         assert_eq!(truncate("a longer message", 8), "a longe…");

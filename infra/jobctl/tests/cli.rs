@@ -117,6 +117,19 @@ fn a_delay_past_the_last_time_a_message_can_carry_is_refused_without_a_panic() {
 }
 
 #[test]
+fn more_firings_than_jobctl_shows_are_refused_without_a_panic() {
+    let dir = folder("firings");
+    for count in ["100000", "18446744073709551615"] {
+        let out = jobctl(&dir, &["schedules", "--count", count]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "--count {count}: {stderr}");
+        assert!(!stderr.contains("panicked") && stderr.contains("--count"), "--count {count}: {stderr}");
+    }
+    let most = expect(&dir, &["schedules", "--count", "1000"], 0);
+    assert_eq!(most.lines().count(), 4, "a header and three schedules: {}", &most[..200.min(most.len())]);
+}
+
+#[test]
 fn an_enqueued_job_is_processed_by_jobctl_dev() {
     let dir = folder("processed");
     let stdout = expect(&dir, &["enqueue", "clean_database"], 0);
