@@ -31,8 +31,12 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
         }
     }
     let line = |cells: Vec<&str>| {
-        let padded: Vec<String> =
-            cells.iter().zip(&widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
+        // Padded by hand: `format!`'s `{:<width$}` panics past a width of u16::MAX.
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell}{}", " ".repeat(width.saturating_sub(cell.chars().count()))))
+            .collect();
         padded.join("  ").trim_end().to_owned() + "\n"
     };
     let mut text = line(headers.to_vec());
