@@ -8,7 +8,11 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{error::PortResult, ports::StateStore};
+use crate::{
+    error::PortResult,
+    keys::{kind, state_key},
+    ports::StateStore,
+};
 
 /// How long a job's failure history is kept (longer than any retry timeline: 14 days, as a DLQ).
 const HISTORY_TTL: chrono::Duration = chrono::Duration::days(14);
@@ -38,7 +42,7 @@ impl JobHistory {
 }
 
 pub(crate) fn history_key(job: &str, job_id: &str) -> String {
-    format!("history:{job}:{job_id}")
+    state_key(job, kind::HISTORY, job_id)
 }
 
 pub(crate) async fn load(

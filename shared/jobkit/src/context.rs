@@ -13,6 +13,7 @@ use crate::{
     clock::SharedClock,
     enqueue::Enqueuer,
     error::{ErrorKind, JobError},
+    keys::{kind, state_key},
     message::{Continuation, Metadata},
     ports::StateStore,
     shutdown::Shutdown,
@@ -164,5 +165,5 @@ impl JobContext {
 
 /// The state-store key of a job's step checkpoint.
 pub(crate) fn checkpoint_key(job: &str, job_id: &str) -> String {
-    format!("steps:{job}:{job_id}")
+    state_key(job, kind::STEPS, job_id)
 }

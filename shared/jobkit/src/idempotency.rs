@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     error::PortResult,
+    keys::{kind, state_key},
     ports::{PutOutcome, StateStore},
 };
 
@@ -51,7 +52,7 @@ pub(crate) struct IdempotencyKey {
 
 impl IdempotencyKey {
     pub(crate) fn new(job: &str, key: &str, payload_hash: String, job_id: &str) -> Self {
-        Self { key: format!("idem:{job}:{key}"), hash: payload_hash, job_id: job_id.to_owned() }
+        Self { key: state_key(job, kind::IDEMPOTENT_RUN, key), hash: payload_hash, job_id: job_id.to_owned() }
     }
 
     /// The key as stored, which names it within the state store.

@@ -26,6 +26,10 @@ pub(crate) mod kind {
     pub(crate) const UNIQUE: &str = "unique";
     /// An error email's rate limit, per fingerprint.
     pub(crate) const NOTIFY: &str = "notify";
+    /// A job id's step checkpoint (cursors and finished steps).
+    pub(crate) const STEPS: &str = "steps";
+    /// A job id's attempt history (executions started, first and last failure).
+    pub(crate) const HISTORY: &str = "history";
 }
 
 /// The state store key of `job`'s record of `kind` for `id`, hashed when it would be too long.
