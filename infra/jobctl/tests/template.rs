@@ -221,17 +221,15 @@ fn no_role_has_a_wildcard_action_or_a_wildcard_resource_but_the_sms_opt_out_chec
     }
 }
 
-/// `arn:${AWS::Partition}:sns:*:*:*` or `arn:aws:sns:*:*:*`: every topic and endpoint ARN.
+/// `arn:${AWS::Partition}:sns:*:*:*` (or `aws` or `*` for the partition): every topic and
+/// endpoint ARN.
 fn is_every_sns_arn(value: &Value) -> bool {
     let text = match intrinsic(value) {
         Some((tag, text)) if tag == "Sub" => text,
         Some(_) => return false,
         None => value.as_str().unwrap_or_default().to_owned(),
     };
-    let Some(rest) = text.strip_prefix("arn:").and_then(|t| t.split_once(':')).map(|(_, rest)| rest) else {
-        return false;
-    };
-    rest == "sns:*:*:*"
+    ["arn:${AWS::Partition}:sns:*:*:*", "arn:aws:sns:*:*:*", "arn:*:sns:*:*:*"].contains(&text.as_str())
 }
 
 #[test]
