@@ -206,3 +206,31 @@ async fn a_second_delivery_changes_nothing() {
     assert_eq!(db.recent(RecordKind::SyncRun, 10).await.unwrap().len(), 1, "the run is recorded once");
     // `expect(3)` and `expect(6)` are checked when the stub drops: the POS was not called again.
 }
+
+#[tokio::test]
+async fn a_redirect_elsewhere_is_not_followed_and_the_job_is_discarded_to_the_dlq() {
+    let (t, db, square) = world(Some("L1")).await;
+    let elsewhere = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(307).insert_header("Location", format!("{}/steal", elsewhere.uri())),
+        )
+        .mount(&square)
+        .await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"customers": []})))
+        .mount(&elsewhere)
+        .await;
+    let runner = t.runner(job(&db, &square));
+    t.enqueuer().perform_later::<CustomerSyncJob>(&args()).await.unwrap();
+
+    let outcome = t.run_once(&runner).await;
+    assert!(elsewhere.received_requests().await.unwrap().is_empty(), "the request went to another host");
+    assert_eq!(
+        outcome[0].status,
+        RecordStatus::DeadLettered(DlqReason::Discarded, ErrorKind::new_static("unexpected_response"))
+    );
+    let message =
+        &t.dead_letter_errors::<CustomerSyncJob>()[0].clone().expect("the error is recorded").message;
+    assert!(message.contains("307") && message.contains(&elsewhere.address().to_string()), "{message}");
+}

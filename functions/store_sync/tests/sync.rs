@@ -217,3 +217,30 @@ async fn arguments_naming_neither_or_both_are_refused() {
     let refused = RecordStatus::DeadLettered(DlqReason::Discarded, ErrorKind::INVALID_ARGUMENTS);
     assert!(outcomes.iter().all(|o| o.status == refused), "{outcomes:?}");
 }
+
+#[tokio::test]
+async fn a_redirect_elsewhere_is_not_followed_and_the_job_is_discarded_to_the_dlq() {
+    let w = world().await;
+    let elsewhere = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(302).insert_header("Location", format!("{}/steal", elsewhere.uri())),
+        )
+        .mount(&w.shopify)
+        .await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": null})))
+        .mount(&elsewhere)
+        .await;
+    let runner = w.t.runner(job(&w));
+    w.t.enqueuer().perform_later::<StoreSync>(&StoreSyncArgs::store(w.store.clone())).await.unwrap();
+
+    let outcome = w.t.run_once(&runner).await;
+    assert!(elsewhere.received_requests().await.unwrap().is_empty(), "the token went to another host");
+    assert_eq!(
+        outcome[0].status,
+        RecordStatus::DeadLettered(DlqReason::Discarded, ErrorKind::new_static("unexpected_response"))
+    );
+    let message = &w.t.dead_letter_errors::<StoreSync>()[0].clone().expect("the error is recorded").message;
+    assert!(message.contains("302") && message.contains(&elsewhere.address().to_string()), "{message}");
+}

@@ -38,6 +38,10 @@ pub struct Cli {
     command: Command,
 }
 
+/// The most firings `jobctl schedules` lists per schedule: enough to read weeks ahead, while a
+/// count without a bound would walk the cron to its last year and print a line no one reads.
+const MAX_FIRINGS: i64 = 1000;
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run every job locally on the embedded backend (Ctrl-C stops between batches).
@@ -53,9 +57,9 @@ enum Command {
     Dlq(DlqCommand),
     /// Each recurring tick's rule, cron expression, timezone and next firings.
     Schedules {
-        /// How many firings to show.
-        #[arg(long, default_value_t = 3)]
-        count: usize,
+        /// How many firings to show (1 to 1000).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=MAX_FIRINGS))]
+        count: u16,
     },
     /// Turn a schedule in English ("every day at 3am") into an EventBridge cron expression.
     Cron {
@@ -205,10 +209,13 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
         )),
         Command::Dev(args) => dev(out, cli.dir, args).await,
         Command::Jobs => commands::info::jobs(out),
-        Command::Schedules { count } => commands::info::schedules(out, count, now),
+        Command::Schedules { count } => commands::info::schedules(out, usize::from(count), now),
         Command::Cron { text } => commands::info::cron(out, &text, now),
         Command::RetryPlan { job } => commands::info::retry_plan(out, &job),
         Command::Enqueue(EnqueueArgs { job, file: Some(path), delay, at, .. }) => {
+            if let Some(delay) = delay {
+                enqueue::run_at(delay, now)?;
+            }
             let text = read_jobs_file(&path)?;
             // Every line judged before the backend is opened: a bad file sends nothing.
             let checked = commands::bulk::check(&job, &text)?;
@@ -216,6 +223,9 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
             commands::bulk::enqueue(out, backend, delay, at, checked).await
         }
         Command::Enqueue(args) => {
+            if let Some(delay) = args.delay {
+                enqueue::run_at(delay, now)?;
+            }
             let request = enqueue::Request {
                 job: args.job,
                 args: args.args,

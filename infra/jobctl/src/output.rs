@@ -31,8 +31,12 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
         }
     }
     let line = |cells: Vec<&str>| {
-        let padded: Vec<String> =
-            cells.iter().zip(&widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
+        // Padded by hand: `format!`'s `{:<width$}` panics past a width of u16::MAX.
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell}{}", " ".repeat(width.saturating_sub(cell.chars().count()))))
+            .collect();
         padded.join("  ").trim_end().to_owned() + "\n"
     };
     let mut text = line(headers.to_vec());
@@ -94,6 +98,15 @@ mod tests {
         let text =
             table(&["job", "n"], &[vec!["store_sync".into(), "3".into()], vec!["x".into(), "120".into()]]);
         assert_eq!(text, "job         n\nstore_sync  3\nx           120\n");
+    }
+
+    #[test]
+    fn a_cell_wider_than_format_can_pad_is_printed_whole() {
+        // `format!`'s width stops at u16::MAX; a cell past it is padded by hand.
+        let wide = "x".repeat(70_000);
+        let text = table(&["a", "b"], &[vec![wide.clone(), "1".into()], vec!["y".into(), "2".into()]]);
+        assert_eq!(text.lines().nth(1), Some(format!("{wide}  1").as_str()));
+        assert_eq!(text.lines().nth(2).map(str::len), Some(70_000 + 3));
     }
 
     #[test]

@@ -90,6 +90,46 @@ fn bad_arguments_are_refused_before_anything_is_sent() {
 }
 
 #[test]
+fn a_delay_past_the_last_time_a_message_can_carry_is_refused_without_a_panic() {
+    let dir = folder("overflow");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("carts.jsonl");
+    std::fs::write(&file, "{}\n").unwrap();
+    let file = file.to_str().unwrap();
+    // 100000000d overflows the clock's date; 200000000000d overflows chrono's TimeDelta, which
+    // used to drop the delay and send the job to run at once.
+    for delay in ["100000000d", "200000000000d", "213503982334601d"] {
+        for args in [
+            &["enqueue", "clean_active_carts", "--delay", delay][..],
+            &["enqueue", "clean_active_carts", "--file", file, "--delay", delay][..],
+        ] {
+            let out = jobctl(&dir, args);
+            let stderr = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+            assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+            assert!(stderr.contains("9999-12-31"), "{args:?} says the latest time: {stderr}");
+        }
+    }
+    assert_eq!(queued(&dir, "clean_active_carts"), (0, 0), "nothing was sent");
+    // The latest --at there is is taken.
+    let latest = json_of(&dir, &["enqueue", "clean_active_carts", "--at", "9999-12-31T23:59:59Z"]);
+    assert_eq!(latest["runs_at"], "9999-12-31T23:59:59+00:00", "{latest}");
+}
+
+#[test]
+fn more_firings_than_jobctl_shows_are_refused_without_a_panic() {
+    let dir = folder("firings");
+    for count in ["100000", "18446744073709551615"] {
+        let out = jobctl(&dir, &["schedules", "--count", count]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "--count {count}: {stderr}");
+        assert!(!stderr.contains("panicked") && stderr.contains("--count"), "--count {count}: {stderr}");
+    }
+    let most = expect(&dir, &["schedules", "--count", "1000"], 0);
+    assert_eq!(most.lines().count(), 4, "a header and three schedules: {}", &most[..200.min(most.len())]);
+}
+
+#[test]
 fn an_enqueued_job_is_processed_by_jobctl_dev() {
     let dir = folder("processed");
     let stdout = expect(&dir, &["enqueue", "clean_database"], 0);

@@ -200,7 +200,7 @@ fn list(value: &Value) -> Vec<Value> {
 }
 
 #[test]
-fn no_role_has_a_wildcard_action_or_a_wildcard_resource_but_sns_sms() {
+fn no_role_has_a_wildcard_action_or_a_wildcard_resource_but_the_sms_opt_out_check() {
     let template = template();
     let statements = statements(&template);
     assert!(statements.len() >= 6 * 5, "every function has an explicit role");
@@ -211,13 +211,88 @@ fn no_role_has_a_wildcard_action_or_a_wildcard_resource_but_sns_sms() {
         }
         for resource in list(&statement["Resource"]) {
             if resource.as_str() == Some("*") {
-                let actions: BTreeSet<String> =
+                let actions: Vec<String> =
                     list(&statement["Action"]).iter().filter_map(|a| a.as_str().map(str::to_owned)).collect();
-                let sms: BTreeSet<String> =
-                    ["sns:Publish", "sns:CheckIfPhoneNumberIsOptedOut"].map(str::to_owned).into();
-                assert!(actions.is_subset(&sms), "{role}: \"*\" resource for {actions:?}");
+                // The opt-out check names no resource, so IAM knows only "*" for it. Publish
+                // on "*" would reach every topic, the alarm topic included.
+                assert_eq!(actions, ["sns:CheckIfPhoneNumberIsOptedOut"], "{role}: \"*\" resource");
             }
         }
+    }
+}
+
+/// `arn:${AWS::Partition}:sns:*:*:*` (or `aws` or `*` for the partition): every topic and
+/// endpoint ARN.
+fn is_every_sns_arn(value: &Value) -> bool {
+    let text = match intrinsic(value) {
+        Some((tag, text)) if tag == "Sub" => text,
+        Some(_) => return false,
+        None => value.as_str().unwrap_or_default().to_owned(),
+    };
+    ["arn:${AWS::Partition}:sns:*:*:*", "arn:aws:sns:*:*:*", "arn:*:sns:*:*:*"].contains(&text.as_str())
+}
+
+#[test]
+fn text_messages_may_be_published_to_phone_numbers_only() {
+    let template = template();
+    let mut publishers = BTreeSet::new();
+    for (role, statement) in statements(&template) {
+        let actions = list(&statement["Action"]);
+        if !actions.iter().any(|a| a.as_str() == Some("sns:Publish")) {
+            assert!(statement.get("NotResource").is_none(), "{role}: NotResource only excludes topics");
+            continue;
+        }
+        publishers.insert(role.clone());
+        assert_eq!(actions.len(), 1, "{role}: sns:Publish in a statement of its own");
+        assert!(statement.get("Resource").is_none(), "{role}: sns:Publish on a named resource");
+        let excluded = list(&statement["NotResource"]);
+        // An SMS publish names no topic; excluding every SNS ARN leaves phone numbers only.
+        assert!(
+            excluded.len() == 1 && is_every_sns_arn(&excluded[0]),
+            "{role}: sns:Publish must exclude every topic with NotResource, got {excluded:?}"
+        );
+    }
+    assert_eq!(publishers, BTreeSet::from(["ShareProductTextMessageRole".to_owned()]), "only the texter");
+}
+
+/// Whether `statement` grants something on the jobkit state table.
+fn is_on_the_state_table(statement: &Value) -> bool {
+    list(&statement["Resource"])
+        .iter()
+        .filter_map(intrinsic)
+        .any(|(_, target)| target == "JobStateTable.Arn" || target.contains("${JobStateTable"))
+}
+
+#[test]
+fn a_function_may_touch_only_its_own_jobs_state() {
+    let template = template();
+    let statements = statements(&template);
+    for spec in specs() {
+        let role = format!("{}Role", logical_id(spec.name));
+        let own: Vec<&Value> = statements
+            .iter()
+            .filter(|(r, s)| *r == role && is_on_the_state_table(s))
+            .map(|(_, s)| s)
+            .collect();
+        assert!(!own.is_empty(), "{role}: the functions get JOBKIT_STATE_TABLE, so a statement on it");
+        let leading = format!("{}*", jobkit::job_key_prefix(spec.name));
+        for statement in own {
+            let condition = &statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
+            let patterns = list(condition);
+            let keys: Vec<Option<&str>> = patterns.iter().map(Value::as_str).collect();
+            assert_eq!(
+                keys,
+                [Some(leading.as_str())],
+                "{role}: the state table only under its own job's keys ({leading}), got {:?}",
+                statement["Condition"]
+            );
+            let conditions = statement["Condition"].as_mapping().map_or(0, |m| m.len());
+            assert_eq!(conditions, 1, "{role}: one condition operator, ForAllValues:StringLike");
+        }
+    }
+    let roles: BTreeSet<String> = specs().iter().map(|s| format!("{}Role", logical_id(s.name))).collect();
+    for (role, statement) in &statements {
+        assert!(roles.contains(role) || !is_on_the_state_table(statement), "{role} is no job's role");
     }
 }
 

@@ -1,8 +1,10 @@
 //! The POS client for Square's Customers and Orders APIs: customers page by page with a cursor,
-//! and the completed orders of those customers summed up. 429 is retried after `Retry-After`.
+//! and the completed orders of those customers summed up. 429 is retried after `Retry-After`
+//! (up to a minute; a longer wait is left to the job's retry policy).
 //!
 //! Invariants: the API version is pinned ([`SQUARE_VERSION`]); the token goes in the
-//! `Authorization` header only and never into an error or a log.
+//! `Authorization` header only and never into an error or a log; a redirect is not followed
+//! but answered with a permanent error.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -233,6 +235,9 @@ impl SquareClient {
                     (error(kind, format!("request failed: {}", e.without_url())), Duration::from_secs(1))
                 }
                 Ok(response) => {
+                    if let Some(redirect) = crate::http::redirect_error(SOURCE, &response) {
+                        return Err(redirect);
+                    }
                     let status = response.status().as_u16();
                     let retry_after = crate::http::retry_after(response.headers());
                     let text = response.text().await.unwrap_or_default();
@@ -257,14 +262,19 @@ impl SquareClient {
                                 format!("HTTP {status} from {path}"),
                             ));
                         }
-                        429 => (
-                            error(IntegrationErrorKind::RateLimited, "HTTP 429: rate limited"),
-                            retry_after.unwrap_or(Duration::from_secs(2)),
-                        ),
-                        500..=599 => (
-                            error(IntegrationErrorKind::Unavailable, format!("HTTP {status} from {path}")),
-                            retry_after.unwrap_or(Duration::from_secs(2)),
-                        ),
+                        429 | 500..=599 => {
+                            let failure = if status == 429 {
+                                error(IntegrationErrorKind::RateLimited, "HTTP 429: rate limited")
+                            } else {
+                                error(IntegrationErrorKind::Unavailable, format!("HTTP {status} from {path}"))
+                            };
+                            // A wait past the cap is the job's retry policy's to make, not ours.
+                            let Some(wait) = retry_after.wait_or(Duration::from_secs(2)) else {
+                                return Err(failure
+                                    .with_detail("retry_after", "past the cap, left to the job's policy"));
+                            };
+                            (failure, wait)
+                        }
                         _ => {
                             let snippet: String = text.chars().take(200).collect();
                             return Err(error(

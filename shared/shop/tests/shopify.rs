@@ -226,3 +226,66 @@ async fn webhooks_are_listed_and_created_and_user_errors_are_permanent() {
     assert_eq!(err.kind, IntegrationErrorKind::InvalidInput);
     assert!(err.message.contains("webhookSubscription.uri: Address is invalid"), "{}", err.message);
 }
+
+#[tokio::test]
+async fn a_redirect_is_not_followed_and_is_a_permanent_error_naming_its_host() {
+    let server = MockServer::start().await;
+    let elsewhere = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(302).insert_header("Location", format!("{}/collect?x=1", elsewhere.uri())),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(200).set_body_json(products_page(1, 1, None)))
+        .mount(&elsewhere)
+        .await;
+    let (client, pacer) = client(&server);
+    let result = client.products_page(&StoreId::from("st_1"), &shop(), None, 50).await;
+
+    let received = elsewhere.received_requests().await.unwrap();
+    assert!(received.is_empty(), "the redirect was followed, with the token: {received:?}");
+    let err = result.unwrap_err();
+    assert_eq!(err.kind, IntegrationErrorKind::Unexpected);
+    assert!(!err.recoverable, "a redirect does not pass by itself");
+    let host = elsewhere.address().to_string();
+    assert!(err.message.contains("302") && err.message.contains(&host), "{}", err.message);
+    assert!(!err.message.contains("/collect"), "only the host is named: {}", err.message);
+    assert!(!format!("{err:?}").contains("shpat_test"), "the token never shows in errors");
+    assert!(pacer.0.lock().unwrap().is_empty(), "not retried");
+}
+
+#[tokio::test]
+async fn a_retry_after_past_the_cap_is_not_slept_in_process_but_left_to_the_jobs_retry_policy() {
+    for huge in ["1e20", "99999999999", "inf", "61"] {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", huge))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let (client, pacer) = client(&server);
+        let err = client.webhook_subscriptions(&shop()).await.unwrap_err();
+        assert_eq!(err.kind, IntegrationErrorKind::RateLimited, "{huge}");
+        assert!(err.recoverable, "{huge}: the job's policy backs off instead");
+        assert!(pacer.0.lock().unwrap().is_empty(), "{huge}: no wait in process");
+    }
+}
+
+#[tokio::test]
+async fn an_unreadable_retry_after_waits_the_default() {
+    for odd in ["NaN", "-5", "soon"] {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(503).insert_header("Retry-After", odd))
+            .expect(4)
+            .mount(&server)
+            .await;
+        let (client, pacer) = client(&server);
+        let err = client.webhook_subscriptions(&shop()).await.unwrap_err();
+        assert_eq!(err.kind, IntegrationErrorKind::Unavailable, "{odd}");
+        assert_eq!(*pacer.0.lock().unwrap(), [Duration::from_secs(2); 3], "{odd}");
+    }
+}

@@ -17,6 +17,28 @@ use crate::{
     registry::{self, JobSpec, JobVisitor},
 };
 
+/// The latest time a job can be set to run, 9999-12-31T23:59:59Z (seconds since the epoch): a
+/// message carries its run time in RFC 3339 (`not_before`), which has four-digit years only.
+pub const LATEST_RUN_AT: i64 = 253_402_300_799;
+
+/// When a job sent at `now` with `--delay delay` runs.
+///
+/// # Errors
+/// [`CommandError::Input`] when that is past [`LATEST_RUN_AT`] (so also when no clock can hold
+/// it), so that a delay is refused before anything is sent rather than overflowing there.
+pub fn run_at(delay: Duration, now: DateTime<Utc>) -> Result<DateTime<Utc>, CommandError> {
+    chrono::Duration::from_std(delay)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .filter(|t| t.timestamp() <= LATEST_RUN_AT)
+        .ok_or_else(|| {
+            CommandError::Input(format!(
+                "a delay of {} runs after 9999-12-31T23:59:59Z, the latest time a job can be set to run",
+                crate::duration::format(delay)
+            ))
+        })
+}
+
 /// What to enqueue.
 #[derive(Debug, Clone, Default)]
 pub struct Request {
@@ -132,9 +154,7 @@ pub async fn enqueue(
         EnqueueError::Port(port) => CommandError::from(port),
         other => CommandError::Input(other.to_string()),
     })?;
-    let runs_at = request
-        .at
-        .or_else(|| request.delay.and_then(|d| chrono::Duration::from_std(d).ok()).map(|d| Utc::now() + d));
+    let runs_at = request.at.or_else(|| request.delay.and_then(|d| run_at(d, Utc::now()).ok()));
     if out.json {
         out.json(&json!({
             "job": spec.name, "job_id": job_id.to_string(), "queue": queue_id,
@@ -151,6 +171,14 @@ pub async fn enqueue(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_delay_may_reach_the_latest_run_time_and_not_a_second_past_it() {
+        let now = DateTime::from_timestamp(LATEST_RUN_AT - 60, 0).unwrap();
+        assert_eq!(run_at(Duration::from_secs(60), now).unwrap().timestamp(), LATEST_RUN_AT);
+        assert!(matches!(run_at(Duration::from_secs(61), now), Err(CommandError::Input(_))));
+        assert!(matches!(run_at(Duration::MAX, Utc::now()), Err(CommandError::Input(_))));
+    }
 
     fn request(args: Option<&str>, pairs: &[&str]) -> Request {
         Request {

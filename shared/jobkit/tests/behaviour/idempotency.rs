@@ -156,7 +156,7 @@ impl StateStore for WinnerAnswersLast {
         now: DateTime<Utc>,
     ) -> PortResult<PutOutcome> {
         let outcome = self.inner.put_if_vacant(key, value, expires_at, now).await?;
-        if !key.contains(":idem:") {
+        if !key.starts_with("scripted:idem:") {
             return Ok(outcome);
         }
         match outcome {

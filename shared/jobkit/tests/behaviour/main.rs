@@ -8,6 +8,7 @@ mod deadline;
 mod delay;
 mod dlq;
 mod idempotency;
+mod keys;
 mod metrics;
 mod notify;
 mod retry;

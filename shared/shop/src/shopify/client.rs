@@ -15,6 +15,7 @@ use super::{
 };
 use crate::{
     catalog::{Money, Product, Variant},
+    http::RetryAfter,
     ids::{ProductId, StoreId, VariantId},
     secret::Secret,
     shop_domain::ShopDomain,
@@ -238,6 +239,9 @@ impl ShopifyClient {
                     wait: Duration::from_secs(1),
                 }
             })?;
+        if let Some(redirect) = crate::http::redirect_error(SOURCE, &response) {
+            return Err(Failure::Final(redirect));
+        }
         let status = response.status();
         let retry_after = crate::http::retry_after(response.headers());
         let text = response.text().await.map_err(|e| Failure::Retry {
@@ -293,17 +297,23 @@ fn refill_wait(status: &ThrottleStatus, wanted: f64) -> Duration {
     Duration::from_secs_f64((missing / rate).clamp(0.0, 60.0))
 }
 
-/// A failed try: worth another after a wait, or final.
+/// A failed try: worth another after a wait, or the last one here (the error may still be
+/// recoverable, for the job's retry policy).
 enum Failure {
     Retry { error: IntegrationError, wait: Duration },
     Final(IntegrationError),
 }
 
-fn check_status(
-    status: reqwest::StatusCode,
-    retry_after: Option<Duration>,
-    text: &str,
-) -> Result<(), Failure> {
+/// Another try after the server's `Retry-After` (2 s when it gave none); a wait past the cap
+/// ends the tries here and leaves the recoverable `error` to the job's retry policy.
+fn retry(error: IntegrationError, retry_after: RetryAfter) -> Failure {
+    match retry_after.wait_or(Duration::from_secs(2)) {
+        Some(wait) => Failure::Retry { error, wait },
+        None => Failure::Final(error.with_detail("retry_after", "past the cap, left to the job's policy")),
+    }
+}
+
+fn check_status(status: reqwest::StatusCode, retry_after: RetryAfter, text: &str) -> Result<(), Failure> {
     let snippet: String = text.chars().take(200).collect();
     let with_status = |kind, message: &str| {
         error(kind, format!("HTTP {}: {message}", status.as_u16())).with_detail("status", status.as_u16())
@@ -319,14 +329,8 @@ fn check_status(
             "the shop is frozen or locked",
         ))),
         404 => Err(Failure::Final(with_status(IntegrationErrorKind::NotFound, "no such shop"))),
-        429 => Err(Failure::Retry {
-            error: with_status(IntegrationErrorKind::RateLimited, "too many requests"),
-            wait: retry_after.unwrap_or(Duration::from_secs(2)),
-        }),
-        500..=599 => Err(Failure::Retry {
-            error: with_status(IntegrationErrorKind::Unavailable, &snippet),
-            wait: retry_after.unwrap_or(Duration::from_secs(2)),
-        }),
+        429 => Err(retry(with_status(IntegrationErrorKind::RateLimited, "too many requests"), retry_after)),
+        500..=599 => Err(retry(with_status(IntegrationErrorKind::Unavailable, &snippet), retry_after)),
         _ => Err(Failure::Final(with_status(IntegrationErrorKind::InvalidInput, &snippet))),
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! Invariants: the API version is pinned ([`API_VERSION`]); a request goes only to a validated
 //! `*.myshopify.com` domain (the type says so) unless a test or the local sandbox overrides the
-//! base URL; the access token is sent in its header and never logged.
+//! base URL; the access token is sent in its header and never logged; a redirect is not
+//! followed (reqwest would carry the token's header to another host) but is a permanent error.
 
 mod client;
 mod pacer;
