@@ -50,7 +50,12 @@ fn assert_nothing_lost_or_doubled(report: &campaign::Report) {
 #[tokio::test]
 async fn on_sqs_and_dynamodb_no_step_is_lost_or_applied_twice_on_any_path() {
     let report = campaign::run(backend().await, 210, campaign::FAULTS, 11).await;
-    println!("{}\n\n{}", report.table("moto (SQS + DynamoDB)"), report.faults_line());
+    println!(
+        "{}\n\n{}\n{}",
+        report.table("moto (SQS + DynamoDB)"),
+        report.faults_line(),
+        report.settle_line()
+    );
     assert_eq!(report.paths.len(), campaign::Path::ALL.len(), "every path walked");
     assert_nothing_lost_or_doubled(&report);
     assert!(report.port_faults > 5, "the faults were injected: {report:?}");
@@ -71,6 +76,11 @@ async fn the_full_campaign_on_sqs_and_dynamodb() {
         assert_nothing_lost_or_doubled(&report);
         total.add(&report);
     }
-    println!("{}\n\n{}", total.table("moto (SQS + DynamoDB), 20 waves"), total.faults_line());
+    println!(
+        "{}\n\n{}\n{}",
+        total.table("moto (SQS + DynamoDB), 20 waves"),
+        total.faults_line(),
+        total.settle_line()
+    );
     assert_nothing_lost_or_doubled(&total);
 }

@@ -71,6 +71,8 @@ impl CartRepository for SlowCarts {
     }
 }
 
+/// The hourly tick for `time` (the test clock starts at 2026-01-01T00:00Z, and a tick for a time
+/// ahead of the clock would be refused).
 fn tick(time: &str) -> OutgoingMessage {
     let body = format!(r#"{{"$schedule":{{"rule":"clean-active-carts-hourly","time":"{time}"}}}}"#);
     OutgoingMessage { body, ..Default::default() }
@@ -85,7 +87,7 @@ async fn idle_carts_are_abandoned_with_their_stock_released_once_and_expired_one
     let carts = Arc::new(SlowCarts { db: db.clone(), clock: t.clock().clone() });
     let runner = t.runner(CleanActiveCarts::new(carts, Duration::hours(IDLE_AFTER_HOURS)));
 
-    t.queue().send("low", tick("2026-01-01T01:00:00Z")).await.unwrap();
+    t.queue().send("low", tick("2025-12-31T23:00:00Z")).await.unwrap();
     let report = t.drain(&runner).await;
     assert!(
         report.count(|s| *s == RecordStatus::Continued) >= 1,
@@ -99,9 +101,9 @@ async fn idle_carts_are_abandoned_with_their_stock_released_once_and_expired_one
     assert_eq!(db.cart(&"expired-0".into()).unwrap(), None);
 
     // The same tick delivered again runs nothing; the next tick finds nothing new to release.
-    t.queue().send("low", tick("2026-01-01T01:00:00Z")).await.unwrap();
+    t.queue().send("low", tick("2025-12-31T23:00:00Z")).await.unwrap();
     assert_eq!(t.drain(&runner).await.count(|s| *s == RecordStatus::Duplicate), 1);
-    t.queue().send("low", tick("2026-01-01T02:00:00Z")).await.unwrap();
+    t.queue().send("low", tick("2026-01-01T00:00:00Z")).await.unwrap();
     assert_eq!(t.drain(&runner).await.succeeded(), 1);
     assert_eq!(db.available(&"v1".into()).unwrap(), 500);
 }

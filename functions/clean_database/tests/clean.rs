@@ -104,7 +104,7 @@ async fn each_kind_is_deleted_after_its_retention_in_bounded_batches_that_contin
     t.store().put("idem:live", "{}", now + Duration::hours(1)).await.unwrap();
     let runner = t.runner(job(&t, Arc::new(Wrapped::new(&db, t.clock()))));
 
-    t.queue().send("low", tick("2026-01-01T03:00:00Z")).await.unwrap();
+    t.queue().send("low", tick("2025-12-31T03:00:00Z")).await.unwrap();
     let report = t.drain(&runner).await;
     assert!(
         report.count(|s| *s == RecordStatus::Continued) >= 2,
@@ -121,7 +121,7 @@ async fn each_kind_is_deleted_after_its_retention_in_bounded_batches_that_contin
 
     // The same tick delivered again runs nothing.
     seed_history(&db, now, 10, 0).await;
-    t.queue().send("low", tick("2026-01-01T03:00:00Z")).await.unwrap();
+    t.queue().send("low", tick("2025-12-31T03:00:00Z")).await.unwrap();
     assert_eq!(t.drain(&runner).await.count(|s| *s == RecordStatus::Duplicate), 1);
     assert_eq!(remaining(&db, RecordKind::SyncRun).await, 40, "a duplicate deletes nothing");
 }

@@ -193,7 +193,7 @@ async fn the_fan_out_tick_enqueues_one_sync_per_syncable_store() {
     }
     let runner = w.t.runner(job(&w));
     let tick =
-        r#"{"all_stores":true,"$schedule":{"rule":"store-sync-every-15-min","time":"2026-01-01T00:15:00Z"}}"#;
+        r#"{"all_stores":true,"$schedule":{"rule":"store-sync-every-15-min","time":"2026-01-01T00:00:00Z"}}"#;
     let message = jobkit::OutgoingMessage { body: tick.into(), ..Default::default() };
     jobkit::Queue::send(w.t.queue().as_ref(), "stores_sync", message).await.unwrap();
     assert_eq!(w.t.run_once(&runner).await[0].status, RecordStatus::Succeeded);

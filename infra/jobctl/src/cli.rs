@@ -216,6 +216,9 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
             if let Some(delay) = delay {
                 enqueue::run_at(delay, now)?;
             }
+            if let Some(at) = at {
+                enqueue::check_at(at, now)?;
+            }
             let text = read_jobs_file(&path)?;
             // Every line judged before the backend is opened: a bad file sends nothing.
             let checked = commands::bulk::check(&job, &text)?;
@@ -225,6 +228,9 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Enqueue(args) => {
             if let Some(delay) = args.delay {
                 enqueue::run_at(delay, now)?;
+            }
+            if let Some(at) = args.at {
+                enqueue::check_at(at, now)?;
             }
             let request = enqueue::Request {
                 job: args.job,

@@ -90,7 +90,7 @@ fn bad_arguments_are_refused_before_anything_is_sent() {
 }
 
 #[test]
-fn a_delay_past_the_last_time_a_message_can_carry_is_refused_without_a_panic() {
+fn a_job_further_ahead_than_the_schedule_limit_is_refused_without_a_panic() {
     let dir = folder("overflow");
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("carts.jsonl");
@@ -107,13 +107,23 @@ fn a_delay_past_the_last_time_a_message_can_carry_is_refused_without_a_panic() {
             let stderr = text(&out.stderr);
             assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
             assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
-            assert!(stderr.contains("9999-12-31"), "{args:?} says the latest time: {stderr}");
+            assert!(stderr.contains("365 days"), "{args:?} says the limit: {stderr}");
         }
     }
+    // A job in the year 9999 would hop every 15 minutes for ever: refused, as a day too far.
+    for args in [
+        &["enqueue", "clean_active_carts", "--at", "9999-12-31T00:00:00Z"][..],
+        &["enqueue", "clean_active_carts", "--file", file, "--at", "9999-12-31T00:00:00Z"][..],
+        &["enqueue", "clean_active_carts", "--delay", "366d"][..],
+    ] {
+        let out = jobctl(&dir, args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("365 days"), "{args:?} says the limit: {stderr}");
+    }
     assert_eq!(queued(&dir, "clean_active_carts"), (0, 0), "nothing was sent");
-    // The latest --at there is is taken.
-    let latest = json_of(&dir, &["enqueue", "clean_active_carts", "--at", "9999-12-31T23:59:59Z"]);
-    assert_eq!(latest["runs_at"], "9999-12-31T23:59:59+00:00", "{latest}");
+    let furthest = json_of(&dir, &["enqueue", "clean_active_carts", "--delay", "364d"]);
+    assert!(furthest["runs_at"].is_string(), "{furthest}");
 }
 
 #[test]

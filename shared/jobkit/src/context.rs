@@ -5,7 +5,13 @@
 //! continuation (or a crash's redelivery) resumes from the last cursor, never from before it;
 //! a checkpoint is written only while this execution holds the run.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use chrono::{DateTime, Utc};
 use serde::{Serialize, de::DeserializeOwned};
@@ -39,6 +45,9 @@ pub struct JobContext {
     pub(crate) run: Run,
     pub(crate) interrupted: bool,
     pub(crate) lost: bool,
+    /// True while a checkpoint is being written: the runner lets that write finish rather than
+    /// cut the job off between a step's effect and its record.
+    saving: Arc<AtomicBool>,
 }
 
 /// Where a context's execution runs: its deadline and how near it a step job continues.
@@ -67,7 +76,13 @@ impl JobContext {
             run,
             interrupted: false,
             lost: false,
+            saving: Arc::default(),
         }
+    }
+
+    /// A flag that is true while a checkpoint is being written.
+    pub(crate) fn saving(&self) -> Arc<AtomicBool> {
+        self.saving.clone()
     }
 
     /// Gives the metadata and the run back when the execution is over.
@@ -159,7 +174,10 @@ impl JobContext {
     }
 
     async fn save(&mut self, checkpoint: Checkpoint) -> Result<(), JobError> {
-        match self.run.save_checkpoint(checkpoint, self.clock.now()).await {
+        self.saving.store(true, Ordering::SeqCst);
+        let saved = self.run.save_checkpoint(checkpoint, self.clock.now()).await;
+        self.saving.store(false, Ordering::SeqCst);
+        match saved {
             Ok(()) => Ok(()),
             Err(RunWriteError::Lost) => {
                 self.lost = true;

@@ -2,7 +2,9 @@
 
 use std::fmt;
 
-/// A job's id: stable across retries, continuations and delay hops of one enqueue.
+/// A job's id: stable across retries, continuations and delay hops of one enqueue (a hop and a
+/// continuation carry it, so two copies of one re-send are one job), and the default
+/// idempotency key: two messages with one job id are one run, whichever arrives first.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
 pub struct JobId(String);

@@ -5,8 +5,8 @@ use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use jobkit::{
-    EnqueueError, EnqueueOptions, Enqueuer, Job, JobError, JobId, QueueRoutes, SystemClock,
-    message::parse_args,
+    DEFAULT_MAX_SCHEDULE_AHEAD, EnqueueError, EnqueueOptions, Enqueuer, Job, JobError, JobId, QueueRoutes,
+    SystemClock, message::parse_args,
 };
 use serde_json::{Map, Value, json};
 
@@ -17,26 +17,40 @@ use crate::{
     registry::{self, JobSpec, JobVisitor},
 };
 
-/// The latest time a job can be set to run, 9999-12-31T23:59:59Z (seconds since the epoch): a
-/// message carries its run time in RFC 3339 (`not_before`), which has four-digit years only.
-pub const LATEST_RUN_AT: i64 = 253_402_300_799;
-
-/// When a job sent at `now` with `--delay delay` runs.
+/// When a job sent at `now` with `--delay delay` (or `--at at`) runs.
 ///
 /// # Errors
-/// [`CommandError::Input`] when that is past [`LATEST_RUN_AT`] (so also when no clock can hold
-/// it), so that a delay is refused before anything is sent rather than overflowing there.
+/// [`CommandError::Input`] when that is more than jobkit's schedule limit ahead (365 days: a job
+/// further ahead would hop every 15 minutes for ever), so that it is refused before anything is
+/// sent, and a delay no clock can hold never overflows.
 pub fn run_at(delay: Duration, now: DateTime<Utc>) -> Result<DateTime<Utc>, CommandError> {
     chrono::Duration::from_std(delay)
         .ok()
         .and_then(|d| now.checked_add_signed(d))
-        .filter(|t| t.timestamp() <= LATEST_RUN_AT)
+        .filter(|_| delay <= DEFAULT_MAX_SCHEDULE_AHEAD)
         .ok_or_else(|| {
             CommandError::Input(format!(
-                "a delay of {} runs after 9999-12-31T23:59:59Z, the latest time a job can be set to run",
-                crate::duration::format(delay)
+                "a delay of {} is more than {} days ahead, the furthest a job can be scheduled",
+                crate::duration::format(delay),
+                DEFAULT_MAX_SCHEDULE_AHEAD.as_secs() / 86_400
             ))
         })
+}
+
+/// Checks that `--at at` is within jobkit's schedule limit of `now`.
+///
+/// # Errors
+/// [`CommandError::Input`] naming the limit.
+pub fn check_at(at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), CommandError> {
+    let limit = chrono::Duration::from_std(DEFAULT_MAX_SCHEDULE_AHEAD).unwrap_or(chrono::Duration::MAX);
+    if at - now > limit {
+        return Err(CommandError::Input(format!(
+            "--at {} is more than {} days ahead, the furthest a job can be scheduled",
+            at.to_rfc3339(),
+            DEFAULT_MAX_SCHEDULE_AHEAD.as_secs() / 86_400
+        )));
+    }
+    Ok(())
 }
 
 /// What to enqueue.
@@ -173,11 +187,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_delay_may_reach_the_latest_run_time_and_not_a_second_past_it() {
-        let now = DateTime::from_timestamp(LATEST_RUN_AT - 60, 0).unwrap();
-        assert_eq!(run_at(Duration::from_secs(60), now).unwrap().timestamp(), LATEST_RUN_AT);
-        assert!(matches!(run_at(Duration::from_secs(61), now), Err(CommandError::Input(_))));
-        assert!(matches!(run_at(Duration::MAX, Utc::now()), Err(CommandError::Input(_))));
+    fn a_delay_may_reach_the_schedule_limit_and_not_a_second_past_it() {
+        let now = Utc::now();
+        assert!(run_at(DEFAULT_MAX_SCHEDULE_AHEAD, now).is_ok());
+        let past = DEFAULT_MAX_SCHEDULE_AHEAD + Duration::from_secs(1);
+        assert!(matches!(run_at(past, now), Err(CommandError::Input(_))));
+        assert!(matches!(run_at(Duration::MAX, now), Err(CommandError::Input(_))));
+        assert!(check_at(now + chrono::Duration::days(365), now).is_ok());
+        assert!(matches!(check_at(now + chrono::Duration::days(366), now), Err(CommandError::Input(_))));
     }
 
     fn request(args: Option<&str>, pairs: &[&str]) -> Request {

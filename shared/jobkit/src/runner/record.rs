@@ -8,6 +8,7 @@
 use std::{
     collections::BTreeSet,
     panic::AssertUnwindSafe,
+    sync::atomic::Ordering,
     time::{Duration, Instant},
 };
 
@@ -241,15 +242,27 @@ impl<J: Job> BatchRunner<J> {
             self.shutdown.clone(),
             run,
         );
+        let saving = ctx.saving();
         // Boxed: a job's future can be large, and every enclosing future would otherwise carry (and move) it.
-        let perform = AssertUnwindSafe(Box::pin(self.job.perform(args, &mut ctx))).catch_unwind();
-        let result = match tokio::time::timeout(allowed, perform).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(panic)) => {
+        let mut perform = AssertUnwindSafe(Box::pin(self.job.perform(args, &mut ctx))).catch_unwind();
+        let finished = match tokio::time::timeout(allowed, &mut perform).await {
+            Ok(finished) => Some(finished),
+            // Cut off while writing a checkpoint, the step's effect would be done and its record
+            // maybe not: a retry would apply it again. The write finishes (within half the
+            // margin kept for settling), and the checkpoint, past the deadline, interrupts the job.
+            Err(_) if saving.load(Ordering::SeqCst) => {
+                tokio::time::timeout(self.config.deadline_margin / 2, &mut perform).await.ok()
+            }
+            Err(_) => None,
+        };
+        let result = match finished {
+            Some(Ok(result)) => result,
+            Some(Err(panic)) => {
                 Err(JobError::retryable(ErrorKind::PANIC, format!("panicked: {}", panic_message(&panic))))
             }
-            Err(_) => Err(JobError::retryable(ErrorKind::TIMEOUT, format!("ran longer than {allowed:?}"))),
+            None => Err(JobError::retryable(ErrorKind::TIMEOUT, format!("ran longer than {allowed:?}"))),
         };
+        drop(perform);
         let (interrupted, lost) = (ctx.interrupted, ctx.lost);
         let (meta, run) = ctx.into_parts();
         Execution { result, meta, run, interrupted, lost }

@@ -1,11 +1,16 @@
 use std::{
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use jobkit::{
-    BatchRunner, Job, JobContext, JobError, ManualClock, RecordStatus, RunnerConfig, Shutdown,
-    testing::TestHarness,
+    BatchRunner, Job, JobContext, JobError, ManualClock, PortResult, PutOutcome, RecordStatus, RunnerConfig,
+    Runtime, Shutdown, StateStore, StoredRecord, testing::TestHarness,
 };
 
 /// Imports 10 pages, each taking 20 s of the test clock, checkpointing the page cursor.
@@ -114,4 +119,102 @@ async fn a_worker_shutting_down_stops_a_step_job_at_its_checkpoint_and_hands_bac
         ["first", "second"].iter().flat_map(|n| (0..5).map(move |p| ((*n).to_owned(), p))).collect();
     assert_eq!(pages, expected, "every page of both walks once");
     assert!(t.dead_letters::<Walk>().is_empty());
+}
+
+/// The embedded store, except that the first checkpoint of a run (its first compare-and-swap)
+/// takes 300 ms of real time before it writes.
+#[derive(Debug)]
+struct SlowFirstSave {
+    inner: Arc<dyn StateStore>,
+    slowed: AtomicBool,
+}
+
+#[async_trait]
+impl StateStore for SlowFirstSave {
+    async fn get(&self, key: &str, now: DateTime<Utc>) -> PortResult<Option<StoredRecord>> {
+        self.inner.get(key, now).await
+    }
+
+    async fn put_if_vacant(
+        &self,
+        key: &str,
+        value: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> PortResult<PutOutcome> {
+        self.inner.put_if_vacant(key, value, expires_at, now).await
+    }
+
+    async fn put(&self, key: &str, value: &str, expires_at: DateTime<Utc>) -> PortResult {
+        self.inner.put(key, value, expires_at).await
+    }
+
+    async fn replace(
+        &self,
+        key: &str,
+        expected: &str,
+        value: &str,
+        expires_at: DateTime<Utc>,
+    ) -> PortResult<bool> {
+        if !self.slowed.swap(true, Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        self.inner.replace(key, expected, value, expires_at).await
+    }
+
+    async fn delete(&self, key: &str) -> PortResult {
+        self.inner.delete(key).await
+    }
+
+    async fn increment(&self, key: &str, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> PortResult<i64> {
+        self.inner.increment(key, expires_at, now).await
+    }
+
+    async fn purge_expired(&self, now: DateTime<Utc>, limit: usize) -> PortResult<usize> {
+        self.inner.purge_expired(now, limit).await
+    }
+}
+
+/// Walks two pages with a 100 ms timeout.
+#[derive(Clone, Default)]
+struct Quick {
+    pages_done: Arc<Mutex<Vec<u32>>>,
+}
+
+impl Job for Quick {
+    type Args = serde_json::Value;
+    const NAME: &'static str = "quick";
+    const QUEUE: &'static str = "quick";
+
+    async fn perform(&self, _args: serde_json::Value, ctx: &mut JobContext) -> Result<(), JobError> {
+        let mut page: u32 = ctx.cursor("pages").unwrap_or(0);
+        while page < 2 {
+            self.pages_done.lock().unwrap().push(page);
+            page += 1;
+            ctx.checkpoint("pages", &page).await?;
+        }
+        Ok(())
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(100)
+    }
+}
+
+#[tokio::test]
+async fn a_job_that_runs_out_of_time_while_writing_a_checkpoint_is_not_cut_in_half() {
+    let t = TestHarness::new();
+    let job = Quick::default();
+    let plain = t.runner(job.clone());
+    let store = SlowFirstSave { inner: t.store().clone(), slowed: AtomicBool::new(false) };
+    let runtime = Runtime { store: Arc::new(store), ..t.runtime().clone() };
+    let runner = BatchRunner::new(job.clone(), runtime, plain.config().clone());
+    t.enqueuer().perform_later::<Quick>(&serde_json::json!({})).await.unwrap();
+
+    // Before: the timeout cut the checkpoint's write off, the execution failed as a timeout, and
+    // its retry walked page 0 a second time.
+    let first = t.run_once(&runner).await;
+    assert_eq!(first[0].status, RecordStatus::Continued, "the write finished and the job continues");
+    t.drain(&runner).await;
+    assert_eq!(*job.pages_done.lock().unwrap(), [0, 1], "each page once");
 }

@@ -171,11 +171,13 @@ pub async fn run_numbers(backend: Backend, numbers: Range<u64>, faults: Faults, 
     let deliveries = enqueue(&backend, &plant.runtime, numbers.clone(), &faults, started).await;
 
     let mut workers: Vec<Worker> = (0..WORKERS).map(|_| plant.worker()).collect();
-    let (mut batches, mut workers_stopped) = (0, 0);
+    let (mut batches, mut workers_stopped, mut settle_us) = (0, 0, Vec::new());
     loop {
         let rounds =
             futures::future::join_all(workers.iter().map(|w| round(&backend, &plant.runtime, w))).await;
-        batches += rounds.iter().filter(|handled| **handled > 0).count() as u64;
+        let handled: Vec<u64> = rounds.iter().filter(|(records, _)| *records > 0).map(|(_, s)| *s).collect();
+        batches += handled.len() as u64;
+        settle_us.extend(handled);
         // A worker asked to stop finished its batch as a stopping worker does; a new
         // execution environment takes its place.
         for worker in &mut workers {
@@ -184,7 +186,7 @@ pub async fn run_numbers(backend: Backend, numbers: Range<u64>, faults: Faults, 
                 workers_stopped += 1;
             }
         }
-        if rounds.iter().sum::<usize>() == 0 && !wait_for_more(&backend).await {
+        if rounds.iter().all(|(records, _)| *records == 0) && !wait_for_more(&backend).await {
             break;
         }
         assert!(batches < (numbers.end - numbers.start) * 60, "the queue does not drain");
@@ -197,25 +199,27 @@ pub async fn run_numbers(backend: Backend, numbers: Range<u64>, faults: Faults, 
         workers_stopped,
         batches,
         minutes: (backend.clock.now() - started).num_minutes(),
+        settle_us,
     }
 }
 
 /// One worker's turn: receive up to ten, run them before an invocation's deadline, delete what
-/// is done (the deletes fail now and then too: those come back). Returns the records handled.
-async fn round(backend: &Backend, runtime: &Runtime, worker: &Worker) -> usize {
+/// is done (the deletes fail now and then too: those come back). Returns the records handled
+/// and the batch's slowest settling in microseconds.
+async fn round(backend: &Backend, runtime: &Runtime, worker: &Worker) -> (usize, u64) {
     let wait = match backend.drive {
         Drive::Virtual(..) => Duration::ZERO,
         Drive::Sqs(_) => Duration::from_secs(1),
     };
     let messages = backend.queue.receive(&backend.queue_id, 10, wait).await.expect("receive");
     if messages.is_empty() {
-        return 0;
+        return (0, 0);
     }
     let outcome = worker.runner.process(messages, backend.clock.now() + INVOCATION_TIMEOUT).await;
     let done: Vec<String> =
         outcome.records.iter().filter(|r| r.status.is_done()).map(|r| r.receipt_handle.clone()).collect();
     let _ = runtime.queue.delete_batch(&backend.queue_id, &done).await;
-    outcome.records.len()
+    (outcome.records.len(), (outcome.counts.settle_ms_max * 1000.0) as u64)
 }
 
 /// When every worker found nothing: moves the virtual clock to the next due message, or tells

@@ -89,6 +89,9 @@ pub struct Report {
     pub batches: u64,
     /// How far the clock moved, in minutes.
     pub minutes: i64,
+    /// The slowest settling (after an execution: the run's record, the DLQ copy, the retry
+    /// delay) of each batch, in microseconds: what the runner's deadline margin must cover.
+    pub settle_us: Vec<u64>,
 }
 
 impl Report {
@@ -111,6 +114,7 @@ impl Report {
         self.workers_stopped += other.workers_stopped;
         self.batches += other.batches;
         self.minutes += other.minutes;
+        self.settle_us.extend(&other.settle_us);
     }
 
     /// The Markdown table: a row per path, then the total.
@@ -121,6 +125,23 @@ impl Report {
         }
         lines.push(self.total().row(&format!("**all paths, {backend}**")));
         lines.join("\n")
+    }
+
+    /// The slowest settling per batch: median, 99th percentile and maximum, in milliseconds.
+    pub fn settle_line(&self) -> String {
+        let mut sorted = self.settle_us.clone();
+        sorted.sort_unstable();
+        let at = |q: f64| {
+            let index = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+            sorted.get(index).map_or(0.0, |us| *us as f64 / 1000.0)
+        };
+        format!(
+            "settling, the slowest record of each of {} batches: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            sorted.len(),
+            at(0.5),
+            at(0.99),
+            at(1.0)
+        )
     }
 
     /// One line on the faults injected.
