@@ -31,7 +31,6 @@ struct PagesArgs {
 impl Job for Pages {
     type Args = PagesArgs;
     const NAME: &'static str = "pages";
-    const QUEUE: &'static str = "pages";
 
     async fn perform(&self, args: PagesArgs, ctx: &mut JobContext) -> Result<(), JobError> {
         let mut page: u32 = ctx.cursor("pages").unwrap_or(0);
@@ -72,7 +71,7 @@ async fn moto_runner() -> Moto {
         clock: Arc::new(SystemClock),
         notifier: None,
         metrics: None,
-        routes: QueueRoutes::default().with(Pages::QUEUE, url.clone()),
+        routes: QueueRoutes::default().with(Pages::NAME, url.clone()),
     };
     let config =
         RunnerConfig { continue_within: Duration::from_secs(60), ..RunnerConfig::new(url.clone(), dlq) };

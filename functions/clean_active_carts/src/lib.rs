@@ -8,7 +8,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use jobkit::{ErrorKind, Job, JobContext, JobError, RetryPolicy, Wait};
+use jobkit::{ErrorKind, Job, JobContext, JobError, Lane, RetryPolicy, Wait};
 use serde::{Deserialize, Serialize};
 use shop::{CartRepository, aws::DynamoCarts, services::CartJanitor};
 
@@ -64,7 +64,7 @@ impl CleanActiveCarts {
 impl Job for CleanActiveCarts {
     type Args = CleanCartsArgs;
     const NAME: &'static str = "clean_active_carts";
-    const QUEUE: &'static str = "low";
+    const LANE: Lane = Lane::Low;
 
     async fn perform(&self, _args: CleanCartsArgs, ctx: &mut JobContext) -> Result<(), JobError> {
         let now = ctx.now();
@@ -106,7 +106,7 @@ impl Job for CleanActiveCarts {
     fn retry_policy(&self) -> RetryPolicy {
         RetryPolicy::new()
             .retry_on([ErrorKind::UNAVAILABLE, ErrorKind::THROTTLED, ErrorKind::TIMEOUT], Wait::Polynomial, 5)
-            .discard_on([ErrorKind::new_static("corrupt_record")])
+            .discard_on([ErrorKind::CORRUPT_RECORD])
     }
 
     fn timeout(&self) -> Duration {

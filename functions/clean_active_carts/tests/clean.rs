@@ -87,7 +87,10 @@ async fn idle_carts_are_abandoned_with_their_stock_released_once_and_expired_one
     let carts = Arc::new(SlowCarts { db: db.clone(), clock: t.clock().clone() });
     let runner = t.runner(CleanActiveCarts::new(carts, Duration::hours(IDLE_AFTER_HOURS)));
 
-    t.queue().send("low", tick("2025-12-31T23:00:00Z")).await.unwrap();
+    t.queue()
+        .send(&TestHarness::queue_name::<CleanActiveCarts>(), tick("2025-12-31T23:00:00Z"))
+        .await
+        .unwrap();
     let report = t.drain(&runner).await;
     assert!(
         report.count(|s| *s == RecordStatus::Continued) >= 1,
@@ -101,9 +104,15 @@ async fn idle_carts_are_abandoned_with_their_stock_released_once_and_expired_one
     assert_eq!(db.cart(&"expired-0".into()).unwrap(), None);
 
     // The same tick delivered again runs nothing; the next tick finds nothing new to release.
-    t.queue().send("low", tick("2025-12-31T23:00:00Z")).await.unwrap();
+    t.queue()
+        .send(&TestHarness::queue_name::<CleanActiveCarts>(), tick("2025-12-31T23:00:00Z"))
+        .await
+        .unwrap();
     assert_eq!(t.drain(&runner).await.count(|s| *s == RecordStatus::Duplicate), 1);
-    t.queue().send("low", tick("2026-01-01T00:00:00Z")).await.unwrap();
+    t.queue()
+        .send(&TestHarness::queue_name::<CleanActiveCarts>(), tick("2026-01-01T00:00:00Z"))
+        .await
+        .unwrap();
     assert_eq!(t.drain(&runner).await.succeeded(), 1);
     assert_eq!(db.available(&"v1".into()).unwrap(), 500);
 }
@@ -126,7 +135,10 @@ async fn the_job_accepts_an_empty_body_and_refuses_arguments_it_does_not_know() 
     let runner = t.runner(CleanActiveCarts::new(Arc::new(ShopDb::in_memory().unwrap()), Duration::hours(2)));
     t.enqueuer().perform_later::<CleanActiveCarts>(&CleanCartsArgs {}).await.unwrap();
     t.queue()
-        .send("low", OutgoingMessage { body: r#"{"older_than":"2h"}"#.into(), ..Default::default() })
+        .send(
+            &TestHarness::queue_name::<CleanActiveCarts>(),
+            OutgoingMessage { body: r#"{"older_than":"2h"}"#.into(), ..Default::default() },
+        )
         .await
         .unwrap();
     let statuses: Vec<_> = t.run_once(&runner).await.into_iter().map(|o| o.status).collect();

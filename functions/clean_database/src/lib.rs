@@ -11,7 +11,7 @@
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use jobkit::{ErrorKind, Job, JobContext, JobError, RetryPolicy, Wait, lambda::setting};
+use jobkit::{ErrorKind, Job, JobContext, JobError, Lane, RetryPolicy, Wait, lambda::setting};
 use serde::{Deserialize, Serialize};
 use shop::{
     History, RecordKind,
@@ -97,7 +97,7 @@ impl CleanDatabase {
 impl Job for CleanDatabase {
     type Args = CleanDatabaseArgs;
     const NAME: &'static str = "clean_database";
-    const QUEUE: &'static str = "low";
+    const LANE: Lane = Lane::Low;
 
     async fn perform(&self, _args: CleanDatabaseArgs, ctx: &mut JobContext) -> Result<(), JobError> {
         let now = ctx.now();
@@ -118,7 +118,7 @@ impl Job for CleanDatabase {
     fn retry_policy(&self) -> RetryPolicy {
         RetryPolicy::new()
             .retry_on([ErrorKind::UNAVAILABLE, ErrorKind::THROTTLED, ErrorKind::TIMEOUT], Wait::Polynomial, 5)
-            .discard_on([ErrorKind::new_static("corrupt_record")])
+            .discard_on([ErrorKind::CORRUPT_RECORD])
     }
 
     fn timeout(&self) -> Duration {

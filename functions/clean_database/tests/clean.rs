@@ -104,7 +104,7 @@ async fn each_kind_is_deleted_after_its_retention_in_bounded_batches_that_contin
     t.store().put("idem:live", "{}", now + Duration::hours(1)).await.unwrap();
     let runner = t.runner(job(&t, Arc::new(Wrapped::new(&db, t.clock()))));
 
-    t.queue().send("low", tick("2025-12-31T03:00:00Z")).await.unwrap();
+    t.queue().send(&TestHarness::queue_name::<CleanDatabase>(), tick("2025-12-31T03:00:00Z")).await.unwrap();
     let report = t.drain(&runner).await;
     assert!(
         report.count(|s| *s == RecordStatus::Continued) >= 2,
@@ -121,7 +121,7 @@ async fn each_kind_is_deleted_after_its_retention_in_bounded_batches_that_contin
 
     // The same tick delivered again runs nothing.
     seed_history(&db, now, 10, 0).await;
-    t.queue().send("low", tick("2025-12-31T03:00:00Z")).await.unwrap();
+    t.queue().send(&TestHarness::queue_name::<CleanDatabase>(), tick("2025-12-31T03:00:00Z")).await.unwrap();
     assert_eq!(t.drain(&runner).await.count(|s| *s == RecordStatus::Duplicate), 1);
     assert_eq!(remaining(&db, RecordKind::SyncRun).await, 40, "a duplicate deletes nothing");
 }
@@ -167,14 +167,14 @@ async fn a_corrupt_store_goes_to_the_dlq_and_unknown_arguments_are_refused() {
     let runner = t.runner(job(&t, Arc::new(history)));
     t.enqueuer().perform_later::<CleanDatabase>(&CleanDatabaseArgs {}).await.unwrap();
     t.queue()
-        .send("low", OutgoingMessage { body: r#"{"older_than_days":3}"#.into(), ..Default::default() })
+        .send(
+            &TestHarness::queue_name::<CleanDatabase>(),
+            OutgoingMessage { body: r#"{"older_than_days":3}"#.into(), ..Default::default() },
+        )
         .await
         .unwrap();
     let statuses: Vec<_> = t.run_once(&runner).await.into_iter().map(|o| o.status).collect();
-    assert_eq!(
-        statuses[0],
-        RecordStatus::DeadLettered(DlqReason::Discarded, ErrorKind::new_static("corrupt_record"))
-    );
+    assert_eq!(statuses[0], RecordStatus::DeadLettered(DlqReason::Discarded, ErrorKind::CORRUPT_RECORD));
     assert!(matches!(statuses[1], RecordStatus::DeadLettered(..)), "{statuses:?}");
     let dead: Vec<String> = t
         .dead_letter_errors::<CleanDatabase>()

@@ -1,28 +1,37 @@
-//! The `create_shopify_webhook` job (queue `default`): registers a store's webhook subscriptions
+//! The `create_shopify_webhook` job (default lane): registers a store's webhook subscriptions
 //! in Shopify when the store installs the app. It lists what exists and creates only what is
 //! missing, so running it twice creates nothing the second time.
 //!
-//! Each subscription created is audited in the history (`SHOP_HISTORY_TABLE`, kept a year).
+//! Each subscription created is audited in the history (`SHOP_HISTORY_TABLE`, kept a year). On
+//! an installation (`"install": true`) it then enqueues the store's first `customer_sync`, once
+//! (the chained job's id is derived from this one's, so a retry's second enqueue is a duplicate).
 //!
-//! Arguments: `{"store_id": "st_42"}`. Settings: `SHOPIFY_WEBHOOK_TOPICS` (comma-separated,
-//! `ORDERS_CREATE,PRODUCTS_UPDATE`) and `SHOPIFY_WEBHOOK_URL` (where Shopify delivers).
+//! Arguments: `{"store_id": "st_42"}`, `{"store_id": "st_42", "install": true}`. Settings:
+//! `SHOPIFY_WEBHOOK_TOPICS` (comma-separated, `ORDERS_CREATE,PRODUCTS_UPDATE`),
+//! `SHOPIFY_WEBHOOK_URL` (where Shopify delivers), and the chained job's queue
+//! (`JOBKIT_QUEUE_URL_CUSTOMER_SYNC`, which the template sets).
 
 use std::{sync::Arc, time::Duration};
 
-use jobkit::{ErrorKind, Job, JobContext, JobError, RetryPolicy, lambda::setting};
+use jobkit::{EnqueueOptions, ErrorKind, Job, JobContext, JobError, JobId, RetryPolicy, lambda::setting};
 use serde::{Deserialize, Serialize};
 use shop::{
     History, HistoryEntry, StoreId, StoreRepository,
     aws::{DynamoHistory, DynamoStores, SecretsManagerCredentials},
+    jobs::{CUSTOMER_SYNC, CustomerSyncArgs},
     services::WebhookRegistrar,
     shopify::{ShopifyClient, ShopifyConfig},
 };
 
-/// `{"store_id": "st_42"}`.
+/// `{"store_id": "st_42"}`, or with `"install": true` on the store's installation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateShopifyWebhookArgs {
     /// The store that installed the app.
     pub store_id: StoreId,
+    /// The store has just installed the app: once its webhooks are registered (so no change
+    /// is missed from then on), its POS customers are imported (`customer_sync`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub install: bool,
 }
 
 /// Which subscriptions every store gets.
@@ -89,7 +98,6 @@ impl CreateShopifyWebhook {
 impl Job for CreateShopifyWebhook {
     type Args = CreateShopifyWebhookArgs;
     const NAME: &'static str = "create_shopify_webhook";
-    const QUEUE: &'static str = "default";
 
     async fn perform(&self, args: CreateShopifyWebhookArgs, ctx: &mut JobContext) -> Result<(), JobError> {
         let Some(store) = self.stores.get(&args.store_id).await? else {
@@ -106,6 +114,16 @@ impl Job for CreateShopifyWebhook {
             shop::history::record_done(self.history.as_ref(), &entry).await;
         }
         tracing::info!(store = %store.id, created = ?done.created, existing = ?done.existing, "webhooks registered");
+        if args.install {
+            // One chained job per run: its id follows from this job's, so the enqueue of a
+            // retry (or of an answer lost) is the same job, which runs once.
+            let job_id = JobId::from(format!("{}:customer_sync", ctx.meta().job_id));
+            let options = EnqueueOptions { job_id: Some(job_id), ..EnqueueOptions::default() };
+            let args = CustomerSyncArgs { store_id: store.id.clone() };
+            ctx.enqueuer().perform_later_to(&CUSTOMER_SYNC, &args, options).await.map_err(|e| {
+                JobError::retryable(ErrorKind::UNAVAILABLE, format!("enqueueing the customer sync: {e}"))
+            })?;
+        }
         Ok(())
     }
 

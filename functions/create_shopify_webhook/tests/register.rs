@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use create_shopify_webhook::{CreateShopifyWebhook, CreateShopifyWebhookArgs, WebhookSettings};
-use jobkit::{DlqReason, ErrorKind, RecordStatus, testing::TestHarness};
+use jobkit::{DlqReason, ErrorKind, RecordStatus, embedded::QueueConfig, testing::TestHarness};
 use serde_json::{Value, json};
 use shop::{
     History, Plan, RecordKind, Secret, Store, StoreRepository, SyncState,
@@ -83,7 +83,7 @@ fn job(w: &World, topics: &[&str]) -> CreateShopifyWebhook {
 }
 
 fn args(store: &str) -> CreateShopifyWebhookArgs {
-    CreateShopifyWebhookArgs { store_id: store.into() }
+    CreateShopifyWebhookArgs { store_id: store.into(), install: false }
 }
 
 #[tokio::test]
@@ -147,4 +147,30 @@ async fn unknown_stores_refused_tokens_and_rejected_topics_go_to_the_dlq() {
     w.t.enqueuer().perform_later::<CreateShopifyWebhook>(&args("st_42")).await.unwrap();
     assert_eq!(w.t.run_once(&runner).await[0].status, discarded(ErrorKind::INVALID_INPUT));
     assert_eq!(w.t.dead_letters::<CreateShopifyWebhook>().len(), 3);
+}
+
+#[tokio::test]
+async fn an_installation_enqueues_the_stores_customer_sync_on_its_queue_once() {
+    let w = world().await;
+    Mock::given(method("POST")).respond_with(StubWebhooks::default()).mount(&w.shopify).await;
+    let runner = w.t.runner(job(&w, &["ORDERS_CREATE"]));
+    // customer_sync's queue, by jobkit's convention (its function runs it).
+    let customer_sync = jobkit::queue_name(shop::jobs::CUSTOMER_SYNC.name());
+    w.t.queue().create_queue(&customer_sync, QueueConfig::default()).unwrap();
+    let install = CreateShopifyWebhookArgs { store_id: "st_42".into(), install: true };
+    let id = w.t.enqueuer().perform_later::<CreateShopifyWebhook>(&install).await.unwrap();
+    assert_eq!(w.t.drain(&runner).await.succeeded(), 1);
+    // A second copy of the same job: acknowledged, nothing enqueued again.
+    let again = jobkit::EnqueueOptions { job_id: Some(id), ..Default::default() };
+    w.t.enqueuer().perform_later_with::<CreateShopifyWebhook>(&install, again).await.unwrap();
+    w.t.drain(&runner).await;
+
+    let chained = w.t.queue().peek(&customer_sync, 10).unwrap();
+    assert_eq!(chained.len(), 1, "{chained:?}");
+    assert_eq!(chained[0].body, r#"{"store_id":"st_42"}"#);
+    assert_eq!(chained[0].attributes.get("job").map(String::as_str), Some("customer_sync"));
+    assert!(
+        w.t.queue().peek(&TestHarness::queue_name::<CreateShopifyWebhook>(), 10).unwrap().is_empty(),
+        "nothing went to the webhook job's own queue"
+    );
 }

@@ -14,7 +14,7 @@ use std::{sync::Arc, time::Duration};
 use jobkit::{ErrorKind, Job, JobContext, JobError, RetryPolicy, lambda::setting};
 use serde::{Deserialize, Serialize};
 use shop::{
-    History, HistoryEntry, StoreId, StoreRepository,
+    History, HistoryEntry, StoreRepository,
     aws::{DynamoCustomers, DynamoHistory, DynamoStores, SecretsManagerCredentials},
     services::CustomerSync,
     square::{SquareClient, SquareConfig},
@@ -33,12 +33,8 @@ struct Progress {
     started_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// `{"store_id": "st_42"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CustomerSyncArgs {
-    /// The store whose POS customers to sync.
-    pub store_id: StoreId,
-}
+/// `{"store_id": "st_42"}`: the type other jobs enqueue this one with (`shop::jobs`).
+pub use shop::jobs::CustomerSyncArgs;
 
 /// The job, on its ports.
 #[derive(Debug, Clone)]
@@ -77,7 +73,6 @@ impl CustomerSyncJob {
 impl Job for CustomerSyncJob {
     type Args = CustomerSyncArgs;
     const NAME: &'static str = "customer_sync";
-    const QUEUE: &'static str = "default";
 
     async fn perform(&self, args: CustomerSyncArgs, ctx: &mut JobContext) -> Result<(), JobError> {
         let Some(store) = self.stores.get(&args.store_id).await? else {
@@ -125,5 +120,17 @@ impl Job for CustomerSyncJob {
 
     fn timeout(&self) -> Duration {
         Duration::from_secs(300)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jobkit::Job;
+
+    use super::CustomerSyncJob;
+
+    #[test]
+    fn jobs_that_enqueue_this_one_find_it_by_its_name() {
+        assert_eq!(shop::jobs::CUSTOMER_SYNC.name(), CustomerSyncJob::NAME);
     }
 }

@@ -228,7 +228,7 @@ async fn a_redirect_elsewhere_is_not_followed_and_the_job_is_discarded_to_the_dl
     assert!(elsewhere.received_requests().await.unwrap().is_empty(), "the request went to another host");
     assert_eq!(
         outcome[0].status,
-        RecordStatus::DeadLettered(DlqReason::Discarded, ErrorKind::new_static("unexpected_response"))
+        RecordStatus::DeadLettered(DlqReason::Discarded, ErrorKind::UNEXPECTED_RESPONSE)
     );
     let message =
         &t.dead_letter_errors::<CustomerSyncJob>()[0].clone().expect("the error is recorded").message;

@@ -38,7 +38,6 @@ pub struct ExampleJob;
 impl Job for ExampleJob {
     type Args = ExampleArgs;
     const NAME: &'static str = "example";
-    const QUEUE: &'static str = "example";
 
     async fn perform(&self, args: ExampleArgs, ctx: &mut JobContext) -> Result<(), JobError> {
         match args.fail {

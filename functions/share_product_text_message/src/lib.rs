@@ -62,7 +62,6 @@ impl ShareProductTextMessage {
 impl Job for ShareProductTextMessage {
     type Args = ShareArgs;
     const NAME: &'static str = "share_product_text_message";
-    const QUEUE: &'static str = "default";
 
     async fn perform(&self, args: ShareArgs, ctx: &mut JobContext) -> Result<(), JobError> {
         let Some(store) = self.stores.get(&args.store_id).await? else {

@@ -161,7 +161,13 @@ async fn gone_products_opted_out_numbers_and_invalid_phones_go_to_the_dlq() {
     );
 
     let body = r#"{"share_id":"sh_5","store_id":"st_42","product_id":"gid://shopify/Product/1","phone":"415-555-0123"}"#;
-    w.t.queue().send("default", OutgoingMessage { body: body.into(), ..Default::default() }).await.unwrap();
+    w.t.queue()
+        .send(
+            &TestHarness::queue_name::<ShareProductTextMessage>(),
+            OutgoingMessage { body: body.into(), ..Default::default() },
+        )
+        .await
+        .unwrap();
     assert_eq!(
         w.t.run_once(&w.runner).await[0].status,
         RecordStatus::DeadLettered(DlqReason::Discarded, ErrorKind::INVALID_ARGUMENTS)

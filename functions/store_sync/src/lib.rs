@@ -9,7 +9,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use jobkit::{ErrorKind, Job, JobContext, JobError, RetryPolicy, lambda::setting};
+use jobkit::{ErrorKind, Job, JobContext, JobError, Lane, RetryPolicy, lambda::setting};
 use serde::{Deserialize, Serialize};
 use shop::{
     History, HistoryEntry, StoreId, StoreRepository, SyncState,
@@ -70,7 +70,7 @@ fn progress_so_far(state: &SyncState) -> (u32, u64) {
 impl Job for StoreSync {
     type Args = StoreSyncArgs;
     const NAME: &'static str = "store_sync";
-    const QUEUE: &'static str = "stores_sync";
+    const LANE: Lane = Lane::High;
 
     async fn perform(&self, args: StoreSyncArgs, ctx: &mut JobContext) -> Result<(), JobError> {
         match args {

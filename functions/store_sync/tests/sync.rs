@@ -195,7 +195,9 @@ async fn the_fan_out_tick_enqueues_one_sync_per_syncable_store() {
     let tick =
         r#"{"all_stores":true,"$schedule":{"rule":"store-sync-every-15-min","time":"2026-01-01T00:00:00Z"}}"#;
     let message = jobkit::OutgoingMessage { body: tick.into(), ..Default::default() };
-    jobkit::Queue::send(w.t.queue().as_ref(), "stores_sync", message).await.unwrap();
+    jobkit::Queue::send(w.t.queue().as_ref(), &TestHarness::queue_name::<StoreSync>(), message)
+        .await
+        .unwrap();
     assert_eq!(w.t.run_once(&runner).await[0].status, RecordStatus::Succeeded);
 
     let mut enqueued: Vec<_> =
@@ -239,7 +241,7 @@ async fn a_redirect_elsewhere_is_not_followed_and_the_job_is_discarded_to_the_dl
     assert!(elsewhere.received_requests().await.unwrap().is_empty(), "the token went to another host");
     assert_eq!(
         outcome[0].status,
-        RecordStatus::DeadLettered(DlqReason::Discarded, ErrorKind::new_static("unexpected_response"))
+        RecordStatus::DeadLettered(DlqReason::Discarded, ErrorKind::UNEXPECTED_RESPONSE)
     );
     let message = &w.t.dead_letter_errors::<StoreSync>()[0].clone().expect("the error is recorded").message;
     assert!(message.contains("302") && message.contains(&elsewhere.address().to_string()), "{message}");

@@ -133,8 +133,8 @@ async fn send(dev: &Dev, job: &str, body: Value) -> Result<(), DevError> {
 
 /// The tick EventBridge's input transformer would send for `job`'s schedule.
 fn tick(job: &str, at: DateTime<Utc>) -> Result<Value, DevError> {
-    let (_, schedule) = registry::SCHEDULES
-        .iter()
+    let (_, schedule) = registry::schedules()?
+        .into_iter()
         .find(|(name, _)| *name == job)
         .ok_or_else(|| failed(format!("{job} has no schedule")))?;
     let mut body: Value = serde_json::from_str(schedule.args).map_err(failed)?;

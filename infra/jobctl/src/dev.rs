@@ -1,4 +1,4 @@
-//! `jobctl dev`: the six jobs in one process on the embedded backend, with the batch runner
+//! `jobctl dev`: every job of the registry in one process on the embedded backend, with the batch runner
 //! Lambda uses: a worker per job queue receives up to 10 visible messages, runs them, deletes
 //! what is done; the schedules tick from the template's cron expressions into the same queues;
 //! error emails and texts land in `outbox/` as readable files.
@@ -33,7 +33,7 @@ use shop::{
 
 use crate::{
     backend::{Backend, BackendError},
-    registry::{self, EmbeddedPorts, Jobs, RegistryError, Schedule},
+    registry::{self, EachJob, EmbeddedPorts, Jobs, RegistryError, Schedule},
     schedule::CronSchedule,
 };
 
@@ -168,21 +168,27 @@ impl<J: Job> Worker for JobWorker<J> {
     }
 }
 
-fn worker<J: Job>(
-    job: J,
-    queue: &Arc<EmbeddedQueue>,
-    runtime: &Runtime,
-    shutdown: &Shutdown,
-) -> Box<dyn Worker> {
-    let name = registry::queue_name(J::NAME);
-    let mut runtime = runtime.clone();
-    runtime.routes = QueueRoutes::default().with(J::QUEUE, name.clone());
-    let config = RunnerConfig::new(name.clone(), registry::dlq_name(J::NAME));
-    let clock = runtime.clock.clone();
-    let invocation_timeout =
-        chrono::Duration::from_std(job.timeout() * 2).unwrap_or(chrono::Duration::minutes(15));
-    let runner = BatchRunner::new(job, runtime, config).with_shutdown(shutdown.clone());
-    Box::new(JobWorker { runner, queue: queue.clone(), name, clock, invocation_timeout })
+/// Builds a worker per job of the registry, each on its own queue (by jobkit's convention, so a
+/// job enqueueing another reaches that one's queue).
+struct Workers<'a> {
+    queue: &'a Arc<EmbeddedQueue>,
+    runtime: &'a Runtime,
+    shutdown: &'a Shutdown,
+    built: Vec<Box<dyn Worker>>,
+}
+
+impl EachJob for Workers<'_> {
+    fn job<J: Job + Clone>(&mut self, job: &J) {
+        let name = registry::queue_name(J::NAME);
+        let config = RunnerConfig::new(name.clone(), registry::dlq_name(J::NAME));
+        let runtime = self.runtime.clone();
+        let clock = runtime.clock.clone();
+        let invocation_timeout =
+            chrono::Duration::from_std(job.timeout() * 2).unwrap_or(chrono::Duration::minutes(15));
+        let runner = BatchRunner::new(job.clone(), runtime, config).with_shutdown(self.shutdown.clone());
+        let queue = self.queue.clone();
+        self.built.push(Box::new(JobWorker { runner, queue, name, clock, invocation_timeout }));
+    }
 }
 
 /// Where `jobctl dev` writes what would leave the system.
@@ -274,18 +280,16 @@ impl Dev {
             routes: QueueRoutes::default(),
         };
         let shutdown = Shutdown::new();
-        let workers = vec![
-            worker(jobs.store_sync, &queue, &runtime, &shutdown),
-            worker(jobs.customer_sync, &queue, &runtime, &shutdown),
-            worker(jobs.clean_active_carts, &queue, &runtime, &shutdown),
-            worker(jobs.clean_database, &queue, &runtime, &shutdown),
-            worker(jobs.create_shopify_webhook, &queue, &runtime, &shutdown),
-            worker(jobs.share_product_text_message, &queue, &runtime, &shutdown),
-        ];
+        let mut workers =
+            Workers { queue: &queue, runtime: &runtime, shutdown: &shutdown, built: Vec::new() };
+        jobs.each(&mut workers);
+        let workers = workers.built;
         let now = clock.now();
         let mut tickers = Vec::new();
         if options.schedules {
-            for (job, schedule) in registry::SCHEDULES {
+            for spec in jobs.specs() {
+                let Some(schedule) = spec.schedule else { continue };
+                let job = spec.name;
                 let cron = CronSchedule::parse(schedule.cron).map_err(|e| DevError::Shop(e.to_string()))?;
                 let next = cron.next_after(now, 1).first().copied();
                 tickers.push(Ticker { job, schedule, cron, next });

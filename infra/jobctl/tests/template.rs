@@ -67,10 +67,10 @@ fn every_job_has_a_function_queue_dlq_and_partial_batch_responses() {
         assert!(responses.iter().any(|r| r.as_str() == Some("ReportBatchItemFailures")), "{}", spec.name);
         assert_eq!(
             number(&event["ScalingConfig"]["MaximumConcurrency"], "MaximumConcurrency"),
-            u64::from(registry::max_concurrency(spec.priority)),
-            "{}: concurrency follows the {} priority",
+            u64::from(spec.lane.max_concurrency()),
+            "{}: concurrency follows the {} lane",
             spec.name,
-            spec.priority
+            spec.lane
         );
 
         let queue = &resource(&template, &format!("{id}Queue"))["Properties"];
@@ -141,7 +141,8 @@ fn the_templates_schedules_are_the_jobs_schedules() {
         let props = &rule["Properties"];
         let name = intrinsic(&props["Name"]).expect("rule Name is a !Sub").1;
         let rule_name = name.strip_prefix("${AWS::StackName}-").unwrap_or(&name).to_owned();
-        let (job, schedule) = registry::SCHEDULES
+        let schedules = registry::schedules().expect("registry");
+        let (job, schedule) = schedules
             .iter()
             .find(|(_, s)| s.rule == rule_name)
             .unwrap_or_else(|| panic!("{rule_id}: rule {rule_name} is not a schedule of any job"));
@@ -165,7 +166,8 @@ fn the_templates_schedules_are_the_jobs_schedules() {
         assert_eq!(body, args, "{rule_id}: the tick's arguments");
         seen.insert(rule_name);
     }
-    let expected: BTreeSet<String> = registry::SCHEDULES.iter().map(|(_, s)| s.rule.to_owned()).collect();
+    let expected: BTreeSet<String> =
+        registry::schedules().expect("registry").iter().map(|(_, s)| s.rule.to_owned()).collect();
     assert_eq!(seen, expected, "every schedule of the registry has its rule");
 }
 
@@ -297,20 +299,59 @@ fn a_function_may_touch_only_its_own_jobs_state() {
 }
 
 #[test]
-fn a_function_may_touch_only_its_own_queues() {
+fn a_function_may_touch_only_its_own_queues_and_send_to_the_jobs_it_enqueues() {
     let template = template();
-    let ids: Vec<String> = specs().iter().map(|s| logical_id(s.name)).collect();
+    let specs = specs();
     for (role, statement) in statements(&template) {
         let owner = role.strip_suffix("Role").expect("roles are <Job>Role");
+        let spec = specs.iter().find(|s| logical_id(s.name) == owner).expect("a job's role");
+        let actions = list(&statement["Action"]);
         for resource in list(&statement["Resource"]) {
             let Some((_, target)) = intrinsic(&resource) else { continue };
-            for other in ids.iter().filter(|id| id.as_str() != owner) {
-                for queue in [format!("{other}Queue."), format!("{other}DLQ.")] {
-                    assert!(!target.starts_with(&queue), "{role} may touch {target}");
+            for other in specs.iter().filter(|s| logical_id(s.name) != owner) {
+                let id = logical_id(other.name);
+                assert!(!target.starts_with(&format!("{id}DLQ.")), "{role} may touch {target}");
+                if !target.starts_with(&format!("{id}Queue.")) {
+                    continue;
                 }
+                assert!(spec.uses.enqueues.contains(&other.name), "{role} may touch {target}");
+                let sends_only = actions.iter().all(|a| a.as_str() == Some("sqs:SendMessage"));
+                assert!(sends_only, "{role} may only send to {target}, the queue of a job it enqueues");
             }
         }
     }
+}
+
+#[test]
+fn a_function_that_enqueues_a_job_is_given_its_queue_and_may_send_to_it() {
+    let template = template();
+    let mut chained = 0;
+    for spec in specs() {
+        let id = logical_id(spec.name);
+        let env = &resource(&template, &format!("{id}Function"))["Properties"]["Environment"]["Variables"];
+        let role = format!("{id}Role");
+        let sends: Vec<String> = statements(&template)
+            .into_iter()
+            .filter(|(r, s)| {
+                *r == role && list(&s["Action"]).iter().any(|a| a.as_str() == Some("sqs:SendMessage"))
+            })
+            .flat_map(|(_, s)| list(&s["Resource"]))
+            .filter_map(|r| intrinsic(&r).map(|(_, target)| target))
+            .collect();
+        for target in spec.uses.enqueues {
+            let setting = format!("JOBKIT_QUEUE_URL_{}", target.to_uppercase());
+            let queue = format!("{}Queue", logical_id(target));
+            assert_eq!(
+                intrinsic(&env[&setting]),
+                Some(("Ref".to_owned(), queue.clone())),
+                "{}: {setting}",
+                spec.name
+            );
+            assert!(sends.contains(&format!("{queue}.Arn")), "{} may send to {queue}: {sends:?}", spec.name);
+            chained += 1;
+        }
+    }
+    assert!(chained > 0, "a job enqueues another (create_shopify_webhook: customer_sync)");
 }
 
 #[test]

@@ -38,7 +38,6 @@ struct Noop {
 impl Job for Noop {
     type Args = NoopArgs;
     const NAME: &'static str = "noop";
-    const QUEUE: &'static str = QUEUE;
 
     async fn perform(&self, args: NoopArgs, _ctx: &mut JobContext) -> Result<(), JobError> {
         black_box(args);
@@ -115,7 +114,7 @@ async fn run(
     let queue = Arc::new(EmbeddedQueue::new(db.clone(), clock.clone()));
     queue.create_queue(QUEUE, QueueConfig::default())?;
     let store = Arc::new(EmbeddedStore::new(db));
-    let routes = QueueRoutes::default().with(QUEUE, QUEUE);
+    let routes = QueueRoutes::default().with(Noop::NAME, QUEUE);
     let enqueuer = Enqueuer::new(queue.clone(), store.clone(), clock.clone(), routes.clone());
 
     let started = Instant::now();

@@ -33,7 +33,6 @@ struct Noop {
 impl Job for Noop {
     type Args = NoopArgs;
     const NAME: &'static str = "noop";
-    const QUEUE: &'static str = "noop";
 
     async fn perform(&self, args: NoopArgs, _ctx: &mut JobContext) -> Result<(), JobError> {
         black_box(args);

@@ -13,7 +13,7 @@ use crate::{
     clock::SharedClock,
     error::{ErrorKind, JobError, PortError},
     ids::JobId,
-    job::Job,
+    job::{Job, queue_name},
     keys::{kind, state_key},
     message::{OutgoingMessage, attr, encode_args},
     ports::{PutOutcome, Queue, StateStore},
@@ -80,32 +80,61 @@ impl EnqueueOptions {
     }
 }
 
-/// Maps logical queue names (`Job::QUEUE`) to queue ids (SQS URLs, or embedded queue names).
+/// Where each job's queue is: a queue id (an SQS URL, or an embedded queue's name) per job name.
 #[derive(Debug, Clone, Default)]
 pub struct QueueRoutes {
     routes: HashMap<String, String>,
 }
 
 impl QueueRoutes {
-    /// Routes `name` to `queue_id`.
-    pub fn with(mut self, name: impl Into<String>, queue_id: impl Into<String>) -> Self {
-        self.routes.insert(name.into(), queue_id.into());
+    /// Routes job `job` to `queue_id`.
+    pub fn with(mut self, job: impl Into<String>, queue_id: impl Into<String>) -> Self {
+        self.routes.insert(job.into(), queue_id.into());
         self
     }
 
-    /// Reads `JOBKIT_QUEUE_URL_<NAME>` variables (`JOBKIT_QUEUE_URL_STORES_SYNC=https://...`).
+    /// Reads `JOBKIT_QUEUE_URL_<JOB>` variables (`JOBKIT_QUEUE_URL_CUSTOMER_SYNC=https://...`):
+    /// the template gives a function one per job it enqueues.
     pub fn from_env() -> Self {
         let routes = std::env::vars()
-            .filter_map(|(k, v)| {
-                k.strip_prefix("JOBKIT_QUEUE_URL_").map(|name| (name.to_ascii_lowercase(), v))
-            })
+            .filter_map(|(k, v)| k.strip_prefix("JOBKIT_QUEUE_URL_").map(|job| (job.to_ascii_lowercase(), v)))
             .collect();
         Self { routes }
     }
 
-    /// The queue id of `name`; unrouted names are used as they are (the embedded backend).
-    pub fn resolve<'a>(&'a self, name: &'a str) -> &'a str {
-        self.routes.get(name).map_or(name, String::as_str)
+    /// The queue id of job `job`: its route, else its queue's name by the convention
+    /// ([`queue_name`]), which is the embedded backend's queue id.
+    pub fn resolve(&self, job: &str) -> std::borrow::Cow<'_, str> {
+        match self.routes.get(job) {
+            Some(id) => std::borrow::Cow::Borrowed(id.as_str()),
+            None => std::borrow::Cow::Owned(queue_name(job)),
+        }
+    }
+}
+
+/// A job's address for the jobs that enqueue it without depending on its crate: its name and
+/// the type of its arguments (`shop::jobs::CUSTOMER_SYNC`). The job's own crate checks that its
+/// `Job::NAME` and `Job::Args` are these.
+pub struct JobRef<A> {
+    name: &'static str,
+    args: std::marker::PhantomData<fn(&A)>,
+}
+
+impl<A> JobRef<A> {
+    /// The job named `name`, taking `A`.
+    pub const fn new(name: &'static str) -> Self {
+        Self { name, args: std::marker::PhantomData }
+    }
+
+    /// The job's name.
+    pub const fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+impl<A> std::fmt::Debug for JobRef<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("JobRef").field(&self.name).finish()
     }
 }
 
@@ -158,8 +187,8 @@ impl Enqueuer {
     }
 
     /// The queue id of a job.
-    pub fn queue_id<J: Job>(&self) -> &str {
-        self.routes.resolve(J::QUEUE)
+    pub fn queue_id<J: Job>(&self) -> std::borrow::Cow<'_, str> {
+        self.routes.resolve(J::NAME)
     }
 
     /// Enqueues `J` with `args` now.
@@ -179,19 +208,41 @@ impl Enqueuer {
     pub async fn perform_later_with<J: Job>(
         &self,
         args: &J::Args,
+        options: EnqueueOptions,
+    ) -> Result<JobId, EnqueueError> {
+        self.send_to(J::NAME, encode_args(args)?, options).await
+    }
+
+    /// Enqueues the job `to` names, from a job that does not depend on its crate (chaining:
+    /// the webhook job enqueues the customer sync). The arguments' type travels with the name.
+    ///
+    /// # Errors
+    /// As [`Enqueuer::perform_later_with`].
+    pub async fn perform_later_to<A: serde::Serialize>(
+        &self,
+        to: &JobRef<A>,
+        args: &A,
+        options: EnqueueOptions,
+    ) -> Result<JobId, EnqueueError> {
+        self.send_to(to.name(), encode_args(args)?, options).await
+    }
+
+    async fn send_to(
+        &self,
+        job: &'static str,
+        body: String,
         mut options: EnqueueOptions,
     ) -> Result<JobId, EnqueueError> {
-        let body = encode_args(args)?;
         let lock = match options.unique_for {
             Some(window) => {
-                let (key, lock) = self.claim_unique::<J>(&body, window, options.job_id.take()).await?;
+                let (key, lock) = self.claim_unique(job, &body, window, options.job_id.take()).await?;
                 options.job_id = Some(lock.job_id.clone());
                 Some((key, lock, window))
             }
             None => None,
         };
-        let prepared = self.prepare::<J>(body, &options)?;
-        self.queue.send(self.queue_id::<J>(), prepared.message).await?;
+        let prepared = self.prepare(job, body, &options)?;
+        self.queue.send(&self.routes.resolve(job), prepared.message).await?;
         if let Some((key, lock, window)) = lock {
             self.mark_sent(&key, lock, window).await;
         }
@@ -226,18 +277,23 @@ impl Enqueuer {
         }
         let prepared = args
             .into_iter()
-            .map(|a| encode_args(&a).and_then(|body| self.prepare::<J>(body, options)))
+            .map(|a| encode_args(&a).and_then(|body| self.prepare(J::NAME, body, options)))
             .collect::<Result<Vec<_>, _>>()?;
         let (ids, messages): (Vec<_>, Vec<_>) = prepared.into_iter().map(|p| (p.job_id, p.message)).unzip();
-        let sent = self.queue.send_batch(self.queue_id::<J>(), messages).await?;
+        let sent = self.queue.send_batch(&self.queue_id::<J>(), messages).await?;
         Ok(ids.into_iter().zip(sent).map(|(id, r)| r.map(|_| id)).collect())
     }
 
-    fn prepare<J: Job>(&self, body: String, options: &EnqueueOptions) -> Result<Prepared, JobError> {
+    fn prepare(
+        &self,
+        job: &'static str,
+        body: String,
+        options: &EnqueueOptions,
+    ) -> Result<Prepared, JobError> {
         let now = self.clock.now();
         let job_id = options.job_id.clone().unwrap_or_else(JobId::random);
         let mut message = OutgoingMessage { body, group_id: options.group_id.clone(), ..Default::default() };
-        message.attributes.insert(attr::JOB.into(), J::NAME.into());
+        message.attributes.insert(attr::JOB.into(), job.into());
         message.attributes.insert(attr::JOB_ID.into(), job_id.to_string());
         message.attributes.insert(attr::ENQUEUED_AT.into(), now.to_rfc3339());
         if let Some(key) = &options.idempotency_key {
@@ -284,22 +340,23 @@ impl Enqueuer {
 
     /// Takes the `unique_for` lock of `J` with `body`, or refuses a duplicate. A lock whose
     /// send failed is taken over with its job id.
-    async fn claim_unique<J: Job>(
+    async fn claim_unique(
         &self,
+        job: &'static str,
         body: &str,
         window: Duration,
         job_id: Option<JobId>,
     ) -> Result<(String, UniqueLock), EnqueueError> {
         let now = self.clock.now();
         let until = now + chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
-        let key = state_key(J::NAME, kind::UNIQUE, &payload_hash(body));
+        let key = state_key(job, kind::UNIQUE, &payload_hash(body));
         let lock = UniqueLock { job_id: job_id.unwrap_or_else(JobId::random), sent: false };
         let value = serde_json::to_string(&lock).unwrap_or_default();
         match self.store.put_if_vacant(&key, &value, until, now).await? {
             PutOutcome::Written => Ok((key, lock)),
             PutOutcome::Taken(existing) => match serde_json::from_str::<UniqueLock>(&existing.value) {
                 Ok(unsent) if !unsent.sent => Ok((key, unsent)),
-                _ => Err(EnqueueError::Duplicate { job: J::NAME, until: existing.expires_at }),
+                _ => Err(EnqueueError::Duplicate { job, until: existing.expires_at }),
             },
         }
     }

@@ -29,8 +29,18 @@ impl ErrorKind {
     pub const UNAUTHORIZED: ErrorKind = ErrorKind::new_static("unauthorized");
     /// What the job works on does not exist.
     pub const NOT_FOUND: ErrorKind = ErrorKind::new_static("not_found");
-    /// An outside system refused the request as invalid (400/422, GraphQL user errors).
+    /// An outside system (or one of jobkit's ports) refused the request as invalid (400/422,
+    /// GraphQL user errors, a limit of SQS or DynamoDB).
     pub const INVALID_INPUT: ErrorKind = ErrorKind::new_static("invalid_input");
+    /// A stored record could not be read (a row without a required field, bad JSON).
+    pub const CORRUPT_RECORD: ErrorKind = ErrorKind::new_static("corrupt_record");
+    /// Someone else changed it first (409).
+    pub const CONFLICT: ErrorKind = ErrorKind::new_static("conflict");
+    /// An outside system's answer could not be understood (or was a redirect, never followed).
+    pub const UNEXPECTED_RESPONSE: ErrorKind = ErrorKind::new_static("unexpected_response");
+    /// The message names another job (its `job` attribute) than the one whose queue it came
+    /// from: a misrouted enqueue.
+    pub const WRONG_QUEUE: ErrorKind = ErrorKind::new_static("wrong_queue");
     /// Anything not classified further.
     pub const UNKNOWN: ErrorKind = ErrorKind::new_static("unknown");
 
@@ -208,8 +218,8 @@ impl IntegrationErrorKind {
             Self::Unauthorized => ErrorKind::UNAUTHORIZED,
             Self::NotFound => ErrorKind::NOT_FOUND,
             Self::InvalidInput => ErrorKind::INVALID_INPUT,
-            Self::Conflict => ErrorKind::new_static("conflict"),
-            Self::Unexpected => ErrorKind::new_static("unexpected_response"),
+            Self::Conflict => ErrorKind::CONFLICT,
+            Self::Unexpected => ErrorKind::UNEXPECTED_RESPONSE,
         }
     }
 }
@@ -294,7 +304,7 @@ impl From<PortError> for JobError {
             PortError::Throttled(_) => ErrorKind::THROTTLED,
             PortError::Unavailable(_) => ErrorKind::UNAVAILABLE,
             PortError::NotFound(_) => ErrorKind::NOT_FOUND,
-            PortError::Invalid(_) => ErrorKind::new_static("invalid_request"),
+            PortError::Invalid(_) => ErrorKind::INVALID_INPUT,
         };
         let disposition = if e.is_transient() { Disposition::Retryable } else { Disposition::Permanent };
         JobError::new(kind, e.to_string(), disposition).with_source(e)

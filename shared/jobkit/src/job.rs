@@ -1,5 +1,10 @@
 //! The `Job` trait: typed arguments, one required `perform`, and defaulted hooks for the retry
-//! policy, idempotency and timeout.
+//! policy, idempotency and timeout; a job's identity (its name, its queue named from it, its
+//! lane).
+//!
+//! Invariant: a job's queue is named from its name by one convention ([`queue_name`],
+//! [`dlq_name`]); the lane is a priority (how many of its executions run at once), never a
+//! routing key.
 
 use std::{future::Future, time::Duration};
 
@@ -10,7 +15,7 @@ use crate::{context::JobContext, error::JobError, message::Metadata, policy::Ret
 /// A background job.
 ///
 /// ```
-/// use jobkit::{ErrorKind, Job, JobContext, JobError, RetryPolicy, Wait};
+/// use jobkit::{ErrorKind, Job, JobContext, JobError, Lane, RetryPolicy, Wait};
 ///
 /// #[derive(serde::Serialize, serde::Deserialize)]
 /// struct Args { store_id: String }
@@ -20,7 +25,7 @@ use crate::{context::JobContext, error::JobError, message::Metadata, policy::Ret
 /// impl Job for SyncStore {
 ///     type Args = Args;
 ///     const NAME: &'static str = "store_sync";
-///     const QUEUE: &'static str = "stores_sync";
+///     const LANE: Lane = Lane::High;
 ///
 ///     async fn perform(&self, args: Args, _ctx: &mut JobContext) -> Result<(), JobError> {
 ///         if args.store_id.is_empty() {
@@ -38,11 +43,13 @@ pub trait Job: Send + Sync + 'static {
     /// The arguments: the message body. Unknown fields are always refused by the decoder.
     type Args: Serialize + DeserializeOwned + Send + Sync + 'static;
 
-    /// The job's name (metrics, logs, DLQ attributes, the CLI).
+    /// The job's name (metrics, logs, DLQ attributes, the CLI), which names its queue: see
+    /// [`queue_name`].
     const NAME: &'static str;
 
-    /// The logical name of the job's queue.
-    const QUEUE: &'static str;
+    /// Its priority (ActiveJob's `queue_as`, Sidekiq's queue): how many of its executions run
+    /// at once. Defaults to [`Lane::Default`].
+    const LANE: Lane = Lane::Default;
 
     /// Does the work. Return a retryable error to be retried by the policy, a permanent one to
     /// be discarded to the DLQ.
@@ -86,4 +93,55 @@ pub fn default_idempotency_key(meta: &Metadata) -> String {
         Some(tick) => format!("tick:{}:{}", tick.rule, tick.time),
         None => format!("job:{}", meta.job_id),
     }
+}
+
+/// A job's priority: how many of its executions may run at once (the event source mapping's
+/// maximum concurrency on AWS). The seeds' Sidekiq queues map onto lanes: `stores_sync` is
+/// [`Lane::High`], `default` [`Lane::Default`], `low` [`Lane::Low`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Lane {
+    /// Work users wait for (store syncs).
+    High,
+    /// Everything else.
+    Default,
+    /// Work that may wait (cleanups).
+    Low,
+}
+
+impl Lane {
+    /// The lane's name (`high`, `default`, `low`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::High => "high",
+            Self::Default => "default",
+            Self::Low => "low",
+        }
+    }
+
+    /// How many executions of one job of this lane may run at once on AWS (the event source
+    /// mapping's `MaximumConcurrency`, at least 2).
+    pub fn max_concurrency(self) -> u32 {
+        match self {
+            Self::High => 20,
+            Self::Default => 5,
+            Self::Low => 2,
+        }
+    }
+}
+
+impl std::fmt::Display for Lane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The name of job `job`'s queue: `store-sync` for `store_sync` (on AWS the stack's name
+/// prefixes it: `store-jobs-store-sync`).
+pub fn queue_name(job: &str) -> String {
+    job.replace('_', "-")
+}
+
+/// The name of job `job`'s DLQ: `store-sync-dlq`.
+pub fn dlq_name(job: &str) -> String {
+    format!("{}-dlq", queue_name(job))
 }

@@ -4,7 +4,8 @@
 //! Environment: `JOBKIT_QUEUE_URL` (the function's queue), `JOBKIT_DLQ_URL` (its DLQ),
 //! `JOBKIT_STATE_TABLE` (the DynamoDB table), optional `JOBKIT_ALERT_FROM` / `JOBKIT_ALERT_TO`
 //! (error emails), `JOBKIT_METRICS_NAMESPACE` (default `Jobs`), `JOBKIT_CONCURRENCY` (default 8),
-//! and `JOBKIT_QUEUE_URL_<NAME>` for the queues of jobs this one enqueues.
+//! and `JOBKIT_QUEUE_URL_<JOB>` (`JOBKIT_QUEUE_URL_CUSTOMER_SYNC`) for the queues of the jobs this
+//! one enqueues.
 
 use std::{collections::BTreeMap, future::Future, sync::Arc};
 
@@ -142,7 +143,7 @@ fn runner_on<J: Job>(job: J, sdk: &SdkConfig) -> Result<BatchRunner<J>, SetupErr
         clock: Arc::new(SystemClock),
         notifier: NotifyConfig::from_env().map(|c| Notifier::new(Arc::new(ses), c)),
         metrics: Some(MetricsSink::stdout(&namespace)),
-        routes: QueueRoutes::from_env().with(J::QUEUE, queue_url),
+        routes: QueueRoutes::from_env().with(J::NAME, queue_url),
     };
     Ok(BatchRunner::new(job, runtime, config))
 }

@@ -36,14 +36,15 @@ pub mod testing;
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use context::{INTERRUPTED, JobContext};
 pub use enqueue::{
-    DEFAULT_MAX_SCHEDULE_AHEAD, EnqueueError, EnqueueOptions, Enqueuer, MAX_DELAY_SECONDS, QueueRoutes,
+    DEFAULT_MAX_SCHEDULE_AHEAD, EnqueueError, EnqueueOptions, Enqueuer, JobRef, MAX_DELAY_SECONDS,
+    QueueRoutes,
 };
 pub use error::{
     Disposition, ErrorKind, IntegrationError, IntegrationErrorKind, JobError, PortError, PortResult,
     ResultExt, Severity,
 };
 pub use ids::JobId;
-pub use job::{Job, default_idempotency_key};
+pub use job::{Job, Lane, default_idempotency_key, dlq_name, queue_name};
 pub use keys::{MAX_KEY_BYTES, job_key_prefix};
 pub use lambda::from_sqs_message;
 pub use limits::{

@@ -132,6 +132,8 @@ pub struct OutgoingMessage {
 pub struct Metadata {
     /// The job's id (attribute, or the SQS message id).
     pub job_id: JobId,
+    /// The job the message names (its `job` attribute), if it names one.
+    pub job: Option<String>,
     /// The queue's id for this delivery.
     pub message_id: String,
     /// Executions that started, this one included.
@@ -271,6 +273,7 @@ pub fn decode(message: &ReceivedMessage) -> Result<Envelope<'_>, JobError> {
         .map_or_else(|| JobId::from(message.message_id.as_str()), |id| JobId::from(id.as_str()));
     let meta = Metadata {
         job_id,
+        job: attrs.get(attr::JOB).filter(|job| !job.is_empty()).cloned(),
         message_id: message.message_id.clone(),
         attempt: message.receive_count.max(1),
         receive_count: message.receive_count.max(1),

@@ -12,7 +12,6 @@
 //! impl Job for Double {
 //!     type Args = Args;
 //!     const NAME: &'static str = "double";
-//!     const QUEUE: &'static str = "default";
 //!     async fn perform(&self, _args: Args, _ctx: &mut JobContext) -> Result<(), JobError> { Ok(()) }
 //! }
 //!
@@ -40,7 +39,7 @@ use crate::{
     enqueue::{Enqueuer, QueueRoutes},
     error::JobError,
     ids::JobId,
-    job::Job,
+    job::{Job, dlq_name, queue_name},
     message::{Metadata, ReceivedMessage, decode},
     notify::{Notifier, NotifyConfig},
     ports::{Email, Queue},
@@ -120,9 +119,14 @@ impl TestHarness {
         self.runtime.enqueuer()
     }
 
-    /// The DLQ name the harness gives `J`'s queue.
+    /// The name of `J`'s queue, by jobkit's convention ([`queue_name`]).
+    pub fn queue_name<J: Job>() -> String {
+        queue_name(J::NAME)
+    }
+
+    /// The name of `J`'s DLQ, by jobkit's convention ([`dlq_name`]).
     pub fn dlq_name<J: Job>() -> String {
-        format!("{}_dlq", J::QUEUE)
+        dlq_name(J::NAME)
     }
 
     /// Creates `J`'s queue and DLQ (`maxReceiveCount` 3 above the policy's attempts, as the
@@ -143,8 +147,9 @@ impl TestHarness {
             dead_letter_queue: Some(dlq.clone()),
             fifo: false,
         };
-        self.queue.create_queue(J::QUEUE, config).expect("the queue is created");
-        BatchRunner::new(job, self.runtime.clone(), RunnerConfig::new(J::QUEUE, dlq))
+        let queue = Self::queue_name::<J>();
+        self.queue.create_queue(&queue, config).expect("the queue is created");
+        BatchRunner::new(job, self.runtime.clone(), RunnerConfig::new(queue, dlq))
     }
 
     /// Runs `job` with `args` right here, without a queue (ActiveJob's `perform_now`).
@@ -156,6 +161,7 @@ impl TestHarness {
         let job_id = JobId::random();
         let meta = Metadata {
             job_id: job_id.clone(),
+            job: Some(J::NAME.to_owned()),
             message_id: String::new(),
             attempt: 1,
             receive_count: 1,
@@ -189,7 +195,7 @@ impl TestHarness {
     /// # Panics
     /// If the queue cannot be read or holds a message that is not `J`'s arguments.
     pub async fn enqueued<J: Job>(&self) -> Vec<J::Args> {
-        let messages = self.queue.peek(J::QUEUE, usize::MAX).expect("the queue can be read");
+        let messages = self.queue.peek(&Self::queue_name::<J>(), usize::MAX).expect("the queue can be read");
         messages
             .iter()
             .filter(|m| m.attributes.get(crate::message::attr::JOB).is_none_or(|j| j == J::NAME))
@@ -257,14 +263,20 @@ impl TestHarness {
         runner: &BatchRunner<J>,
         deadline: DateTime<Utc>,
     ) -> Vec<RecordOutcome> {
-        let messages =
-            self.queue.receive(J::QUEUE, 10, Duration::ZERO).await.expect("the queue can be received from");
+        let messages = self
+            .queue
+            .receive(&Self::queue_name::<J>(), 10, Duration::ZERO)
+            .await
+            .expect("the queue can be received from");
         if messages.is_empty() {
             return Vec::new();
         }
         let outcome = runner.process(messages, deadline).await;
         for record in outcome.records.iter().filter(|r| r.status.is_done()) {
-            self.queue.delete(J::QUEUE, &record.receipt_handle).await.expect("a done record is deleted");
+            self.queue
+                .delete(&Self::queue_name::<J>(), &record.receipt_handle)
+                .await
+                .expect("a done record is deleted");
         }
         outcome.records
     }
@@ -279,7 +291,7 @@ impl TestHarness {
         for _ in 0..MAX_DRAIN_BATCHES {
             let records = self.run_once(runner).await;
             if records.is_empty() {
-                match self.queue.next_visible_at(J::QUEUE).expect("the queue can be read") {
+                match self.queue.next_visible_at(&Self::queue_name::<J>()).expect("the queue can be read") {
                     Some(at) => self.clock.set(at.max(self.clock.now_utc())),
                     None => return report,
                 }

@@ -15,6 +15,7 @@ pub mod embedded;
 pub mod history;
 mod http;
 mod ids;
+pub mod jobs;
 mod phone;
 pub mod policy;
 mod ports;

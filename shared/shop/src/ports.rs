@@ -36,7 +36,7 @@ impl From<RepoError> for jobkit::JobError {
                 jobkit::JobError::retryable(jobkit::ErrorKind::UNAVAILABLE, e.to_string())
             }
             RepoError::Corrupt(_) => {
-                jobkit::JobError::permanent(jobkit::ErrorKind::new_static("corrupt_record"), e.to_string())
+                jobkit::JobError::permanent(jobkit::ErrorKind::CORRUPT_RECORD, e.to_string())
             }
         }
     }

@@ -100,7 +100,7 @@ impl JobVisitor for SendAll {
     type Output = Sent;
     fn visit<J: Job>(self) -> Self::Output {
         Box::pin(async move {
-            let routes = QueueRoutes::default().with(J::QUEUE, self.queue_id);
+            let routes = QueueRoutes::default().with(J::NAME, self.queue_id);
             let enqueuer =
                 Enqueuer::new(self.backend.queue(), self.backend.store(), Arc::new(SystemClock), routes);
             let progress = Progress::new("enqueueing", Some(self.lines.len()));

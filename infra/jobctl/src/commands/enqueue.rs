@@ -118,7 +118,7 @@ impl JobVisitor for SendJob {
     fn visit<J: Job>(self) -> Self::Output {
         Box::pin(async move {
             let args = parse_args::<J::Args>(&self.args)?;
-            let routes = QueueRoutes::default().with(J::QUEUE, self.queue_id);
+            let routes = QueueRoutes::default().with(J::NAME, self.queue_id);
             let enqueuer =
                 Enqueuer::new(self.backend.queue(), self.backend.store(), Arc::new(SystemClock), routes);
             enqueuer.perform_later_with::<J>(&args, self.options).await

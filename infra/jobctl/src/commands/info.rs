@@ -17,7 +17,7 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// `jobctl jobs`: every job with its queue, attempts, timeout and schedule.
+/// `jobctl jobs`: every job with its lane, queue, attempts, timeout and schedule.
 ///
 /// # Errors
 /// The registry failing to build.
@@ -29,7 +29,7 @@ pub fn jobs(out: Output) -> Result<(), CommandError> {
             .map(|s| {
                 json!({
                     "job": s.name,
-                    "priority": s.priority,
+                    "lane": s.lane.as_str(),
                     "queue": registry::queue_name(s.name),
                     "dlq": registry::dlq_name(s.name),
                     "attempts": s.policy.max_attempts(),
@@ -47,7 +47,7 @@ pub fn jobs(out: Output) -> Result<(), CommandError> {
         .map(|s| {
             vec![
                 s.name.to_owned(),
-                s.priority.to_owned(),
+                s.lane.as_str().to_owned(),
                 s.policy.max_attempts().to_string(),
                 duration::format(s.timeout),
                 s.schedule.map_or_else(|| "on demand".to_owned(), |s| s.cron.to_owned()),
@@ -55,7 +55,7 @@ pub fn jobs(out: Output) -> Result<(), CommandError> {
             ]
         })
         .collect();
-    out.table(&["JOB", "PRIORITY", "ATTEMPTS", "TIMEOUT", "SCHEDULE", "EXAMPLE ARGUMENTS"], &rows);
+    out.table(&["JOB", "LANE", "ATTEMPTS", "TIMEOUT", "SCHEDULE", "EXAMPLE ARGUMENTS"], &rows);
     Ok(())
 }
 
@@ -65,7 +65,7 @@ pub fn jobs(out: Output) -> Result<(), CommandError> {
 /// An expression of the registry that does not evaluate (its tests keep that from happening).
 pub fn schedules(out: Output, count: usize, now: DateTime<Utc>) -> Result<(), CommandError> {
     let mut entries = Vec::new();
-    for (job, tick) in registry::SCHEDULES {
+    for (job, tick) in registry::schedules()? {
         let cron = CronSchedule::parse(tick.cron).map_err(|e| CommandError::Input(e.to_string()))?;
         entries.push((job, tick, cron.next_after(now, count)));
     }

@@ -13,7 +13,7 @@ use crate::{backend::Backend, duration, output::Output, registry};
 pub async fn stats(out: Output, backend: &Backend) -> Result<(), CommandError> {
     let mut rows = Vec::new();
     let mut entries = Vec::new();
-    for job in registry::JOB_NAMES {
+    for &job in registry::JOB_NAMES {
         let queue = backend.counts(&backend.queue_id(job).await?).await?;
         let dlq = backend.counts(&backend.dlq_id(job).await?).await?;
         rows.push(vec![

@@ -121,9 +121,16 @@ impl<J: Job> BatchRunner<J> {
         status
     }
 
-    /// Refuses what could only cycle or be abused: a `not_before` too far ahead, a tick for a
-    /// time to come, attributes that leave a re-send no room.
+    /// Refuses what could only cycle, be abused or run the wrong job: a message for another job,
+    /// a `not_before` too far ahead, a tick for a time to come, attributes that leave a re-send
+    /// no room.
     fn admit(&self, message: &ReceivedMessage, meta: &Metadata, now: DateTime<Utc>) -> Result<(), JobError> {
+        if let Some(other) = meta.job.as_deref().filter(|job| *job != J::NAME) {
+            return Err(JobError::permanent(
+                ErrorKind::WRONG_QUEUE,
+                format!("the message is for job {other}, and came on {}'s queue", J::NAME),
+            ));
+        }
         let invalid = |m: String| JobError::permanent(ErrorKind::INVALID_ARGUMENTS, m);
         let ahead =
             |limit: Duration| now + chrono::Duration::from_std(limit).unwrap_or(chrono::Duration::MAX);

@@ -48,7 +48,6 @@ struct Gauge {
 impl Job for Gauge {
     type Args = serde_json::Value;
     const NAME: &'static str = "gauge";
-    const QUEUE: &'static str = "gauge";
 
     async fn perform(&self, _args: serde_json::Value, _ctx: &mut JobContext) -> Result<(), JobError> {
         let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;

@@ -72,7 +72,6 @@ pub const ATTEMPTS: u32 = 3;
 impl Job for ScriptedJob {
     type Args = ScriptArgs;
     const NAME: &'static str = "scripted";
-    const QUEUE: &'static str = "scripted";
 
     async fn perform(&self, args: ScriptArgs, ctx: &mut JobContext) -> Result<(), JobError> {
         let run = self.executions.record(&args.id, ctx.meta().attempt, ctx.now());

@@ -110,3 +110,46 @@ async fn a_job_id_longer_than_a_store_key_runs_once() {
         report.records
     );
 }
+
+#[tokio::test]
+async fn a_message_for_another_job_is_refused_as_misrouted() {
+    let t = TestHarness::new();
+    let job = ScriptedJob::default();
+    let runner = t.runner(job.clone());
+    let attributes = BTreeMap::from([(attr::JOB.to_owned(), "customer_sync".to_owned())]);
+    let message = OutgoingMessage { body: r#"{"id":"elsewhere"}"#.into(), attributes, ..Default::default() };
+    t.queue().send(&TestHarness::queue_name::<ScriptedJob>(), message).await.unwrap();
+
+    let outcomes = t.run_once(&runner).await;
+    assert_eq!(outcomes[0].status, RecordStatus::DeadLettered(DlqReason::Discarded, ErrorKind::WRONG_QUEUE));
+    assert_eq!(job.executions.count("elsewhere"), 0, "another job's arguments never reach this one");
+    let error = DeadLetterError::read(&t.dead_letters::<ScriptedJob>()[0].attributes).unwrap();
+    assert!(error.message.contains("customer_sync"), "{}", error.message);
+}
+
+#[tokio::test]
+async fn a_job_enqueued_by_another_of_the_same_lane_goes_to_its_own_queue() {
+    // Both on the default lane: routing by lane sent the second into the first's queue.
+    let t = TestHarness::new();
+    let _first = t.runner(ScriptedJob::default());
+    let second = t.runner(Other);
+    t.enqueuer().perform_later::<Other>(&serde_json::json!({})).await.unwrap();
+    assert!(t.queue().peek(&TestHarness::queue_name::<ScriptedJob>(), 10).unwrap().is_empty());
+    assert_eq!(t.drain(&second).await.succeeded(), 1);
+}
+
+/// A second job on the default lane.
+struct Other;
+
+impl jobkit::Job for Other {
+    type Args = serde_json::Value;
+    const NAME: &'static str = "other";
+
+    async fn perform(
+        &self,
+        _args: serde_json::Value,
+        _ctx: &mut jobkit::JobContext,
+    ) -> Result<(), jobkit::JobError> {
+        Ok(())
+    }
+}

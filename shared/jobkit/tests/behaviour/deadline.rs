@@ -143,7 +143,7 @@ struct DlqHangs {
 #[async_trait]
 impl Queue for DlqHangs {
     async fn send(&self, queue: &str, message: OutgoingMessage) -> PortResult<String> {
-        if queue.ends_with("_dlq") {
+        if queue.ends_with("-dlq") {
             std::future::pending::<()>().await;
         }
         self.inner.send(queue, message).await
@@ -177,7 +177,6 @@ struct Refused;
 impl Job for Refused {
     type Args = serde_json::Value;
     const NAME: &'static str = "refused";
-    const QUEUE: &'static str = "refused";
 
     async fn perform(&self, _args: serde_json::Value, _ctx: &mut JobContext) -> Result<(), JobError> {
         Err(JobError::permanent(ErrorKind::NOT_FOUND, "gone for good"))

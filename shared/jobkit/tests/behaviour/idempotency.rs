@@ -76,7 +76,6 @@ struct Slow {
 impl Job for Slow {
     type Args = serde_json::Value;
     const NAME: &'static str = "slow";
-    const QUEUE: &'static str = "slow";
 
     async fn perform(&self, _args: serde_json::Value, _ctx: &mut JobContext) -> Result<(), JobError> {
         self.started.notify_one();

@@ -83,7 +83,6 @@ struct Paged;
 impl Job for Paged {
     type Args = serde_json::Value;
     const NAME: &'static str = "paged";
-    const QUEUE: &'static str = "paged";
 
     async fn perform(&self, args: serde_json::Value, ctx: &mut JobContext) -> Result<(), JobError> {
         if args["fail"] == true {

@@ -32,7 +32,7 @@ async fn each_batch_writes_one_emf_line_with_its_outcomes() {
         ..t.runtime().clone()
     };
     let runner =
-        BatchRunner::new(ScriptedJob::default(), runtime, RunnerConfig::new("scripted", "scripted_dlq"));
+        BatchRunner::new(ScriptedJob::default(), runtime, RunnerConfig::new("scripted", "scripted-dlq"));
     let enqueuer = t.enqueuer();
     for (id, behaviour) in
         [("a", Behaviour::Succeed), ("b", Behaviour::Transient), ("c", Behaviour::Permanent)]

@@ -7,7 +7,6 @@ struct Failing;
 impl Job for Failing {
     type Args = serde_json::Value;
     const NAME: &'static str = "failing";
-    const QUEUE: &'static str = "failing";
 
     async fn perform(&self, _args: serde_json::Value, ctx: &mut JobContext) -> Result<(), JobError> {
         let attempt = ctx.meta().attempt;

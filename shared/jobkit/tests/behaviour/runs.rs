@@ -56,7 +56,6 @@ impl Pages {
 impl Job for Pages {
     type Args = PagesArgs;
     const NAME: &'static str = "pages";
-    const QUEUE: &'static str = "pages";
 
     async fn perform(&self, args: PagesArgs, ctx: &mut JobContext) -> Result<(), JobError> {
         if !ctx.step_done("pages") {
@@ -99,12 +98,12 @@ fn message(body: &str, attributes: &[(&str, &str)]) -> OutgoingMessage {
 /// Receives one visible message and runs it alone, as a separate invocation would; deletes it
 /// when done.
 async fn run_one<J: Job>(t: &TestHarness, runner: &BatchRunner<J>) -> RecordOutcome {
-    let messages = t.queue().receive(J::QUEUE, 1, Duration::ZERO).await.unwrap();
+    let messages = t.queue().receive(&TestHarness::queue_name::<J>(), 1, Duration::ZERO).await.unwrap();
     assert_eq!(messages.len(), 1, "a message is visible");
     let deadline = t.runtime().clock.now() + chrono::Duration::minutes(15);
     let outcome = runner.process(messages, deadline).await.records.remove(0);
     if outcome.status.is_done() {
-        t.queue().delete(J::QUEUE, &outcome.receipt_handle).await.unwrap();
+        t.queue().delete(&TestHarness::queue_name::<J>(), &outcome.receipt_handle).await.unwrap();
     }
     outcome
 }

@@ -24,7 +24,6 @@ struct Import {
 impl Job for Import {
     type Args = serde_json::Value;
     const NAME: &'static str = "import";
-    const QUEUE: &'static str = "import";
 
     async fn perform(&self, _args: serde_json::Value, ctx: &mut JobContext) -> Result<(), JobError> {
         if !ctx.step_done("pages") {
@@ -72,7 +71,6 @@ struct Walk {
 impl Job for Walk {
     type Args = serde_json::Value;
     const NAME: &'static str = "walk";
-    const QUEUE: &'static str = "walk";
 
     async fn perform(&self, args: serde_json::Value, ctx: &mut JobContext) -> Result<(), JobError> {
         let name = args["name"].as_str().unwrap_or_default().to_owned();
@@ -184,7 +182,6 @@ struct Quick {
 impl Job for Quick {
     type Args = serde_json::Value;
     const NAME: &'static str = "quick";
-    const QUEUE: &'static str = "quick";
 
     async fn perform(&self, _args: serde_json::Value, ctx: &mut JobContext) -> Result<(), JobError> {
         let mut page: u32 = ctx.cursor("pages").unwrap_or(0);

@@ -180,7 +180,6 @@ pub struct CampaignJob {
 impl Job for CampaignJob {
     type Args = CampaignArgs;
     const NAME: &'static str = "campaign";
-    const QUEUE: &'static str = "campaign";
 
     async fn perform(&self, args: CampaignArgs, ctx: &mut JobContext) -> Result<(), JobError> {
         let n = args.n;

@@ -152,7 +152,7 @@ impl Plant {
 pub async fn run_numbers(backend: Backend, numbers: Range<u64>, faults: Faults, seed: u64) -> Report {
     quiet_scripted_panics();
     let chaos = Arc::new(Chaos::new(faults.port, seed));
-    let routes = QueueRoutes::default().with(QUEUE, backend.queue_id.clone());
+    let routes = QueueRoutes::default().with(CampaignJob::NAME, backend.queue_id.clone());
     let runtime = Runtime {
         queue: Arc::new(ChaosQueue { inner: backend.queue.clone(), chaos: chaos.clone() }),
         store: Arc::new(ChaosStore { inner: backend.store.clone(), chaos: chaos.clone() }),
@@ -281,7 +281,7 @@ async fn enqueue(
 ) -> BTreeMap<u64, u64> {
     // Producers' sends are not the runner's business: only the `unique_for` caller's go through
     // the failing queue.
-    let routes = QueueRoutes::default().with(QUEUE, backend.queue_id.clone());
+    let routes = QueueRoutes::default().with(CampaignJob::NAME, backend.queue_id.clone());
     let enqueuer =
         Enqueuer::new(backend.queue.clone(), backend.store.clone(), backend.clock.clone(), routes.clone());
     let failing = Enqueuer::new(runtime.queue.clone(), backend.store.clone(), backend.clock.clone(), routes);

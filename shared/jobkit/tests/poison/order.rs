@@ -28,7 +28,6 @@ pub struct Order {
 impl Job for Order {
     type Args = OrderArgs;
     const NAME: &'static str = "order";
-    const QUEUE: &'static str = "orders";
 
     async fn perform(&self, args: OrderArgs, _ctx: &mut JobContext) -> Result<(), JobError> {
         *self.runs.lock().unwrap_or_else(|p| p.into_inner()).entry(args.order_id).or_default() += 1;
