@@ -255,10 +255,15 @@ impl<J: Job> BatchRunner<J> {
         let finished = match tokio::time::timeout(allowed, &mut perform).await {
             Ok(finished) => Some(finished),
             // Cut off while writing a checkpoint, the step's effect would be done and its record
-            // maybe not: a retry would apply it again. The write finishes (within half the
-            // margin kept for settling), and the checkpoint, past the deadline, interrupts the job.
+            // maybe not: a retry would apply it again. The write finishes (until half the margin
+            // kept for settling is left before the invocation's deadline: its own timeout is the
+            // job's, the deadline is Lambda's), and the checkpoint, past the job's time,
+            // interrupts it.
             Err(_) if saving.load(Ordering::SeqCst) => {
-                tokio::time::timeout(self.config.deadline_margin / 2, &mut perform).await.ok()
+                let half_margin =
+                    chrono::Duration::from_std(self.config.deadline_margin / 2).unwrap_or_default();
+                let grace = (deadline - half_margin - self.runtime.clock.now()).to_std().unwrap_or_default();
+                tokio::time::timeout(grace, &mut perform).await.ok()
             }
             Err(_) => None,
         };
