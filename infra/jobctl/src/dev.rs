@@ -131,7 +131,6 @@ trait Worker: Send + Sync {
 
 struct JobWorker<J: Job> {
     runner: BatchRunner<J>,
-    queue: Arc<EmbeddedQueue>,
     name: String,
     clock: SharedClock,
     /// Each batch's deadline, as the template's function timeout: twice the job's. The runner
@@ -151,18 +150,8 @@ impl<J: Job> Worker for JobWorker<J> {
 
     fn poll(&self) -> Polled<'_> {
         Box::pin(async move {
-            let messages = self.queue.receive(&self.name, 10, Duration::ZERO).await?;
-            if messages.is_empty() {
-                return Ok(Vec::new());
-            }
-            let outcome = self.runner.process(messages, self.clock.now() + self.invocation_timeout).await;
-            let done: Vec<String> = outcome
-                .records
-                .iter()
-                .filter(|r| r.status.is_done())
-                .map(|r| r.receipt_handle.clone())
-                .collect();
-            self.queue.delete_batch(&self.name, &done).await?;
+            let deadline = self.clock.now() + self.invocation_timeout;
+            let outcome = self.runner.poll(10, Duration::ZERO, deadline).await?;
             Ok(outcome.records.into_iter().map(|r| r.status).collect())
         })
     }
@@ -171,7 +160,6 @@ impl<J: Job> Worker for JobWorker<J> {
 /// Builds a worker per job of the registry, each on its own queue (by jobkit's convention, so a
 /// job enqueueing another reaches that one's queue).
 struct Workers<'a> {
-    queue: &'a Arc<EmbeddedQueue>,
     runtime: &'a Runtime,
     shutdown: &'a Shutdown,
     built: Vec<Box<dyn Worker>>,
@@ -186,8 +174,7 @@ impl EachJob for Workers<'_> {
         let invocation_timeout =
             chrono::Duration::from_std(job.timeout() * 2).unwrap_or(chrono::Duration::minutes(15));
         let runner = BatchRunner::new(job.clone(), runtime, config).with_shutdown(self.shutdown.clone());
-        let queue = self.queue.clone();
-        self.built.push(Box::new(JobWorker { runner, queue, name, clock, invocation_timeout }));
+        self.built.push(Box::new(JobWorker { runner, name, clock, invocation_timeout }));
     }
 }
 
@@ -280,8 +267,7 @@ impl Dev {
             routes: QueueRoutes::default(),
         };
         let shutdown = Shutdown::new();
-        let mut workers =
-            Workers { queue: &queue, runtime: &runtime, shutdown: &shutdown, built: Vec::new() };
+        let mut workers = Workers { runtime: &runtime, shutdown: &shutdown, built: Vec::new() };
         jobs.each(&mut workers);
         let workers = workers.built;
         let now = clock.now();

@@ -16,7 +16,7 @@ use std::{
 };
 
 use jobkit::{
-    BatchRunner, Enqueuer, Job, JobContext, JobError, Metadata, Queue, QueueRoutes, RunnerConfig, Runtime,
+    BatchRunner, Enqueuer, Job, JobContext, JobError, Metadata, QueueRoutes, RunnerConfig, Runtime,
     SharedClock, SystemClock,
     embedded::{EmbeddedDb, EmbeddedQueue, EmbeddedStore, QueueConfig},
 };
@@ -49,23 +49,15 @@ impl Job for Noop {
     }
 }
 
-/// One worker: receive up to ten, run them, delete what is done, until nothing is visible.
-async fn work(
-    runner: Arc<BatchRunner<Noop>>,
-    queue: Arc<EmbeddedQueue>,
-    batch: usize,
-) -> anyhow::Result<u64> {
+/// One worker: polls as Lambda's event source mapping does until nothing is visible.
+async fn work(runner: Arc<BatchRunner<Noop>>, batch: usize) -> anyhow::Result<u64> {
     let deadline = chrono::Utc::now() + chrono::Duration::minutes(15);
     let mut succeeded = 0;
     loop {
-        let messages = queue.receive(QUEUE, batch, Duration::ZERO).await?;
-        if messages.is_empty() {
+        let outcome = runner.poll(batch, Duration::ZERO, deadline).await?;
+        if outcome.records.is_empty() {
             return Ok(succeeded);
         }
-        let outcome = runner.process(messages, deadline).await;
-        let done: Vec<String> =
-            outcome.records.iter().filter(|r| r.status.is_done()).map(|r| r.receipt_handle.clone()).collect();
-        queue.delete_batch(QUEUE, &done).await?;
         succeeded += outcome.counts.succeeded;
     }
 }
@@ -126,8 +118,7 @@ async fn run(
     let runner =
         Arc::new(BatchRunner::new(Noop { idempotent }, runtime, RunnerConfig::new(QUEUE, "noop_dlq")));
     let started = Instant::now();
-    let handles: Vec<_> =
-        (0..workers).map(|_| tokio::spawn(work(runner.clone(), queue.clone(), batch))).collect();
+    let handles: Vec<_> = (0..workers).map(|_| tokio::spawn(work(runner.clone(), batch))).collect();
     let mut succeeded = 0;
     for handle in handles {
         succeeded += handle.await??;

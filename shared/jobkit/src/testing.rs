@@ -42,7 +42,7 @@ use crate::{
     job::{Job, dlq_name, queue_name},
     message::{Metadata, ReceivedMessage, decode},
     notify::{Notifier, NotifyConfig},
-    ports::{Email, Queue},
+    ports::Email,
     runner::{BatchRunner, RecordOutcome, RecordStatus, RunnerConfig, Runtime},
     runs::{Claimant, Run},
 };
@@ -263,21 +263,8 @@ impl TestHarness {
         runner: &BatchRunner<J>,
         deadline: DateTime<Utc>,
     ) -> Vec<RecordOutcome> {
-        let messages = self
-            .queue
-            .receive(&Self::queue_name::<J>(), 10, Duration::ZERO)
-            .await
-            .expect("the queue can be received from");
-        if messages.is_empty() {
-            return Vec::new();
-        }
-        let outcome = runner.process(messages, deadline).await;
-        for record in outcome.records.iter().filter(|r| r.status.is_done()) {
-            self.queue
-                .delete(&Self::queue_name::<J>(), &record.receipt_handle)
-                .await
-                .expect("a done record is deleted");
-        }
+        let outcome =
+            runner.poll(10, Duration::ZERO, deadline).await.expect("the queue can be received from");
         outcome.records
     }
 

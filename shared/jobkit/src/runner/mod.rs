@@ -28,7 +28,7 @@ use futures::StreamExt;
 use crate::{
     clock::SharedClock,
     enqueue::{DEFAULT_MAX_SCHEDULE_AHEAD, Enqueuer, QueueRoutes},
-    error::ErrorKind,
+    error::{ErrorKind, PortResult},
     job::Job,
     message::ReceivedMessage,
     notify::Notifier,
@@ -223,6 +223,35 @@ impl<J: Job> BatchRunner<J> {
     /// The runner's configuration.
     pub fn config(&self) -> &RunnerConfig {
         &self.config
+    }
+
+    /// One turn of Lambda's event source mapping: receives up to `max` visible messages of the
+    /// runner's queue (waiting up to `wait` for the first), runs them before `deadline`, and
+    /// deletes what is done. The records that are not done come back by themselves; so do
+    /// done ones whose delete failed (logged, as Lambda's mapping does), and the runner
+    /// acknowledges those as duplicates. `jobctl dev`, the test harness, the fault campaign
+    /// and the benchmarks all poll with this.
+    ///
+    /// # Errors
+    /// The receive failing.
+    pub async fn poll(
+        &self,
+        max: usize,
+        wait: Duration,
+        deadline: DateTime<Utc>,
+    ) -> PortResult<BatchOutcome> {
+        let queue = self.runtime.queue.as_ref();
+        let messages = queue.receive(&self.config.queue, max, wait).await?;
+        if messages.is_empty() {
+            return Ok(BatchOutcome::default());
+        }
+        let outcome = self.process(messages, deadline).await;
+        let done: Vec<String> =
+            outcome.records.iter().filter(|r| r.status.is_done()).map(|r| r.receipt_handle.clone()).collect();
+        if let Err(e) = queue.delete_batch(&self.config.queue, &done).await {
+            tracing::warn!(error = %e, "could not delete the records that are done; they come back as duplicates");
+        }
+        Ok(outcome)
     }
 
     /// Runs a batch of received messages before `deadline`.
