@@ -1,4 +1,4 @@
-//! The `clean_active_carts` job (queue `low`, hourly EventBridge tick): carts idle past a
+//! The `clean_active_carts` job (low lane, hourly EventBridge tick): carts idle past a
 //! threshold become abandoned and give their reserved stock back exactly once (a conditional
 //! write does both), then expired cart sessions are deleted. Work goes in batches of 100 with a
 //! checkpoint after each, so a large backlog continues in a new invocation near the deadline.

@@ -1,4 +1,4 @@
-//! The `clean_database` job (queue `low`, daily EventBridge tick at 03:00 UTC): deletes what has
+//! The `clean_database` job (low lane, daily EventBridge tick at 03:00 UTC): deletes what has
 //! been kept long enough. First job state whose expiry passed (idempotency keys, checkpoints;
 //! on DynamoDB its TTL does this, so the step finds nothing), then each kind of history record
 //! older than its retention: temporary records (1 day), sync runs (30 days), audit entries

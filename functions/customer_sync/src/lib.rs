@@ -1,4 +1,4 @@
-//! The `customer_sync` job (queue `default`): pulls a store's customers from the POS (Square's
+//! The `customer_sync` job (default lane): pulls a store's customers from the POS (Square's
 //! Customers API) with their completed orders (Orders search) summed up, and upserts the
 //! profiles: name, email, phone (E.164 or left out), order count, total spent, preferences.
 //! The customer cursor is a checkpointed step, as in `store_sync`.

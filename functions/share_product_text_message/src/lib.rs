@@ -1,4 +1,4 @@
-//! The `share_product_text_message` job (queue `default`): texts a product (title, price, link)
+//! The `share_product_text_message` job (default lane): texts a product (title, price, link)
 //! to a phone number through SNS. The share id is the idempotency key, so the text goes out once
 //! per share request however often the message is delivered. Each text sent is audited in the
 //! history (masked number, kept a year).

@@ -1,4 +1,4 @@
-//! The `store_sync` job (queue `stores_sync`, high priority): pulls a store's products, variants,
+//! The `store_sync` job (high lane): pulls a store's products, variants,
 //! prices and inventory from Shopify into the catalog, 250 a page. The page cursor is a
 //! checkpointed step, so near the Lambda deadline the job continues in a new invocation, and a
 //! retry resumes where the last page ended. Progress (pages, products, status) is recorded on

@@ -14,6 +14,7 @@ use crate::{
     dev::{Dev, DevOptions},
     duration,
     output::Output,
+    registry,
 };
 
 /// Operate the store's background jobs: on the embedded backend that `jobctl dev` runs (the
@@ -44,10 +45,15 @@ const MAX_FIRINGS: i64 = 1000;
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run every job locally on the embedded backend (Ctrl-C stops between batches).
+    /// Run every job locally on the embedded backend (Ctrl-C stops as Sidekiq does on TERM:
+    /// step jobs at their next checkpoint, others within 25 s; twice stops at once).
     Dev(DevArgs),
-    /// List the jobs: priority, attempts, timeout, schedule, example arguments.
-    Jobs,
+    /// List the jobs: lane, attempts, timeout, schedule, example arguments.
+    Jobs {
+        /// Print the README's job table (Markdown) instead.
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Enqueue a job; its arguments are checked against the job's type before sending.
     Enqueue(EnqueueArgs),
     /// Per job: queued, in flight, delayed, oldest message's age, DLQ depth.
@@ -208,7 +214,11 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
             "jobctl dev runs on the embedded backend; on AWS the functions run the jobs".into(),
         )),
         Command::Dev(args) => dev(out, cli.dir, args).await,
-        Command::Jobs => commands::info::jobs(out),
+        Command::Jobs { markdown: false } => commands::info::jobs(out),
+        Command::Jobs { markdown: true } => {
+            println!("{}", registry::jobs_markdown(&registry::specs()?));
+            Ok(())
+        }
         Command::Schedules { count } => commands::info::schedules(out, usize::from(count), now),
         Command::Cron { text } => commands::info::cron(out, &text, now),
         Command::RetryPlan { job } => commands::info::retry_plan(out, &job),

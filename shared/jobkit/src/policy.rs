@@ -50,6 +50,15 @@ impl Wait {
         wait.min(MAX_WAIT)
     }
 
+    /// The wait in words (`polynomial waits`, `30 s apart`).
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Fixed(d) => format!("{} s apart", d.as_secs()),
+            Self::Polynomial => "polynomial waits".to_owned(),
+            Self::Custom(_) => "waits of its own".to_owned(),
+        }
+    }
+
     /// The shortest and longest wait after `attempt` failed.
     pub fn range(&self, attempt: u32) -> (Duration, Duration) {
         (self.delay(attempt, 0.0), self.delay(attempt, 1.0))
@@ -187,6 +196,28 @@ impl RetryPolicy {
             })
             .collect();
         Timeline { kind: kind.clone(), discarded: false, steps }
+    }
+
+    /// The policy in a line, as the docs' job table shows it: `throttled, timeout: 10 attempts,
+    /// polynomial waits; not_found: DLQ; other retryable errors: 5 attempts, polynomial waits`.
+    pub fn describe(&self) -> String {
+        let kinds = |kinds: &[ErrorKind]| kinds.iter().map(ErrorKind::as_str).collect::<Vec<_>>().join(", ");
+        let mut parts: Vec<String> = self
+            .rules
+            .iter()
+            .map(|rule| match rule {
+                Rule::Retry { kinds: k, wait, attempts } => {
+                    format!("{}: {attempts} attempts, {}", kinds(k), wait.describe())
+                }
+                Rule::Discard { kinds: k } => format!("{}: DLQ", kinds(k)),
+            })
+            .collect();
+        parts.push(format!(
+            "other retryable errors: {} attempts, {}",
+            self.default_attempts,
+            self.default_wait.describe()
+        ));
+        parts.join("; ")
     }
 
     /// Every error kind the policy names, in declaration order.

@@ -334,6 +334,30 @@ pub fn specs() -> Result<Vec<JobSpec>, RegistryError> {
     Ok(Jobs::on(&ports)?.specs())
 }
 
+/// The README's job table, rendered from the registry: job, lane, queue, an example of its
+/// arguments, its schedule and its retry policy.
+pub fn jobs_markdown(specs: &[JobSpec]) -> String {
+    let mut lines = vec![
+        "| job | lane | queue | arguments (paste into `aws sqs send-message --message-body`) | schedule | retry policy |".to_owned(),
+        "|---|---|---|---|---|---|".to_owned(),
+    ];
+    for spec in specs {
+        let schedule = spec.schedule.map_or_else(
+            || "on demand".to_owned(),
+            |s| format!("{} (rule `{}`, `{}`), with `{}`", s.what, s.rule, s.cron, s.args),
+        );
+        lines.push(format!(
+            "| `{}` | {} | `{}` | `{}` | {schedule} | {} |",
+            spec.name,
+            spec.lane,
+            spec.queue_name(),
+            spec.example,
+            spec.policy.describe()
+        ));
+    }
+    lines.join("\n")
+}
+
 /// Something to do with a job's type, chosen by its name at run time (`jobctl enqueue
 /// store_sync ...` checks the arguments against `StoreSync`'s own type).
 pub trait JobVisitor {
