@@ -27,6 +27,10 @@
 //! # }
 //! ```
 
+mod wrappers;
+
+pub use wrappers::{QueueWrapper, StoreWrapper};
+
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
