@@ -1,6 +1,6 @@
 //! The shop's AWS adapters through the real SDK clients against moto.
 
-use aws_sdk_dynamodb::types::KeyType;
+use aws_sdk_dynamodb::types::{AttributeValue, KeyType};
 use shop::{
     CatalogRepository, Credentials, CustomerRepository, Money, Plan, Product, Store, StoreId,
     StoreRepository, SyncState, Variant,
@@ -191,4 +191,205 @@ async fn history_on_dynamodb_keeps_one_entry_per_id_and_purges_the_oldest_first(
     let left = history.recent(RecordKind::SyncRun, 10).await.unwrap();
     assert_eq!(left.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["store_sync:j99"], "one per id");
     assert_eq!(history.recent(RecordKind::AuditLog, 10).await.unwrap(), [audit], "other kinds untouched");
+}
+
+/// The item `key` of `table` as DynamoDB holds it, read with the raw SDK client.
+async fn raw_item(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: &[(&str, &str)],
+) -> std::collections::HashMap<String, AttributeValue> {
+    let mut request = client.get_item().table_name(table);
+    for (name, value) in key {
+        request = request.key(*name, AttributeValue::S((*value).to_owned()));
+    }
+    request.send().await.expect("read").item.expect("an item")
+}
+
+fn map<'a>(value: &'a AttributeValue, what: &str) -> &'a std::collections::HashMap<String, AttributeValue> {
+    value.as_m().unwrap_or_else(|_| panic!("{what} is a map, not {value:?}"))
+}
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_owned())
+}
+
+#[tokio::test]
+async fn stores_are_native_items_an_operator_can_filter_on() {
+    let client = aws_sdk_dynamodb::Client::new(&moto::sdk_config().await);
+    let table = tables::table(&client, &[("id", KeyType::Hash)]).await.unwrap();
+    let stores = DynamoStores::new(client.clone(), table.clone());
+    stores.put(&store("st_1", Plan::Pro)).await.unwrap();
+    stores.put(&store("st_2", Plan::Basic)).await.unwrap();
+    let failed_at = chrono::DateTime::parse_from_rfc3339("2025-06-01T12:00:00Z").unwrap().to_utc();
+    let failed = SyncState::Failed { failed_at, reason: "shopify unavailable".into() };
+    stores.set_sync_state(&"st_1".into(), &failed).await.unwrap();
+
+    let item = raw_item(&client, &table, &[("id", "st_1")]).await;
+    assert_eq!(item["plan"], s("pro"), "the plan is its name");
+    let state = map(&item["sync_state"], "sync_state");
+    assert_eq!(state["status"], s("failed"));
+    assert_eq!(state["reason"], s("shopify unavailable"));
+    assert_eq!(state["failed_at"], s("2025-06-01T12:00:00Z"));
+    let running = SyncState::Running { started_at: failed_at, pages: 3, products: 750 };
+    stores.set_sync_state(&"st_2".into(), &running).await.unwrap();
+    let item = raw_item(&client, &table, &[("id", "st_2")]).await;
+    assert_eq!(map(&item["sync_state"], "sync_state")["products"], AttributeValue::N("750".into()));
+
+    // The operator's question "whose last sync failed?" is a filter on the nested status.
+    let out = client
+        .scan()
+        .table_name(&table)
+        .filter_expression("sync_state.#status = :failed")
+        .expression_attribute_names("#status", "status")
+        .expression_attribute_values(":failed", s("failed"))
+        .projection_expression("id")
+        .send()
+        .await
+        .expect("scanned");
+    assert_eq!(out.items(), [std::collections::HashMap::from([("id".to_owned(), s("st_1"))])]);
+    assert_eq!(stores.get(&"st_1".into()).await.unwrap().unwrap().sync_state, failed, "and reads back");
+}
+
+#[tokio::test]
+async fn a_corrupt_store_item_is_refused_naming_its_attribute() {
+    let client = aws_sdk_dynamodb::Client::new(&moto::sdk_config().await);
+    let table = tables::table(&client, &[("id", KeyType::Hash)]).await.unwrap();
+    let stores = DynamoStores::new(client.clone(), table.clone());
+    stores.put(&store("st_1", Plan::Basic)).await.unwrap();
+    let cases = [
+        ("sync_state", AttributeValue::M([("status".to_owned(), s("exploded"))].into())),
+        ("sync_state", AttributeValue::N("1".into())),
+        ("plan", s("gold")),
+    ];
+    for (attribute, value) in cases {
+        client
+            .update_item()
+            .table_name(&table)
+            .key("id", s("st_1"))
+            .update_expression("SET #a = :v")
+            .expression_attribute_names("#a", attribute)
+            .expression_attribute_values(":v", value.clone())
+            .send()
+            .await
+            .expect("updated");
+        let refused = stores.get(&"st_1".into()).await;
+        assert!(
+            matches!(&refused, Err(shop::RepoError::Corrupt(m)) if m.contains(attribute)),
+            "{attribute} = {value:?}: {refused:?}"
+        );
+        stores.put(&store("st_1", Plan::Basic)).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn carts_hold_their_lines_as_a_list_of_maps() {
+    use shop::{Cart, CartItem, CartRepository, CartStatus, aws::DynamoCarts};
+
+    let client = aws_sdk_dynamodb::Client::new(&moto::sdk_config().await);
+    let carts_table =
+        tables::indexed_table(&client, "id", shop::aws::BY_STATUS_ACTIVITY, "status", "last_activity_ms")
+            .await
+            .unwrap();
+    let inventory_table = tables::table(&client, &[("variant_id", KeyType::Hash)]).await.unwrap();
+    let carts = DynamoCarts::new(client.clone(), carts_table.clone(), inventory_table);
+    let now = chrono::Utc::now();
+    let cart = Cart {
+        id: "c1".into(),
+        store_id: "st_1".into(),
+        items: vec![
+            CartItem { variant_id: "v1".into(), quantity: 3 },
+            CartItem { variant_id: "v2".into(), quantity: 1 },
+        ],
+        status: CartStatus::Active,
+        stock_reserved: true,
+        last_activity_at: now,
+        expires_at: now + chrono::Duration::hours(1),
+    };
+    carts.put_cart(&cart).await.unwrap();
+
+    let item = raw_item(&client, &carts_table, &[("id", "c1")]).await;
+    let lines = item["items"].as_l().unwrap_or_else(|_| panic!("items is a list: {:?}", item["items"]));
+    assert_eq!(lines.len(), 2);
+    let first = map(&lines[0], "a line");
+    assert_eq!((&first["variant_id"], &first["quantity"]), (&s("v1"), &AttributeValue::N("3".into())));
+    // "Which carts hold v2?" reads inside the list.
+    let out = client
+        .scan()
+        .table_name(&carts_table)
+        .filter_expression("#items[1].variant_id = :v")
+        .expression_attribute_names("#items", "items")
+        .expression_attribute_values(":v", s("v2"))
+        .send()
+        .await
+        .expect("scanned");
+    assert_eq!(out.count(), 1);
+    let idle = carts.idle_active(now + chrono::Duration::minutes(1), 10).await.unwrap();
+    assert_eq!(idle.iter().map(|c| &c.items).collect::<Vec<_>>(), [&cart.items], "and reads back");
+}
+
+#[tokio::test]
+async fn products_customers_and_history_entries_are_maps() {
+    use shop::aws::{DynamoCustomers, DynamoHistory};
+    use shop::{Customer, CustomerRepository, History, HistoryEntry, Preferences, RecordKind};
+
+    let client = aws_sdk_dynamodb::Client::new(&moto::sdk_config().await);
+    let keys = [("store_id", KeyType::Hash), ("id", KeyType::Range)];
+    let products_table = tables::table(&client, &keys).await.unwrap();
+    let catalog = DynamoCatalog::new(client.clone(), products_table.clone());
+    catalog.upsert_products(&[product(1), product(2)]).await.unwrap();
+    let item =
+        raw_item(&client, &products_table, &[("store_id", "st_1"), ("id", "gid://shopify/Product/1")]).await;
+    let body = map(&item["body"], "a product's body");
+    assert_eq!(body["title"], s("Product 1"));
+    let variant = map(&body["variants"].as_l().expect("variants is a list")[0], "a variant");
+    assert_eq!(map(&variant["price"], "a price")["minor"], AttributeValue::N("990".into()));
+    // A product by handle is a filter inside the body.
+    let out = client
+        .query()
+        .table_name(&products_table)
+        .key_condition_expression("store_id = :store")
+        .filter_expression("body.handle = :handle")
+        .expression_attribute_values(":store", s("st_1"))
+        .expression_attribute_values(":handle", s("p-2"))
+        .send()
+        .await
+        .expect("queried");
+    assert_eq!(out.items().iter().map(|i| &i["id"]).collect::<Vec<_>>(), [&s("gid://shopify/Product/2")]);
+    assert_eq!(
+        catalog.get_product(&"st_1".into(), &"gid://shopify/Product/1".into()).await.unwrap(),
+        Some(product(1))
+    );
+
+    let customers_table = tables::table(&client, &keys).await.unwrap();
+    let customers = DynamoCustomers::new(client.clone(), customers_table.clone());
+    let ana = Customer {
+        id: "c1".into(),
+        store_id: "st_1".into(),
+        name: "Ana".into(),
+        email: None,
+        phone: Some("+14155550123".parse().unwrap()),
+        order_count: 2,
+        total_spent_minor: 4200,
+        preferences: Preferences { email_marketing: false, sms_marketing: true },
+    };
+    customers.upsert_customers(std::slice::from_ref(&ana)).await.unwrap();
+    let item = raw_item(&client, &customers_table, &[("store_id", "st_1"), ("id", "c1")]).await;
+    let body = map(&item["body"], "a customer's body");
+    assert_eq!(body["order_count"], AttributeValue::N("2".into()));
+    assert_eq!(map(&body["preferences"], "preferences")["sms_marketing"], AttributeValue::Bool(true));
+    assert_eq!(customers.get_customer(&"st_1".into(), &"c1".into()).await.unwrap(), Some(ana));
+
+    let history_table =
+        tables::indexed_table(&client, "id", shop::aws::BY_KIND_TIME, "kind", "at_ms").await.unwrap();
+    let history = DynamoHistory::new(client.clone(), history_table.clone());
+    let at = chrono::Utc::now();
+    let run =
+        HistoryEntry::sync_run("store_sync", "j1", &"st_1".into(), at, at, serde_json::json!({"pages": 2}));
+    history.append(&run).await.unwrap();
+    let item = raw_item(&client, &history_table, &[("id", "sync_run#store_sync:j1")]).await;
+    let detail = map(&map(&item["body"], "an entry's body")["detail"], "its detail");
+    assert_eq!(detail["job"], s("store_sync"));
+    assert_eq!(map(&detail["counts"], "its counts")["pages"], AttributeValue::N("2".into()));
+    assert_eq!(history.recent(RecordKind::SyncRun, 10).await.unwrap(), [run], "and reads back");
 }

@@ -1,32 +1,44 @@
 //! shop: the store domain the jobs orchestrate.
 //!
-//! Models with newtype ids, and the validation that must happen before any outside request:
-//! Shopify domains (`*.myshopify.com`), phone numbers (E.164), SMS texts within segment limits.
-//! Repositories, the Shopify/POS/SMS clients and the services land on top of these.
+//! - Models with newtype ids (`ids`): [`Store`] with its [`SyncState`], [`Product`] with its
+//!   [`Variant`]s and [`Money`], [`Customer`], [`Cart`] (its abandon releases reserved stock
+//!   once), [`HistoryEntry`] ([`history`]: sync runs, audit entries, temporary records and their
+//!   retention).
+//! - Validation before any outside request: [`ShopDomain`] (`<name>.myshopify.com` only),
+//!   [`PhoneNumber`] (E.164, masked when shown), [`SmsText`] (within its segments), [`Secret`]
+//!   (never printed).
+//! - Ports (`ports`): [`StoreRepository`], [`CatalogRepository`], [`CustomerRepository`],
+//!   [`CartRepository`], [`History`], [`Credentials`], [`SmsSender`]; their adapters in
+//!   [`embedded`] (SQLite) and [`sms_outbox`] (texts to files), and in [`aws`] (DynamoDB,
+//!   Secrets Manager, SNS).
+//! - Clients of outside systems: [`shopify`] (Admin GraphQL) and [`square`] (Customers and
+//!   Orders), sharing `http` (no redirects).
+//! - [`services`], what the jobs call, and [`policy`], how they treat outside failures.
 //!
 //! Architecture invariant: `shop` may use `jobkit`; `jobkit` never uses `shop`.
 #![warn(missing_docs)]
 
-pub mod aws;
 mod cart;
 mod catalog;
 mod customer;
-pub mod embedded;
-pub mod history;
 mod http;
 mod ids;
 pub mod jobs;
 mod phone;
-pub mod policy;
 mod ports;
 mod secret;
-pub mod services;
 mod shop_domain;
-pub mod shopify;
 mod sms;
+mod store;
+
+pub mod aws;
+pub mod embedded;
+pub mod history;
+pub mod policy;
+pub mod services;
+pub mod shopify;
 pub mod sms_outbox;
 pub mod square;
-mod store;
 
 pub use cart::{Cart, CartItem, CartStatus, StockRelease};
 pub use catalog::{Money, Product, Variant};

@@ -1,5 +1,11 @@
-//! The shop's ports: where stores, the catalog and credentials live. Each has an embedded
-//! SQLite adapter (`embedded`); the DynamoDB and Secrets Manager adapters come with the deploy.
+//! The shop's ports: where stores, the catalog, customers, carts and the history live, where
+//! credentials come from and how texts go out. Each has an embedded adapter (`embedded`: SQLite;
+//! `sms_outbox`) and an AWS one (`aws`: DynamoDB, Secrets Manager, SNS).
+//!
+//! Invariants: a repository fails with [`RepoError::Unavailable`] (the job retries) or
+//! [`RepoError::Corrupt`] (a retry would read the same record: the job goes to the DLQ); writes
+//! are keyed so that a job delivered twice writes once (upserts by id, history entries by (kind,
+//! id), a cart abandoned only while still active).
 
 use async_trait::async_trait;
 

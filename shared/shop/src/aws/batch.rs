@@ -1,5 +1,8 @@
-//! Documents keyed by (`store_id`, `id`) with a JSON `body`, written 25 at a time with
-//! `BatchWriteItem`; unprocessed items are retried with backoff so nothing is silently dropped.
+//! Documents keyed by (`store_id`, `id`) with their `body` a map, written 25 at a time with
+//! `BatchWriteItem`.
+//!
+//! Invariant: unprocessed items are retried with backoff until written or the write fails, so
+//! nothing is silently dropped.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -8,7 +11,7 @@ use aws_sdk_dynamodb::{
     types::{AttributeValue, PutRequest, WriteRequest},
 };
 
-use super::sdk_error;
+use super::{attributes::Item, sdk_error};
 use crate::ports::{RepoError, RepoResult};
 
 /// DynamoDB's batch limit.
@@ -20,7 +23,7 @@ const TRIES: u32 = 6;
 pub(crate) struct Document {
     pub store_id: String,
     pub id: String,
-    pub body: String,
+    pub body: AttributeValue,
 }
 
 /// Writes `documents` into `table`; a key given twice keeps its last document (a batch may not
@@ -30,7 +33,7 @@ pub(crate) async fn put_documents(
     table: &str,
     documents: Vec<Document>,
 ) -> RepoResult<usize> {
-    let mut latest: HashMap<(String, String), String> = HashMap::new();
+    let mut latest: HashMap<(String, String), AttributeValue> = HashMap::new();
     for doc in documents {
         latest.insert((doc.store_id, doc.id), doc.body);
     }
@@ -41,7 +44,7 @@ pub(crate) async fn put_documents(
             let item = HashMap::from([
                 ("store_id".to_owned(), AttributeValue::S(store_id)),
                 ("id".to_owned(), AttributeValue::S(id)),
-                ("body".to_owned(), AttributeValue::S(body)),
+                ("body".to_owned(), body),
             ]);
             let put = PutRequest::builder()
                 .set_item(Some(item))
@@ -79,13 +82,13 @@ pub(crate) async fn write_batch(client: &Client, table: &str, mut requests: Vec<
     )))
 }
 
-/// The JSON body of the document (`store_id`, `id`), if any.
+/// The document (`store_id`, `id`), if any.
 pub(crate) async fn get_document(
     client: &Client,
     table: &str,
     store_id: &str,
     id: &str,
-) -> RepoResult<Option<String>> {
+) -> RepoResult<Option<Item>> {
     let out = client
         .get_item()
         .table_name(table)
@@ -94,5 +97,5 @@ pub(crate) async fn get_document(
         .send()
         .await
         .map_err(|e| sdk_error("GetItem", e))?;
-    Ok(out.item().and_then(|i| i.get("body")).and_then(|b| b.as_s().ok()).cloned())
+    Ok(out.item)
 }

@@ -1,9 +1,10 @@
 //! Carts on DynamoDB. Table `SHOP_CARTS_TABLE`: key `id`, a global secondary index
-//! `by_status_activity` (`status`, `last_activity_ms`) to find idle active carts; inventory in
-//! `SHOP_INVENTORY_TABLE` (key `variant_id`, `available`). Abandoning a cart and giving its stock
-//! back is one `TransactWriteItems` conditioned on the cart still being active.
-
-use std::collections::HashMap;
+//! `by_status_activity` (`status`, `last_activity_ms`) to find idle active carts; `items` a list
+//! of maps (`variant_id`, `quantity`). Inventory in `SHOP_INVENTORY_TABLE` (key `variant_id`,
+//! `available`).
+//!
+//! Invariant: abandoning a cart and giving its stock back is one `TransactWriteItems`
+//! conditioned on the cart still being active, so stock is released once.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::{
@@ -12,7 +13,10 @@ use aws_sdk_dynamodb::{
 };
 use chrono::{DateTime, Utc};
 
-use super::sdk_error;
+use super::{
+    attributes::{self, Item, decode, encode},
+    sdk_error,
+};
 use crate::{
     cart::{Cart, CartStatus, StockRelease},
     ids::{CartId, StoreId},
@@ -48,11 +52,13 @@ fn status_text(status: CartStatus) -> &'static str {
     }
 }
 
-fn corrupt(what: &str) -> RepoError {
-    RepoError::Corrupt(format!("cart item: {what}"))
+const RECORD: &str = "cart";
+
+fn corrupt(attribute: &str) -> RepoError {
+    attributes::corrupt(RECORD, attribute, "missing or not of its type")
 }
 
-fn from_item(item: &HashMap<String, AttributeValue>) -> RepoResult<Cart> {
+fn from_item(item: &Item) -> RepoResult<Cart> {
     let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).ok_or_else(|| corrupt(name));
     let number = |name: &str| {
         item.get(name)
@@ -72,7 +78,7 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> RepoResult<Cart> {
     Ok(Cart {
         id: CartId::from(text("id")?.as_str()),
         store_id: StoreId::from(text("store_id")?.as_str()),
-        items: serde_json::from_str(text("items")?).map_err(|_| corrupt("items"))?,
+        items: decode(RECORD, item, "items")?,
         status,
         stock_reserved: item.get("stock_reserved").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
         last_activity_at: time("last_activity_ms")?,
@@ -91,13 +97,12 @@ impl DynamoCarts {
     /// # Errors
     /// A storage failure.
     pub async fn put_cart(&self, cart: &Cart) -> RepoResult {
-        let items = serde_json::to_string(&cart.items).map_err(|e| RepoError::Corrupt(e.to_string()))?;
         self.client
             .put_item()
             .table_name(&self.carts)
             .item("id", s(cart.id.as_str()))
             .item("store_id", s(cart.store_id.as_str()))
-            .item("items", AttributeValue::S(items))
+            .item("items", encode(RECORD, "items", &cart.items)?)
             .item("status", s(status_text(cart.status)))
             .item("stock_reserved", AttributeValue::Bool(cart.stock_reserved))
             .item("last_activity_ms", n(cart.last_activity_at.timestamp_millis()))

@@ -1,6 +1,9 @@
-//! The catalog on DynamoDB: partition key `store_id`, sort key `id`, the product as JSON in
-//! `body`. Writes go 25 at a time with `BatchWriteItem`; unprocessed items are retried with
-//! backoff so that nothing is silently dropped.
+//! The catalog on DynamoDB: partition key `store_id`, sort key `id`, the product a map in `body`
+//! (`title`, `handle`, `variants` a list of maps with `price.minor`), so `body.handle = :handle`
+//! filters on it.
+//!
+//! Invariant: writes go 25 at a time with `BatchWriteItem` and unprocessed items are retried
+//! (`batch`), so nothing is silently dropped.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::{
@@ -9,14 +12,17 @@ use aws_sdk_dynamodb::{
 };
 
 use super::{
+    attributes::{decode, encode},
     batch::{Document, get_document, put_documents},
     sdk_error,
 };
 use crate::{
     catalog::Product,
     ids::{ProductId, StoreId},
-    ports::{CatalogRepository, RepoError, RepoResult},
+    ports::{CatalogRepository, RepoResult},
 };
+
+const RECORD: &str = "product";
 
 /// [`CatalogRepository`] on a DynamoDB table.
 #[derive(Debug, Clone)]
@@ -38,7 +44,7 @@ impl CatalogRepository for DynamoCatalog {
         let documents = products
             .iter()
             .map(|p| {
-                let body = serde_json::to_string(p).map_err(|e| RepoError::Corrupt(e.to_string()))?;
+                let body = encode(RECORD, "body", p)?;
                 Ok(Document { store_id: p.store_id.to_string(), id: p.id.to_string(), body })
             })
             .collect::<RepoResult<Vec<_>>>()?;
@@ -46,8 +52,8 @@ impl CatalogRepository for DynamoCatalog {
     }
 
     async fn get_product(&self, store: &StoreId, id: &ProductId) -> RepoResult<Option<Product>> {
-        let body = get_document(&self.client, &self.table, store.as_str(), id.as_str()).await?;
-        body.map(|b| serde_json::from_str(&b).map_err(|e| RepoError::Corrupt(e.to_string()))).transpose()
+        let item = get_document(&self.client, &self.table, store.as_str(), id.as_str()).await?;
+        item.map(|item| decode(RECORD, &item, "body")).transpose()
     }
 
     async fn count_products(&self, store: &StoreId) -> RepoResult<u64> {

@@ -1,15 +1,21 @@
-//! Customer profiles on DynamoDB: partition key `store_id`, sort key `id`, the profile as JSON in
-//! `body`, written in batches like the catalog.
+//! Customer profiles on DynamoDB: partition key `store_id`, sort key `id`, the profile a map in
+//! `body` (`preferences` a map of booleans, an unknown email or phone `NULL`), written in batches
+//! like the catalog.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 
-use super::batch::{Document, get_document, put_documents};
+use super::{
+    attributes::{decode, encode},
+    batch::{Document, get_document, put_documents},
+};
 use crate::{
     customer::Customer,
     ids::{CustomerId, StoreId},
-    ports::{CustomerRepository, RepoError, RepoResult},
+    ports::{CustomerRepository, RepoResult},
 };
+
+const RECORD: &str = "customer";
 
 /// [`CustomerRepository`] on a DynamoDB table (`SHOP_CUSTOMERS_TABLE`).
 #[derive(Debug, Clone)]
@@ -31,7 +37,7 @@ impl CustomerRepository for DynamoCustomers {
         let documents = customers
             .iter()
             .map(|c| {
-                let body = serde_json::to_string(c).map_err(|e| RepoError::Corrupt(e.to_string()))?;
+                let body = encode(RECORD, "body", c)?;
                 Ok(Document { store_id: c.store_id.to_string(), id: c.id.to_string(), body })
             })
             .collect::<RepoResult<Vec<_>>>()?;
@@ -39,7 +45,7 @@ impl CustomerRepository for DynamoCustomers {
     }
 
     async fn get_customer(&self, store: &StoreId, id: &CustomerId) -> RepoResult<Option<Customer>> {
-        let body = get_document(&self.client, &self.table, store.as_str(), id.as_str()).await?;
-        body.map(|b| serde_json::from_str(&b).map_err(|e| RepoError::Corrupt(e.to_string()))).transpose()
+        let item = get_document(&self.client, &self.table, store.as_str(), id.as_str()).await?;
+        item.map(|item| decode(RECORD, &item, "body")).transpose()
     }
 }

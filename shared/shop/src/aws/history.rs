@@ -1,7 +1,7 @@
 //! The history on DynamoDB. Table `SHOP_HISTORY_TABLE`: key `id` (`<kind>#<entry id>`), the
-//! entry as JSON in `body`, and a global secondary index `by_kind_time` (`kind`, `at_ms`) that
-//! finds the oldest entries of a kind. A GSI rather than a table keyed by kind, because a local
-//! index would cap each kind at 10 GB.
+//! entry a map in `body` (its `detail` a map as the writer shaped it), and a global secondary
+//! index `by_kind_time` (`kind`, `at_ms`) that finds the oldest entries of a kind. A GSI rather
+//! than a table keyed by kind, because a local index would cap each kind at 10 GB.
 //!
 //! The index is eventually consistent: a purge right after another may see entries the first
 //! one deleted; deleting them again is harmless and the next query no longer returns them.
@@ -16,12 +16,13 @@ use aws_sdk_dynamodb::{
 use chrono::{DateTime, Utc};
 
 use super::{
+    attributes::{self, decode, encode},
     batch::{BATCH, write_batch},
     sdk_error,
 };
 use crate::{
     history::{HistoryEntry, RecordKind},
-    ports::{History, RepoError, RepoResult},
+    ports::{History, RepoResult},
 };
 
 /// The index of entries by kind and time.
@@ -45,21 +46,18 @@ fn key(kind: RecordKind, id: &str) -> String {
     format!("{kind}#{id}")
 }
 
-fn corrupt(e: impl std::fmt::Display) -> RepoError {
-    RepoError::Corrupt(format!("history entry: {e}"))
-}
+const RECORD: &str = "history";
 
 #[async_trait]
 impl History for DynamoHistory {
     async fn append(&self, entry: &HistoryEntry) -> RepoResult {
-        let body = serde_json::to_string(entry).map_err(corrupt)?;
         self.client
             .put_item()
             .table_name(&self.table)
             .item("id", AttributeValue::S(key(entry.kind, &entry.id)))
             .item("kind", AttributeValue::S(entry.kind.as_str().to_owned()))
             .item("at_ms", AttributeValue::N(entry.at.timestamp_millis().to_string()))
-            .item("body", AttributeValue::S(body))
+            .item("body", encode(RECORD, "body", entry)?)
             .send()
             .await
             .map_err(|e| sdk_error("PutItem", e))?;
@@ -88,7 +86,7 @@ impl History for DynamoHistory {
                 let delete = DeleteRequest::builder()
                     .set_key(Some(HashMap::from([("id".to_owned(), id)])))
                     .build()
-                    .map_err(corrupt)?;
+                    .map_err(|e| attributes::corrupt(RECORD, "id", e))?;
                 Ok(WriteRequest::builder().delete_request(delete).build())
             })
             .collect::<RepoResult<Vec<_>>>()?;
@@ -111,12 +109,6 @@ impl History for DynamoHistory {
             .send()
             .await
             .map_err(|e| sdk_error("Query", e))?;
-        out.items()
-            .iter()
-            .map(|item| {
-                let body = item.get("body").and_then(|b| b.as_s().ok()).ok_or_else(|| corrupt("no body"))?;
-                serde_json::from_str(body).map_err(corrupt)
-            })
-            .collect()
+        out.items().iter().map(|item| decode(RECORD, item, "body")).collect()
     }
 }

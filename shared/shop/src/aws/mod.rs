@@ -1,9 +1,15 @@
-//! The shop's AWS adapters: stores and the catalog on DynamoDB, credentials in Secrets Manager.
+//! The shop's AWS adapters: stores, the catalog, customers, carts and the history on DynamoDB,
+//! credentials in Secrets Manager, SMS through SNS.
 //!
-//! Table and secret names come from the environment the template sets:
-//! `SHOP_STORES_TABLE`, `SHOP_PRODUCTS_TABLE`, `SHOP_CUSTOMERS_TABLE`, `SHOP_CARTS_TABLE`, `SHOP_INVENTORY_TABLE`,
+//! Table and secret names come from the environment the template sets: `SHOP_STORES_TABLE`,
+//! `SHOP_PRODUCTS_TABLE`, `SHOP_CUSTOMERS_TABLE`, `SHOP_CARTS_TABLE`, `SHOP_INVENTORY_TABLE`,
 //! `SHOP_HISTORY_TABLE`, `SHOP_SECRET_PREFIX`.
+//!
+//! Invariant: items hold native attributes (maps, lists, numbers; `attributes`), never JSON in a
+//! string, so the console, PartiQL and filter expressions read them; keys and index attributes
+//! are the template's.
 
+mod attributes;
 mod batch;
 mod carts;
 mod catalog;

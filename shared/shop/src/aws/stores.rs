@@ -1,15 +1,20 @@
-//! Stores on DynamoDB: partition key `id`; `sync_state` is updated on its own, conditioned on the
-//! store existing, so a sync never resurrects a deleted store.
-
-use std::collections::HashMap;
+//! Stores on DynamoDB: partition key `id`; `shopify_domain`, `pos_location_id` (absent when
+//! none) and `plan` are strings, `sync_state` a map tagged by `status` (`sync_state.#status =
+//! :failed` finds the stores whose last sync failed).
+//!
+//! Invariant: `sync_state` is updated on its own, conditioned on the store existing, so a sync
+//! never resurrects a deleted store.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::{Client, types::AttributeValue};
 
-use super::sdk_error;
+use super::{
+    attributes::{Item, decode, decode_optional, encode},
+    sdk_error,
+};
 use crate::{
     ids::StoreId,
-    ports::{RepoError, RepoResult, StoreRepository},
+    ports::{RepoResult, StoreRepository},
     store::{Store, SyncState},
 };
 
@@ -31,27 +36,15 @@ fn s(v: &str) -> AttributeValue {
     AttributeValue::S(v.to_owned())
 }
 
-fn json<T: serde::Serialize>(value: &T) -> RepoResult<AttributeValue> {
-    serde_json::to_string(value).map(AttributeValue::S).map_err(|e| RepoError::Corrupt(e.to_string()))
-}
+const RECORD: &str = "store";
 
-fn text<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> RepoResult<&'a str> {
-    item.get(name)
-        .and_then(|v| v.as_s().ok())
-        .map(String::as_str)
-        .ok_or_else(|| RepoError::Corrupt(format!("store item without {name}")))
-}
-
-fn from_item(item: &HashMap<String, AttributeValue>) -> RepoResult<Store> {
-    let corrupt = |e: serde_json::Error| RepoError::Corrupt(e.to_string());
+fn from_item(item: &Item) -> RepoResult<Store> {
     Ok(Store {
-        id: StoreId::from(text(item, "id")?),
-        shopify_domain: text(item, "shopify_domain")?
-            .parse()
-            .map_err(|e| RepoError::Corrupt(format!("{e}")))?,
-        pos_location_id: item.get("pos_location_id").and_then(|v| v.as_s().ok()).cloned(),
-        plan: serde_json::from_str(text(item, "plan")?).map_err(corrupt)?,
-        sync_state: serde_json::from_str(text(item, "sync_state")?).map_err(corrupt)?,
+        id: decode(RECORD, item, "id")?,
+        shopify_domain: decode(RECORD, item, "shopify_domain")?,
+        pos_location_id: decode_optional(RECORD, item, "pos_location_id")?,
+        plan: decode(RECORD, item, "plan")?,
+        sync_state: decode(RECORD, item, "sync_state")?,
     })
 }
 
@@ -71,11 +64,11 @@ impl StoreRepository for DynamoStores {
     }
 
     async fn put(&self, store: &Store) -> RepoResult {
-        let mut item = HashMap::from([
+        let mut item = Item::from([
             ("id".to_owned(), s(store.id.as_str())),
             ("shopify_domain".to_owned(), s(store.shopify_domain.as_str())),
-            ("plan".to_owned(), json(&store.plan)?),
-            ("sync_state".to_owned(), json(&store.sync_state)?),
+            ("plan".to_owned(), encode(RECORD, "plan", &store.plan)?),
+            ("sync_state".to_owned(), encode(RECORD, "sync_state", &store.sync_state)?),
         ]);
         if let Some(location) = &store.pos_location_id {
             item.insert("pos_location_id".to_owned(), s(location));
@@ -98,7 +91,7 @@ impl StoreRepository for DynamoStores {
             .key("id", s(id.as_str()))
             .update_expression("SET sync_state = :state")
             .condition_expression("attribute_exists(id)")
-            .expression_attribute_values(":state", json(state)?)
+            .expression_attribute_values(":state", encode(RECORD, "sync_state", state)?)
             .send()
             .await;
         match result {
