@@ -54,7 +54,13 @@ pub trait StoreWrapper: Send + Sync + std::fmt::Debug {
     }
 
     /// See [`StateStore::replace`].
-    async fn replace(&self, key: &str, expected: &str, value: &str, expires_at: DateTime<Utc>) -> PortResult<bool> {
+    async fn replace(
+        &self,
+        key: &str,
+        expected: &str,
+        value: &str,
+        expires_at: DateTime<Utc>,
+    ) -> PortResult<bool> {
         self.inner().replace(key, expected, value, expires_at).await
     }
 
@@ -94,7 +100,13 @@ impl<W: StoreWrapper> StateStore for W {
         StoreWrapper::put(self, key, value, expires_at).await
     }
 
-    async fn replace(&self, key: &str, expected: &str, value: &str, expires_at: DateTime<Utc>) -> PortResult<bool> {
+    async fn replace(
+        &self,
+        key: &str,
+        expected: &str,
+        value: &str,
+        expires_at: DateTime<Utc>,
+    ) -> PortResult<bool> {
         StoreWrapper::replace(self, key, expected, value, expires_at).await
     }
 
@@ -123,7 +135,11 @@ pub trait QueueWrapper: Send + Sync + std::fmt::Debug {
     }
 
     /// See [`Queue::send_batch`].
-    async fn send_batch(&self, queue: &str, messages: Vec<OutgoingMessage>) -> PortResult<Vec<PortResult<String>>> {
+    async fn send_batch(
+        &self,
+        queue: &str,
+        messages: Vec<OutgoingMessage>,
+    ) -> PortResult<Vec<PortResult<String>>> {
         self.inner().send_batch(queue, messages).await
     }
 
@@ -154,7 +170,11 @@ impl<W: QueueWrapper> Queue for W {
         QueueWrapper::send(self, queue, message).await
     }
 
-    async fn send_batch(&self, queue: &str, messages: Vec<OutgoingMessage>) -> PortResult<Vec<PortResult<String>>> {
+    async fn send_batch(
+        &self,
+        queue: &str,
+        messages: Vec<OutgoingMessage>,
+    ) -> PortResult<Vec<PortResult<String>>> {
         QueueWrapper::send_batch(self, queue, messages).await
     }
 

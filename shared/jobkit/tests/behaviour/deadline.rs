@@ -11,8 +11,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use jobkit::{
     BatchRunner, ErrorKind, Job, JobContext, JobError, ManualClock, OutgoingMessage, PortError, PortResult,
-    PutOutcome, Queue, ReceivedMessage, RecordStatus, Runtime, StateStore, StoredRecord, message::attr,
-    testing::TestHarness,
+    PutOutcome, Queue, RecordStatus, Runtime, StateStore,
+    message::attr,
+    testing::{QueueWrapper, StoreWrapper, TestHarness},
 };
 
 use crate::common::{Behaviour, ScriptArgs, ScriptedJob};
@@ -49,9 +50,9 @@ struct SlowFailingClaim {
 }
 
 #[async_trait]
-impl StateStore for SlowFailingClaim {
-    async fn get(&self, key: &str, now: DateTime<Utc>) -> PortResult<Option<StoredRecord>> {
-        self.inner.get(key, now).await
+impl StoreWrapper for SlowFailingClaim {
+    fn inner(&self) -> &dyn StateStore {
+        self.inner.as_ref()
     }
 
     async fn put_if_vacant(
@@ -70,32 +71,6 @@ impl StateStore for SlowFailingClaim {
             return Err(PortError::Unavailable("the claim timed out".into()));
         }
         self.inner.put_if_vacant(key, value, expires_at, now).await
-    }
-
-    async fn put(&self, key: &str, value: &str, expires_at: DateTime<Utc>) -> PortResult {
-        self.inner.put(key, value, expires_at).await
-    }
-
-    async fn replace(
-        &self,
-        key: &str,
-        expected: &str,
-        value: &str,
-        expires_at: DateTime<Utc>,
-    ) -> PortResult<bool> {
-        self.inner.replace(key, expected, value, expires_at).await
-    }
-
-    async fn delete(&self, key: &str) -> PortResult {
-        self.inner.delete(key).await
-    }
-
-    async fn increment(&self, key: &str, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> PortResult<i64> {
-        self.inner.increment(key, expires_at, now).await
-    }
-
-    async fn purge_expired(&self, now: DateTime<Utc>, limit: usize) -> PortResult<usize> {
-        self.inner.purge_expired(now, limit).await
     }
 }
 
@@ -141,32 +116,16 @@ struct DlqHangs {
 }
 
 #[async_trait]
-impl Queue for DlqHangs {
+impl QueueWrapper for DlqHangs {
+    fn inner(&self) -> &dyn Queue {
+        self.inner.as_ref()
+    }
+
     async fn send(&self, queue: &str, message: OutgoingMessage) -> PortResult<String> {
         if queue.ends_with("-dlq") {
             std::future::pending::<()>().await;
         }
         self.inner.send(queue, message).await
-    }
-
-    async fn send_batch(
-        &self,
-        queue: &str,
-        messages: Vec<OutgoingMessage>,
-    ) -> PortResult<Vec<PortResult<String>>> {
-        self.inner.send_batch(queue, messages).await
-    }
-
-    async fn receive(&self, queue: &str, max: usize, wait: Duration) -> PortResult<Vec<ReceivedMessage>> {
-        self.inner.receive(queue, max, wait).await
-    }
-
-    async fn delete(&self, queue: &str, receipt_handle: &str) -> PortResult {
-        self.inner.delete(queue, receipt_handle).await
-    }
-
-    async fn change_visibility(&self, queue: &str, receipt_handle: &str, timeout: Duration) -> PortResult {
-        self.inner.change_visibility(queue, receipt_handle, timeout).await
     }
 }
 

@@ -10,8 +10,10 @@ use std::{
 use async_trait::async_trait;
 use jobkit::{
     BatchRunner, DlqReason, EnqueueError, EnqueueOptions, Enqueuer, ErrorKind, OutgoingMessage, PortError,
-    PortResult, Queue, QueueRoutes, ReceivedMessage, RecordStatus, Runtime, dead_letter::DeadLetterError,
-    message::attr, testing::TestHarness,
+    PortResult, Queue, QueueRoutes, RecordStatus, Runtime,
+    dead_letter::DeadLetterError,
+    message::attr,
+    testing::{QueueWrapper, TestHarness},
 };
 
 use crate::common::{Behaviour, ScriptArgs, ScriptedJob};
@@ -104,33 +106,17 @@ struct LosesAnswers {
 }
 
 #[async_trait]
-impl Queue for LosesAnswers {
+impl QueueWrapper for LosesAnswers {
+    fn inner(&self) -> &dyn Queue {
+        self.inner.as_ref()
+    }
+
     async fn send(&self, queue: &str, message: OutgoingMessage) -> PortResult<String> {
         let id = self.inner.send(queue, message).await?;
         if self.lose.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
             return Err(PortError::Unavailable("the answer was lost".into()));
         }
         Ok(id)
-    }
-
-    async fn send_batch(
-        &self,
-        queue: &str,
-        messages: Vec<OutgoingMessage>,
-    ) -> PortResult<Vec<PortResult<String>>> {
-        self.inner.send_batch(queue, messages).await
-    }
-
-    async fn receive(&self, queue: &str, max: usize, wait: Duration) -> PortResult<Vec<ReceivedMessage>> {
-        self.inner.receive(queue, max, wait).await
-    }
-
-    async fn delete(&self, queue: &str, receipt_handle: &str) -> PortResult {
-        self.inner.delete(queue, receipt_handle).await
-    }
-
-    async fn change_visibility(&self, queue: &str, receipt_handle: &str, timeout: Duration) -> PortResult {
-        self.inner.change_visibility(queue, receipt_handle, timeout).await
     }
 }
 
@@ -142,32 +128,16 @@ struct RefusesSends {
 }
 
 #[async_trait]
-impl Queue for RefusesSends {
+impl QueueWrapper for RefusesSends {
+    fn inner(&self) -> &dyn Queue {
+        self.inner.as_ref()
+    }
+
     async fn send(&self, queue: &str, message: OutgoingMessage) -> PortResult<String> {
         if self.refuse.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
             return Err(PortError::Throttled("slow down".into()));
         }
         self.inner.send(queue, message).await
-    }
-
-    async fn send_batch(
-        &self,
-        queue: &str,
-        messages: Vec<OutgoingMessage>,
-    ) -> PortResult<Vec<PortResult<String>>> {
-        self.inner.send_batch(queue, messages).await
-    }
-
-    async fn receive(&self, queue: &str, max: usize, wait: Duration) -> PortResult<Vec<ReceivedMessage>> {
-        self.inner.receive(queue, max, wait).await
-    }
-
-    async fn delete(&self, queue: &str, receipt_handle: &str) -> PortResult {
-        self.inner.delete(queue, receipt_handle).await
-    }
-
-    async fn change_visibility(&self, queue: &str, receipt_handle: &str, timeout: Duration) -> PortResult {
-        self.inner.change_visibility(queue, receipt_handle, timeout).await
     }
 }
 

@@ -11,7 +11,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use jobkit::{
     BatchRunner, ErrorKind, Job, JobContext, JobError, OutgoingMessage, PortResult, PutOutcome, Queue,
-    RecordStatus, Runtime, StateStore, StoredRecord, message::attr, testing::TestHarness,
+    RecordStatus, Runtime, StateStore,
+    message::attr,
+    testing::{StoreWrapper, TestHarness},
 };
 use tokio::sync::Notify;
 
@@ -142,9 +144,9 @@ struct WinnerAnswersLast {
 }
 
 #[async_trait]
-impl StateStore for WinnerAnswersLast {
-    async fn get(&self, key: &str, now: DateTime<Utc>) -> PortResult<Option<StoredRecord>> {
-        self.inner.get(key, now).await
+impl StoreWrapper for WinnerAnswersLast {
+    fn inner(&self) -> &dyn StateStore {
+        self.inner.as_ref()
     }
 
     async fn put_if_vacant(
@@ -173,32 +175,6 @@ impl StateStore for WinnerAnswersLast {
             PutOutcome::Written => {}
         }
         Ok(outcome)
-    }
-
-    async fn put(&self, key: &str, value: &str, expires_at: DateTime<Utc>) -> PortResult {
-        self.inner.put(key, value, expires_at).await
-    }
-
-    async fn replace(
-        &self,
-        key: &str,
-        expected: &str,
-        value: &str,
-        expires_at: DateTime<Utc>,
-    ) -> PortResult<bool> {
-        self.inner.replace(key, expected, value, expires_at).await
-    }
-
-    async fn delete(&self, key: &str) -> PortResult {
-        self.inner.delete(key).await
-    }
-
-    async fn increment(&self, key: &str, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> PortResult<i64> {
-        self.inner.increment(key, expires_at, now).await
-    }
-
-    async fn purge_expired(&self, now: DateTime<Utc>, limit: usize) -> PortResult<usize> {
-        self.inner.purge_expired(now, limit).await
     }
 }
 

@@ -10,7 +10,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use jobkit::{
     BatchRunner, ErrorKind, Job, JobContext, JobError, PortResult, PutOutcome, Runtime, StateStore,
-    StoredRecord, embedded::EmbeddedStore, testing::TestHarness,
+    StoredRecord,
+    embedded::EmbeddedStore,
+    testing::{StoreWrapper, TestHarness},
 };
 
 /// The embedded store, noting every key asked for.
@@ -27,7 +29,11 @@ impl KeyRecorder {
 }
 
 #[async_trait]
-impl StateStore for KeyRecorder {
+impl StoreWrapper for KeyRecorder {
+    fn inner(&self) -> &dyn StateStore {
+        self.inner.as_ref()
+    }
+
     async fn get(&self, key: &str, now: DateTime<Utc>) -> PortResult<Option<StoredRecord>> {
         self.note(key);
         self.inner.get(key, now).await
@@ -68,10 +74,6 @@ impl StateStore for KeyRecorder {
     async fn increment(&self, key: &str, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> PortResult<i64> {
         self.note(key);
         self.inner.increment(key, expires_at, now).await
-    }
-
-    async fn purge_expired(&self, now: DateTime<Utc>, limit: usize) -> PortResult<usize> {
-        self.inner.purge_expired(now, limit).await
     }
 }
 

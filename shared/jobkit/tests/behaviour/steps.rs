@@ -9,8 +9,9 @@ use std::{
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use jobkit::{
-    BatchRunner, Job, JobContext, JobError, ManualClock, PortResult, PutOutcome, RecordStatus, RunnerConfig,
-    Runtime, Shutdown, StateStore, StoredRecord, testing::TestHarness,
+    BatchRunner, Job, JobContext, JobError, ManualClock, PortResult, RecordStatus, RunnerConfig, Runtime,
+    Shutdown, StateStore,
+    testing::{StoreWrapper, TestHarness},
 };
 
 /// Imports 10 pages, each taking 20 s of the test clock, checkpointing the page cursor.
@@ -128,23 +129,9 @@ struct SlowFirstSave {
 }
 
 #[async_trait]
-impl StateStore for SlowFirstSave {
-    async fn get(&self, key: &str, now: DateTime<Utc>) -> PortResult<Option<StoredRecord>> {
-        self.inner.get(key, now).await
-    }
-
-    async fn put_if_vacant(
-        &self,
-        key: &str,
-        value: &str,
-        expires_at: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> PortResult<PutOutcome> {
-        self.inner.put_if_vacant(key, value, expires_at, now).await
-    }
-
-    async fn put(&self, key: &str, value: &str, expires_at: DateTime<Utc>) -> PortResult {
-        self.inner.put(key, value, expires_at).await
+impl StoreWrapper for SlowFirstSave {
+    fn inner(&self) -> &dyn StateStore {
+        self.inner.as_ref()
     }
 
     async fn replace(
@@ -158,18 +145,6 @@ impl StateStore for SlowFirstSave {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
         self.inner.replace(key, expected, value, expires_at).await
-    }
-
-    async fn delete(&self, key: &str) -> PortResult {
-        self.inner.delete(key).await
-    }
-
-    async fn increment(&self, key: &str, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> PortResult<i64> {
-        self.inner.increment(key, expires_at, now).await
-    }
-
-    async fn purge_expired(&self, now: DateTime<Utc>, limit: usize) -> PortResult<usize> {
-        self.inner.purge_expired(now, limit).await
     }
 }
 

@@ -8,9 +8,8 @@ use std::{
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use jobkit::{
-    OutgoingMessage, PortError, PortResult, PutOutcome, Queue, ReceivedMessage, StateStore, StoredRecord,
-};
+use jobkit::testing::{QueueWrapper, StoreWrapper};
+use jobkit::{OutgoingMessage, PortError, PortResult, PutOutcome, Queue, StateStore, StoredRecord};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 /// Fails calls at random, half before doing the work and half after (the answer lost).
@@ -90,7 +89,11 @@ pub struct ChaosQueue {
 }
 
 #[async_trait]
-impl Queue for ChaosQueue {
+impl QueueWrapper for ChaosQueue {
+    fn inner(&self) -> &dyn Queue {
+        self.inner.as_ref()
+    }
+
     async fn send(&self, queue: &str, message: OutgoingMessage) -> PortResult<String> {
         self.chaos.call("send", self.inner.send(queue, message)).await
     }
@@ -101,10 +104,6 @@ impl Queue for ChaosQueue {
         messages: Vec<OutgoingMessage>,
     ) -> PortResult<Vec<PortResult<String>>> {
         self.chaos.call("send_batch", self.inner.send_batch(queue, messages)).await
-    }
-
-    async fn receive(&self, queue: &str, max: usize, wait: Duration) -> PortResult<Vec<ReceivedMessage>> {
-        self.inner.receive(queue, max, wait).await
     }
 
     async fn delete(&self, queue: &str, receipt_handle: &str) -> PortResult {
@@ -126,7 +125,11 @@ pub struct ChaosStore {
 }
 
 #[async_trait]
-impl StateStore for ChaosStore {
+impl StoreWrapper for ChaosStore {
+    fn inner(&self) -> &dyn StateStore {
+        self.inner.as_ref()
+    }
+
     async fn get(&self, key: &str, now: DateTime<Utc>) -> PortResult<Option<StoredRecord>> {
         self.chaos.call("get", self.inner.get(key, now)).await
     }
@@ -161,9 +164,5 @@ impl StateStore for ChaosStore {
 
     async fn increment(&self, key: &str, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> PortResult<i64> {
         self.chaos.call("increment", self.inner.increment(key, expires_at, now)).await
-    }
-
-    async fn purge_expired(&self, now: DateTime<Utc>, limit: usize) -> PortResult<usize> {
-        self.inner.purge_expired(now, limit).await
     }
 }
