@@ -14,6 +14,7 @@ pub mod aws;
 mod clock;
 mod context;
 pub mod dead_letter;
+#[cfg(feature = "embedded")]
 pub mod embedded;
 mod enqueue;
 mod error;
@@ -31,6 +32,7 @@ mod runner;
 mod runs;
 mod shutdown;
 mod telemetry;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};

@@ -437,7 +437,7 @@ fn reset_failures(record: &mut RunRecord) {
     record.last_failed_at = None;
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "embedded"))]
 mod tests {
     use super::*;
     use crate::embedded::{EmbeddedDb, EmbeddedStore};

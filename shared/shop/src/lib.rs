@@ -32,6 +32,7 @@ mod sms;
 mod store;
 
 pub mod aws;
+#[cfg(feature = "embedded")]
 pub mod embedded;
 pub mod history;
 pub mod policy;
