@@ -1,5 +1,8 @@
 # Sourced by the scripts that need moto: installs moto into a venv (once), starts it on a free
-# loopback port, exports MOTO_ENDPOINT, and stops it when the calling script exits.
+# loopback port, exports MOTO_ENDPOINT, and stops it when the calling script exits. Also installs
+# the SAM translator (scripts/lib/sam-translator.sh): the system tests deploy template.yaml on moto.
+# shellcheck source=sam-translator.sh
+source scripts/lib/sam-translator.sh
 MOTO_VERSION=5.2.5
 moto_venv=${JOBKIT_MOTO_VENV:-.venv-moto}
 if ! "$moto_venv/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
