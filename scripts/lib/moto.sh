@@ -13,7 +13,8 @@ fi
 
 mkdir -p target
 moto_port=$("$moto_venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$moto_venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >target/moto.log 2>&1 &
+# moto_server, keeping its inspection API working beside Lambda functions (see the script).
+"$moto_venv/bin/python" scripts/lib/moto_server.py -H 127.0.0.1 -p "$moto_port" >target/moto.log 2>&1 &
 moto_pid=$!
 trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
 export MOTO_ENDPOINT="http://127.0.0.1:$moto_port"
