@@ -170,8 +170,13 @@ impl Stack {
             .chain(spec.env)
             .map(|(k, v)| (k.to_owned(), v))
             .collect();
-        let mapping =
-            Mapping { queue_url: queue_url.clone(), batch_size: spec.batch_size, timeout: spec.timeout };
+        let mapping = Mapping {
+            queue_url: queue_url.clone(),
+            batch_size: spec.batch_size,
+            batching_window: Duration::ZERO,
+            report_batch_item_failures: true,
+            timeout: spec.timeout,
+        };
         let lambda = LocalLambda::new(sqs, mapping, path, env.into_iter().collect()).await?;
         Ok(Deployed { lambda, queue_url, dlq_url })
     }
