@@ -1,5 +1,8 @@
 # Sourced by the scripts that need moto: installs moto into a venv (once), starts it on a free
-# loopback port, exports MOTO_ENDPOINT, and stops it when the calling script exits.
+# loopback port, exports MOTO_ENDPOINT, and stops it when the calling script exits. Also installs
+# the SAM translator (scripts/lib/sam-translator.sh): the system tests deploy template.yaml on moto.
+# shellcheck source=sam-translator.sh
+source scripts/lib/sam-translator.sh
 MOTO_VERSION=5.2.5
 moto_venv=${JOBKIT_MOTO_VENV:-.venv-moto}
 if ! "$moto_venv/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
@@ -10,7 +13,7 @@ fi
 
 mkdir -p target
 moto_port=$("$moto_venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-# moto's server, with its DynamoDB writes atomic as DynamoDB's are (see moto_server.py).
+# moto's server, patched where it differs from AWS in ways the tests would trip on (see the script).
 "$moto_venv/bin/python" scripts/lib/moto_server.py -H 127.0.0.1 -p "$moto_port" >target/moto.log 2>&1 &
 moto_pid=$!
 trap 'kill "$moto_pid" 2>/dev/null || true' EXIT

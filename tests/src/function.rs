@@ -15,26 +15,33 @@ use tokio::{
 
 /// Where `SYSTEM_TESTS_BOOTSTRAPS` points the tests at release bootstraps instead of the debug
 /// binaries of the test build: `.aws-sam/build` (after `sam build`, one `<Function>/bootstrap`
-/// per function, named as in `template.yaml`).
+/// per function, named by its logical id in `template.yaml`).
 const BOOTSTRAPS_ENV: &str = "SYSTEM_TESTS_BOOTSTRAPS";
 
-/// The binary of the function `name` (a crate under `functions/`).
+/// The binary of the deployed function `logical_id` (the template's name for it), which runs
+/// the crate `name`.
 ///
 /// With `SYSTEM_TESTS_BOOTSTRAPS` set (CI sets it after `sam build`), the release `bootstrap`
-/// that `sam build` made for the template's function, which is what gets deployed. Otherwise the
-/// debug binary of the test build, built if the test run did not.
+/// that `sam build` made for that function (`<dir>/<logical id>/bootstrap`), which is what gets
+/// deployed. Otherwise the debug binary of the test build, built if the test run did not.
 ///
 /// # Errors
 /// If it cannot be found or built.
-pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
+pub fn deployed_binary(name: &str, logical_id: &str) -> anyhow::Result<PathBuf> {
     match std::env::var_os(BOOTSTRAPS_ENV).filter(|d| !d.is_empty()) {
-        Some(dir) => sam_bootstrap(Path::new(&dir), name),
+        Some(dir) => {
+            let path = Path::new(&dir).join(logical_id).join("bootstrap");
+            if !path.exists() {
+                bail!("{} is missing: run `sam build` first, or unset {BOOTSTRAPS_ENV}", path.display());
+            }
+            Ok(path)
+        }
         None => test_build_binary(name),
     }
 }
 
-/// The debug binary `name` of the test build, built if the test run did not (for binaries the
-/// template does not deploy, like the example job).
+/// The debug binary `name` of the test build, built if the test run did not (also for binaries
+/// the template does not deploy, like the example job).
 ///
 /// # Errors
 /// If it cannot be found or built.
@@ -52,23 +59,6 @@ pub fn test_build_binary(name: &str) -> anyhow::Result<PathBuf> {
         if !status.success() || !path.exists() {
             bail!("could not build {name}");
         }
-    }
-    Ok(path)
-}
-
-/// `<dir>/<Function>/bootstrap`, where `<Function>` is the template's logical id for the crate
-/// `name` (`store_sync` -> `StoreSyncFunction`).
-fn sam_bootstrap(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
-    let camel: String = name
-        .split('_')
-        .map(|word| {
-            let mut chars = word.chars();
-            chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
-        })
-        .collect();
-    let path = dir.join(format!("{camel}Function")).join("bootstrap");
-    if !path.exists() {
-        bail!("{} is missing: run `sam build` first, or unset {BOOTSTRAPS_ENV}", path.display());
     }
     Ok(path)
 }

@@ -1,8 +1,9 @@
 //! A local Lambda: a function binary in an execution environment (the process under a Runtime
 //! API stub), fed by an event source mapping that does what Lambda's does with an SQS trigger.
 //!
-//! Per poll: long-poll the queue for up to the batch size, invoke the function with the SQS
-//! event, then delete the records it did not report in `batchItemFailures`. When the invocation
+//! Per poll: long-poll the queue for up to the batch size (gathering for up to the batching
+//! window), invoke the function with the SQS event, then delete the records it did not report in
+//! `batchItemFailures`. When the invocation
 //! fails as a whole (an error answer, a crash, a timeout) nothing is deleted: the records come
 //! back when their visibility timeout ends, as on Lambda. An environment that crashed or timed
 //! out is replaced by a fresh process on the next poll (a new cold start).
@@ -62,8 +63,15 @@ pub enum Outcome {
 pub struct Mapping {
     /// The function's queue.
     pub queue_url: String,
-    /// `BatchSize` (at most 10 per receive here, as one `ReceiveMessage` call allows).
+    /// `BatchSize`: up to 10 a receive, as one `ReceiveMessage` call allows; a larger batch
+    /// takes several within the batching window.
     pub batch_size: usize,
+    /// `MaximumBatchingWindowInSeconds`: how long to keep gathering records after the first
+    /// until the batch is full.
+    pub batching_window: Duration,
+    /// `FunctionResponseTypes: [ReportBatchItemFailures]`: without it Lambda ignores
+    /// `batchItemFailures`, and an answered invocation deletes the whole batch.
+    pub report_batch_item_failures: bool,
     /// The function's timeout: each invocation's deadline.
     pub timeout: Duration,
 }
@@ -186,6 +194,7 @@ impl LocalLambda {
         }
         let event = sqs_event(&messages, &self.queue_arn);
         let timeout = self.mapping.timeout;
+        let reports_failures = self.mapping.report_batch_item_failures;
         let deadline_ms = now_ms() + u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         let Environment { api, process } = self.environment().await?;
         let logs = process.log_watch();
@@ -197,6 +206,7 @@ impl LocalLambda {
             biased;
             answer = tokio::time::timeout(timeout + DEADLINE_GRACE, api.invoke(event, deadline_ms)) => match answer {
                 Ok(Ok(Answer::Response(response))) => Ended::Answered(match failures(&response, &messages) {
+                    _ if !reports_failures => Outcome::Answered { failures: Vec::new() },
                     Some(failures) => Outcome::Answered { failures },
                     None => Outcome::InvalidResponse(response),
                 }),
@@ -267,19 +277,20 @@ impl LocalLambda {
         Ok(self.past_logs)
     }
 
+    /// A batch: waits up to `wait` for the first records, then, with a batching window, keeps
+    /// receiving until the batch is full or the window has passed.
     async fn receive(&mut self, wait: Duration) -> anyhow::Result<Vec<Message>> {
-        let out = self
-            .sqs
-            .receive_message()
-            .queue_url(&self.mapping.queue_url)
-            .max_number_of_messages(i32::try_from(self.mapping.batch_size.min(10)).unwrap_or(10))
-            .message_attribute_names("All")
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .wait_time_seconds(i32::try_from(wait.as_secs().min(20)).unwrap_or(20))
-            .send()
-            .await
-            .context("receiving")?;
-        let messages = out.messages.unwrap_or_default();
+        let mut messages = self.receive_once(self.mapping.batch_size, wait).await?;
+        let window_ends = Instant::now() + self.mapping.batching_window;
+        while !messages.is_empty() && messages.len() < self.mapping.batch_size {
+            let left = window_ends.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            // Long polls take whole seconds: the last one may end up to a second past the window.
+            let more = self.receive_once(self.mapping.batch_size - messages.len(), left).await?;
+            messages.extend(more);
+        }
         let at = Instant::now();
         for m in &messages {
             let receive_count = m
@@ -295,6 +306,21 @@ impl LocalLambda {
             });
         }
         Ok(messages)
+    }
+
+    async fn receive_once(&self, up_to: usize, wait: Duration) -> anyhow::Result<Vec<Message>> {
+        let out = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.mapping.queue_url)
+            .max_number_of_messages(i32::try_from(up_to.min(10)).unwrap_or(10))
+            .message_attribute_names("All")
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .wait_time_seconds(i32::try_from(whole_seconds(wait).min(20)).unwrap_or(20))
+            .send()
+            .await
+            .context("receiving")?;
+        Ok(out.messages.unwrap_or_default())
     }
 
     async fn delete_all_but(&self, messages: &[Message], failures: &[String]) -> anyhow::Result<()> {
@@ -327,6 +353,11 @@ impl LocalLambda {
         }
         Ok(())
     }
+}
+
+/// `wait` in whole seconds, rounded up (SQS long-polls take whole seconds).
+fn whole_seconds(wait: Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
 
 /// The reported failures, or `None` when Lambda would refuse the answer: an item that is not

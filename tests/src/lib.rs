@@ -1,6 +1,10 @@
-//! System-test support: a Lambda Runtime API stub that drives built function binaries, and
-//! helpers to reach the moto server the test script starts.
+//! System-test support: the stack as deployed on moto (`template.yaml` through the SAM
+//! translator and moto's CloudFormation), a local Lambda that runs built function binaries under
+//! a Runtime API stub on their queues, and helpers to reach the moto server the test script
+//! starts.
 
+pub mod eventbridge;
+pub mod example_stack;
 pub mod function;
 pub mod lambda;
 pub mod moto;

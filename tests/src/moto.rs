@@ -42,12 +42,29 @@ pub fn unique(prefix: &str) -> String {
 /// # Errors
 /// If the server cannot be reached or answers something other than 200.
 pub fn http_get(url: &str) -> anyhow::Result<String> {
+    http_get_with(url, "")
+}
+
+/// [`http_get`] of an AWS API moto serves: the `Authorization` header names `service`, which is
+/// how moto tells services apart on one port (it checks no signature).
+///
+/// # Errors
+/// See [`http_get`].
+pub fn aws_get(url: &str, service: &str) -> anyhow::Result<String> {
+    let authorization = format!(
+        "Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, \
+         SignedHeaders=host, Signature=0\r\n"
+    );
+    http_get_with(url, &authorization)
+}
+
+fn http_get_with(url: &str, headers: &str) -> anyhow::Result<String> {
     use std::io::{Read, Write};
 
     let rest = url.strip_prefix("http://").ok_or_else(|| anyhow::anyhow!("not an http URL: {url}"))?;
     let (host, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
     let mut stream = std::net::TcpStream::connect(host)?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\nConnection: close\r\n\r\n")?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n{headers}Connection: close\r\n\r\n")?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     let (head, body) = response.split_once("\r\n\r\n").ok_or_else(|| anyhow::anyhow!("no HTTP body"))?;

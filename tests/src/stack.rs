@@ -1,101 +1,280 @@
-//! The deployed stack's pieces on moto, for the functions under the local Lambda: every table,
-//! a secret prefix, and per function a queue with its DLQ and the environment the template
-//! gives it.
+//! The stack as deployed: `template.yaml` packaged with the SAM translator
+//! (`scripts/lib/package_template.py`) and created on moto's CloudFormation, its functions run
+//! by the local Lambda with the configuration Lambda holds for them.
+//!
+//! Nothing about the stack is written here. Tables, the secret prefix, queues and DLQs,
+//! settings, timeouts, batch sizes and schedules are read back from moto: CloudFormation's
+//! resources and outputs, Lambda's function configurations and event source mappings, SQS's
+//! redrive policies, EventBridge's rules and targets. A function's environment is its deployed
+//! one plus what Lambda itself adds (region, credentials, the function's name and memory; here
+//! also moto's endpoint), and at most the loopback sandboxes' URLs for Shopify and Square, which
+//! the template leaves to the real services.
+//!
+//! moto runs event source mappings of its own on the stack's queues (every send is received once
+//! by them); [`Stack::deploy`] disables them, so the local Lambda alone plays each mapping, with
+//! the mapping's own batch size and batching window and the function's own timeout.
 
-use std::time::Duration;
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::Path,
+    time::{Duration, Instant},
+};
 
-use anyhow::Context;
+use anyhow::{Context, bail, ensure};
+use aws_sdk_cloudformation::{
+    client::Waiters,
+    types::{Capability, Parameter},
+};
+use aws_sdk_lambda::types::FunctionResponseType;
+use aws_sdk_sqs::types::QueueAttributeName;
+use serde_json::Value;
 use shop::{Plan, Store, StoreRepository, SyncState, aws::DynamoStores};
 
 use crate::{
-    function::{binary, test_build_binary},
+    eventbridge::{self, InputTransformer},
+    function::deployed_binary,
     lambda::{LocalLambda, Mapping},
     moto,
-    sqs::create_queue_with_dlq,
-    tables::StackTables,
 };
 
-/// The shared parts: tables and secrets.
+/// Resource types moto's CloudFormation does not create (it lists each with an empty logical
+/// id and type). Nothing the functions do depends on them here: alarms watch, the queue
+/// policies let EventBridge send (the tests send the ticks), and the sender's SES identity is
+/// verified by [`Stack::deploy`] as an operator does (README, "Deploy", step 4).
+pub const NOT_CREATED_BY_MOTO: [&str; 3] =
+    ["AWS::CloudWatch::Alarm", "AWS::SQS::QueuePolicy", "AWS::SES::EmailIdentity"];
+
+/// Settings a test may give a function on top of its deployed environment: where Shopify and
+/// Square are (the loopback sandbox instead of the real services).
+pub const SANDBOX_SETTINGS: [&str; 2] = ["SHOPIFY_BASE_URL", "SQUARE_BASE_URL"];
+
+/// The template, from this crate's directory.
+const TEMPLATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
+/// The packaging script (`sam package` and CloudFormation's SAM transform).
+const PACKAGE_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/lib/package_template.py");
+/// The interpreter of the SAM translator's venv, exported by `scripts/lib/sam-translator.sh`.
+const TRANSLATOR_ENV: &str = "SAM_TRANSLATOR_PYTHON";
+/// How long a stack may take to create (moto creates it in well under a second).
+const CREATE_LIMIT: Duration = Duration::from_secs(120);
+
+/// A resource as CloudFormation lists it.
+#[derive(Debug, Clone)]
+pub struct Resource {
+    /// The template's name for it (empty for the ones moto did not create).
+    pub logical_id: String,
+    /// The name or id it was created with.
+    pub physical_id: String,
+    /// `AWS::SQS::Queue`... (empty for the ones moto did not create).
+    pub kind: String,
+}
+
+/// The template deployed on moto.
 pub struct Stack {
     /// The SDK config pointed at moto.
     pub sdk: aws_config::SdkConfig,
-    /// Every table, by its environment variable.
-    pub tables: StackTables,
-    /// `SHOP_SECRET_PREFIX`: one secret per store under it.
-    pub secret_prefix: String,
+    /// The stack's name (the prefix of its queues' names).
+    pub name: String,
+    /// The parameters it was created with.
+    pub parameters: BTreeMap<String, String>,
+    /// The template as CloudFormation received it, translated by the SAM translator.
+    pub template: Value,
+    /// Its resources, as `ListStackResources` answers.
+    pub resources: Vec<Resource>,
+    /// Its outputs.
+    pub outputs: BTreeMap<String, String>,
+    /// How long packaging took (translation and upload).
+    pub packaged_in: Duration,
+    /// How long `CreateStack` took until `CREATE_COMPLETE`.
+    pub created_in: Duration,
+    /// Each function's environment as deployed, by function name.
+    environments: BTreeMap<String, BTreeMap<String, String>>,
 }
 
-/// A function deployed on the stack: its local Lambda, queue and DLQ.
-pub struct Deployed {
+/// A function of the stack as Lambda holds it: its configuration and its event source mapping.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    /// The crate (and binary) it runs, from the template's `BuildProperties`.
+    pub binary: String,
+    /// The template's logical id (`StoreSyncFunction`).
+    pub logical_id: String,
+    /// The function's name.
+    pub function_name: String,
+    /// Its environment variables.
+    pub env: BTreeMap<String, String>,
+    /// Its timeout.
+    pub timeout: Duration,
+    /// Its memory in MB.
+    pub memory_mb: i32,
+    /// Its log group, when it names one.
+    pub log_group: Option<String>,
+    /// The queue its event source mapping reads.
+    pub queue_url: String,
+    /// That queue's ARN.
+    pub queue_arn: String,
+    /// The DLQ of that queue's redrive policy.
+    pub dlq_url: String,
+    /// The mapping's `BatchSize`.
+    pub batch_size: usize,
+    /// The mapping's `MaximumBatchingWindowInSeconds`.
+    pub batching_window: Duration,
+    /// Whether the mapping reads `batchItemFailures` (`ReportBatchItemFailures`).
+    pub report_batch_item_failures: bool,
+}
+
+/// A function under the local Lambda, on its queue.
+pub struct Function {
     /// The function under its event source mapping.
     pub lambda: LocalLambda,
+    /// Its name.
+    pub function_name: String,
     /// Its queue.
     pub queue_url: String,
+    /// Its queue's ARN.
+    pub queue_arn: String,
     /// Its DLQ.
     pub dlq_url: String,
+    /// Its environment as deployed (without what Lambda and the test added).
+    pub env: BTreeMap<String, String>,
 }
 
-/// How a function is deployed, past what every function shares.
-#[derive(Debug, Clone)]
-pub struct FunctionSpec {
-    /// The crate under `functions/`.
-    pub name: &'static str,
-    /// Its timeout (each invocation's deadline).
-    pub timeout: Duration,
-    /// Its queue's visibility timeout.
-    pub visibility: Duration,
-    /// Its queue's `maxReceiveCount`.
-    pub max_receive_count: u32,
-    /// `BatchSize`.
-    pub batch_size: usize,
-    /// Environment of its own (base URLs, settings).
-    pub env: Vec<(&'static str, String)>,
-}
-
-impl FunctionSpec {
-    /// `name` with a 600 s timeout, a 600 s visibility, 10 receives and batches of 10.
+impl Function {
+    /// Sends `body` to the function's queue; returns the message id.
     ///
-    /// The timeout must exceed the job's own plus a second, or the runner hands every record
-    /// back unstarted (it cannot finish in time); the template gives each function twice its
-    /// job's timeout, 600 s at most. The visibility may not be shorter than the timeout (Lambda
-    /// refuses the mapping; the template gives six times it); the runner sets each retry's
-    /// delay itself, so only a crash waits for it.
-    pub fn new(name: &'static str) -> Self {
-        Self {
-            name,
-            timeout: Duration::from_secs(600),
-            visibility: Duration::from_secs(600),
-            max_receive_count: 10,
-            batch_size: 10,
-            env: Vec::new(),
-        }
+    /// # Errors
+    /// If SQS refuses.
+    pub async fn send(&self, sqs: &aws_sdk_sqs::Client, body: &str) -> anyhow::Result<String> {
+        let out = sqs.send_message().queue_url(&self.queue_url).message_body(body).send().await?;
+        out.message_id().map(str::to_owned).context("no message id")
     }
 
-    /// With an environment variable.
-    #[must_use]
-    pub fn env(mut self, key: &'static str, value: impl Into<String>) -> Self {
-        self.env.push((key, value.into()));
-        self
+    /// The deployed setting `name`.
+    ///
+    /// # Errors
+    /// If the function has no such setting.
+    pub fn setting(&self, name: &str) -> anyhow::Result<&str> {
+        self.env
+            .get(name)
+            .map(String::as_str)
+            .with_context(|| format!("{} has no {name}", self.function_name))
     }
+}
+
+/// The parameters an operator gives `sam deploy --guided` for a stack named `stack`.
+///
+/// x86_64 because that is what this machine builds; the SES sender, recipients, alarm address and
+/// webhook URL an operator must give; a recipient and a secret prefix of the stack's own, as two
+/// stacks in one account would keep their error emails and stores' secrets apart (every test
+/// deploys a stack of its own).
+/// Everything else is the template's default.
+pub fn operator_parameters(stack: &str) -> BTreeMap<String, String> {
+    [
+        ("Architecture", "x86_64".to_owned()),
+        ("AlertSender", "jobs@store.example.com".to_owned()),
+        ("AlertRecipients", format!("ops+{stack}@store.example.com")),
+        ("AlarmEmail", "oncall@store.example.com".to_owned()),
+        ("ShopifyWebhookUrl", "https://hooks.store.example.com/shopify".to_owned()),
+        ("SecretPrefix", format!("{stack}/stores")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
 }
 
 impl Stack {
-    /// Creates the tables and picks a secret prefix no other test uses.
+    /// Deploys the template with [`operator_parameters`].
     ///
     /// # Errors
-    /// If moto refuses.
-    pub async fn create() -> anyhow::Result<Self> {
-        let sdk = moto::sdk_config().await;
-        let tables = StackTables::create(&aws_sdk_dynamodb::Client::new(&sdk)).await?;
-        Ok(Self { sdk, tables, secret_prefix: moto::unique("store-jobs") })
+    /// If packaging, creating or reading back the stack fails.
+    pub async fn deploy() -> anyhow::Result<Self> {
+        Self::deploy_with(&[]).await
     }
 
-    /// The name of table `env_name` (`SHOP_STORES_TABLE`...).
+    /// Deploys the template with [`operator_parameters`] and `overrides`: packages it (SAM
+    /// translator, code artifact in moto's S3), creates the stack, reads back its resources,
+    /// outputs and functions' environments, verifies the alert sender in SES and disables
+    /// moto's event source mappings.
     ///
     /// # Errors
-    /// If there is no such table.
+    /// If packaging, creating or reading back the stack fails.
+    pub async fn deploy_with(overrides: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let sdk = moto::sdk_config().await;
+        // Short enough for every name built from it (function names: 64 characters at most).
+        let name = format!("store-jobs-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+        let mut parameters = operator_parameters(&name);
+        parameters.extend(overrides.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+
+        let started = Instant::now();
+        let packaged = package(&name, &parameters).await?;
+        let template = serde_json::from_str(&packaged).context("the packaged template is not JSON")?;
+        let packaged_in = started.elapsed();
+
+        let started = Instant::now();
+        let cloudformation = aws_sdk_cloudformation::Client::new(&sdk);
+        // The template as the translator wrote it: the order of its resources is moto's order
+        // too, and moto's DescribeStackResource fails for any resource listed after one it did
+        // not create (jobctl asks it for JobStateTable, which comes first).
+        create(&cloudformation, &name, &packaged, &parameters).await?;
+        let created_in = started.elapsed();
+
+        let resources = list_resources(&cloudformation, &name).await?;
+        let outputs = outputs(&cloudformation, &name).await?;
+        let mut stack = Self {
+            sdk,
+            name,
+            parameters,
+            template,
+            resources,
+            outputs,
+            packaged_in,
+            created_in,
+            environments: BTreeMap::new(),
+        };
+        stack.verify_alert_sender().await?;
+        stack.disable_motos_mappings().await?;
+        stack.write_settings_as_strings().await?;
+        stack.environments = stack.read_environments().await?;
+        Ok(stack)
+    }
+
+    /// The resources CloudFormation lists of type `kind`.
+    pub fn resources_of(&self, kind: &str) -> impl Iterator<Item = &Resource> {
+        self.resources.iter().filter(move |r| r.kind == kind)
+    }
+
+    /// The physical id of the resource `logical_id`.
+    ///
+    /// # Errors
+    /// If the stack has no such resource.
+    pub fn physical_id(&self, logical_id: &str) -> anyhow::Result<&str> {
+        self.resources
+            .iter()
+            .find(|r| r.logical_id == logical_id)
+            .map(|r| r.physical_id.as_str())
+            .with_context(|| format!("stack {} has no resource {logical_id}", self.name))
+    }
+
+    /// The setting `name` (a table, the secret prefix...) as every deployed function that has it
+    /// holds it.
+    ///
+    /// # Errors
+    /// If no function has it, or two hold different values.
+    pub fn setting(&self, name: &str) -> anyhow::Result<String> {
+        let mut values = self
+            .environments
+            .iter()
+            .filter_map(|(function, env)| Some((function.as_str(), env.get(name)?.as_str())));
+        let Some((_, value)) = values.next() else { bail!("no function of stack {} has {name}", self.name) };
+        let differing: Vec<_> = values.filter(|(_, v)| v != &value).collect();
+        ensure!(differing.is_empty(), "functions disagree on {name}: {value:?} and {differing:?}");
+        Ok(value.to_owned())
+    }
+
+    /// The table the functions find under `env_name` (`SHOP_STORES_TABLE`...).
+    ///
+    /// # Errors
+    /// See [`Self::setting`].
     pub fn table(&self, env_name: &str) -> anyhow::Result<String> {
-        self.tables.env.iter().find(|(k, _)| *k == env_name).map(|(_, t)| t.clone()).context("no such table")
+        self.setting(env_name)
     }
 
     /// A DynamoDB client on moto.
@@ -108,8 +287,14 @@ impl Stack {
         aws_sdk_sqs::Client::new(&self.sdk)
     }
 
-    /// Adds the store `id` (shop `<id>.myshopify.com`, with `-` for `_`) and its secret holding
-    /// `secret` (`{"shopify_token": ..., "square_token": ...}`).
+    /// A Lambda client on moto.
+    pub fn lambda(&self) -> aws_sdk_lambda::Client {
+        aws_sdk_lambda::Client::new(&self.sdk)
+    }
+
+    /// Adds the store `id` (shop `<id>.myshopify.com`, with `-` for `_`) to the stores table and
+    /// its secret holding `secret` (`{"shopify_token": ..., "square_token": ...}`) under the
+    /// functions' secret prefix.
     ///
     /// # Errors
     /// If moto refuses.
@@ -124,7 +309,7 @@ impl Stack {
         DynamoStores::new(self.dynamo(), self.table("SHOP_STORES_TABLE")?).put(&store).await?;
         aws_sdk_secretsmanager::Client::new(&self.sdk)
             .create_secret()
-            .name(format!("{}/{id}", self.secret_prefix))
+            .name(format!("{}/{id}", self.setting("SHOP_SECRET_PREFIX")?))
             .secret_string(secret.to_string())
             .send()
             .await
@@ -132,58 +317,408 @@ impl Stack {
         Ok(store)
     }
 
-    /// Creates the function's queue and DLQ and puts its binary under a local Lambda with the
-    /// environment the template gives it.
+    /// The function that runs the binary `binary` (its template `BuildProperties`), as Lambda
+    /// holds it now: configuration, event source mapping, queue and DLQ. Checks what Lambda
+    /// would refuse or what would lose messages: one SQS mapping, `JOBKIT_QUEUE_URL` naming its
+    /// queue and `JOBKIT_DLQ_URL` the DLQ of that queue's redrive policy.
     ///
     /// # Errors
-    /// If moto refuses or the binary is missing.
-    pub async fn deploy(&self, spec: FunctionSpec) -> anyhow::Result<Deployed> {
-        let path = binary(spec.name)?;
-        self.deploy_binary(spec, path).await
-    }
+    /// If the stack has no such function, or its configuration is inconsistent.
+    pub async fn deployment(&self, binary: &str) -> anyhow::Result<Deployment> {
+        let logical_id = self.function_logical_id(binary)?;
+        let function_name = self.physical_id(&logical_id)?.to_owned();
+        let lambda = self.lambda();
+        let config = lambda
+            .get_function_configuration()
+            .function_name(&function_name)
+            .send()
+            .await
+            .with_context(|| format!("reading {function_name}'s configuration"))?;
+        let env: BTreeMap<String, String> = config
+            .environment()
+            .and_then(|e| e.variables())
+            .map(|vars| vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        let timeout = config.timeout().context("a function without a timeout")?;
 
-    /// [`Self::deploy`] with the test build's binary, for functions the template does not
-    /// deploy (the example job).
-    ///
-    /// # Errors
-    /// If moto refuses or the binary is missing.
-    pub async fn deploy_test_build(&self, spec: FunctionSpec) -> anyhow::Result<Deployed> {
-        let path = test_build_binary(spec.name)?;
-        self.deploy_binary(spec, path).await
-    }
-
-    async fn deploy_binary(&self, spec: FunctionSpec, path: std::path::PathBuf) -> anyhow::Result<Deployed> {
+        let mappings = lambda
+            .list_event_source_mappings()
+            .function_name(&function_name)
+            .send()
+            .await
+            .with_context(|| format!("listing {function_name}'s event source mappings"))?;
+        let [mapping] = mappings.event_source_mappings() else {
+            bail!(
+                "{function_name} has {} event source mappings, not one",
+                mappings.event_source_mappings().len()
+            );
+        };
+        let queue_arn = mapping.event_source_arn().context("a mapping without a source")?.to_owned();
+        ensure!(queue_arn.contains(":sqs:"), "{function_name}'s mapping reads {queue_arn}, not an SQS queue");
         let sqs = self.sqs();
-        let name = moto::unique(spec.name);
-        let (queue_url, dlq_url) =
-            create_queue_with_dlq(&sqs, &name, spec.visibility, spec.max_receive_count).await?;
-        // The function's own settings override the shared ones, as in the template.
-        let env: std::collections::BTreeMap<String, String> = moto::function_env()
+        let queue_url = queue_url_of(&sqs, &queue_arn).await?;
+        let redrive = queue_attribute(&sqs, &queue_url, QueueAttributeName::RedrivePolicy).await?;
+        let redrive: Value = serde_json::from_str(&redrive).context("a redrive policy that is not JSON")?;
+        let dlq_arn = redrive["deadLetterTargetArn"].as_str().context("a redrive policy without a target")?;
+        let dlq_url = queue_url_of(&sqs, dlq_arn).await?;
+
+        let named = |setting: &str| env.get(setting).map(|url| last_segment(url, '/'));
+        ensure!(
+            named("JOBKIT_QUEUE_URL") == Some(last_segment(&queue_arn, ':')),
+            "{function_name}'s JOBKIT_QUEUE_URL ({:?}) is not the queue its event source mapping reads ({queue_arn})",
+            env.get("JOBKIT_QUEUE_URL")
+        );
+        ensure!(
+            named("JOBKIT_DLQ_URL") == Some(last_segment(dlq_arn, ':')),
+            "{function_name}'s JOBKIT_DLQ_URL ({:?}) is not its queue's redrive target ({dlq_arn})",
+            env.get("JOBKIT_DLQ_URL")
+        );
+        Ok(Deployment {
+            binary: binary.to_owned(),
+            logical_id,
+            function_name,
+            env,
+            timeout: Duration::from_secs(u64::try_from(timeout)?),
+            memory_mb: config.memory_size().unwrap_or(128),
+            log_group: config.logging_config().and_then(|l| l.log_group()).map(str::to_owned),
+            queue_url,
+            queue_arn,
+            dlq_url,
+            batch_size: usize::try_from(mapping.batch_size().context("a mapping without a batch size")?)?,
+            batching_window: Duration::from_secs(u64::try_from(
+                mapping.maximum_batching_window_in_seconds().unwrap_or(0),
+            )?),
+            report_batch_item_failures: mapping
+                .function_response_types()
+                .contains(&FunctionResponseType::ReportBatchItemFailures),
+        })
+    }
+
+    /// Changes the deployed function's settings (`UpdateFunctionConfiguration`, keeping the
+    /// others), as an operator tuning it would; [`Self::start`] then runs it with them.
+    ///
+    /// # Errors
+    /// If Lambda refuses.
+    pub async fn configure(&self, binary: &str, settings: &[(&str, &str)]) -> anyhow::Result<()> {
+        let deployment = self.deployment(binary).await?;
+        let mut variables: HashMap<String, String> = deployment.env.into_iter().collect();
+        variables.extend(settings.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        let environment =
+            aws_sdk_lambda::types::Environment::builder().set_variables(Some(variables)).build();
+        self.lambda()
+            .update_function_configuration()
+            .function_name(&deployment.function_name)
+            .environment(environment)
+            .send()
+            .await
+            .with_context(|| format!("configuring {}", deployment.function_name))?;
+        Ok(())
+    }
+
+    /// Starts the function running `binary` under the local Lambda on its queue, with its
+    /// deployed environment, what Lambda adds, and `sandbox` (only [`SANDBOX_SETTINGS`]).
+    ///
+    /// # Errors
+    /// If `sandbox` names another setting, the deployment is inconsistent (see
+    /// [`Self::deployment`]), the binary is missing, or the local Lambda refuses the mapping.
+    pub async fn start(&self, binary: &str, sandbox: &[(&str, String)]) -> anyhow::Result<Function> {
+        if let Some((name, _)) = sandbox.iter().find(|(name, _)| !SANDBOX_SETTINGS.contains(name)) {
+            bail!("{name} is the deployed stack's to set: configure it (Stack::configure) or deploy it");
+        }
+        let deployment = self.deployment(binary).await?;
+        let lambda_adds = [
+            ("AWS_LAMBDA_FUNCTION_NAME", deployment.function_name.clone()),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", deployment.memory_mb.to_string()),
+        ]
+        .into_iter()
+        .chain(deployment.log_group.clone().map(|group| ("AWS_LAMBDA_LOG_GROUP_NAME", group)))
+        .chain(moto::function_env());
+        let env: BTreeMap<String, String> = deployment
+            .env
+            .clone()
             .into_iter()
-            .chain([
-                ("JOBKIT_QUEUE_URL", queue_url.clone()),
-                ("JOBKIT_DLQ_URL", dlq_url.clone()),
-                ("SHOP_SECRET_PREFIX", self.secret_prefix.clone()),
-                ("RUST_LOG", "info".to_owned()),
-            ])
-            .chain(self.tables.env.iter().cloned())
-            .chain(spec.env)
-            .map(|(k, v)| (k.to_owned(), v))
+            .chain(lambda_adds.chain(sandbox.iter().cloned()).map(|(k, v)| (k.to_owned(), v)))
             .collect();
-        let mapping =
-            Mapping { queue_url: queue_url.clone(), batch_size: spec.batch_size, timeout: spec.timeout };
-        let lambda = LocalLambda::new(sqs, mapping, path, env.into_iter().collect()).await?;
-        Ok(Deployed { lambda, queue_url, dlq_url })
+        let mapping = Mapping {
+            queue_url: deployment.queue_url.clone(),
+            batch_size: deployment.batch_size,
+            batching_window: deployment.batching_window,
+            report_batch_item_failures: deployment.report_batch_item_failures,
+            timeout: deployment.timeout,
+        };
+        let binary_path = deployed_binary(binary, &deployment.logical_id)?;
+        let lambda = LocalLambda::new(self.sqs(), mapping, binary_path, env.into_iter().collect()).await?;
+        Ok(Function {
+            lambda,
+            function_name: deployment.function_name,
+            queue_url: deployment.queue_url,
+            queue_arn: deployment.queue_arn,
+            dlq_url: deployment.dlq_url,
+            env: deployment.env,
+        })
+    }
+
+    /// The body the schedule rule targeting `function`'s queue puts on it for its firing at
+    /// `time` (RFC 3339): the rule's scheduled event through the target's input transformer,
+    /// as EventBridge renders it (moto never fires schedules).
+    ///
+    /// # Errors
+    /// If not exactly one enabled schedule rule targets the queue, or its input cannot be
+    /// rendered.
+    pub async fn tick(&self, function: &Function, time: &str) -> anyhow::Result<String> {
+        let events = aws_sdk_eventbridge::Client::new(&self.sdk);
+        let names = events
+            .list_rule_names_by_target()
+            .target_arn(&function.queue_arn)
+            .send()
+            .await
+            .context("listing the rules that target the queue")?;
+        let [rule] = names.rule_names() else {
+            bail!(
+                "{} rules target {}, not one: {:?}",
+                names.rule_names().len(),
+                function.queue_arn,
+                names.rule_names()
+            );
+        };
+        let described = events.describe_rule().name(rule).send().await.context("describing the rule")?;
+        ensure!(
+            described.state() == Some(&aws_sdk_eventbridge::types::RuleState::Enabled),
+            "rule {rule} is not enabled: it never fires"
+        );
+        ensure!(described.schedule_expression().is_some(), "rule {rule} has no schedule");
+        let rule_arn = described.arn().context("a rule without an ARN")?;
+        let targets =
+            events.list_targets_by_rule().rule(rule).send().await.context("listing the rule's targets")?;
+        let target = targets
+            .targets()
+            .iter()
+            .find(|t| t.arn() == function.queue_arn)
+            .context("the rule does not target the queue")?;
+        let event = eventbridge::scheduled_event(rule_arn, time)?;
+        match (target.input_transformer(), target.input(), target.input_path()) {
+            (Some(transformer), _, _) => {
+                let transformer = InputTransformer {
+                    input_paths: transformer.input_paths_map().cloned().unwrap_or_default(),
+                    input_template: transformer.input_template().to_owned(),
+                };
+                eventbridge::render(&transformer, &event, rule, rule_arn)
+            }
+            (None, Some(constant), _) => Ok(constant.to_owned()),
+            (None, None, Some(path)) => {
+                bail!("rule {rule}'s target takes {path} of the event: not rendered here")
+            }
+            (None, None, None) => Ok(event.to_string()),
+        }
+    }
+
+    fn function_logical_id(&self, binary: &str) -> anyhow::Result<String> {
+        let resources = self.template["Resources"].as_object().context("a template without resources")?;
+        let found: Vec<&String> = resources
+            .iter()
+            .filter(|(_, r)| {
+                r["Type"] == "AWS::Lambda::Function" && r["Metadata"]["BuildProperties"]["Binary"] == binary
+            })
+            .map(|(id, _)| id)
+            .collect();
+        match found.as_slice() {
+            [id] => Ok((*id).clone()),
+            [] => bail!("no function of the template builds the binary {binary}"),
+            more => bail!("several functions build the binary {binary}: {more:?}"),
+        }
+    }
+
+    /// The sender of error emails must be a verified SES identity (README, "Deploy", step 4:
+    /// the operator clicks the link SES mails). moto's CloudFormation does not create the
+    /// template's identity, and moto verifies the ones created through SES at once.
+    async fn verify_alert_sender(&self) -> anyhow::Result<()> {
+        let sender = self.parameters.get("AlertSender").context("no AlertSender parameter")?;
+        aws_sdk_sesv2::Client::new(&self.sdk)
+            .create_email_identity()
+            .email_identity(sender)
+            .send()
+            .await
+            .context("verifying the alert sender")?;
+        Ok(())
+    }
+
+    async fn disable_motos_mappings(&self) -> anyhow::Result<()> {
+        let lambda = self.lambda();
+        for mapping in self.resources_of("AWS::Lambda::EventSourceMapping") {
+            lambda
+                .update_event_source_mapping()
+                .uuid(&mapping.physical_id)
+                .enabled(false)
+                .send()
+                .await
+                .with_context(|| format!("disabling moto's event source mapping {}", mapping.physical_id))?;
+        }
+        Ok(())
+    }
+
+    /// moto keeps a `Number` parameter a number where a function's environment refers to it
+    /// (`CART_IDLE_AFTER_MINUTES: 120`), which the SDK cannot read: CloudFormation writes the
+    /// string, and Lambda holds only strings. Rewrites such settings as the strings Lambda holds.
+    async fn write_settings_as_strings(&self) -> anyhow::Result<()> {
+        for function in self.resources_of("AWS::Lambda::Function") {
+            let url =
+                format!("{}/2015-03-31/functions/{}/configuration", moto::endpoint(), function.physical_id);
+            let body = tokio::task::spawn_blocking(move || moto::aws_get(&url, "lambda")).await??;
+            let config: Value =
+                serde_json::from_str(&body).context("a function configuration that is not JSON")?;
+            let Some(variables) = config["Environment"]["Variables"].as_object() else { continue };
+            if variables.values().all(Value::is_string) {
+                continue;
+            }
+            let variables: HashMap<String, String> = variables
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+                .collect();
+            let environment =
+                aws_sdk_lambda::types::Environment::builder().set_variables(Some(variables)).build();
+            self.lambda()
+                .update_function_configuration()
+                .function_name(&function.physical_id)
+                .environment(environment)
+                .send()
+                .await
+                .with_context(|| format!("writing {}'s settings as strings", function.physical_id))?;
+        }
+        Ok(())
+    }
+
+    async fn read_environments(&self) -> anyhow::Result<BTreeMap<String, BTreeMap<String, String>>> {
+        let lambda = self.lambda();
+        let mut environments = BTreeMap::new();
+        for function in self.resources_of("AWS::Lambda::Function") {
+            let config = lambda
+                .get_function_configuration()
+                .function_name(&function.physical_id)
+                .send()
+                .await
+                .with_context(|| format!("reading {}'s configuration", function.physical_id))?;
+            let env = config
+                .environment()
+                .and_then(|e| e.variables())
+                .map(|vars| vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default();
+            environments.insert(function.physical_id.clone(), env);
+        }
+        Ok(environments)
     }
 }
 
-impl Deployed {
-    /// Sends `body` to the function's queue; returns the message id.
-    ///
-    /// # Errors
-    /// If SQS refuses.
-    pub async fn send(&self, sqs: &aws_sdk_sqs::Client, body: &str) -> anyhow::Result<String> {
-        let out = sqs.send_message().queue_url(&self.queue_url).message_body(body).send().await?;
-        out.message_id().map(str::to_owned).context("no message id")
+/// Runs the packaging script: uploads the code artifact to moto's S3 and returns the template
+/// translated with `parameters` (JSON).
+async fn package(stack: &str, parameters: &BTreeMap<String, String>) -> anyhow::Result<String> {
+    let python = std::env::var_os(TRANSLATOR_ENV).filter(|p| !p.is_empty()).with_context(|| {
+        format!(
+            "{TRANSLATOR_ENV} is not set: run the tests with ./scripts/test (or `source scripts/lib/moto.sh`), \
+             which installs the SAM translator"
+        )
+    })?;
+    let mut command = tokio::process::Command::new(&python);
+    command
+        .arg(PACKAGE_SCRIPT)
+        .arg(Path::new(TEMPLATE))
+        .args(["--bucket", &format!("{stack}-artifacts"), "--key", "functions.zip", "--region", "us-east-1"])
+        .args(parameters.iter().flat_map(|(k, v)| ["--parameter".to_owned(), format!("{k}={v}")]))
+        .envs(moto::function_env())
+        .env_remove("AWS_PROFILE");
+    let out = command.output().await.with_context(|| format!("running {}", Path::new(&python).display()))?;
+    ensure!(
+        out.status.success(),
+        "packaging the template failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).context("the packaged template is not UTF-8")
+}
+
+async fn create(
+    cloudformation: &aws_sdk_cloudformation::Client,
+    stack: &str,
+    template: &str,
+    parameters: &BTreeMap<String, String>,
+) -> anyhow::Result<()> {
+    let parameters = parameters
+        .iter()
+        .map(|(k, v)| Parameter::builder().parameter_key(k).parameter_value(v).build())
+        .collect();
+    cloudformation
+        .create_stack()
+        .stack_name(stack)
+        .template_body(template)
+        .set_parameters(Some(parameters))
+        .capabilities(Capability::CapabilityIam)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!(aws_sdk_cloudformation::error::DisplayErrorContext(e).to_string()))
+        .with_context(|| format!("creating stack {stack}"))?;
+    cloudformation
+        .wait_until_stack_create_complete()
+        .stack_name(stack)
+        .wait(CREATE_LIMIT)
+        .await
+        .map_err(|e| anyhow::anyhow!(aws_sdk_cloudformation::error::DisplayErrorContext(e).to_string()))
+        .with_context(|| format!("waiting for stack {stack} to be created"))?;
+    Ok(())
+}
+
+async fn list_resources(
+    cloudformation: &aws_sdk_cloudformation::Client,
+    stack: &str,
+) -> anyhow::Result<Vec<Resource>> {
+    let mut pages = cloudformation.list_stack_resources().stack_name(stack).into_paginator().send();
+    let mut resources = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.context("listing the stack's resources")?;
+        resources.extend(page.stack_resource_summaries().iter().map(|r| Resource {
+            logical_id: r.logical_resource_id().unwrap_or_default().to_owned(),
+            physical_id: r.physical_resource_id().unwrap_or_default().to_owned(),
+            kind: r.resource_type().unwrap_or_default().to_owned(),
+        }));
     }
+    Ok(resources)
+}
+
+async fn outputs(
+    cloudformation: &aws_sdk_cloudformation::Client,
+    stack: &str,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let described =
+        cloudformation.describe_stacks().stack_name(stack).send().await.context("describing the stack")?;
+    let stack = described.stacks().first().context("no such stack")?;
+    Ok(stack
+        .outputs()
+        .iter()
+        .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
+        .collect())
+}
+
+/// The URL of the queue whose ARN is `arn`.
+async fn queue_url_of(sqs: &aws_sdk_sqs::Client, arn: &str) -> anyhow::Result<String> {
+    let out = sqs
+        .get_queue_url()
+        .queue_name(last_segment(arn, ':'))
+        .send()
+        .await
+        .with_context(|| format!("finding the queue {arn}"))?;
+    out.queue_url().map(str::to_owned).context("a queue without a URL")
+}
+
+async fn queue_attribute(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    name: QueueAttributeName,
+) -> anyhow::Result<String> {
+    let out = sqs.get_queue_attributes().queue_url(url).attribute_names(name.clone()).send().await?;
+    out.attributes()
+        .and_then(|a| a.get(&name))
+        .cloned()
+        .with_context(|| format!("queue {url} has no {}", name.as_str()))
+}
+
+fn last_segment(text: &str, separator: char) -> &str {
+    text.rsplit(separator).next().unwrap_or(text)
 }

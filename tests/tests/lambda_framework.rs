@@ -2,18 +2,21 @@
 //! API stub fed by an event source mapping on moto's SQS): retries wait their backoff (seen in
 //! `ApproximateReceiveCount` and the time between deliveries), exhausted jobs reach the DLQ with
 //! their error, a function killed in the middle of a batch loses nothing, and an EventBridge
-//! tick delivered twice runs once.
+//! tick delivered twice runs once. The jobs of the template run on the stack as deployed; the
+//! example job, which the template does not deploy, on a hand-built queue and state table.
 
 use std::time::Duration;
 
+use aws_sdk_sqs::types::QueueAttributeName;
 use jobctl::sandbox::{Behaviour, FixtureShop, Fixtures, Sandbox};
 use serde_json::json;
 use shop::{CatalogRepository, Money, Product, Variant, aws::DynamoCatalog};
 use system_tests::{
+    example_stack::{ExampleStack, FunctionSpec},
     lambda::{Delivery, Outcome},
     moto,
     sqs::dead_letters,
-    stack::{FunctionSpec, Stack},
+    stack::Stack,
 };
 
 /// The example job's first two waits (`Wait::Polynomial`: 1^4 + 2 s and 2^4 + 2 s, +15 % jitter
@@ -35,8 +38,8 @@ fn deliveries_of<'a>(deliveries: &'a [Delivery], body: &str) -> Vec<&'a Delivery
 
 #[tokio::test]
 async fn a_retry_waits_its_backoff_and_an_exhausted_job_reaches_the_dlq_with_its_error() {
-    let stack = Stack::create().await.expect("stack");
-    let mut fn_ = stack.deploy_test_build(example()).await.expect("deployed");
+    let stack = ExampleStack::create().await.expect("stack");
+    let mut fn_ = stack.deploy(example()).await.expect("deployed");
     let sqs = stack.sqs();
     let flaky = r#"{"name":"Flo","fail":"flaky"}"#;
     let down = r#"{"name":"Dan","fail":"transient"}"#;
@@ -74,10 +77,10 @@ async fn a_retry_waits_its_backoff_and_an_exhausted_job_reaches_the_dlq_with_its
 
 #[tokio::test]
 async fn a_queue_whose_visibility_is_shorter_than_the_function_timeout_is_refused_as_lambda_does() {
-    let stack = Stack::create().await.expect("stack");
+    let stack = ExampleStack::create().await.expect("stack");
     let mut spec = example();
     spec.visibility = Duration::from_secs(5);
-    match stack.deploy_test_build(spec).await {
+    match stack.deploy(spec).await {
         Ok(_) => panic!("a record could come back while its invocation still runs: Lambda refuses that"),
         Err(refused) => {
             let refused = refused.to_string();
@@ -88,7 +91,7 @@ async fn a_queue_whose_visibility_is_shorter_than_the_function_timeout_is_refuse
 
 #[tokio::test]
 async fn a_function_killed_in_the_middle_of_a_batch_loses_nothing() {
-    let stack = Stack::create().await.expect("stack");
+    let stack = Stack::deploy().await.expect("stack");
     stack.add_store("acme", json!({"shopify_token": "x"})).await.unwrap();
     let catalog = DynamoCatalog::new(stack.dynamo(), stack.table("SHOP_PRODUCTS_TABLE").unwrap());
     let titles: Vec<String> = (1..=6).map(|n| moto::unique(&format!("Product {n}"))).collect();
@@ -109,16 +112,24 @@ async fn a_function_killed_in_the_middle_of_a_batch_loses_nothing() {
         })
         .collect();
     catalog.upsert_products(&products).await.unwrap();
-    // One record at a time, so "the first two are done" is a point in the batch. The batch
-    // comes back when its visibility ends, no sooner than the killed invocation's deadline
-    // (Lambda refuses a shorter one), by which time the key of the record running at the kill
-    // is free again: the shortest faithful setting is both at the template's 60 s timeout.
-    let mut spec = FunctionSpec::new("share_product_text_message")
-        .env("JOBKIT_CONCURRENCY", "1")
-        .env("RUST_LOG", "info,jobkit=debug");
-    spec.timeout = Duration::from_secs(60);
-    spec.visibility = Duration::from_secs(60);
-    let mut fn_ = stack.deploy(spec).await.expect("deployed");
+    // One record at a time, so "the first two are done" is a point in the batch, and the
+    // runner's debug lines to see it: set on the deployed function, as an operator would. The
+    // batch comes back when its visibility ends, no sooner than the killed invocation's
+    // deadline (Lambda refuses a shorter one), by which time the key of the record running at
+    // the kill is free again: the shortest faithful visibility is the function's timeout, not
+    // the template's six times it (which would make this test wait six minutes).
+    let job = "share_product_text_message";
+    stack.configure(job, &[("JOBKIT_CONCURRENCY", "1"), ("RUST_LOG", "info,jobkit=debug")]).await.unwrap();
+    let deployment = stack.deployment(job).await.unwrap();
+    stack
+        .sqs()
+        .set_queue_attributes()
+        .queue_url(&deployment.queue_url)
+        .attributes(QueueAttributeName::VisibilityTimeout, deployment.timeout.as_secs().to_string())
+        .send()
+        .await
+        .unwrap();
+    let mut fn_ = stack.start(job, &[]).await.expect("started");
     let sqs = stack.sqs();
     for n in 0..6 {
         let body = json!({"share_id": format!("sh_{n}"), "store_id": "acme",
@@ -153,7 +164,7 @@ async fn a_function_killed_in_the_middle_of_a_batch_loses_nothing() {
 
 #[tokio::test]
 async fn an_eventbridge_tick_delivered_twice_runs_once() {
-    let stack = Stack::create().await.expect("stack");
+    let stack = Stack::deploy().await.expect("stack");
     let shops = [("north", "shpat_n"), ("south", "shpat_s")];
     let fixtures = Fixtures {
         shops: shops
@@ -170,17 +181,17 @@ async fn an_eventbridge_tick_delivered_twice_runs_once() {
     for (name, token) in shops {
         stack.add_store(name, json!({"shopify_token": token})).await.unwrap();
     }
-    // One record per invocation, so the second delivery arrives after the first ran (as
-    // EventBridge's duplicates do). Two in one batch are covered too: the second would wait out
-    // the first's in-progress window (the job's 5 minutes) and then be acknowledged.
-    let mut spec = FunctionSpec::new("store_sync").env("SHOPIFY_BASE_URL", sandbox.shopify_url());
-    spec.batch_size = 1;
-    let mut fn_ = stack.deploy(spec).await.expect("deployed");
+    let mut fn_ =
+        stack.start("store_sync", &[("SHOPIFY_BASE_URL", sandbox.shopify_url())]).await.expect("started");
     let sqs = stack.sqs();
-    // What the rule's input transformer sends, twice (EventBridge delivers at least once).
-    let tick = r#"{"all_stores": true, "$schedule": {"rule": "store-sync-fan-out", "time": "2026-11-29T12:15:00Z"}}"#;
-    fn_.send(&sqs, tick).await.unwrap();
-    fn_.send(&sqs, tick).await.unwrap();
+    // What the fan-out rule puts on the queue, twice (EventBridge delivers at least once), the
+    // second after the first ran, as EventBridge's duplicates come. (Twins in one batch wait for
+    // the first: lambda_jobs' share_product_text_message test.)
+    let tick = stack.tick(&fn_, "2026-11-29T12:15:00Z").await.expect("the fan-out rule's tick");
+    assert!(tick.contains(r#""all_stores": true"#), "{tick}");
+    fn_.send(&sqs, &tick).await.unwrap();
+    fn_.lambda.drain(Duration::from_secs(60)).await.expect("drained");
+    fn_.send(&sqs, &tick).await.unwrap();
     fn_.lambda.drain(Duration::from_secs(60)).await.expect("drained");
     let logs = fn_.lambda.logs();
 

@@ -1,6 +1,9 @@
 //! Each of the six jobs as its built binary under the local Lambda (a Runtime API stub fed by an
-//! event source mapping on moto's SQS), against moto's DynamoDB, Secrets Manager and SNS and the
-//! loopback sandbox of Shopify and Square: a success and a failure path per job.
+//! event source mapping on moto's SQS), on the stack as deployed (`template.yaml` created on
+//! moto's CloudFormation, each function with the configuration Lambda holds for it), against
+//! moto's DynamoDB, Secrets Manager and SNS and the loopback sandbox of Shopify and Square: a
+//! success and a failure path per job. Ticks are what the schedule rules' input transformers
+//! make of a scheduled event.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -16,7 +19,7 @@ use system_tests::{
     lambda::Outcome,
     moto,
     sqs::dead_letters,
-    stack::{Deployed, FunctionSpec, Stack},
+    stack::{Function, Stack},
 };
 
 /// Long enough for any of these batches; a drain that takes longer has lost something.
@@ -55,14 +58,14 @@ async fn count_items(dynamo: &aws_sdk_dynamodb::Client, table: &str) -> i32 {
 }
 
 /// Runs the function until its queue is empty and returns what it logged.
-async fn drain(deployed: &mut Deployed) -> String {
-    deployed.lambda.drain(DRAIN_LIMIT).await.expect("the queue drains");
-    deployed.lambda.logs()
+async fn drain(function: &mut Function) -> String {
+    function.lambda.drain(DRAIN_LIMIT).await.expect("the queue drains");
+    function.lambda.logs()
 }
 
 /// The DLQ's only message, checked to be `body` discarded with `kind`; returns its error message.
-async fn discarded(stack: &Stack, deployed: &Deployed, body: &str, kind: &str) -> String {
-    let dead = dead_letters(&stack.sqs(), &deployed.dlq_url).await.expect("DLQ read");
+async fn discarded(stack: &Stack, function: &Function, body: &str, kind: &str) -> String {
+    let dead = dead_letters(&stack.sqs(), &function.dlq_url).await.expect("DLQ read");
     assert_eq!(dead.len(), 1, "one message in the DLQ: {dead:?}");
     let letter = &dead[0];
     assert_eq!(letter.body, body, "the arguments kept as they were sent");
@@ -75,11 +78,11 @@ async fn discarded(stack: &Stack, deployed: &Deployed, body: &str, kind: &str) -
 
 #[tokio::test]
 async fn store_sync_stores_a_shops_catalog_and_discards_an_unknown_store() {
-    let stack = Stack::create().await.expect("stack");
+    let stack = Stack::deploy().await.expect("stack");
     let shop = sandbox(&[("acme", "shpat_acme", 600)], &[]).await;
     stack.add_store("acme", json!({"shopify_token": "shpat_acme"})).await.expect("store");
-    let spec = FunctionSpec::new("store_sync").env("SHOPIFY_BASE_URL", shop.shopify_url());
-    let mut fn_ = stack.deploy(spec).await.expect("deployed");
+    let mut fn_ =
+        stack.start("store_sync", &[("SHOPIFY_BASE_URL", shop.shopify_url())]).await.expect("started");
     let sqs = stack.sqs();
     fn_.send(&sqs, r#"{"store_id":"acme"}"#).await.expect("sent");
     let unknown = r#"{"store_id":"st_gone"}"#;
@@ -94,16 +97,36 @@ async fn store_sync_stores_a_shops_catalog_and_discards_an_unknown_store() {
     let reason = discarded(&stack, &fn_, unknown, "not_found").await;
     assert!(reason.contains("st_gone"), "the reason names the store: {reason}");
     assert!(!logs.contains("shpat_acme"), "the token never reaches the logs");
+    // The operators were told, from the sender and to the recipients the stack was deployed with.
+    let emails = emails_to(fn_.setting("JOBKIT_ALERT_TO").unwrap()).await;
+    assert_eq!(emails.len(), 1, "{emails:?}\n{logs}");
+    let email = emails[0].to_string();
+    assert!(email.contains(fn_.setting("JOBKIT_ALERT_FROM").unwrap()), "{email}");
+    assert!(email.contains("store_sync") && email.contains("not_found"), "{email}");
+}
+
+/// The emails moto's SES sent to `recipient`.
+async fn emails_to(recipient: &str) -> Vec<serde_json::Value> {
+    let url = format!("{}/moto-api/data.json", moto::endpoint());
+    let data = tokio::task::spawn_blocking(move || moto::http_get(&url)).await.unwrap().unwrap();
+    let data: serde_json::Value = serde_json::from_str(&data).unwrap();
+    let models = data["ses"].as_object().into_iter().flat_map(|models| models.values());
+    models
+        .filter_map(|m| m.as_array())
+        .flatten()
+        .filter(|m| m.to_string().contains(recipient))
+        .cloned()
+        .collect()
 }
 
 #[tokio::test]
 async fn customer_sync_pulls_the_pos_customers_and_discards_a_revoked_token() {
-    let stack = Stack::create().await.expect("stack");
+    let stack = Stack::deploy().await.expect("stack");
     let pos = sandbox(&[], &[("sq_good", 230)]).await;
     stack.add_store("acme", json!({"shopify_token": "x", "square_token": "sq_good"})).await.unwrap();
     stack.add_store("revoked", json!({"shopify_token": "x", "square_token": "sq_revoked"})).await.unwrap();
-    let spec = FunctionSpec::new("customer_sync").env("SQUARE_BASE_URL", pos.square_url());
-    let mut fn_ = stack.deploy(spec).await.expect("deployed");
+    let mut fn_ =
+        stack.start("customer_sync", &[("SQUARE_BASE_URL", pos.square_url())]).await.expect("started");
     let sqs = stack.sqs();
     fn_.send(&sqs, r#"{"store_id":"acme"}"#).await.unwrap();
     let revoked = r#"{"store_id":"revoked"}"#;
@@ -131,7 +154,7 @@ fn cart(id: &str, idle_for: chrono::Duration, variant: &str, quantity: u32) -> C
 
 #[tokio::test]
 async fn clean_active_carts_abandons_idle_carts_once_and_discards_an_event_of_another_shape() {
-    let stack = Stack::create().await.expect("stack");
+    let stack = Stack::deploy().await.expect("stack");
     let carts = DynamoCarts::new(
         stack.dynamo(),
         stack.table("SHOP_CARTS_TABLE").unwrap(),
@@ -139,21 +162,18 @@ async fn clean_active_carts_abandons_idle_carts_once_and_discards_an_event_of_an
     );
     carts.put_cart(&cart("c_idle", chrono::Duration::hours(5), "v_idle", 3)).await.unwrap();
     carts.put_cart(&cart("c_busy", chrono::Duration::minutes(5), "v_busy", 2)).await.unwrap();
-    let mut fn_ = stack.deploy(FunctionSpec::new("clean_active_carts")).await.expect("deployed");
+    let mut fn_ = stack.start("clean_active_carts", &[]).await.expect("started");
     let sqs = stack.sqs();
-    // The hourly tick, then a manual run and an event of another shape. (Not racing: moto's
-    // TransactWriteItems is not isolated, a failed one restores a copy of the whole table and
-    // undoes a concurrent one's writes; the race is tested on SQLite, `shop`'s
-    // two_janitors_racing_for_one_cart_release_its_stock_once.)
-    let tick = r#"{"$schedule":{"rule":"clean-active-carts","time":"2026-11-29T10:00:00Z"}}"#;
-    fn_.send(&sqs, tick).await.unwrap();
-    drain(&mut fn_).await;
+    // The hourly tick and a manual run for the same idle cart, and an event of another shape.
+    // (Janitors racing in parallel: shop_adapters' carts_on_dynamodb_abandon_once_and_expire.)
+    let tick = stack.tick(&fn_, "2026-11-29T10:00:00Z").await.expect("the hourly rule's tick");
+    fn_.send(&sqs, &tick).await.unwrap();
     fn_.send(&sqs, "{}").await.unwrap();
     let other_event = r#"{"version":"0","detail-type":"EC2 Instance State-change Notification","source":"aws.ec2","detail":{}}"#;
     fn_.send(&sqs, other_event).await.unwrap();
     let first = drain(&mut fn_).await;
     // The tick delivered again after it ran: acknowledged without running.
-    fn_.send(&sqs, tick).await.unwrap();
+    fn_.send(&sqs, &tick).await.unwrap();
     let logs = drain(&mut fn_).await;
     let again = &logs[first.len()..];
     assert!(
@@ -168,7 +188,7 @@ async fn clean_active_carts_abandons_idle_carts_once_and_discards_an_event_of_an
 
 #[tokio::test]
 async fn clean_database_deletes_what_is_past_retention_and_discards_bad_arguments() {
-    let stack = Stack::create().await.expect("stack");
+    let stack = Stack::deploy().await.expect("stack");
     let history = DynamoHistory::new(stack.dynamo(), stack.table("SHOP_HISTORY_TABLE").unwrap());
     let entry = |kind, id: &str, days: i64| HistoryEntry {
         kind,
@@ -187,9 +207,10 @@ async fn clean_database_deletes_what_is_past_retention_and_discards_bad_argument
     ] {
         history.append(&entry(kind, id, days)).await.unwrap();
     }
-    let mut fn_ = stack.deploy(FunctionSpec::new("clean_database")).await.expect("deployed");
+    let mut fn_ = stack.start("clean_database", &[]).await.expect("started");
     let sqs = stack.sqs();
-    fn_.send(&sqs, r#"{"$schedule":{"rule":"clean-database","time":"2026-11-29T03:00:00Z"}}"#).await.unwrap();
+    let tick = stack.tick(&fn_, "2026-11-29T03:00:00Z").await.expect("the daily rule's tick");
+    fn_.send(&sqs, &tick).await.unwrap();
     let bad = r#"{"batch_size":"lots"}"#;
     fn_.send(&sqs, bad).await.unwrap();
     let logs = drain(&mut fn_).await;
@@ -206,37 +227,36 @@ async fn clean_database_deletes_what_is_past_retention_and_discards_bad_argument
 
 #[tokio::test]
 async fn create_shopify_webhook_creates_only_what_is_missing_and_discards_a_refused_token() {
-    let stack = Stack::create().await.expect("stack");
+    let stack = Stack::deploy().await.expect("stack");
     let shop = sandbox(&[("acme", "shpat_acme", 1), ("revoked", "shpat_new", 1)], &[]).await;
     stack.add_store("acme", json!({"shopify_token": "shpat_acme"})).await.unwrap();
     stack.add_store("revoked", json!({"shopify_token": "shpat_old"})).await.unwrap();
-    let spec = FunctionSpec::new("create_shopify_webhook")
-        .env("SHOPIFY_BASE_URL", shop.shopify_url())
-        .env("SHOPIFY_WEBHOOK_TOPICS", "APP_UNINSTALLED,PRODUCTS_UPDATE")
-        .env("SHOPIFY_WEBHOOK_URL", "https://hooks.example.com/shopify");
-    let mut fn_ = stack.deploy(spec).await.expect("deployed");
+    let mut fn_ = stack
+        .start("create_shopify_webhook", &[("SHOPIFY_BASE_URL", shop.shopify_url())])
+        .await
+        .expect("started");
+    // The topics the stack is deployed with (the template's default, as the operator left it).
+    let topics: Vec<String> =
+        fn_.setting("SHOPIFY_WEBHOOK_TOPICS").unwrap().split(',').map(str::to_owned).collect();
+    assert!(topics.len() > 1, "{topics:?}");
     let sqs = stack.sqs();
     fn_.send(&sqs, r#"{"store_id":"acme"}"#).await.unwrap();
     drain(&mut fn_).await;
-    assert_eq!(shop.webhook_topics("acme"), ["APP_UNINSTALLED", "PRODUCTS_UPDATE"]);
+    assert_eq!(shop.webhook_topics("acme"), topics);
 
     // Installed again (a new job id, so not an idempotent replay): it lists and creates nothing.
     fn_.send(&sqs, r#"{"store_id":"acme"}"#).await.unwrap();
     let refused = r#"{"store_id":"revoked"}"#;
     fn_.send(&sqs, refused).await.unwrap();
     let logs = drain(&mut fn_).await;
-    assert_eq!(
-        shop.webhook_topics("acme"),
-        ["APP_UNINSTALLED", "PRODUCTS_UPDATE"],
-        "nothing created twice\n{logs}"
-    );
+    assert_eq!(shop.webhook_topics("acme"), topics, "nothing created twice\n{logs}");
     assert!(shop.webhook_topics("revoked").is_empty());
     discarded(&stack, &fn_, refused, "unauthorized").await;
 }
 
 #[tokio::test]
 async fn share_product_text_message_texts_once_per_share_and_discards_an_invalid_phone() {
-    let stack = Stack::create().await.expect("stack");
+    let stack = Stack::deploy().await.expect("stack");
     stack.add_store("acme", json!({"shopify_token": "x"})).await.unwrap();
     let title = moto::unique("Red Shoe");
     let product = Product {
@@ -253,11 +273,9 @@ async fn share_product_text_message_texts_once_per_share_and_discards_an_invalid
     };
     let catalog = DynamoCatalog::new(stack.dynamo(), stack.table("SHOP_PRODUCTS_TABLE").unwrap());
     catalog.upsert_products(&[product]).await.unwrap();
-    // The template's 60 s. The three deliveries arrive in one batch: the twins wait for the
-    // first in the invocation and are acknowledged as duplicates once it is done.
-    let mut spec = FunctionSpec::new("share_product_text_message");
-    spec.timeout = Duration::from_secs(60);
-    let mut fn_ = stack.deploy(spec).await.expect("deployed");
+    // The three deliveries arrive in one batch: the twins wait for the first in the invocation
+    // and are acknowledged as duplicates once it is done.
+    let mut fn_ = stack.start("share_product_text_message", &[]).await.expect("started");
     let sqs = stack.sqs();
     let share = |id: &str, phone: &str| {
         json!({"share_id": id, "store_id": "acme", "product_id": "gid://shopify/Product/1", "phone": phone})

@@ -135,6 +135,20 @@ async fn carts_on_dynamodb_abandon_once_and_expire() {
     assert_eq!(carts.available("v1").await.unwrap(), 3, "stock given back once");
     assert!(carts.idle_active(now - chrono::Duration::hours(2), 10).await.unwrap().is_empty());
 
+    // Eight janitors racing for one cart, as many invocations of the hourly run would: one
+    // transaction wins, the stock comes back once.
+    for n in 0..5 {
+        let id = format!("raced-{n}");
+        carts.put_cart(&cart(&id, CartStatus::Active, 3, 24)).await.unwrap();
+        let before = carts.available("v1").await.unwrap();
+        let cart_id = shop::CartId::from(id.as_str());
+        let races = (0..8).map(|_| carts.abandon(&cart_id, &releases));
+        let won = futures::future::join_all(races).await.into_iter().filter(|r| *r.as_ref().unwrap()).count();
+        assert_eq!(won, 1, "{id}: one janitor wins");
+        assert_eq!(carts.available("v1").await.unwrap(), before + 3, "{id}: stock given back once");
+        carts.delete(&[cart_id]).await.unwrap();
+    }
+
     let expired = carts.expired(now, 10).await.unwrap();
     assert_eq!(expired, [shop::CartId::from("old")]);
     assert_eq!(carts.delete(&expired).await.unwrap(), 1);

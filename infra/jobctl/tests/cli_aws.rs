@@ -1,24 +1,14 @@
-//! The real `jobctl --aws` against moto's SQS: enqueue lands on the stack's queue, `dlq list`
-//! reads the reasons, `dlq redrive --error` moves only those, bad arguments send nothing.
+//! The real `jobctl --aws` against the stack as deployed (`template.yaml` through the SAM
+//! translator, created on moto's CloudFormation): enqueue lands on the stack's queue, `stats`
+//! counts it, `dlq list` and `dlq show` read the reasons and the state table's last errors,
+//! `dlq redrive --error` moves only those, bad arguments send nothing.
 
 use std::process::{Command, Output, Stdio};
 
 use aws_sdk_sqs::types::MessageAttributeValue;
 use jobctl::registry;
 use serde_json::Value;
-use system_tests::moto;
-
-async fn create_stack_queues(sqs: &aws_sdk_sqs::Client, stack: &str) {
-    for job in registry::JOB_NAMES {
-        for name in [registry::queue_name(job), registry::dlq_name(job)] {
-            sqs.create_queue().queue_name(format!("{stack}-{name}")).send().await.unwrap();
-        }
-    }
-}
-
-async fn url(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
-    sqs.get_queue_url().queue_name(name).send().await.unwrap().queue_url.unwrap()
-}
+use system_tests::{moto, stack::Stack};
 
 fn jobctl(stack: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_jobctl"))
@@ -69,20 +59,26 @@ fn attribute(value: &str) -> MessageAttributeValue {
 }
 
 #[tokio::test]
-async fn enqueue_dlq_list_and_redrive_work_on_a_stacks_queues() {
-    let sqs = aws_sdk_sqs::Client::new(&moto::sdk_config().await);
-    let stack = moto::unique("jobctl");
-    create_stack_queues(&sqs, &stack).await;
+async fn enqueue_stats_dlq_list_and_redrive_work_on_the_deployed_stack() {
+    let deployed = Stack::deploy().await.unwrap();
+    let sqs = deployed.sqs();
+    let stack = deployed.name.as_str();
+    let store_sync = deployed.deployment("store_sync").await.unwrap();
+    let customer_sync = deployed.deployment("customer_sync").await.unwrap();
 
-    let refused = jobctl(&stack, &["enqueue", "store_sync", "--args", r#"{"store":"st_1"}"#]);
+    let refused = jobctl(stack, &["enqueue", "store_sync", "--args", r#"{"store":"st_1"}"#]);
     assert_eq!(refused.status.code(), Some(2));
-    let sent = json_of(&stack, &["enqueue", "store_sync", "--arg", "store_id=st_1"]);
-    let queue = url(&sqs, &format!("{stack}-store-sync")).await;
-    assert_eq!(sent["queue"], queue.as_str());
-    let received = bodies(&sqs, &queue).await;
+    let sent = json_of(stack, &["enqueue", "store_sync", "--arg", "store_id=st_1"]);
+    assert_eq!(sent["queue"], store_sync.queue_url.as_str(), "the queue the function reads");
+    let stats = json_of(stack, &["stats"]);
+    let jobs: Vec<&str> = stats.as_array().unwrap().iter().map(|s| s["job"].as_str().unwrap()).collect();
+    assert_eq!(jobs.len(), registry::JOB_NAMES.len(), "every job's queues found: {stats}");
+    let queued = stats.as_array().unwrap().iter().find(|s| s["job"] == "store_sync").unwrap();
+    assert_eq!(queued["queue"]["visible"], 1, "{queued}");
+    let received = bodies(&sqs, &store_sync.queue_url).await;
     assert_eq!(received, vec![(r#"{"store_id":"st_1"}"#.to_owned(), None)], "only the valid one was sent");
 
-    let dlq = url(&sqs, &format!("{stack}-customer-sync-dlq")).await;
+    let dlq = customer_sync.dlq_url.clone();
     for (store, kind) in [("st_1", "throttled"), ("st_2", "not_found"), ("st_3", "throttled")] {
         sqs.send_message()
             .queue_url(&dlq)
@@ -95,18 +91,18 @@ async fn enqueue_dlq_list_and_redrive_work_on_a_stacks_queues() {
             .await
             .unwrap();
     }
-    let listed = json_of(&stack, &["dlq", "list", "customer_sync"]);
+    let listed = json_of(stack, &["dlq", "list", "customer_sync"]);
     let mut kinds: Vec<&str> =
         listed.as_array().unwrap().iter().map(|l| l["error_kind"].as_str().unwrap()).collect();
     kinds.sort_unstable();
     assert_eq!(kinds, ["not_found", "throttled", "throttled"]);
-    let stats = json_of(&stack, &["stats"]);
+    let stats = json_of(stack, &["stats"]);
     let customer = stats.as_array().unwrap().iter().find(|s| s["job"] == "customer_sync").unwrap();
     assert_eq!(customer["dlq_depth"], 3, "listing leaves the messages in the DLQ: {customer}");
 
-    let redriven = json_of(&stack, &["dlq", "redrive", "customer_sync", "--error", "throttled"]);
+    let redriven = json_of(stack, &["dlq", "redrive", "customer_sync", "--error", "throttled"]);
     assert_eq!(redriven["redriven"], 2, "{redriven}");
-    let mut back: Vec<String> = bodies(&sqs, &url(&sqs, &format!("{stack}-customer-sync")).await)
+    let mut back: Vec<String> = bodies(&sqs, &customer_sync.queue_url)
         .await
         .into_iter()
         .map(|(b, kind)| {
@@ -116,7 +112,7 @@ async fn enqueue_dlq_list_and_redrive_work_on_a_stacks_queues() {
         .collect();
     back.sort();
     assert_eq!(back, [r#"{"store_id":"st_1"}"#, r#"{"store_id":"st_3"}"#]);
-    let left = json_of(&stack, &["dlq", "list", "customer_sync"]);
+    let left = json_of(stack, &["dlq", "list", "customer_sync"]);
     assert_eq!(left.as_array().unwrap().len(), 1, "{left}");
     assert_eq!(left[0]["error_kind"], "not_found");
 }
@@ -129,30 +125,11 @@ fn a_stack_that_is_not_there_is_named_in_the_error() {
     assert!(stderr.contains("no-such-stack-store-sync") && stderr.contains("--stack"), "{stderr}");
 }
 
-/// The stack on moto as CloudFormation knows it, holding the template's own `JobStateTable`:
-/// its name is CloudFormation's (`<stack>-JobStateTable-<random>`), not one jobctl could derive
-/// from the stack's name as it does the queues'. Returns the table's name.
-async fn stack_with_state_table(cloudformation: &aws_sdk_cloudformation::Client, stack: &str) -> String {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
-    let template: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let table = &template["Resources"][jobctl::backend::STATE_TABLE_LOGICAL_ID];
-    let body = serde_json::json!({"Resources": {jobctl::backend::STATE_TABLE_LOGICAL_ID: table}});
-    cloudformation.create_stack().stack_name(stack).template_body(body.to_string()).send().await.unwrap();
-    let resource = cloudformation
-        .describe_stack_resource()
-        .stack_name(stack)
-        .logical_resource_id(jobctl::backend::STATE_TABLE_LOGICAL_ID)
-        .send()
-        .await
-        .unwrap();
-    resource.stack_resource_detail().and_then(|d| d.physical_resource_id()).unwrap().to_owned()
-}
-
-/// customer_sync's `maxReceiveCount` in this test.
+/// customer_sync's `maxReceiveCount` on the hand-made queues.
 const MAX_RECEIVES: u32 = 3;
 
-/// customer_sync's queue (a redrive to its DLQ after [`MAX_RECEIVES`]) and DLQ.
+/// customer_sync's queue (a redrive to its DLQ after [`MAX_RECEIVES`]) and DLQ, hand-made under
+/// the name of a stack CloudFormation does not know.
 async fn customer_sync_queues(sqs: &aws_sdk_sqs::Client, stack: &str) -> (String, String) {
     use aws_sdk_sqs::types::QueueAttributeName;
     let dlq = sqs.create_queue().queue_name(format!("{stack}-customer-sync-dlq")).send().await.unwrap();
@@ -176,6 +153,23 @@ async fn customer_sync_queues(sqs: &aws_sdk_sqs::Client, stack: &str) -> (String
         .await
         .unwrap();
     (queue.queue_url.unwrap(), dlq)
+}
+
+/// The `maxReceiveCount` of the queue's redrive policy.
+async fn max_receive_count(sqs: &aws_sdk_sqs::Client, queue: &str) -> u32 {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(queue)
+        .attribute_names(QueueAttributeName::RedrivePolicy)
+        .send()
+        .await
+        .unwrap();
+    let policy: Value =
+        serde_json::from_str(&out.attributes().unwrap()[&QueueAttributeName::RedrivePolicy]).unwrap();
+    let count = &policy["maxReceiveCount"];
+    // SQS answers the count as a number or as a string, depending on how it was set.
+    count.as_u64().or_else(|| count.as_str()?.parse().ok()).and_then(|n| u32::try_from(n).ok()).unwrap()
 }
 
 /// Receives from `queue` with every attribute and no visibility, so the test itself hides nothing.
@@ -214,12 +208,15 @@ fn by_id(listed: &Value) -> serde_json::Map<String, Value> {
 }
 
 #[tokio::test]
-async fn the_dlq_reads_each_account_and_a_redrive_leaves_the_error_behind_on_a_stack() {
-    let config = moto::sdk_config().await;
-    let sqs = aws_sdk_sqs::Client::new(&config);
-    let stack = moto::unique("jobctl-dlq");
-    let table = stack_with_state_table(&aws_sdk_cloudformation::Client::new(&config), &stack).await;
-    let (queue, dlq) = customer_sync_queues(&sqs, &stack).await;
+async fn the_dlq_reads_each_account_and_a_redrive_leaves_the_error_behind_on_the_deployed_stack() {
+    let deployed = Stack::deploy().await.unwrap();
+    let sqs = deployed.sqs();
+    let stack = deployed.name.as_str();
+    // jobctl finds the state table through CloudFormation: it is named by it, not by the stack.
+    let table = deployed.table("JOBKIT_STATE_TABLE").unwrap();
+    let customer_sync = deployed.deployment("customer_sync").await.unwrap();
+    let (queue, dlq) = (customer_sync.queue_url, customer_sync.dlq_url);
+    let max_receives = max_receive_count(&sqs, &queue).await;
 
     let at =
         chrono::DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z").unwrap().with_timezone(&chrono::Utc);
@@ -262,7 +259,7 @@ async fn the_dlq_reads_each_account_and_a_redrive_leaves_the_error_behind_on_a_s
     }
     send.send().await.unwrap();
 
-    // A crash loop: received MAX_RECEIVES times and never deleted; the next receive is SQS's
+    // A crash loop: received max_receives times and never deleted; the next receive is SQS's
     // redrive to the DLQ.
     sqs.send_message()
         .queue_url(&queue)
@@ -272,25 +269,25 @@ async fn the_dlq_reads_each_account_and_a_redrive_leaves_the_error_behind_on_a_s
         .send()
         .await
         .unwrap();
-    for receive in 1..=MAX_RECEIVES {
+    for receive in 1..=max_receives {
         assert_eq!(receive_all(&sqs, &queue).await.len(), 1, "receive {receive}");
     }
     assert!(receive_all(&sqs, &queue).await.is_empty(), "moved to the DLQ");
     let last = jobkit::dead_letter::LastError {
         kind: "timeout".into(),
         message: "ran past its 300s timeout".into(),
-        attempt: MAX_RECEIVES,
+        attempt: max_receives,
         at,
     };
-    let store = jobkit::aws::DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table);
+    let store = jobkit::aws::DynamoStore::new(deployed.dynamo(), table);
     jobkit::dead_letter::save_last_error(&store, "customer_sync", "job-crash", &last, chrono::Utc::now())
         .await
         .unwrap();
 
-    let moved = format!("moved by SQS after {MAX_RECEIVES} receives, no reason recorded");
+    let moved = format!("moved by SQS after {max_receives} receives, no reason recorded");
     // Listing receives each message: twice, to see that it does not change what is shown.
     for _ in 0..2 {
-        let listed = by_id(&json_of(&stack, &["dlq", "list", "customer_sync"]));
+        let listed = by_id(&json_of(stack, &["dlq", "list", "customer_sync"]));
         assert_eq!(listed.len(), 3, "{listed:?}");
         assert_eq!(
             (listed["job-folded"]["recorded_by"].as_str(), listed["job-folded"]["error_kind"].as_str()),
@@ -305,7 +302,7 @@ async fn the_dlq_reads_each_account_and_a_redrive_leaves_the_error_behind_on_a_s
         let crash = &listed["job-crash"];
         assert_eq!(crash["recorded_by"], "sqs", "{crash}");
         assert_eq!(crash["error_message"], moved.as_str(), "{crash}");
-        assert_eq!(crash["receives"], MAX_RECEIVES, "{crash}");
+        assert_eq!(crash["receives"], max_receives, "{crash}");
         assert_eq!(crash["last_error"]["kind"], "timeout", "{crash}");
     }
     // moto keeps the receive count when it moves a message, and every receive from the DLQ
@@ -317,26 +314,26 @@ async fn the_dlq_reads_each_account_and_a_redrive_leaves_the_error_behind_on_a_s
         .attributes()
         .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount))
         .unwrap();
-    assert_eq!(count.parse::<u32>().unwrap(), MAX_RECEIVES + 3, "moto's count on the DLQ");
+    assert_eq!(count.parse::<u32>().unwrap(), max_receives + 3, "moto's count on the DLQ");
 
-    let table = text_of(&stack, &["dlq", "list", "customer_sync"]);
+    let table = text_of(stack, &["dlq", "list", "customer_sync"]);
     assert!(table.contains(&moved) && table.contains("timeout"), "{table}");
-    let filtered = by_id(&json_of(&stack, &["dlq", "list", "customer_sync", "--error", "throttled"]));
+    let filtered = by_id(&json_of(stack, &["dlq", "list", "customer_sync", "--error", "throttled"]));
     assert_eq!(filtered.keys().collect::<Vec<_>>(), ["job-folded"]);
-    let filtered = by_id(&json_of(&stack, &["dlq", "list", "customer_sync", "--error", "not_found"]));
+    let filtered = by_id(&json_of(stack, &["dlq", "list", "customer_sync", "--error", "not_found"]));
     assert_eq!(filtered.keys().collect::<Vec<_>>(), ["job-older"]);
-    let filtered = by_id(&json_of(&stack, &["dlq", "list", "customer_sync", "--error", "unknown"]));
+    let filtered = by_id(&json_of(stack, &["dlq", "list", "customer_sync", "--error", "unknown"]));
     assert_eq!(filtered.keys().collect::<Vec<_>>(), ["job-crash"]);
 
-    let shown = text_of(&stack, &["dlq", "show", "job-crash", "--job", "customer_sync"]);
+    let shown = text_of(stack, &["dlq", "show", "job-crash", "--job", "customer_sync"]);
     assert!(shown.contains(&moved) && shown.contains("ran past its 300s timeout"), "{shown}");
-    let shown = json_of(&stack, &["dlq", "show", "job-folded", "--job", "customer_sync"]);
+    let shown = json_of(stack, &["dlq", "show", "job-folded", "--job", "customer_sync"]);
     assert_eq!(
         (shown["recorded_by"].as_str(), shown["error"]["kind"].as_str()),
         (Some("runner"), Some("throttled"))
     );
 
-    let redriven = json_of(&stack, &["dlq", "redrive", "customer_sync", "--error", "throttled"]);
+    let redriven = json_of(stack, &["dlq", "redrive", "customer_sync", "--error", "throttled"]);
     assert_eq!(redriven["redriven"], 1, "{redriven}");
     let back = receive_all(&sqs, &queue).await;
     assert_eq!(back.len(), 1);
@@ -347,7 +344,7 @@ async fn the_dlq_reads_each_account_and_a_redrive_leaves_the_error_behind_on_a_s
         folded.iter().filter(|(k, _)| *k != "error").map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
     );
 
-    let redriven = json_of(&stack, &["dlq", "redrive", "customer_sync", "--error", "not_found"]);
+    let redriven = json_of(stack, &["dlq", "redrive", "customer_sync", "--error", "not_found"]);
     assert_eq!(redriven["redriven"], 1, "{redriven}");
     let back = receive_all(&sqs, &queue).await;
     let older_copy = back
