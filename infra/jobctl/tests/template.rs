@@ -33,6 +33,18 @@ fn the_committed_template_is_what_the_registry_renders() {
     }
 }
 
+#[test]
+fn jobctl_template_prints_the_render_and_checks_the_committed_file() {
+    let jobctl = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_jobctl")).args(args).output().expect("jobctl runs")
+    };
+    let printed = jobctl(&["template"]);
+    assert!(printed.status.success(), "{}", String::from_utf8_lossy(&printed.stderr));
+    assert_eq!(String::from_utf8_lossy(&printed.stdout), rendered());
+    let checked = jobctl(&["template", "--check"]);
+    assert_eq!(checked.status.code(), Some(0), "{}", String::from_utf8_lossy(&checked.stderr));
+}
+
 /// `store_sync` -> `StoreSync`: the prefix of a job's logical ids in the template.
 fn logical_id(job: &str) -> String {
     job.split('_').map(|part| part[..1].to_uppercase() + &part[1..]).collect()
