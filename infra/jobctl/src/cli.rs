@@ -1,7 +1,7 @@
 //! The command line: arguments (clap), which backend, and the exit code.
 //!
-//! Exit codes: 0 done, 1 the backend failed, 2 bad input (nothing was sent or changed),
-//! 3 not confirmed, 4 not found.
+//! Exit codes: 0 done, 1 the backend failed (or `template --check` found the file stale),
+//! 2 bad input (nothing was sent or changed), 3 not confirmed, 4 not found.
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
@@ -76,6 +76,16 @@ enum Command {
     RetryPlan {
         /// The job.
         job: String,
+    },
+    /// Render template.yaml from the job registry and infra/template/shared.yaml, to standard
+    /// output (a command for this repository's developers: it reads the checkout it was built from).
+    Template {
+        /// Write it to the repository's template.yaml instead.
+        #[arg(long, conflicts_with = "check")]
+        write: bool,
+        /// Fail (exit 1) if the repository's template.yaml is not what the registry renders.
+        #[arg(long)]
+        check: bool,
     },
 }
 
@@ -222,6 +232,11 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Schedules { count } => commands::info::schedules(out, usize::from(count), now),
         Command::Cron { text } => commands::info::cron(out, &text, now),
         Command::RetryPlan { job } => commands::info::retry_plan(out, &job),
+        Command::Template { write, check } => commands::template::template(match (write, check) {
+            (true, _) => commands::template::Mode::Write,
+            (_, true) => commands::template::Mode::Check,
+            _ => commands::template::Mode::Print,
+        }),
         Command::Enqueue(EnqueueArgs { job, file: Some(path), delay, at, .. }) => {
             if let Some(delay) = delay {
                 enqueue::run_at(delay, now)?;

@@ -1,8 +1,9 @@
 //! jobctl: the operator CLI and the embedded local runtime (`jobctl dev`).
 //!
 //! The library holds the job registry (the six jobs as the CLI, the local runtime and the
-//! template's consistency test see them: name, priority, retry policy, timeout, schedule), the
-//! backends the commands act on (the embedded file or a deployed stack), and the commands.
+//! template see them: name, priority, retry policy, timeout, schedule, what each uses), the
+//! renderer of `template.yaml` from it, the backends the commands act on (the embedded file or a
+//! deployed stack), and the commands.
 #![warn(missing_docs)]
 
 pub mod backend;
@@ -15,3 +16,4 @@ pub mod output;
 pub mod registry;
 pub mod sandbox;
 pub mod schedule;
+pub mod template;

@@ -1,15 +1,48 @@
-//! `template.yaml` and the code's job registry agree, and the template grants least privilege.
-//! The template is what operators deploy and edit; this test is what keeps an edit honest.
+//! `template.yaml` is what the job registry renders, and what it renders agrees with the code
+//! and grants least privilege. The checks below read the render, so they hold for any
+//! declaration the registry makes, and the first test keeps the committed file the render.
 
 use std::collections::BTreeSet;
 
-use jobctl::registry::{self, JobSpec};
+use jobctl::{
+    registry::{self, JobSpec},
+    template,
+};
 use serde_yaml_ng::Value;
 
+fn rendered() -> String {
+    template::render_repository(&template::repository_root()).expect("the registry renders the template")
+}
+
 fn template() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
-    let text = std::fs::read_to_string(path).expect("template.yaml at the repository's root");
-    serde_yaml_ng::from_str(&text).expect("template.yaml parses")
+    serde_yaml_ng::from_str(&rendered()).expect("the rendered template parses")
+}
+
+/// The practice rust-analyzer keeps for generated code: the file is committed, so it is read
+/// and reviewed as it is deployed, and this test fails with the command that renders it again.
+#[test]
+fn the_committed_template_is_what_the_registry_renders() {
+    let path = template::repository_root().join(template::TEMPLATE);
+    let committed = std::fs::read_to_string(&path).expect("template.yaml at the repository's root");
+    if let Some(difference) = template::first_difference(&rendered(), &committed) {
+        panic!(
+            "{} is not what the registry renders ({difference}).\nRender it again and commit it: {}",
+            path.display(),
+            template::WRITE_COMMAND
+        );
+    }
+}
+
+#[test]
+fn jobctl_template_prints_the_render_and_checks_the_committed_file() {
+    let jobctl = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_jobctl")).args(args).output().expect("jobctl runs")
+    };
+    let printed = jobctl(&["template"]);
+    assert!(printed.status.success(), "{}", String::from_utf8_lossy(&printed.stderr));
+    assert_eq!(String::from_utf8_lossy(&printed.stdout), rendered());
+    let checked = jobctl(&["template", "--check"]);
+    assert_eq!(checked.status.code(), Some(0), "{}", String::from_utf8_lossy(&checked.stderr));
 }
 
 /// `store_sync` -> `StoreSync`: the prefix of a job's logical ids in the template.

@@ -6,6 +6,7 @@ pub mod dlq;
 pub mod enqueue;
 pub mod info;
 pub mod stats;
+pub mod template;
 
 use crate::{
     backend::BackendError,
@@ -33,13 +34,19 @@ pub enum CommandError {
     /// Part of the work was done, part failed (some jobs of a bulk enqueue not sent): exit 1.
     #[error("{0}")]
     Incomplete(String),
+    /// The template could not be rendered or written: exit 1.
+    #[error(transparent)]
+    Template(#[from] crate::template::TemplateError),
+    /// `template --check`: the file is not what the registry renders: exit 1.
+    #[error("{0}")]
+    Stale(String),
 }
 
 impl CommandError {
     /// The process's exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Backend(_) | Self::Dev(_) | Self::Incomplete(_) => 1,
+            Self::Backend(_) | Self::Dev(_) | Self::Incomplete(_) | Self::Template(_) | Self::Stale(_) => 1,
             Self::Input(_) => 2,
             Self::Declined(_) => 3,
             Self::NotFound(_) => 4,

@@ -126,6 +126,10 @@ pub struct Deployment {
     pub batch_size: u32,
     /// How long the mapping gathers a batch (`MaximumBatchingWindowInSeconds`).
     pub batching_window_s: u32,
+    /// The age of the queue's oldest message past which an alarm says the job is falling
+    /// behind, in seconds. Defaults (`None`) to its lane's: 15 minutes high, 30 default, 2 hours
+    /// low (see [`JobSpec::oldest_message_alarm_s`]).
+    pub oldest_message_alarm_s: Option<u32>,
 }
 
 /// Everything the system knows of one job: its type's identity and policy, and its declaration.
@@ -171,6 +175,16 @@ impl JobSpec {
     /// The queue's `maxReceiveCount`: the policy's attempts and [`RECEIVE_MARGIN`].
     pub fn max_receive_count(&self) -> u32 {
         self.policy.max_attempts() + RECEIVE_MARGIN
+    }
+
+    /// The age of the queue's oldest message, in seconds, past which its alarm fires: the
+    /// deployment's, else the lane's (work users wait for is late sooner than a cleanup).
+    pub fn oldest_message_alarm_s(&self) -> u32 {
+        self.deployment.oldest_message_alarm_s.unwrap_or(match self.lane {
+            Lane::High => 15 * 60,
+            Lane::Default => 30 * 60,
+            Lane::Low => 2 * 3600,
+        })
     }
 
     /// The function's queue, DLQ and name on a stack (`store-jobs-store-sync`).

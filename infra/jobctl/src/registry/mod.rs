@@ -123,11 +123,14 @@ macro_rules! registry {
     };
 }
 
-const EMAILS_ONLY: Deployment = Deployment { memory_mb: 128, batch_size: 10, batching_window_s: 0 };
+const EMAILS_ONLY: Deployment =
+    Deployment { memory_mb: 128, batch_size: 10, batching_window_s: 0, oldest_message_alarm_s: None };
 /// Syncs page through APIs: more memory, and a short window that gathers a fan-out's messages.
-const SYNC: Deployment = Deployment { memory_mb: 256, batch_size: 5, batching_window_s: 2 };
+const SYNC: Deployment =
+    Deployment { memory_mb: 256, batch_size: 5, batching_window_s: 2, oldest_message_alarm_s: None };
 /// Cleanups run one tick at a time.
-const CLEANUP: Deployment = Deployment { memory_mb: 128, batch_size: 1, batching_window_s: 0 };
+const CLEANUP: Deployment =
+    Deployment { memory_mb: 128, batch_size: 1, batching_window_s: 0, oldest_message_alarm_s: None };
 
 registry! {
     store_sync: StoreSync {
@@ -251,7 +254,8 @@ registry! {
         summary: "texts a product (title, price, link) to a phone number, once per share request",
         example: r#"{"share_id":"sh_1","store_id":"st_42","product_id":"gid://shopify/Product/1","phone":"+14155550123"}"#,
         schedule: None,
-        deployment: EMAILS_ONLY,
+        // Someone waits for the text: late after 15 minutes, as a store sync is.
+        deployment: Deployment { oldest_message_alarm_s: Some(15 * 60), ..EMAILS_ONLY },
         uses: Uses {
             tables: &[
                 TableUse { table: Table::Stores, index: None, actions: &["dynamodb:GetItem"], why: "read" },

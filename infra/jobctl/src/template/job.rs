@@ -1,0 +1,537 @@
+//! One job's resources: its function, log group, role, queue and DLQ, its schedule's rule and
+//! the queue policy that lets the rule send, four alarms, a dashboard, and its two outputs.
+//!
+//! Every resource is named from the job's name (`store_sync` -> `StoreSync...`, queue
+//! `store-sync`), and every number is the spec's (timeouts, batch, concurrency, receives).
+
+use super::{TemplateError, comment, logical_id, quoted, role, sentence};
+use crate::registry::{JobSpec, Schedule};
+
+/// Logical ids the hand-written template gave that the naming rule would not, kept because
+/// CloudFormation replaces a resource whose logical id changes: a rule replaced under its own
+/// `Name` is created again (EventBridge's `PutRule` takes the existing name) and then deleted
+/// with the old resource, leaving the schedule without a rule. New jobs follow the rule.
+const KEPT_LOGICAL_IDS: &[(&str, &str)] = &[("StoreSyncRule", "StoreSyncFanOutRule")];
+
+/// What one job's resources are named.
+pub(super) struct Names<'a> {
+    /// The job's spec.
+    pub spec: &'a JobSpec,
+    /// The prefix of its logical ids (`StoreSync`).
+    pub id: String,
+    /// Its queue's name without the stack's (`store-sync`); also its function's and policy's.
+    pub queue: String,
+}
+
+impl<'a> Names<'a> {
+    pub(super) fn of(spec: &'a JobSpec) -> Self {
+        Self { spec, id: logical_id(spec.name), queue: spec.queue_name() }
+    }
+
+    /// The logical id of its resource `kind` (`Function` -> `StoreSyncFunction`).
+    pub fn logical(&self, kind: &str) -> String {
+        let id = format!("{}{kind}", self.id);
+        KEPT_LOGICAL_IDS.iter().find(|(rule, _)| *rule == id).map_or(id, |(_, kept)| (*kept).to_owned())
+    }
+}
+
+/// Every resource of `spec`'s job, in the order a reader follows it: a header, then one block
+/// per resource, blank lines between.
+pub(super) fn resources(spec: &JobSpec, specs: &[JobSpec]) -> Result<String, TemplateError> {
+    let job = Names::of(spec);
+    let enqueued = enqueued(spec, specs)?;
+    let mut blocks = vec![
+        format!("{}{}", header(&job), function(&job, &enqueued)?),
+        log_group(&job),
+        role::role(&job, &enqueued)?,
+        queue(&job),
+        dlq(&job),
+    ];
+    if let Some(schedule) = &spec.schedule {
+        blocks.push(rule(&job, schedule)?);
+        blocks.push(queue_policy(&job));
+    }
+    blocks.extend([
+        dlq_alarm(&job),
+        age_alarm(&job),
+        errors_alarm(&job),
+        throttles_alarm(&job),
+        dashboard(&job),
+    ]);
+    Ok(blocks.join("\n"))
+}
+
+/// The jobs `spec` enqueues, as (name, logical id prefix), each checked against the registry.
+fn enqueued(spec: &JobSpec, specs: &[JobSpec]) -> Result<Vec<(&'static str, String)>, TemplateError> {
+    spec.uses
+        .enqueues
+        .iter()
+        .map(|&target| match specs.iter().find(|s| s.name == target) {
+            Some(other) => Ok((other.name, logical_id(other.name))),
+            None => Err(TemplateError::UnknownEnqueued { job: spec.name, target }),
+        })
+        .collect()
+}
+
+fn header(job: &Names) -> String {
+    format!(
+        "  # ---------------------------------------------------------------- {} ({} priority)\n  # {}.\n",
+        job.spec.name,
+        job.spec.lane,
+        comment(job.spec.summary)
+    )
+}
+
+/// The longest description Lambda takes.
+const MAX_DESCRIPTION: usize = 256;
+
+fn function(job: &Names, enqueued: &[(&'static str, String)]) -> Result<String, TemplateError> {
+    let spec = job.spec;
+    let description = format!("{}: {}", spec.name, spec.summary);
+    let length = description.chars().count();
+    if length > MAX_DESCRIPTION {
+        return Err(TemplateError::Description { job: spec.name, length });
+    }
+    let mut variables = vec![
+        format!("JOBKIT_QUEUE_URL: !Ref {}", job.logical("Queue")),
+        format!("JOBKIT_DLQ_URL: !Ref {}", job.logical("DLQ")),
+    ];
+    let mut tables = Vec::new();
+    for table in spec.uses.tables.iter().map(|u| u.table) {
+        // A table used twice (itself and an index) is one setting.
+        if !tables.contains(&table) {
+            tables.push(table);
+            variables.push(format!("{}: !Ref {}", table.setting(), table.logical_id()));
+        }
+    }
+    if spec.uses.store_tokens {
+        variables.push("SHOP_SECRET_PREFIX: !Ref SecretPrefix".to_owned());
+    }
+    variables.extend(spec.uses.settings.iter().map(|s| format!("{}: !Ref {}", s.env, s.parameter)));
+    if !enqueued.is_empty() {
+        variables.push(
+            "# The queues of the jobs it enqueues: jobkit sends job <JOB> to JOBKIT_QUEUE_URL_<JOB>."
+                .to_owned(),
+        );
+    }
+    for (name, id) in enqueued {
+        variables.push(format!("JOBKIT_QUEUE_URL_{}: !Ref {id}Queue", name.to_uppercase()));
+    }
+    let variables: String = variables.iter().map(|v| format!("          {v}\n")).collect();
+    Ok(format!(
+        r#"  {function}:
+    Type: AWS::Serverless::Function
+    Metadata:
+      BuildMethod: rust-cargolambda
+      BuildProperties:
+        Binary: {name}
+    Properties:
+      FunctionName: !Sub "${{AWS::StackName}}-{queue}"
+      Description: {description}
+      Role: !GetAtt {role}.Arn
+      # The job's own timeout is {timeout} s; the function gets room to start a batch's
+      # later records (a record starts only if its whole timeout fits before the deadline).
+      Timeout: {function_timeout}
+      MemorySize: {memory}
+      LoggingConfig:
+        LogGroup: !Ref {log_group}
+      Environment:
+        Variables:
+{variables}      Events:
+        Queue:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt {queue_id}.Arn
+            BatchSize: {batch}
+            MaximumBatchingWindowInSeconds: {window}
+            # Failed records are reported one by one; the others are deleted.
+            FunctionResponseTypes: [ReportBatchItemFailures]
+            ScalingConfig:
+              MaximumConcurrency: {concurrency}
+"#,
+        function = job.logical("Function"),
+        name = spec.name,
+        queue = job.queue,
+        description = quoted(&description),
+        role = job.logical("Role"),
+        timeout = spec.timeout.as_secs(),
+        function_timeout = spec.function_timeout().as_secs(),
+        memory = spec.deployment.memory_mb,
+        log_group = job.logical("LogGroup"),
+        queue_id = job.logical("Queue"),
+        batch = spec.deployment.batch_size,
+        window = spec.deployment.batching_window_s,
+        concurrency = spec.lane.max_concurrency(),
+    ))
+}
+
+fn log_group(job: &Names) -> String {
+    format!(
+        r#"  {id}:
+    Type: AWS::Logs::LogGroup
+    Properties:
+      LogGroupName: !Sub "/aws/lambda/${{AWS::StackName}}-{queue}"
+      RetentionInDays: !Ref LogRetentionDays
+"#,
+        id = job.logical("LogGroup"),
+        queue = job.queue,
+    )
+}
+
+/// Seconds SQS keeps a message in the queue and in the DLQ: its maximum, 14 days.
+const RETENTION_S: u32 = 14 * 24 * 3600;
+
+fn queue(job: &Names) -> String {
+    let spec = job.spec;
+    format!(
+        r#"  # Visibility {visibility} s = 6 x the function's {function_timeout} s. The policy allows {attempts} attempts;
+  # the redrive after {receives} receives only catches crashes and timeouts.
+  {id}:
+    Type: AWS::SQS::Queue
+    Properties:
+      QueueName: !Sub "${{AWS::StackName}}-{queue}"
+      VisibilityTimeout: {visibility}
+      MaximumMessageSize: 1048576
+      MessageRetentionPeriod: {RETENTION_S}
+      SqsManagedSseEnabled: true
+      RedrivePolicy:
+        deadLetterTargetArn: !GetAtt {dlq}.Arn
+        maxReceiveCount: {receives}
+"#,
+        visibility = spec.visibility_timeout().as_secs(),
+        function_timeout = spec.function_timeout().as_secs(),
+        attempts = spec.policy.max_attempts(),
+        receives = spec.max_receive_count(),
+        id = job.logical("Queue"),
+        queue = job.queue,
+        dlq = job.logical("DLQ"),
+    )
+}
+
+fn dlq(job: &Names) -> String {
+    format!(
+        r#"  # Kept 14 days; only its own queue may redrive into it. Inspect with `jobctl dlq list {name}`.
+  {id}:
+    Type: AWS::SQS::Queue
+    Properties:
+      QueueName: !Sub "${{AWS::StackName}}-{dlq_name}"
+      MaximumMessageSize: 1048576
+      MessageRetentionPeriod: {RETENTION_S}
+      SqsManagedSseEnabled: true
+      RedriveAllowPolicy:
+        redrivePermission: byQueue
+        # The source queue by name: its ARN would make the two queues depend on each other.
+        sourceQueueArnList:
+          - !Sub "arn:${{AWS::Partition}}:sqs:${{AWS::Region}}:${{AWS::AccountId}}:${{AWS::StackName}}-{queue}"
+"#,
+        name = job.spec.name,
+        id = job.logical("DLQ"),
+        dlq_name = jobkit::dlq_name(job.spec.name),
+        queue = job.queue,
+    )
+}
+
+fn rule(job: &Names, schedule: &Schedule) -> Result<String, TemplateError> {
+    let input = tick_input(job.spec.name, schedule)?;
+    Ok(format!(
+        r#"  # {what}. The tick goes through the queue, so it gets the same
+  # retries and DLQ as any message; $schedule (rule, scheduled time) makes a tick delivered
+  # twice run once.
+  {id}:
+    Type: AWS::Events::Rule
+    Properties:
+      Name: !Sub "${{AWS::StackName}}-{rule}"
+      Description: {description}
+      ScheduleExpression: {cron}
+      State: ENABLED
+      Targets:
+        - Id: {queue}-queue
+          Arn: !GetAtt {queue_id}.Arn
+          InputTransformer:
+            InputPathsMap:
+              time: "$.time"
+            InputTemplate: '{input}'
+"#,
+        what = comment(&sentence(schedule.what)),
+        id = job.logical("Rule"),
+        rule = schedule.rule,
+        description = quoted(&format!("{}: {}", job.spec.name, schedule.what)),
+        cron = quoted(schedule.cron),
+        queue = job.queue,
+        queue_id = job.logical("Queue"),
+        // YAML's single-quoted scalar: a quote is written twice.
+        input = input.replace('\'', "''"),
+    ))
+}
+
+/// The tick's body: the schedule's arguments and `$schedule`, which EventBridge fills with the
+/// rule's name and the scheduled time. Written from the declared text rather than re-serialised,
+/// so the arguments read in the template as they do in the registry.
+fn tick_input(job: &'static str, schedule: &Schedule) -> Result<String, TemplateError> {
+    let refused = || TemplateError::ScheduleArgs { job, rule: schedule.rule, args: schedule.args };
+    let parsed: serde_json::Value = serde_json::from_str(schedule.args).map_err(|_| refused())?;
+    let Some(args) = parsed.as_object() else { return Err(refused()) };
+    if args.contains_key("$schedule") {
+        return Err(refused());
+    }
+    let tick = r#""$schedule": {"rule": "<aws.events.rule-name>", "time": "<time>"}"#;
+    if args.is_empty() {
+        return Ok(format!("{{{tick}}}"));
+    }
+    let trimmed = schedule.args.trim();
+    // An object's text starts with `{` and ends with `}`: what is between is its members.
+    let members = trimmed[1..trimmed.len() - 1].trim();
+    Ok(format!("{{{members}, {tick}}}"))
+}
+
+fn queue_policy(job: &Names) -> String {
+    format!(
+        r#"  {id}:
+    Type: AWS::SQS::QueuePolicy
+    Properties:
+      Queues: [!Ref {queue}]
+      PolicyDocument:
+        Version: "2012-10-17"
+        Statement:
+          - Sid: ScheduleTicks
+            Effect: Allow
+            Principal: {{Service: events.amazonaws.com}}
+            Action: sqs:SendMessage
+            Resource: !GetAtt {queue}.Arn
+            Condition:
+              ArnEquals:
+                aws:SourceArn: !GetAtt {rule}.Arn
+"#,
+        id = job.logical("QueuePolicy"),
+        queue = job.logical("Queue"),
+        rule = job.logical("Rule"),
+    )
+}
+
+/// What differs between the four alarms; the rest is one shape.
+struct Alarm<'a> {
+    kind: &'a str,
+    name: &'a str,
+    description: String,
+    namespace: &'a str,
+    metric: &'a str,
+    dimension: String,
+    statistic: &'a str,
+    period: u32,
+    threshold: u32,
+    /// Whether it says so when it clears: a queue's alarms do, a function's only when it fires.
+    ok_actions: bool,
+}
+
+fn alarm(job: &Names, alarm: Alarm) -> String {
+    let ok = if alarm.ok_actions { "      OKActions: [!Ref AlarmTopic]\n" } else { "" };
+    format!(
+        r#"  {id}:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      AlarmName: !Sub "${{AWS::StackName}}-{queue}-{name}"
+      AlarmDescription: {description}
+      Namespace: {namespace}
+      MetricName: {metric}
+      Dimensions:
+        - {{{dimension}}}
+      Statistic: {statistic}
+      Period: {period}
+      EvaluationPeriods: 1
+      Threshold: {threshold}
+      ComparisonOperator: GreaterThanThreshold
+      TreatMissingData: notBreaching
+      AlarmActions: [!Ref AlarmTopic]
+{ok}"#,
+        id = job.logical(alarm.kind),
+        queue = job.queue,
+        name = alarm.name,
+        description = quoted(&alarm.description),
+        namespace = alarm.namespace,
+        metric = alarm.metric,
+        dimension = alarm.dimension,
+        statistic = alarm.statistic,
+        period = alarm.period,
+        threshold = alarm.threshold,
+    )
+}
+
+fn dlq_alarm(job: &Names) -> String {
+    let name = job.spec.name;
+    alarm(
+        job,
+        Alarm {
+            kind: "DlqAlarm",
+            name: "dlq-not-empty",
+            description: format!("{name} has failed jobs in its DLQ: jobctl dlq list {name}"),
+            namespace: "AWS/SQS",
+            metric: "ApproximateNumberOfMessagesVisible",
+            dimension: format!("Name: QueueName, Value: !GetAtt {}.QueueName", job.logical("DLQ")),
+            statistic: "Maximum",
+            period: 60,
+            threshold: 0,
+            ok_actions: true,
+        },
+    )
+}
+
+fn age_alarm(job: &Names) -> String {
+    let spec = job.spec;
+    let threshold = spec.oldest_message_alarm_s();
+    alarm(
+        job,
+        Alarm {
+            kind: "AgeAlarm",
+            name: "oldest-message-age",
+            description: format!(
+                "{}'s oldest message waited over {threshold} s: the job is falling behind ({} priority)",
+                spec.name, spec.lane
+            ),
+            namespace: "AWS/SQS",
+            metric: "ApproximateAgeOfOldestMessage",
+            dimension: format!("Name: QueueName, Value: !GetAtt {}.QueueName", job.logical("Queue")),
+            statistic: "Maximum",
+            period: 300,
+            threshold,
+            ok_actions: true,
+        },
+    )
+}
+
+fn errors_alarm(job: &Names) -> String {
+    let why = "  # Function errors are crashes, timeouts and setup failures: a failing job is a reported\n  \
+               # record, not a function error.\n";
+    let alarm = alarm(
+        job,
+        Alarm {
+            kind: "ErrorsAlarm",
+            name: "function-errors",
+            description: format!("{}'s function crashed, timed out or failed to start", job.spec.name),
+            namespace: "AWS/Lambda",
+            metric: "Errors",
+            dimension: format!("Name: FunctionName, Value: !Ref {}", job.logical("Function")),
+            statistic: "Sum",
+            period: 300,
+            threshold: 0,
+            ok_actions: false,
+        },
+    );
+    format!("{why}{alarm}")
+}
+
+fn throttles_alarm(job: &Names) -> String {
+    alarm(
+        job,
+        Alarm {
+            kind: "ThrottlesAlarm",
+            name: "function-throttles",
+            description: format!(
+                "{}'s function was throttled: the account's concurrency is exhausted",
+                job.spec.name
+            ),
+            namespace: "AWS/Lambda",
+            metric: "Throttles",
+            dimension: format!("Name: FunctionName, Value: !Ref {}", job.logical("Function")),
+            statistic: "Sum",
+            period: 300,
+            threshold: 0,
+            ok_actions: false,
+        },
+    )
+}
+
+/// The dashboard's body, a `!Sub` of CloudWatch's JSON. `<Job>` and `<job>` stand for the
+/// logical id prefix and the job's name: JSON's braces would each have to be doubled in a
+/// `format!` string.
+const DASHBOARD: &str = r#"  <Job>Dashboard:
+    Type: AWS::CloudWatch::Dashboard
+    Properties:
+      DashboardName: !Sub "${AWS::StackName}-<queue>"
+      DashboardBody: !Sub |
+        {"widgets": [
+          {"type": "metric", "x": 0, "y": 0, "width": 12, "height": 6, "properties": {
+            "title": "Queue depth", "region": "${AWS::Region}", "stat": "Maximum", "period": 60,
+            "metrics": [["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", "${<Job>Queue.QueueName}", {"label": "visible"}],
+                        [".", "ApproximateNumberOfMessagesNotVisible", ".", ".", {"label": "in flight"}],
+                        [".", "ApproximateNumberOfMessagesDelayed", ".", ".", {"label": "delayed"}]]}},
+          {"type": "metric", "x": 12, "y": 0, "width": 12, "height": 6, "properties": {
+            "title": "Oldest message age (s) and DLQ depth", "region": "${AWS::Region}", "stat": "Maximum", "period": 60,
+            "metrics": [["AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", "${<Job>Queue.QueueName}", {"label": "oldest age"}],
+                        [".", "ApproximateNumberOfMessagesVisible", ".", "${<Job>DLQ.QueueName}", {"label": "DLQ depth", "yAxis": "right"}]]}},
+          {"type": "metric", "x": 0, "y": 6, "width": 12, "height": 6, "properties": {
+            "title": "Function duration (ms)", "region": "${AWS::Region}", "period": 300,
+            "metrics": [["AWS/Lambda", "Duration", "FunctionName", "${<Job>Function}", {"stat": "p50"}],
+                        ["...", {"stat": "p99"}],
+                        ["...", {"stat": "Maximum"}]]}},
+          {"type": "metric", "x": 12, "y": 6, "width": 12, "height": 6, "properties": {
+            "title": "Function errors and throttles", "region": "${AWS::Region}", "stat": "Sum", "period": 300,
+            "metrics": [["AWS/Lambda", "Errors", "FunctionName", "${<Job>Function}"],
+                        [".", "Throttles", ".", "."]]}},
+          {"type": "metric", "x": 0, "y": 12, "width": 24, "height": 6, "properties": {
+            "title": "Jobs: succeeded, retried, failed, discarded", "region": "${AWS::Region}", "stat": "Sum", "period": 300,
+            "metrics": [["${MetricsNamespace}", "succeeded", "job", "<job>"],
+                        [".", "retried", ".", "."],
+                        [".", "failed", ".", "."],
+                        [".", "discarded", ".", "."]]}}
+        ]}
+"#;
+
+fn dashboard(job: &Names) -> String {
+    DASHBOARD.replace("<Job>", &job.id).replace("<job>", job.spec.name).replace("<queue>", &job.queue)
+}
+
+/// The job's queue and DLQ URLs, which `jobctl --aws` reads from the stack's outputs.
+pub(super) fn outputs(spec: &JobSpec) -> String {
+    let job = Names::of(spec);
+    format!(
+        r#"  {id}QueueUrl:
+    Description: The {name} queue (send a job here)
+    Value: !Ref {queue}
+  {id}DlqUrl:
+    Description: The {name} dead-letter queue
+    Value: !Ref {dlq}
+"#,
+        id = job.id,
+        name = spec.name,
+        queue = job.logical("Queue"),
+        dlq = job.logical("DLQ"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schedule(args: &'static str) -> Schedule {
+        Schedule { rule: "r", cron: "cron(0 * * * ? *)", args, what: "hourly" }
+    }
+
+    #[test]
+    fn a_tick_carries_the_schedules_arguments_and_schedule() {
+        let tick = r#""$schedule": {"rule": "<aws.events.rule-name>", "time": "<time>"}"#;
+        assert_eq!(tick_input("j", &schedule("{}")).expect("empty"), format!("{{{tick}}}"));
+        assert_eq!(
+            tick_input("j", &schedule(r#" {"all_stores": true} "#)).expect("args"),
+            format!(r#"{{"all_stores": true, {tick}}}"#)
+        );
+    }
+
+    #[test]
+    fn schedule_arguments_that_are_not_an_object_are_refused() {
+        for args in ["[]", "3", "{", r#"{"$schedule": 1}"#] {
+            assert!(
+                matches!(tick_input("j", &schedule(args)), Err(TemplateError::ScheduleArgs { .. })),
+                "{args}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_kept_logical_id_replaces_the_rules_one_and_no_other() {
+        let specs = crate::registry::specs().expect("registry");
+        let store_sync = specs.iter().find(|s| s.name == "store_sync").expect("store_sync");
+        let job = Names::of(store_sync);
+        assert_eq!(job.logical("Rule"), "StoreSyncFanOutRule");
+        assert_eq!(job.logical("Queue"), "StoreSyncQueue");
+    }
+}

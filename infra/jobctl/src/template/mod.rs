@@ -1,0 +1,287 @@
+//! Renders `template.yaml` from the job registry: the hand-written shared part
+//! (`infra/template/shared.yaml`: parameters, globals, tables, the SES identity, the alarm topic)
+//! with every job's resources and outputs rendered where its two marker lines stand.
+//!
+//! Invariants: a job's resources say only what its [`JobSpec`] declares (a role grants the
+//! tables, indexes, tokens, SMS and queues its `Uses` names, nothing else), and rendering is a
+//! pure function of the shared text and the specs, so `template.yaml` can be checked against it
+//! byte for byte (`jobctl template --check`, and `infra/jobctl/tests/template.rs`).
+
+mod job;
+mod role;
+
+use std::path::{Path, PathBuf};
+
+use crate::registry::{self, JobSpec, RegistryError};
+
+/// The rendered template, relative to the repository's root.
+pub const TEMPLATE: &str = "template.yaml";
+
+/// The hand-written part of the template, relative to the repository's root.
+pub const SHARED: &str = "infra/template/shared.yaml";
+
+/// The command that renders the template again, for messages that ask for it.
+pub const WRITE_COMMAND: &str = "cargo run -p jobctl -- template --write";
+
+/// The line of [`SHARED`] that each job's resources replace.
+const RESOURCES_MARKER: &str = "  # <jobctl template: each job's resources>";
+
+/// The line of [`SHARED`] that each job's queue and DLQ URL outputs replace.
+const OUTPUTS_MARKER: &str = "  # <jobctl template: each job's queue and DLQ URLs>";
+
+/// What the rendered file says first, so no one edits it by hand.
+const BANNER: &str = "\
+# GENERATED FILE: do not edit. `cargo run -p jobctl -- template --write` renders it from the job
+# registry (infra/jobctl/src/registry/mod.rs) and infra/template/shared.yaml; edit those and
+# render again. infra/jobctl/tests/template.rs fails while this file differs from the render.
+#
+";
+
+/// The template could not be rendered, read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TemplateError {
+    /// A file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// Which file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The template could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// Which file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The shared part does not hold a marker line exactly once.
+    #[error("{SHARED} must hold the line {marker:?} once; it holds it {found} times")]
+    Marker {
+        /// The line.
+        marker: &'static str,
+        /// How often it is there.
+        found: usize,
+    },
+    /// A job declares that it enqueues a job the registry does not have.
+    #[error("{job} declares that it enqueues {target}, which is no job of the registry")]
+    UnknownEnqueued {
+        /// The declaring job.
+        job: &'static str,
+        /// The job it names.
+        target: &'static str,
+    },
+    /// A schedule's arguments are not a JSON object the tick's `$schedule` can join.
+    #[error("{job}'s schedule {rule}: its arguments must be a JSON object without \"$schedule\", not {args}")]
+    ScheduleArgs {
+        /// The job.
+        job: &'static str,
+        /// The rule.
+        rule: &'static str,
+        /// The arguments as declared.
+        args: &'static str,
+    },
+    /// Two statements of one role would have the same `Sid` (two uses of one table or index).
+    #[error("{job}: two statements of its role would be named {sid}; declare each table or index once")]
+    DuplicateSid {
+        /// The job.
+        job: &'static str,
+        /// The statement id.
+        sid: String,
+    },
+    /// A function's description would be longer than Lambda takes.
+    #[error(
+        "{job}: the function's description (\"<job>: <summary>\") has {length} characters; Lambda takes 256"
+    )]
+    Description {
+        /// The job.
+        job: &'static str,
+        /// Its length.
+        length: usize,
+    },
+    /// The registry could not be built.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+/// The repository this jobctl was built from (rust-analyzer finds its generated files so):
+/// `template` is a command for the repository's developers, not for a deployed stack.
+pub fn repository_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.ancestors().nth(2).map_or_else(|| manifest.join("../.."), Path::to_path_buf)
+}
+
+/// The template `specs` render into `shared`, the text of [`SHARED`].
+///
+/// # Errors
+/// A marker line missing from `shared` or there twice, or a declaration the template cannot
+/// say (see [`TemplateError`]).
+pub fn render(shared: &str, specs: &[JobSpec]) -> Result<String, TemplateError> {
+    let resources = specs.iter().map(|spec| job::resources(spec, specs)).collect::<Result<Vec<_>, _>>()?;
+    // One blank line between two jobs' blocks: each block ends with its last resource's line.
+    let resources = resources.join("\n");
+    let outputs: String = specs.iter().map(job::outputs).collect();
+    let mut text = String::from(BANNER);
+    let mut found = (0, 0);
+    for line in shared.split_inclusive('\n') {
+        match line.trim_end_matches('\n') {
+            RESOURCES_MARKER => {
+                found.0 += 1;
+                text.push_str(&resources);
+            }
+            OUTPUTS_MARKER => {
+                found.1 += 1;
+                text.push_str(&outputs);
+            }
+            _ => text.push_str(line),
+        }
+    }
+    for (marker, found) in [(RESOURCES_MARKER, found.0), (OUTPUTS_MARKER, found.1)] {
+        if found != 1 {
+            return Err(TemplateError::Marker { marker, found });
+        }
+    }
+    Ok(text)
+}
+
+/// The template the registry renders into the repository's [`SHARED`] (under `root`).
+///
+/// # Errors
+/// [`SHARED`] unreadable, the registry failing to build, or [`render`]'s errors.
+pub fn render_repository(root: &Path) -> Result<String, TemplateError> {
+    let path = root.join(SHARED);
+    let shared = std::fs::read_to_string(&path).map_err(|source| TemplateError::Read { path, source })?;
+    render(&shared, &registry::specs()?)
+}
+
+/// Where two texts first differ: the line (from 1) and each one's line there (`None` past its
+/// end).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Difference {
+    /// The line number, from 1.
+    pub line: usize,
+    /// The expected text's line.
+    pub expected: Option<String>,
+    /// The actual text's line.
+    pub actual: Option<String>,
+}
+
+impl std::fmt::Display for Difference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let show = |line: &Option<String>| {
+            line.as_deref().map_or_else(|| "(end of file)".to_owned(), |l| format!("{l:?}"))
+        };
+        write!(f, "line {}: rendered {}, file {}", self.line, show(&self.expected), show(&self.actual))
+    }
+}
+
+/// The first line where `actual` is not `expected`, if any.
+pub fn first_difference(expected: &str, actual: &str) -> Option<Difference> {
+    let (mut expected_lines, mut actual_lines) = (expected.lines(), actual.lines());
+    let mut line = 0;
+    loop {
+        line += 1;
+        match (expected_lines.next(), actual_lines.next()) {
+            (None, None) if expected == actual => return None,
+            // Same lines, different line endings or a missing final newline.
+            (None, None) => return Some(Difference { line, expected: None, actual: None }),
+            (e, a) if e == a => continue,
+            (e, a) => {
+                return Some(Difference {
+                    line,
+                    expected: e.map(str::to_owned),
+                    actual: a.map(str::to_owned),
+                });
+            }
+        }
+    }
+}
+
+/// `store_sync` -> `StoreSync`: the prefix of a job's logical ids (also an index's part of a
+/// statement id: `by_status_activity` -> `ByStatusActivity`).
+pub fn logical_id(name: &str) -> String {
+    name.split(['_', '-'])
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let mut chars = part.chars();
+            chars
+                .next()
+                .map(|first| first.to_uppercase().chain(chars).collect::<String>())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// `text` as a YAML double-quoted scalar: JSON's string syntax is YAML's.
+fn quoted(text: &str) -> String {
+    serde_json::Value::from(text).to_string()
+}
+
+/// `text` as one comment line's text: a declaration's line break would end the comment.
+fn comment(text: &str) -> String {
+    text.replace(['\r', '\n'], " ")
+}
+
+/// `text` with its first letter upper-case, to open a sentence.
+fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn specs() -> Vec<JobSpec> {
+        registry::specs().expect("the registry builds")
+    }
+
+    #[test]
+    fn the_markers_are_replaced_by_every_jobs_resources_and_outputs() {
+        let shared = format!(
+            "Resources:\n  Shared: {{}}\n{RESOURCES_MARKER}\nOutputs:\n{OUTPUTS_MARKER}\n  Tail: {{}}\n"
+        );
+        let text = render(&shared, &specs()).expect("renders");
+        assert!(text.starts_with(BANNER));
+        assert!(!text.contains("<jobctl template"), "the markers are gone");
+        let resources = text.find("  StoreSyncFunction:").expect("a job's function");
+        let outputs = text.find("  StoreSyncQueueUrl:").expect("a job's output");
+        assert!(
+            text.find("  Shared:").expect("shared") < resources
+                && resources < text.find("Outputs:").expect("outputs")
+        );
+        assert!(outputs < text.find("  Tail:").expect("the shared outputs after the jobs'"));
+    }
+
+    #[test]
+    fn a_marker_missing_or_doubled_is_an_error() {
+        let missing = format!("Resources:\n{RESOURCES_MARKER}\nOutputs:\n");
+        assert!(matches!(
+            render(&missing, &specs()),
+            Err(TemplateError::Marker { marker: OUTPUTS_MARKER, found: 0 })
+        ));
+        let twice = format!("{RESOURCES_MARKER}\n{RESOURCES_MARKER}\n{OUTPUTS_MARKER}\n");
+        assert!(matches!(
+            render(&twice, &specs()),
+            Err(TemplateError::Marker { marker: RESOURCES_MARKER, found: 2 })
+        ));
+    }
+
+    #[test]
+    fn the_first_difference_names_the_line_and_both_texts() {
+        assert_eq!(first_difference("a\nb\n", "a\nb\n"), None);
+        let d = first_difference("a\nb\nc\n", "a\nx\nc\n").expect("differs");
+        assert_eq!((d.line, d.expected.as_deref(), d.actual.as_deref()), (2, Some("b"), Some("x")));
+        let shorter = first_difference("a\nb\n", "a\n").expect("differs");
+        assert_eq!((shorter.line, shorter.actual), (2, None));
+        assert!(first_difference("a\n", "a").is_some(), "a missing final newline is a difference");
+    }
+
+    #[test]
+    fn logical_ids_are_pascal_case() {
+        assert_eq!(logical_id("share_product_text_message"), "ShareProductTextMessage");
+        assert_eq!(logical_id("by_status_activity"), "ByStatusActivity");
+    }
+}

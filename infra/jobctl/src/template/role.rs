@@ -1,0 +1,292 @@
+//! A job's IAM role: what every job needs (its logs, queue, DLQ, its own records in the state
+//! table, error emails from the sender) and one statement per thing its `Uses` declares.
+//!
+//! Invariant: nothing here grants what a declaration does not name; the only `"*"` resource is
+//! SNS's opt-out check, which has no other, and SMS publishes exclude every SNS ARN so a text
+//! cannot reach a topic.
+
+use super::{TemplateError, comment, job::Names, logical_id, quoted, sentence};
+
+/// One statement of the role's policy.
+struct Statement {
+    /// Why it is there, as comment lines; empty when the `Sid` says it.
+    why: Vec<String>,
+    sid: String,
+    actions: Vec<&'static str>,
+    /// `Resource: ...` or `NotResource: ...`.
+    resource: String,
+    /// The `Condition:` block's lines below the key, indented from the statement's.
+    condition: Vec<String>,
+}
+
+impl Statement {
+    fn new(sid: impl Into<String>, actions: &[&'static str], resource: impl Into<String>) -> Self {
+        Self {
+            why: Vec::new(),
+            sid: sid.into(),
+            actions: actions.to_vec(),
+            resource: format!("Resource: {}", resource.into()),
+            condition: Vec::new(),
+        }
+    }
+
+    fn because(mut self, why: &[&str]) -> Self {
+        self.why = why.iter().map(|line| (*line).to_owned()).collect();
+        self
+    }
+
+    fn render(&self) -> String {
+        let mut text = String::new();
+        for line in &self.why {
+            text.push_str(&format!("              # {line}\n"));
+        }
+        text.push_str(&format!(
+            "              - Sid: {}\n                Effect: Allow\n                Action: [{}]\n                {}\n",
+            self.sid,
+            self.actions.join(", "),
+            self.resource
+        ));
+        if !self.condition.is_empty() {
+            text.push_str("                Condition:\n");
+            for line in &self.condition {
+                text.push_str(&format!("                  {line}\n"));
+            }
+        }
+        text
+    }
+}
+
+/// The role of `job`, which enqueues `enqueued` (name, logical id prefix).
+pub(super) fn role(job: &Names, enqueued: &[(&'static str, String)]) -> Result<String, TemplateError> {
+    let statements = statements(job, enqueued);
+    let mut sids: Vec<&str> = Vec::new();
+    for statement in &statements {
+        if sids.contains(&statement.sid.as_str()) {
+            return Err(TemplateError::DuplicateSid { job: job.spec.name, sid: statement.sid.clone() });
+        }
+        sids.push(&statement.sid);
+    }
+    let statements: String = statements.iter().map(Statement::render).collect();
+    Ok(format!(
+        r#"  {id}:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument:
+        Version: "2012-10-17"
+        Statement:
+          - Effect: Allow
+            Principal: {{Service: lambda.amazonaws.com}}
+            Action: sts:AssumeRole
+      Policies:
+        - PolicyName: {queue}
+          PolicyDocument:
+            Version: "2012-10-17"
+            Statement:
+{statements}"#,
+        id = job.logical("Role"),
+        queue = job.queue,
+    ))
+}
+
+fn statements(job: &Names, enqueued: &[(&'static str, String)]) -> Vec<Statement> {
+    let uses = &job.spec.uses;
+    let mut all = vec![
+        Statement::new(
+            "OwnLogs",
+            &["logs:CreateLogStream", "logs:PutLogEvents"],
+            format!("!Sub \"${{{}.Arn}}\"", job.logical("LogGroup")),
+        ),
+        Statement::new(
+            "OwnQueue",
+            &[
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:ChangeMessageVisibility",
+                "sqs:GetQueueAttributes",
+                "sqs:SendMessage",
+            ],
+            format!("!GetAtt {}.Arn", job.logical("Queue")),
+        )
+        .because(&[
+            "Receive and settle its records; send to itself for retries' hops, continuations",
+            "of long work and fan-out.",
+        ]),
+    ];
+    all.extend(enqueued.iter().map(|(name, id)| Statement {
+        why: vec![format!("It enqueues {name}: send only, to that job's queue.")],
+        ..Statement::new(format!("Enqueues{id}"), &["sqs:SendMessage"], format!("!GetAtt {id}Queue.Arn"))
+    }));
+    all.push(Statement::new(
+        "OwnDeadLetters",
+        &["sqs:SendMessage"],
+        format!("!GetAtt {}.Arn", job.logical("DLQ")),
+    ));
+    all.push(Statement {
+        condition: vec![
+            "ForAllValues:StringLike:".to_owned(),
+            format!(
+                "  dynamodb:LeadingKeys: [{}]",
+                quoted(&format!("{}*", jobkit::job_key_prefix(job.spec.name)))
+            ),
+        ],
+        ..Statement::new(
+            "JobState",
+            &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+            "!GetAtt JobStateTable.Arn",
+        )
+        .because(&["Only its own job's records: jobkit starts every state key with the job's name."])
+    });
+    for used in uses.tables {
+        let table = used.table;
+        all.push(match used.index {
+            None => Statement {
+                why: vec![format!("{}: {}.", table.sid(), comment(used.why))],
+                ..Statement::new(table.sid(), used.actions, format!("!GetAtt {}.Arn", table.logical_id()))
+            },
+            Some(index) => Statement {
+                why: vec![format!("{}.", comment(&sentence(used.why)))],
+                ..Statement::new(
+                    format!("{}Index{}", table.sid(), logical_id(index)),
+                    used.actions,
+                    format!("!Sub \"${{{}.Arn}}/index/{index}\"", table.logical_id()),
+                )
+            },
+        });
+    }
+    if uses.store_tokens {
+        all.push(
+            Statement::new(
+                "StoreTokens",
+                &["secretsmanager:GetSecretValue"],
+                "!Sub \"arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretPrefix}/*\"",
+            )
+            .because(&["Per-store API tokens, read (and cached) by the job."]),
+        );
+    }
+    if uses.sms {
+        all.push(Statement {
+            resource: "NotResource: !Sub \"arn:${AWS::Partition}:sns:*:*:*\"".to_owned(),
+            ..Statement::new("SmsToPhoneNumbers", &["sns:Publish"], "").because(&[
+                "Texts to phone numbers only. An SMS publish is authorised against the number, not",
+                "an ARN, so no Resource can name it; excluding every SNS ARN (topics, the alarm",
+                "topic included, and push endpoints) leaves phone numbers.",
+            ])
+        });
+        all.push(
+            Statement::new("SmsOptOutCheck", &["sns:CheckIfPhoneNumberIsOptedOut"], "\"*\"")
+                .because(&["The opt-out check has no resource type: IAM takes only \"*\" for it."]),
+        );
+    }
+    all.push(Statement {
+        condition: vec!["StringEquals:".to_owned(), "  ses:FromAddress: !Ref AlertSender".to_owned()],
+        ..Statement::new(
+            "ErrorEmails",
+            &["ses:SendEmail"],
+            "!Sub \"arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/*\"",
+        )
+        .because(&[
+            "Error emails, from the configured sender only. identity/* because in the SES",
+            "sandbox the recipients are identities too; the condition pins the sender.",
+        ])
+    });
+    all
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use jobkit::{Lane, RetryPolicy};
+
+    use super::*;
+    use crate::registry::{Deployment, JobSpec, Table, TableUse, Uses};
+
+    fn spec(uses: Uses) -> JobSpec {
+        JobSpec {
+            name: "weekly_report",
+            lane: Lane::Low,
+            policy: RetryPolicy::default(),
+            timeout: Duration::from_secs(60),
+            schedule: None,
+            example: "{}",
+            summary: "mails the week's numbers",
+            deployment: Deployment {
+                memory_mb: 128,
+                batch_size: 1,
+                batching_window_s: 0,
+                oldest_message_alarm_s: None,
+            },
+            uses,
+        }
+    }
+
+    fn sids(spec: &JobSpec, enqueued: &[(&'static str, String)]) -> Vec<String> {
+        let job = Names::of(spec);
+        statements(&job, enqueued).into_iter().map(|s| s.sid).collect()
+    }
+
+    #[test]
+    fn a_job_that_declares_nothing_gets_only_what_jobkit_needs() {
+        assert_eq!(
+            sids(&spec(Uses::NOTHING), &[]),
+            ["OwnLogs", "OwnQueue", "OwnDeadLetters", "JobState", "ErrorEmails"]
+        );
+    }
+
+    #[test]
+    fn each_declared_use_is_one_statement_and_nothing_else_is_granted() {
+        let uses = Uses {
+            tables: &[
+                TableUse {
+                    table: Table::History,
+                    index: None,
+                    actions: &["dynamodb:PutItem"],
+                    why: "its report",
+                },
+                TableUse {
+                    table: Table::History,
+                    index: Some("by_kind_time"),
+                    actions: &["dynamodb:Query"],
+                    why: "the week's runs",
+                },
+            ],
+            store_tokens: true,
+            sms: true,
+            ..Uses::NOTHING
+        };
+        let spec = spec(uses);
+        assert_eq!(
+            sids(&spec, &[("store_sync", "StoreSync".to_owned())]),
+            [
+                "OwnLogs",
+                "OwnQueue",
+                "EnqueuesStoreSync",
+                "OwnDeadLetters",
+                "JobState",
+                "History",
+                "HistoryIndexByKindTime",
+                "StoreTokens",
+                "SmsToPhoneNumbers",
+                "SmsOptOutCheck",
+                "ErrorEmails",
+            ]
+        );
+        let text = role(&Names::of(&spec), &[("store_sync", "StoreSync".to_owned())]).expect("renders");
+        assert!(text.contains("Resource: !Sub \"${HistoryTable.Arn}/index/by_kind_time\""), "{text}");
+        assert!(text.contains("dynamodb:LeadingKeys: [\"weekly_report:*\"]"), "{text}");
+        assert!(text.contains("              # History: its report.\n"), "{text}");
+    }
+
+    #[test]
+    fn a_table_declared_twice_is_refused_rather_than_named_twice() {
+        let uses = Uses {
+            tables: &[
+                TableUse { table: Table::Stores, index: None, actions: &["dynamodb:GetItem"], why: "read" },
+                TableUse { table: Table::Stores, index: None, actions: &["dynamodb:Scan"], why: "list" },
+            ],
+            ..Uses::NOTHING
+        };
+        let refused = role(&Names::of(&spec(uses)), &[]);
+        assert!(matches!(refused, Err(TemplateError::DuplicateSid { sid, .. }) if sid == "Stores"));
+    }
+}
