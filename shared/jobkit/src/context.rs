@@ -45,6 +45,10 @@ pub struct JobContext {
     pub(crate) run: Run,
     pub(crate) interrupted: bool,
     pub(crate) lost: bool,
+    /// The steps this execution reached, to refuse a name used twice.
+    pub(crate) steps_seen: Vec<String>,
+    /// True once a step finished in this execution: the next one may wait for a new one.
+    pub(crate) step_finished_here: bool,
     /// True while a checkpoint is being written: the runner lets that write finish rather than
     /// cut the job off between a step's effect and its record.
     saving: Arc<AtomicBool>,
@@ -76,6 +80,8 @@ impl JobContext {
             run,
             interrupted: false,
             lost: false,
+            steps_seen: Vec::new(),
+            step_finished_here: false,
             saving: Arc::default(),
         }
     }
@@ -116,7 +122,7 @@ impl JobContext {
         self.shutdown.requested() || self.remaining() <= self.continue_within
     }
 
-    fn checkpoint_state(&self) -> &Checkpoint {
+    pub(crate) fn checkpoint_state(&self) -> &Checkpoint {
         &self.run.record().checkpoint
     }
 
@@ -173,7 +179,18 @@ impl JobContext {
         self.save(checkpoint).await
     }
 
-    async fn save(&mut self, checkpoint: Checkpoint) -> Result<(), JobError> {
+    /// Interrupts the job when it should continue later: the runner turns the error into a
+    /// continuation. `at` says where, for the log.
+    pub(crate) fn interrupt_if_due(&mut self, at: impl FnOnce() -> String) -> Result<(), JobError> {
+        if !self.should_continue_later() {
+            return Ok(());
+        }
+        self.interrupted = true;
+        Err(JobError::retryable(INTERRUPTED, at()))
+    }
+
+    /// Saves the run's new checkpoint; a run taken over by another delivery stops the job.
+    pub(crate) async fn save(&mut self, checkpoint: Checkpoint) -> Result<(), JobError> {
         self.saving.store(true, Ordering::SeqCst);
         let saved = self.run.save_checkpoint(checkpoint, self.clock.now()).await;
         self.saving.store(false, Ordering::SeqCst);
