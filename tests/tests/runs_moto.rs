@@ -33,13 +33,15 @@ impl Job for Pages {
     const NAME: &'static str = "pages";
 
     async fn perform(&self, args: PagesArgs, ctx: &mut JobContext) -> Result<(), JobError> {
-        let mut page: u32 = ctx.cursor("pages").unwrap_or(0);
-        while page < 4 {
-            self.walked.lock().unwrap().push((args.name.clone(), page));
-            page += 1;
-            ctx.checkpoint("pages", &page).await?;
-        }
-        Ok(())
+        ctx.step("pages", 0_u32, async |step| {
+            while *step.cursor() < 4 {
+                self.walked.lock().unwrap().push((args.name.clone(), *step.cursor()));
+                step.advance(*step.cursor() + 1).await?;
+            }
+            Ok(())
+        })
+        .await
+        .map(drop)
     }
 
     fn timeout(&self) -> Duration {

@@ -24,7 +24,8 @@ const EXPIRE_STEP: &str = "delete_expired";
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CleanCartsArgs {}
 
-/// Totals carried across continuations in the checkpoint.
+/// Totals so far, the steps' cursor: the second step starts from the first's, so the totals
+/// carry across steps and continuations.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 struct Totals {
     abandoned: u64,
@@ -68,31 +69,32 @@ impl Job for CleanActiveCarts {
 
     async fn perform(&self, _args: CleanCartsArgs, ctx: &mut JobContext) -> Result<(), JobError> {
         let now = ctx.now();
-        let mut totals: Totals =
-            ctx.cursor(ABANDON_STEP).or_else(|| ctx.cursor(EXPIRE_STEP)).unwrap_or_default();
-        if !ctx.step_done(ABANDON_STEP) {
-            loop {
-                let batch = self.janitor.abandon_idle(now, self.idle_after, BATCH).await?;
-                totals.abandoned += batch.abandoned as u64;
-                totals.units_released += batch.units_released;
-                if batch.examined < BATCH {
-                    break;
+        let totals = ctx
+            .step(ABANDON_STEP, Totals::default(), async |step| {
+                loop {
+                    let batch = self.janitor.abandon_idle(now, self.idle_after, BATCH).await?;
+                    let totals = step.cursor_mut();
+                    totals.abandoned += batch.abandoned as u64;
+                    totals.units_released += batch.units_released;
+                    if batch.examined < BATCH {
+                        return Ok(());
+                    }
+                    step.checkpoint().await?;
                 }
-                ctx.checkpoint(ABANDON_STEP, &totals).await?;
-            }
-            ctx.complete_step(ABANDON_STEP).await?;
-        }
-        if !ctx.step_done(EXPIRE_STEP) {
-            loop {
-                let deleted = self.janitor.delete_expired(now, BATCH).await?;
-                totals.deleted += deleted as u64;
-                if deleted < BATCH {
-                    break;
+            })
+            .await?;
+        let totals = ctx
+            .step(EXPIRE_STEP, totals, async |step| {
+                loop {
+                    let deleted = self.janitor.delete_expired(now, BATCH).await?;
+                    step.cursor_mut().deleted += deleted as u64;
+                    if deleted < BATCH {
+                        return Ok(());
+                    }
+                    step.checkpoint().await?;
                 }
-                ctx.checkpoint(EXPIRE_STEP, &totals).await?;
-            }
-            ctx.complete_step(EXPIRE_STEP).await?;
-        }
+            })
+            .await?;
         tracing::info!(
             abandoned = totals.abandoned,
             units_released = totals.units_released,

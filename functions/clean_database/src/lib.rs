@@ -28,7 +28,8 @@ const JOB_STATE_STEP: &str = "job_state";
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CleanDatabaseArgs {}
 
-/// Deleted so far per step, carried across continuations in the checkpoints.
+/// Deleted so far per step, the steps' cursor: each step starts from the previous one's, so the
+/// totals carry across steps and continuations.
 type Totals = BTreeMap<String, u64>;
 
 /// The job.
@@ -66,31 +67,29 @@ impl CleanDatabase {
         Ok(Self::new(RetentionCleaner::new(history, job_state, retention)))
     }
 
-    /// Runs `purge` (one bounded batch) until a batch comes back short, checkpointing the totals
-    /// after each full batch so a continuation picks up the count where this one stopped.
+    /// Step `name`: runs `purge` (one bounded batch) until a batch comes back short, with a
+    /// checkpoint after each full one. Its cursor is the totals, from the previous step's.
     async fn purge_step<F, Fut>(
-        &self,
-        step: &str,
-        totals: &mut Totals,
         ctx: &mut JobContext,
+        name: &str,
+        totals: Totals,
         purge: F,
-    ) -> Result<(), JobError>
+    ) -> Result<Totals, JobError>
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<usize, JobError>>,
     {
-        if ctx.step_done(step) {
-            return Ok(());
-        }
-        loop {
-            let deleted = purge().await?;
-            *totals.entry(step.to_owned()).or_default() += deleted as u64;
-            if deleted < BATCH {
-                break;
+        ctx.step(name, totals, async |step| {
+            loop {
+                let deleted = purge().await?;
+                *step.cursor_mut().entry(name.to_owned()).or_default() += deleted as u64;
+                if deleted < BATCH {
+                    return Ok(());
+                }
+                step.checkpoint().await?;
             }
-            ctx.checkpoint(step, &*totals).await?;
-        }
-        ctx.complete_step(step).await
+        })
+        .await
     }
 }
 
@@ -101,14 +100,11 @@ impl Job for CleanDatabase {
 
     async fn perform(&self, _args: CleanDatabaseArgs, ctx: &mut JobContext) -> Result<(), JobError> {
         let now = ctx.now();
-        // A continuation resumes inside one step; its checkpoint carries every step's count so far.
-        let mut steps = std::iter::once(JOB_STATE_STEP).chain(RecordKind::ALL.iter().map(|k| k.as_str()));
-        let mut totals: Totals = steps.find_map(|step| ctx.cursor(step)).unwrap_or_default();
-        self.purge_step(JOB_STATE_STEP, &mut totals, ctx, || self.cleaner.purge_job_state(now, BATCH))
-            .await?;
+        let purge_job_state = || self.cleaner.purge_job_state(now, BATCH);
+        let mut totals = Self::purge_step(ctx, JOB_STATE_STEP, Totals::new(), purge_job_state).await?;
         for kind in RecordKind::ALL {
-            self.purge_step(kind.as_str(), &mut totals, ctx, || self.cleaner.purge_history(kind, now, BATCH))
-                .await?;
+            let purge_kind = || self.cleaner.purge_history(kind, now, BATCH);
+            totals = Self::purge_step(ctx, kind.as_str(), totals, purge_kind).await?;
         }
         tracing::info!(deleted = ?totals, "database cleaned");
         Ok(())

@@ -22,7 +22,7 @@ use shop::{
 
 const CUSTOMERS_STEP: &str = "customers";
 
-/// Where the sync stands, checkpointed between pages.
+/// Where the sync stands, the customers step's cursor, checkpointed between pages.
 #[derive(Debug, Serialize, Deserialize)]
 struct Progress {
     /// The next page's cursor (`None` before the first page and after the last).
@@ -81,23 +81,21 @@ impl Job for CustomerSyncJob {
                 format!("unknown store {}", args.store_id),
             ));
         };
-        if ctx.step_done(CUSTOMERS_STEP) {
-            return Ok(());
-        }
-        let mut progress: Progress = ctx.cursor(CUSTOMERS_STEP).unwrap_or(Progress {
-            cursor: None,
-            customers: 0,
-            started_at: ctx.now(),
-        });
-        loop {
-            let page = self.sync.sync_page(&store, progress.cursor.as_deref()).await?;
-            progress.customers += page.upserted as u64;
-            progress.cursor = page.next_cursor;
-            if progress.cursor.is_none() {
-                break;
-            }
-            ctx.checkpoint(CUSTOMERS_STEP, &progress).await?;
-        }
+        let start = Progress { cursor: None, customers: 0, started_at: ctx.now() };
+        let progress = ctx
+            .step(CUSTOMERS_STEP, start, async |step| {
+                loop {
+                    let page = self.sync.sync_page(&store, step.cursor().cursor.as_deref()).await?;
+                    let progress = step.cursor_mut();
+                    progress.customers += page.upserted as u64;
+                    progress.cursor = page.next_cursor;
+                    if progress.cursor.is_none() {
+                        return Ok(());
+                    }
+                    step.checkpoint().await?;
+                }
+            })
+            .await?;
         let run = HistoryEntry::sync_run(
             Self::NAME,
             ctx.meta().job_id.as_str(),
@@ -107,7 +105,6 @@ impl Job for CustomerSyncJob {
             serde_json::json!({ "customers": progress.customers }),
         );
         self.history.append(&run).await?;
-        ctx.complete_step(CUSTOMERS_STEP).await?;
         tracing::info!(store = %store.id, customers = progress.customers, "customers synced");
         Ok(())
     }

@@ -9,6 +9,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use chrono::{DateTime, Utc};
 use jobkit::{ErrorKind, Job, JobContext, JobError, Lane, RetryPolicy, lambda::setting};
 use serde::{Deserialize, Serialize};
 use shop::{
@@ -20,6 +21,27 @@ use shop::{
 
 /// The checkpointed step: the product pages.
 const PRODUCTS_STEP: &str = "products";
+
+/// Where a store's sync stands, the products step's cursor: the next page, and what the run has
+/// done so far, carried across continuations.
+#[derive(Debug, Serialize, Deserialize)]
+struct Progress {
+    /// The next page's cursor (`None` before the first page and after the last).
+    page: Option<String>,
+    /// Pages synced so far.
+    pages: u32,
+    /// Products upserted so far.
+    products: u64,
+    /// When the run's first execution started.
+    started_at: DateTime<Utc>,
+}
+
+impl Progress {
+    /// The store's sync state while the run goes on.
+    fn running(&self) -> SyncState {
+        SyncState::Running { started_at: self.started_at, pages: self.pages, products: self.products }
+    }
+}
 
 /// `{"store_id": "st_42"}` or `{"all_stores": true}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,14 +78,6 @@ impl StoreSync {
     /// The job on a store repository, a catalog sync service and the history its runs go to.
     pub fn new(stores: Arc<dyn StoreRepository>, catalog: CatalogSync, history: Arc<dyn History>) -> Self {
         Self { stores, catalog, history }
-    }
-}
-
-/// Pages and products counted so far, carried across continuations on the store's sync state.
-fn progress_so_far(state: &SyncState) -> (u32, u64) {
-    match state {
-        SyncState::Running { pages, products, .. } => (*pages, *products),
-        _ => (0, 0),
     }
 }
 
@@ -124,27 +138,23 @@ impl StoreSync {
             tracing::info!(store = %store.id, "store is paused: nothing to sync");
             return Ok(());
         }
-        let mut cursor: Option<String> = ctx.cursor(PRODUCTS_STEP);
-        let (started_at, mut pages, mut products) = match (&store.sync_state, cursor.is_some()) {
-            (SyncState::Running { started_at, .. }, true) => {
-                let (pages, products) = progress_so_far(&store.sync_state);
-                (*started_at, pages, products)
-            }
-            _ => (ctx.now(), 0, 0),
-        };
-        if !ctx.step_done(PRODUCTS_STEP) {
-            loop {
-                let page = self.catalog.sync_page(&store, cursor.as_deref()).await?;
-                pages += 1;
-                products += page.upserted as u64;
-                let running = SyncState::Running { started_at, pages, products };
-                self.stores.set_sync_state(&store.id, &running).await?;
-                let Some(next) = page.next_cursor else { break };
-                ctx.checkpoint(PRODUCTS_STEP, &next).await?;
-                cursor = Some(next);
-            }
-            ctx.complete_step(PRODUCTS_STEP).await?;
-        }
+        let start = Progress { page: None, pages: 0, products: 0, started_at: ctx.now() };
+        let Progress { pages, products, started_at, .. } = ctx
+            .step(PRODUCTS_STEP, start, async |step| {
+                loop {
+                    let page = self.catalog.sync_page(&store, step.cursor().page.as_deref()).await?;
+                    let progress = step.cursor_mut();
+                    progress.page = page.next_cursor;
+                    progress.pages += 1;
+                    progress.products += page.upserted as u64;
+                    self.stores.set_sync_state(&store.id, &progress.running()).await?;
+                    if progress.page.is_none() {
+                        return Ok(());
+                    }
+                    step.checkpoint().await?;
+                }
+            })
+            .await?;
         let finished_at = ctx.now();
         let counts = serde_json::json!({ "pages": pages, "products": products });
         let run = HistoryEntry::sync_run(

@@ -14,7 +14,6 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
     clock::SharedClock,
@@ -45,6 +44,10 @@ pub struct JobContext {
     pub(crate) run: Run,
     pub(crate) interrupted: bool,
     pub(crate) lost: bool,
+    /// The steps this execution reached, to refuse a name used twice.
+    pub(crate) steps_seen: Vec<String>,
+    /// True once a step finished in this execution: the next one may wait for a new one.
+    pub(crate) step_finished_here: bool,
     /// True while a checkpoint is being written: the runner lets that write finish rather than
     /// cut the job off between a step's effect and its record.
     saving: Arc<AtomicBool>,
@@ -76,6 +79,8 @@ impl JobContext {
             run,
             interrupted: false,
             lost: false,
+            steps_seen: Vec::new(),
+            step_finished_here: false,
             saving: Arc::default(),
         }
     }
@@ -116,21 +121,8 @@ impl JobContext {
         self.shutdown.requested() || self.remaining() <= self.continue_within
     }
 
-    fn checkpoint_state(&self) -> &Checkpoint {
+    pub(crate) fn checkpoint_state(&self) -> &Checkpoint {
         &self.run.record().checkpoint
-    }
-
-    /// True when `step` finished in an earlier execution of this run.
-    pub fn step_done(&self, step: &str) -> bool {
-        self.checkpoint_state().completed.iter().any(|s| s == step)
-    }
-
-    /// The cursor saved for `step`, if the step was interrupted before.
-    pub fn cursor<T: DeserializeOwned>(&self, step: &str) -> Option<T> {
-        match &self.checkpoint_state().current {
-            Some((name, cursor)) if name == step => serde_json::from_value(cursor.clone()).ok(),
-            _ => None,
-        }
     }
 
     /// How many times this run has continued in a new invocation.
@@ -138,42 +130,18 @@ impl JobContext {
         self.run.record().resumptions
     }
 
-    /// Saves `cursor` as the progress of `step`. When the deadline is near (or the worker is
-    /// shutting down) it returns an `interrupted` error: propagate it with `?` and the runner
-    /// re-enqueues the job, which resumes at this cursor.
-    ///
-    /// # Errors
-    /// The `interrupted` error described above, or a store failure (retryable).
-    pub async fn checkpoint<T: Serialize>(&mut self, step: &str, cursor: &T) -> Result<(), JobError> {
-        let cursor = serde_json::to_value(cursor).map_err(|e| {
-            JobError::permanent(ErrorKind::UNKNOWN, format!("cursor does not serialise: {e}"))
-        })?;
-        let mut checkpoint = self.checkpoint_state().clone();
-        checkpoint.current = Some((step.to_owned(), cursor));
-        self.save(checkpoint).await?;
-        if self.should_continue_later() {
-            self.interrupted = true;
-            return Err(JobError::retryable(INTERRUPTED, format!("continuing later from step {step}")));
+    /// Interrupts the job when it should continue later: the runner turns the error into a
+    /// continuation. `at` says where, for the log.
+    pub(crate) fn interrupt_if_due(&mut self, at: impl FnOnce() -> String) -> Result<(), JobError> {
+        if !self.should_continue_later() {
+            return Ok(());
         }
-        Ok(())
+        self.interrupted = true;
+        Err(JobError::retryable(INTERRUPTED, at()))
     }
 
-    /// Marks `step` finished; a continuation skips it.
-    ///
-    /// # Errors
-    /// A store failure (retryable).
-    pub async fn complete_step(&mut self, step: &str) -> Result<(), JobError> {
-        let mut checkpoint = self.checkpoint_state().clone();
-        if !checkpoint.completed.iter().any(|s| s == step) {
-            checkpoint.completed.push(step.to_owned());
-        }
-        if matches!(&checkpoint.current, Some((name, _)) if name == step) {
-            checkpoint.current = None;
-        }
-        self.save(checkpoint).await
-    }
-
-    async fn save(&mut self, checkpoint: Checkpoint) -> Result<(), JobError> {
+    /// Saves the run's new checkpoint; a run taken over by another delivery stops the job.
+    pub(crate) async fn save(&mut self, checkpoint: Checkpoint) -> Result<(), JobError> {
         self.saving.store(true, Ordering::SeqCst);
         let saved = self.run.save_checkpoint(checkpoint, self.clock.now()).await;
         self.saving.store(false, Ordering::SeqCst);

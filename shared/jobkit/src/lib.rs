@@ -31,6 +31,7 @@ mod redact;
 mod runner;
 mod runs;
 mod shutdown;
+mod steps;
 mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -59,4 +60,5 @@ pub use ports::{Email, Mailer, PutOutcome, Queue, StateStore, StoredRecord};
 pub use redact::redact;
 pub use runner::{BatchOutcome, BatchRunner, DlqReason, RecordOutcome, RecordStatus, RunnerConfig, Runtime};
 pub use shutdown::Shutdown;
+pub use steps::Step;
 pub use telemetry::{BatchCounts, MetricsSink, init_logging, init_logging_to};

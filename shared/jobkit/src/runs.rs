@@ -22,7 +22,7 @@
 //!   when Lambda has surely ended that invocation, may another delivery take the run over.
 //! - Attempts are `failures + 1`: a failed or crashed execution counts; a continuation does not.
 
-use std::sync::Arc;
+use std::{collections::BTreeMap, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -70,6 +70,9 @@ pub(crate) struct Checkpoint {
     /// The step in progress and its cursor.
     #[serde(default)]
     pub(crate) current: Option<(String, serde_json::Value)>,
+    /// The final cursor of each finished step, given back when a later execution skips it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) final_cursors: BTreeMap<String, serde_json::Value>,
 }
 
 /// The stored record of a run.
@@ -216,7 +219,7 @@ impl Run {
             }
             let entered = match entry(&record, who, now) {
                 Entry::Refused(claim) => return Ok(claim),
-                Entry::Enter(entered) => entered,
+                Entry::Enter(entered) => *entered,
             };
             let entered_value = entered.encode();
             if store.replace(&key, &existing.value, &entered_value, now + RUN_RETENTION).await? {
@@ -404,7 +407,8 @@ impl Run {
 
 /// Whether a delivery may enter a run as it stands.
 enum Entry {
-    Enter(RunRecord),
+    // Boxed: a record (its checkpoint) is far larger than a refusal.
+    Enter(Box<RunRecord>),
     Refused(Claim),
 }
 
@@ -428,7 +432,7 @@ fn entry(record: &RunRecord, who: &Claimant<'_>, now: DateTime<Utc>) -> Entry {
     }
     entered.phase = Phase::Running { until: who.until };
     entered.owner = who.token.to_owned();
-    Entry::Enter(entered)
+    Entry::Enter(Box::new(entered))
 }
 
 fn reset_failures(record: &mut RunRecord) {

@@ -90,11 +90,15 @@ impl Job for Paged {
         if args["fail"] == true {
             return Err(JobError::permanent(ErrorKind::INVALID_ARGUMENTS, "refused"));
         }
-        if ctx.cursor::<u32>("pages").is_none() {
-            ctx.checkpoint("pages", &1_u32).await?;
-            return Err(JobError::retryable(ErrorKind::UNAVAILABLE, "down"));
-        }
-        ctx.complete_step("pages").await
+        ctx.step("pages", 0_u32, async |step| {
+            if *step.cursor() == 0 {
+                step.advance(1).await?;
+                return Err(JobError::retryable(ErrorKind::UNAVAILABLE, "down"));
+            }
+            Ok(())
+        })
+        .await
+        .map(drop)
     }
 }
 

@@ -58,9 +58,9 @@ impl Job for Pages {
     const NAME: &'static str = "pages";
 
     async fn perform(&self, args: PagesArgs, ctx: &mut JobContext) -> Result<(), JobError> {
-        if !ctx.step_done("pages") {
-            let mut page: u32 = ctx.cursor("pages").unwrap_or(0);
-            while page < PAGES {
+        ctx.step("pages", 0_u32, async |step| {
+            while *step.cursor() < PAGES {
+                let page = *step.cursor();
                 let fails_here = self.fail_once_at.filter(|(at, _)| *at == page);
                 if let Some((_, retryable)) = fails_here.filter(|_| !self.failed.swap(true, Ordering::SeqCst))
                 {
@@ -75,11 +75,11 @@ impl Job for Pages {
                     clock.advance(chrono::Duration::seconds(20));
                 }
                 self.effects.lock().unwrap().push((args.name.clone(), page));
-                page += 1;
-                ctx.checkpoint("pages", &page).await?;
+                step.advance(page + 1).await?;
             }
-            ctx.complete_step("pages").await?;
-        }
+            Ok(())
+        })
+        .await?;
         self.finished.lock().unwrap().push(args.name);
         Ok(())
     }

@@ -183,35 +183,17 @@ impl Job for CampaignJob {
 
     async fn perform(&self, args: CampaignArgs, ctx: &mut JobContext) -> Result<(), JobError> {
         let n = args.n;
-        let mut page: u32 = ctx.cursor("pages").unwrap_or(0);
-        while page < pages(n) {
-            let reached = self.effects.reach(n, page);
-            if Path::of(n) == Path::Shutdown && page == 1 && reached == 1 {
-                // The worker is told to stop while this step runs: it stops at the checkpoint.
-                self.shutdown.request();
-            }
-            if page == scripted_page(n) {
-                match script(n, &self.faults) {
-                    Script::Permanent => {
-                        return Err(JobError::permanent(
-                            ErrorKind::INVALID_INPUT,
-                            "scripted: refused for good",
-                        ));
-                    }
-                    Script::Panic if reached == 1 => panic!("scripted panic of job {n}"),
-                    Script::Overrun if reached == 1 => tokio::time::sleep(TIMEOUT * 2).await,
-                    Script::Transient(failures) if reached <= failures => {
-                        return Err(JobError::retryable(ErrorKind::UNAVAILABLE, "scripted outage"));
-                    }
-                    _ => {}
+        ctx.step("pages", 0_u32, async |step| {
+            loop {
+                self.walk(n, *step.cursor()).await?;
+                *step.cursor_mut() += 1;
+                if *step.cursor() == pages(n) {
+                    return Ok(());
                 }
+                step.checkpoint().await?;
             }
-            self.effects.apply(n, page);
-            page += 1;
-            if pages(n) > 1 {
-                ctx.checkpoint("pages", &page).await?;
-            }
-        }
+        })
+        .await?;
         Ok(())
     }
 
@@ -221,5 +203,32 @@ impl Job for CampaignJob {
 
     fn timeout(&self) -> Duration {
         TIMEOUT
+    }
+}
+
+impl CampaignJob {
+    /// Page `page` of job `n`: its scripted fault, if this is the page and the attempt for it,
+    /// else its effect.
+    async fn walk(&self, n: u64, page: u32) -> Result<(), JobError> {
+        let reached = self.effects.reach(n, page);
+        if Path::of(n) == Path::Shutdown && page == 1 && reached == 1 {
+            // The worker is told to stop while this step runs: it stops at the checkpoint.
+            self.shutdown.request();
+        }
+        if page == scripted_page(n) {
+            match script(n, &self.faults) {
+                Script::Permanent => {
+                    return Err(JobError::permanent(ErrorKind::INVALID_INPUT, "scripted: refused for good"));
+                }
+                Script::Panic if reached == 1 => panic!("scripted panic of job {n}"),
+                Script::Overrun if reached == 1 => tokio::time::sleep(TIMEOUT * 2).await,
+                Script::Transient(failures) if reached <= failures => {
+                    return Err(JobError::retryable(ErrorKind::UNAVAILABLE, "scripted outage"));
+                }
+                _ => {}
+            }
+        }
+        self.effects.apply(n, page);
+        Ok(())
     }
 }
