@@ -153,10 +153,10 @@ async fn read_request(reader: &mut BufReader<TcpStream>) -> anyhow::Result<Optio
         if header.is_empty() {
             break;
         }
-        if let Some((name, value)) = header.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().context("content-length")?;
-            }
+        if let Some((name, value)) = header.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().context("content-length")?;
         }
     }
     let mut body = vec![0; length];

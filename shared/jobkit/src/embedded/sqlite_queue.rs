@@ -241,19 +241,19 @@ impl EmbeddedQueue {
     fn insert(tx: &Transaction<'_>, queue: &str, message: &OutgoingMessage, now: i64) -> PortResult<String> {
         limits::check_message(message)?;
         let config = Self::config(tx, queue)?;
-        if config.fifo {
-            if let Some(dedup) = &message.dedup_id {
-                let existing: Option<String> = tx
-                    .query_row(
-                        "SELECT message_id FROM dedup WHERE queue = ?1 AND dedup_id = ?2 AND expires_at_ms > ?3",
-                        params![queue, dedup, now],
-                        |row| row.get(0),
-                    )
-                    .optional()
-                    .map_err(sql_error("dedup"))?;
-                if let Some(id) = existing {
-                    return Ok(id);
-                }
+        if config.fifo
+            && let Some(dedup) = &message.dedup_id
+        {
+            let existing: Option<String> = tx
+                .query_row(
+                    "SELECT message_id FROM dedup WHERE queue = ?1 AND dedup_id = ?2 AND expires_at_ms > ?3",
+                    params![queue, dedup, now],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(sql_error("dedup"))?;
+            if let Some(id) = existing {
+                return Ok(id);
             }
         }
         let id = uuid::Uuid::new_v4().to_string();
@@ -288,18 +288,18 @@ impl EmbeddedQueue {
             if received.len() >= max {
                 break;
             }
-            if let (Some(limit), Some(dlq)) = (config.max_receive_count, &config.dead_letter_queue) {
-                if receive_count >= limit {
-                    // SQS's redrive: the receive that would pass the limit moves it instead.
-                    tx.execute(
-                        "UPDATE messages SET queue = ?1, receipt = NULL, received_at_ms = NULL, receive_count = 0,
-                             visible_at_ms = ?2
-                         WHERE seq = ?3",
-                        params![dlq, now, seq],
-                    )
-                    .map_err(sql_error("redrive"))?;
-                    continue;
-                }
+            if let (Some(limit), Some(dlq)) = (config.max_receive_count, &config.dead_letter_queue)
+                && receive_count >= limit
+            {
+                // SQS's redrive: the receive that would pass the limit moves it instead.
+                tx.execute(
+                    "UPDATE messages SET queue = ?1, receipt = NULL, received_at_ms = NULL, receive_count = 0,
+                         visible_at_ms = ?2
+                     WHERE seq = ?3",
+                    params![dlq, now, seq],
+                )
+                .map_err(sql_error("redrive"))?;
+                continue;
             }
             received.push(Self::take(&tx, seq, now, now + duration_ms(config.visibility_timeout))?);
         }

@@ -65,10 +65,10 @@ impl SecretsManagerCredentials {
 
     /// The store's secret, from the cache while it is fresh.
     async fn secret(&self, store: &StoreId) -> RepoResult<StoreSecret> {
-        if let Some((at, secret)) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(store) {
-            if at.elapsed() < CACHE_FOR {
-                return Ok(secret.clone());
-            }
+        if let Some((at, secret)) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(store)
+            && at.elapsed() < CACHE_FOR
+        {
+            return Ok(secret.clone());
         }
         let secret = self.fetch(store).await?;
         self.cache

@@ -200,10 +200,10 @@ impl ShopifyClient {
         loop {
             tries += 1;
             // A retry has just waited for its own reason; the budget seen before that is stale.
-            if tries == 1 {
-                if let Some(wait) = self.budget_wait(shop) {
-                    self.pacer.wait(wait).await;
-                }
+            if tries == 1
+                && let Some(wait) = self.budget_wait(shop)
+            {
+                self.pacer.wait(wait).await;
             }
             match self.send_once::<T>(shop, &body).await {
                 Ok(data) => return Ok(data),
