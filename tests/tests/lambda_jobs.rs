@@ -254,6 +254,37 @@ async fn create_shopify_webhook_creates_only_what_is_missing_and_discards_a_refu
     discarded(&stack, &fn_, refused, "unauthorized").await;
 }
 
+/// Where routing by lane once broke: `create_shopify_webhook` and `customer_sync` share the
+/// default lane, and an installation's chained customer sync must reach `customer_sync`'s queue
+/// (the setting the stack gives the webhook function) and run in its function, once.
+#[tokio::test]
+async fn an_installation_registers_the_webhooks_then_customer_sync_runs_in_its_own_function() {
+    let stack = Stack::deploy().await.expect("stack");
+    let shop = sandbox(&[("acme", "shpat_acme", 1)], &[("sq_good", 120)]).await;
+    stack.add_store("acme", json!({"shopify_token": "shpat_acme", "square_token": "sq_good"})).await.unwrap();
+    let mut webhooks = stack
+        .start("create_shopify_webhook", &[("SHOPIFY_BASE_URL", shop.shopify_url())])
+        .await
+        .expect("started");
+    let mut customers =
+        stack.start("customer_sync", &[("SQUARE_BASE_URL", shop.square_url())]).await.expect("started");
+    let sqs = stack.sqs();
+    webhooks.send(&sqs, r#"{"store_id":"acme","install":true}"#).await.unwrap();
+    let webhook_logs = drain(&mut webhooks).await;
+    assert!(!shop.webhook_topics("acme").is_empty(), "{webhook_logs}");
+    assert!(
+        webhooks.lambda.queue_is_empty().await.unwrap(),
+        "nothing went back into the webhook job's own queue"
+    );
+    let customer_logs = drain(&mut customers).await;
+    let synced = count_items(&stack.dynamo(), &stack.table("SHOP_CUSTOMERS_TABLE").unwrap()).await;
+    assert_eq!(synced, 120, "the chained sync ran in customer_sync's function\n{customer_logs}");
+    for function in [&webhooks, &customers] {
+        let dead = dead_letters(&sqs, &function.dlq_url).await.unwrap();
+        assert!(dead.is_empty(), "{}: {dead:?}", function.function_name);
+    }
+}
+
 #[tokio::test]
 async fn share_product_text_message_texts_once_per_share_and_discards_an_invalid_phone() {
     let stack = Stack::deploy().await.expect("stack");

@@ -183,13 +183,15 @@ pub async fn run(dir: &Path) -> Result<DemoReport, DevError> {
     seed_stores(&db).await?;
 
     eprintln!(
-        "demo: 3 stores on the sandbox; the store-sync fan-out, customer syncs, a webhook registration"
+        "demo: 3 stores on the sandbox; the store-sync fan-out, customer syncs, an installation (webhooks, then its customers)"
     );
     send(&dev, "store_sync", tick("store_sync", began)?).await?;
     for (store, ..) in STORES {
         send(&dev, "customer_sync", json!({"store_id": store})).await?;
     }
-    send(&dev, "create_shopify_webhook", json!({"store_id": "st_acme"})).await?;
+    // An installation: the webhook job enqueues the store's first customer sync, which must run
+    // in customer_sync's worker, not in the webhook job's (both are on the default lane).
+    send(&dev, "create_shopify_webhook", json!({"store_id": "st_acme", "install": true})).await?;
     let mut jobs = dev.run(true).await?;
 
     eprintln!("demo: a product shared by SMS; the cart and database cleanups ticked");
