@@ -5,9 +5,11 @@ use std::time::Duration;
 use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::Utc;
 use jobkit::{
-    Email, Mailer, OutgoingMessage, PortError, PortResult, PutOutcome, Queue, StateStore,
+    PortError, PortResult,
     aws::{DynamoStore, SesMailer, SqsQueue},
     limits::{MAX_BATCH_BYTES, MAX_DELAY_SECONDS, MAX_KEY_BYTES, MAX_MESSAGE_BYTES, MAX_VISIBILITY},
+    message::OutgoingMessage,
+    ports::{Email, Mailer, PutOutcome, Queue, StateStore},
 };
 use system_tests::moto;
 
@@ -19,7 +21,7 @@ async fn queue_with(sqs: &aws_sdk_sqs::Client, name: &str, attrs: &[(QueueAttrib
     request.send().await.expect("queue created").queue_url().expect("url").to_owned()
 }
 
-async fn receive_one(queue: &SqsQueue, url: &str) -> Vec<jobkit::ReceivedMessage> {
+async fn receive_one(queue: &SqsQueue, url: &str) -> Vec<jobkit::message::ReceivedMessage> {
     queue.receive(url, 10, Duration::from_secs(1)).await.expect("receive")
 }
 

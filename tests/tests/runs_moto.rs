@@ -9,10 +9,13 @@ use std::{
 
 use chrono::Utc;
 use jobkit::{
-    BatchRunner, Job, JobContext, JobError, OutgoingMessage, Queue, QueueRoutes, RecordStatus, RunnerConfig,
-    Runtime, StateStore, SystemClock,
+    Job, JobContext, JobError,
     aws::{DynamoStore, SqsQueue},
-    message::attr,
+    clock::SystemClock,
+    enqueue::QueueRoutes,
+    message::{OutgoingMessage, attr},
+    ports::{Queue, StateStore},
+    runner::{BatchRunner, RecordStatus, RunnerConfig, Runtime},
 };
 use system_tests::{moto, sqs::create_queue_with_dlq};
 

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::Duration;
 use clean_active_carts::{CleanActiveCarts, CleanCartsArgs};
-use jobkit::{ManualClock, OutgoingMessage, Queue, RecordStatus, testing::TestHarness};
+use jobkit::{
+    clock::ManualClock, message::OutgoingMessage, ports::Queue, runner::RecordStatus, testing::TestHarness,
+};
 use shop::{Cart, CartId, CartItem, CartRepository, CartStatus, RepoResult, StockRelease, embedded::ShopDb};
 
 const IDLE_AFTER_HOURS: i64 = 2;

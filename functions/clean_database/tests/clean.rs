@@ -9,7 +9,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use clean_database::{CleanDatabase, CleanDatabaseArgs};
 use jobkit::{
-    Clock, DlqReason, ErrorKind, ManualClock, OutgoingMessage, Queue, RecordStatus, StateStore,
+    ErrorKind,
+    clock::{Clock, ManualClock},
+    message::OutgoingMessage,
+    ports::{Queue, StateStore},
+    runner::{DlqReason, RecordStatus},
     testing::TestHarness,
 };
 use shop::{

@@ -4,7 +4,12 @@
 use std::sync::{Arc, Mutex};
 
 use create_shopify_webhook::{CreateShopifyWebhook, CreateShopifyWebhookArgs, WebhookSettings};
-use jobkit::{DlqReason, ErrorKind, RecordStatus, embedded::QueueConfig, testing::TestHarness};
+use jobkit::{
+    ErrorKind,
+    embedded::QueueConfig,
+    runner::{DlqReason, RecordStatus},
+    testing::TestHarness,
+};
 use serde_json::{Value, json};
 use shop::{
     History, Plan, RecordKind, Secret, Store, StoreRepository, SyncState,
@@ -155,7 +160,7 @@ async fn an_installation_enqueues_the_stores_customer_sync_on_its_queue_once() {
     Mock::given(method("POST")).respond_with(StubWebhooks::default()).mount(&w.shopify).await;
     let runner = w.t.runner(job(&w, &["ORDERS_CREATE"]));
     // customer_sync's queue, by jobkit's convention (its function runs it).
-    let customer_sync = jobkit::queue_name(shop::jobs::CUSTOMER_SYNC.name());
+    let customer_sync = jobkit::job::queue_name(shop::jobs::CUSTOMER_SYNC.name());
     w.t.queue().create_queue(&customer_sync, QueueConfig::default()).unwrap();
     let install = CreateShopifyWebhookArgs { store_id: "st_42".into(), install: true };
     let id = w.t.enqueuer().perform_later::<CreateShopifyWebhook>(&install).await.unwrap();

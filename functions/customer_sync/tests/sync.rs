@@ -3,7 +3,11 @@
 use std::sync::Arc;
 
 use customer_sync::{CustomerSyncArgs, CustomerSyncJob};
-use jobkit::{DlqReason, ErrorKind, RecordStatus, testing::TestHarness};
+use jobkit::{
+    ErrorKind,
+    runner::{DlqReason, RecordStatus},
+    testing::TestHarness,
+};
 use serde_json::{Value, json};
 use shop::{
     CustomerRepository, History, Plan, RecordKind, Secret, Store, StoreRepository, SyncState,

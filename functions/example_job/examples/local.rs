@@ -5,11 +5,11 @@
 //! `cargo run -p example_job --example local`
 
 use example_job::{ExampleArgs, ExampleJob, FailureMode};
-use jobkit::{RecordStatus, testing::TestHarness};
+use jobkit::{runner::RecordStatus, testing::TestHarness};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
-    jobkit::init_logging(false);
+    jobkit::telemetry::init_logging(false);
     let t = TestHarness::new();
     let runner = t.runner(ExampleJob);
     let enqueuer = t.enqueuer();

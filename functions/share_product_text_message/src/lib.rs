@@ -8,7 +8,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use jobkit::{ErrorKind, Job, JobContext, JobError, Metadata, RetryPolicy, lambda::setting};
+use jobkit::{ErrorKind, Job, JobContext, JobError, RetryPolicy, lambda::setting, message::Metadata};
 use serde::{Deserialize, Serialize};
 use shop::{
     History, HistoryEntry, PhoneNumber, ProductId, ShareId, StoreId, StoreRepository,

@@ -7,7 +7,10 @@ use std::sync::{
 
 use async_trait::async_trait;
 use jobkit::{
-    DlqReason, ErrorKind, IntegrationError, IntegrationErrorKind, OutgoingMessage, Queue, RecordStatus,
+    ErrorKind, IntegrationError, IntegrationErrorKind,
+    message::OutgoingMessage,
+    ports::Queue,
+    runner::{DlqReason, RecordStatus},
     testing::TestHarness,
 };
 use share_product_text_message::{ShareArgs, ShareProductTextMessage};
@@ -42,7 +45,7 @@ impl SmsSender for Flaky {
 struct World {
     t: TestHarness,
     outbox: Arc<SmsOutbox>,
-    runner: jobkit::BatchRunner<ShareProductTextMessage>,
+    runner: jobkit::runner::BatchRunner<ShareProductTextMessage>,
     db: ShopDb,
 }
 

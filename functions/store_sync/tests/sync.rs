@@ -3,7 +3,12 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use jobkit::{DlqReason, ErrorKind, ManualClock, RecordStatus, testing::TestHarness};
+use jobkit::{
+    ErrorKind,
+    clock::ManualClock,
+    runner::{DlqReason, RecordStatus},
+    testing::TestHarness,
+};
 use serde_json::{Value, json};
 use shop::{
     CatalogRepository, History, Plan, Product, ProductId, RecordKind, RepoResult, Secret, Store, StoreId,
@@ -194,8 +199,8 @@ async fn the_fan_out_tick_enqueues_one_sync_per_syncable_store() {
     let runner = w.t.runner(job(&w));
     let tick =
         r#"{"all_stores":true,"$schedule":{"rule":"store-sync-every-15-min","time":"2026-01-01T00:00:00Z"}}"#;
-    let message = jobkit::OutgoingMessage { body: tick.into(), ..Default::default() };
-    jobkit::Queue::send(w.t.queue().as_ref(), &TestHarness::queue_name::<StoreSync>(), message)
+    let message = jobkit::message::OutgoingMessage { body: tick.into(), ..Default::default() };
+    jobkit::ports::Queue::send(w.t.queue().as_ref(), &TestHarness::queue_name::<StoreSync>(), message)
         .await
         .unwrap();
     assert_eq!(w.t.run_once(&runner).await[0].status, RecordStatus::Succeeded);

@@ -11,9 +11,12 @@ use std::{
 use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::Utc;
 use jobkit::{
-    PortError, Queue, ReceivedMessage, SharedClock, StateStore, SystemClock,
+    PortError,
     aws::{DynamoStore, SqsQueue},
+    clock::{SharedClock, SystemClock},
     embedded::{EmbeddedDb, EmbeddedQueue, EmbeddedStore, QueueConfig},
+    message::ReceivedMessage,
+    ports::{Queue, StateStore},
 };
 
 use crate::registry::{self, JobSpec, RegistryError};

@@ -287,7 +287,7 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
 }
 
 async fn dev(out: Output, dir: PathBuf, args: DevArgs) -> Result<(), CommandError> {
-    jobkit::init_logging(args.json_logs);
+    jobkit::telemetry::init_logging(args.json_logs);
     if args.demo {
         let report = crate::demo::run(&dir).await?;
         print_demo(out, &report, &dir.join("demo"));

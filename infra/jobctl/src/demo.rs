@@ -10,7 +10,11 @@
 use std::{path::Path, time::Instant};
 
 use chrono::{DateTime, Utc};
-use jobkit::{Clock, ManualClock, OutgoingMessage, dead_letter::DeadLetterError, message::SCHEDULE_KEY};
+use jobkit::{
+    clock::{Clock, ManualClock},
+    dead_letter::DeadLetterError,
+    message::{OutgoingMessage, SCHEDULE_KEY},
+};
 use serde_json::{Value, json};
 use shop::{
     Cart, CartItem, CartStatus, CatalogRepository, History, Plan, RecordKind, Secret, Store, StoreRepository,

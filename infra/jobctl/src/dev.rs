@@ -20,10 +20,15 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use jobkit::{
-    BatchRunner, Clock, Job, ManualClock, Notifier, NotifyConfig, OutgoingMessage, PortError, Queue,
-    QueueRoutes, RecordStatus, RunnerConfig, Runtime, SharedClock, Shutdown, SystemClock,
+    Job, PortError,
+    clock::{Clock, ManualClock, SharedClock, SystemClock},
     embedded::{EmbeddedQueue, OutboxMailer},
-    message::SCHEDULE_KEY,
+    enqueue::QueueRoutes,
+    message::{OutgoingMessage, SCHEDULE_KEY},
+    notify::{Notifier, NotifyConfig},
+    ports::Queue,
+    runner::{BatchRunner, RecordStatus, RunnerConfig, Runtime},
+    shutdown::Shutdown,
 };
 use serde_json::{Value, json};
 use shop::{

@@ -9,7 +9,12 @@ use std::{
     process::Output,
 };
 
-use jobkit::{OutgoingMessage, Queue, SystemClock, embedded::EmbeddedQueue, message::attr};
+use jobkit::{
+    clock::SystemClock,
+    embedded::EmbeddedQueue,
+    message::{OutgoingMessage, attr},
+    ports::Queue,
+};
 use serde_json::{Value, json};
 use shop::{
     CatalogRepository, Money, Plan, Product, Store, StoreRepository, SyncState, Variant, embedded::ShopDb,

@@ -310,7 +310,7 @@ fn a_function_may_touch_only_its_own_jobs_state() {
             .map(|(_, s)| s)
             .collect();
         assert!(!own.is_empty(), "{role}: the functions get JOBKIT_STATE_TABLE, so a statement on it");
-        let leading = format!("{}*", jobkit::job_key_prefix(spec.name));
+        let leading = format!("{}*", jobkit::keys::job_key_prefix(spec.name));
         for statement in own {
             let condition = &statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
             let patterns = list(condition);

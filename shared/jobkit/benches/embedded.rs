@@ -16,9 +16,12 @@ use std::{
 };
 
 use jobkit::{
-    BatchRunner, Enqueuer, Job, JobContext, JobError, Metadata, QueueRoutes, RunnerConfig, Runtime,
-    SharedClock, SystemClock,
+    Enqueuer, Job, JobContext, JobError,
+    clock::{SharedClock, SystemClock},
     embedded::{EmbeddedDb, EmbeddedQueue, EmbeddedStore, QueueConfig},
+    enqueue::QueueRoutes,
+    message::Metadata,
+    runner::{BatchRunner, RunnerConfig, Runtime},
 };
 use serde::{Deserialize, Serialize};
 
@@ -45,7 +48,7 @@ impl Job for Noop {
     }
 
     fn idempotency_key(&self, _args: &NoopArgs, meta: &Metadata) -> Option<String> {
-        self.idempotent.then(|| jobkit::default_idempotency_key(meta))
+        self.idempotent.then(|| jobkit::job::default_idempotency_key(meta))
     }
 }
 

@@ -20,8 +20,8 @@ use std::{
 };
 
 use jobkit::{
-    ErrorKind, ReceivedMessage,
-    message::{attr, decode},
+    ErrorKind,
+    message::{ReceivedMessage, attr, decode},
     testing::TestHarness,
 };
 use order::{Order, OrderArgs};

@@ -10,10 +10,13 @@ use std::{
 };
 
 use jobkit::{
-    Job, JobContext, JobError, Metadata, MetricsSink, QueueRoutes, ReceivedMessage, RunnerConfig, Runtime,
-    SystemClock,
+    Job, JobContext, JobError,
+    clock::SystemClock,
     embedded::{EmbeddedDb, EmbeddedQueue, EmbeddedStore},
-    init_logging_to,
+    enqueue::QueueRoutes,
+    message::{Metadata, ReceivedMessage},
+    runner::{RunnerConfig, Runtime},
+    telemetry::{MetricsSink, init_logging_to},
 };
 use serde::{Deserialize, Serialize};
 
@@ -40,7 +43,7 @@ impl Job for Noop {
     }
 
     fn idempotency_key(&self, _args: &NoopArgs, meta: &Metadata) -> Option<String> {
-        self.idempotent.then(|| jobkit::default_idempotency_key(meta))
+        self.idempotent.then(|| jobkit::job::default_idempotency_key(meta))
     }
 }
 
@@ -57,7 +60,7 @@ fn batch(round: usize) -> Vec<ReceivedMessage> {
 }
 
 fn runtime() -> Runtime {
-    let clock: jobkit::SharedClock = Arc::new(SystemClock);
+    let clock: jobkit::clock::SharedClock = Arc::new(SystemClock);
     let db = EmbeddedDb::in_memory().expect("sqlite");
     Runtime {
         queue: Arc::new(EmbeddedQueue::new(db.clone(), clock.clone())),
@@ -75,8 +78,11 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 }
 
 async fn time_runner(idempotent: bool) -> Duration {
-    let runner =
-        jobkit::BatchRunner::new(Noop { idempotent }, runtime(), RunnerConfig::new("noop", "noop_dlq"));
+    let runner = jobkit::runner::BatchRunner::new(
+        Noop { idempotent },
+        runtime(),
+        RunnerConfig::new("noop", "noop_dlq"),
+    );
     let deadline = chrono::Utc::now() + chrono::Duration::minutes(15);
     let mut samples = Vec::new();
     for round in 0..ROUNDS {

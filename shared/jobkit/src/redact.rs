@@ -11,7 +11,7 @@ const SECRET_MIN_LEN: usize = 24;
 /// Masks emails, phone numbers and tokens in `text`.
 ///
 /// ```
-/// let text = jobkit::redact("sms to +14155550123 for ana@example.com failed with shpat_abc123");
+/// let text = jobkit::redact::redact("sms to +14155550123 for ana@example.com failed with shpat_abc123");
 /// assert_eq!(text, "sms to +*********23 for a***@example.com failed with [REDACTED]");
 /// ```
 pub fn redact(text: &str) -> String {

@@ -7,8 +7,8 @@ use std::{future::Future, pin::Pin, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use jobkit::{
-    EnqueueError, EnqueueOptions, Enqueuer, Job, JobError, PortError, QueueRoutes, SystemClock,
-    message::parse_args,
+    EnqueueError, EnqueueOptions, Enqueuer, Job, JobError, PortError, clock::SystemClock,
+    enqueue::QueueRoutes, message::parse_args,
 };
 use serde_json::{Value, json};
 

@@ -14,9 +14,9 @@ use std::{
 
 use chrono::Utc;
 use jobkit::{
-    OutgoingMessage, ReceivedMessage, StateStore,
     dead_letter::{DeadLetterError, LastError, last_error},
-    message::attr,
+    message::{OutgoingMessage, ReceivedMessage, attr},
+    ports::StateStore,
 };
 use serde_json::{Value, json};
 

@@ -5,8 +5,10 @@ use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use jobkit::{
-    DEFAULT_MAX_SCHEDULE_AHEAD, EnqueueError, EnqueueOptions, Enqueuer, Job, JobError, JobId, QueueRoutes,
-    SystemClock, message::parse_args,
+    EnqueueError, EnqueueOptions, Enqueuer, Job, JobError, JobId,
+    clock::SystemClock,
+    enqueue::{DEFAULT_MAX_SCHEDULE_AHEAD, QueueRoutes},
+    message::parse_args,
 };
 use serde_json::{Map, Value, json};
 

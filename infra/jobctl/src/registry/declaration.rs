@@ -189,6 +189,6 @@ impl JobSpec {
 
     /// The function's queue, DLQ and name on a stack (`store-jobs-store-sync`).
     pub fn queue_name(&self) -> String {
-        jobkit::queue_name(self.name)
+        jobkit::job::queue_name(self.name)
     }
 }

@@ -9,7 +9,7 @@
 mod declaration;
 
 pub use declaration::{Deployment, JobSpec, RECEIVE_MARGIN, Schedule, Setting, Table, TableUse, Uses};
-pub use jobkit::{dlq_name, queue_name};
+pub use jobkit::job::{dlq_name, queue_name};
 
 use std::sync::Arc;
 
@@ -17,7 +17,7 @@ use clean_active_carts::CleanActiveCarts;
 use clean_database::CleanDatabase;
 use create_shopify_webhook::{CreateShopifyWebhook, WebhookSettings};
 use customer_sync::CustomerSyncJob;
-use jobkit::{Job, StateStore};
+use jobkit::{Job, ports::StateStore};
 use share_product_text_message::ShareProductTextMessage;
 use shop::{
     SmsSender,

@@ -226,7 +226,7 @@ fn dlq(job: &Names) -> String {
 "#,
         name = job.spec.name,
         id = job.logical("DLQ"),
-        dlq_name = jobkit::dlq_name(job.spec.name),
+        dlq_name = jobkit::job::dlq_name(job.spec.name),
         queue = job.queue,
     )
 }

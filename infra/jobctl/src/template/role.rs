@@ -126,7 +126,7 @@ fn statements(job: &Names, enqueued: &[(&'static str, String)]) -> Vec<Statement
             "ForAllValues:StringLike:".to_owned(),
             format!(
                 "  dynamodb:LeadingKeys: [{}]",
-                quoted(&format!("{}*", jobkit::job_key_prefix(job.spec.name)))
+                quoted(&format!("{}*", jobkit::keys::job_key_prefix(job.spec.name)))
             ),
         ],
         ..Statement::new(

@@ -188,7 +188,7 @@ impl TestHarness {
             budget,
             self.runtime.clock.clone(),
             Arc::new(self.enqueuer()),
-            crate::Shutdown::default(),
+            crate::shutdown::Shutdown::default(),
             run,
         );
         job.perform(args, &mut ctx).await

@@ -17,7 +17,7 @@ use crate::{
 /// A state store forwarding to [`StoreWrapper::inner`] every call it does not override.
 ///
 /// ```
-/// # use jobkit::{StateStore, PortResult, testing::StoreWrapper};
+/// # use jobkit::{PortResult, testing::StoreWrapper, ports::StateStore};
 /// #[derive(Debug)]
 /// struct NoDeletes(std::sync::Arc<dyn StateStore>);
 ///

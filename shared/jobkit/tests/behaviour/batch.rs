@@ -7,7 +7,10 @@ use std::{
 };
 
 use jobkit::{
-    BatchRunner, Job, JobContext, JobError, Queue, RecordStatus, RunnerConfig, testing::TestHarness,
+    Job, JobContext, JobError,
+    ports::Queue,
+    runner::{BatchRunner, RecordStatus, RunnerConfig},
+    testing::TestHarness,
 };
 
 use crate::common::{Behaviour, RETRY_WAIT, ScriptArgs, ScriptedJob};

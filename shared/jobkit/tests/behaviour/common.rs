@@ -98,6 +98,6 @@ impl Job for ScriptedJob {
     }
 }
 
-pub fn attr<'a>(message: &'a jobkit::ReceivedMessage, name: &str) -> &'a str {
+pub fn attr<'a>(message: &'a jobkit::message::ReceivedMessage, name: &str) -> &'a str {
     message.attributes.get(name).map(String::as_str).unwrap_or_else(|| panic!("attribute {name} missing"))
 }

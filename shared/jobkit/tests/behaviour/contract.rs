@@ -4,7 +4,11 @@
 use std::collections::BTreeMap;
 
 use jobkit::{
-    DlqReason, ErrorKind, OutgoingMessage, Queue, RecordStatus, dead_letter::DeadLetterError, message::attr,
+    ErrorKind,
+    dead_letter::DeadLetterError,
+    message::{OutgoingMessage, attr},
+    ports::Queue,
+    runner::{DlqReason, RecordStatus},
     testing::TestHarness,
 };
 
@@ -13,7 +17,7 @@ use crate::common::ScriptedJob;
 /// SQS's limit on a message: body and attributes (name, type and value of each).
 const MAX_MESSAGE_BYTES: usize = 1_048_576;
 
-fn size(message: &jobkit::ReceivedMessage) -> usize {
+fn size(message: &jobkit::message::ReceivedMessage) -> usize {
     message.body.len()
         + message.attributes.iter().map(|(k, v)| k.len() + "String".len() + v.len()).sum::<usize>()
 }

@@ -10,9 +10,11 @@ use std::{
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use jobkit::{
-    BatchRunner, ErrorKind, Job, JobContext, JobError, ManualClock, OutgoingMessage, PortError, PortResult,
-    PutOutcome, Queue, RecordStatus, Runtime, StateStore,
-    message::attr,
+    ErrorKind, Job, JobContext, JobError, PortError, PortResult,
+    clock::ManualClock,
+    message::{OutgoingMessage, attr},
+    ports::{PutOutcome, Queue, StateStore},
+    runner::{BatchRunner, RecordStatus, Runtime},
     testing::{QueueWrapper, StoreWrapper, TestHarness},
 };
 

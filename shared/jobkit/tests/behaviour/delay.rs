@@ -9,10 +9,12 @@ use std::{
 
 use async_trait::async_trait;
 use jobkit::{
-    BatchRunner, DlqReason, EnqueueError, EnqueueOptions, Enqueuer, ErrorKind, OutgoingMessage, PortError,
-    PortResult, Queue, QueueRoutes, RecordStatus, Runtime,
+    EnqueueError, EnqueueOptions, Enqueuer, ErrorKind, PortError, PortResult,
     dead_letter::DeadLetterError,
-    message::attr,
+    enqueue::QueueRoutes,
+    message::{OutgoingMessage, attr},
+    ports::Queue,
+    runner::{BatchRunner, DlqReason, RecordStatus, Runtime},
     testing::{QueueWrapper, TestHarness},
 };
 

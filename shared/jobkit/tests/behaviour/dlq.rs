@@ -1,4 +1,7 @@
-use jobkit::{OutgoingMessage, Queue, RecordStatus, dead_letter::DeadLetterError, testing::TestHarness};
+use jobkit::{
+    dead_letter::DeadLetterError, message::OutgoingMessage, ports::Queue, runner::RecordStatus,
+    testing::TestHarness,
+};
 
 use crate::common::{Behaviour, ScriptArgs, ScriptedJob, attr};
 
@@ -9,7 +12,7 @@ async fn discard_goes_to_the_dlq_with_the_error_in_attributes() {
     t.enqueuer().perform_later::<ScriptedJob>(&ScriptArgs::new("d", Behaviour::Permanent)).await.unwrap();
 
     let outcome = t.run_once(&runner).await;
-    assert!(matches!(outcome[0].status, RecordStatus::DeadLettered(jobkit::DlqReason::Discarded, _)));
+    assert!(matches!(outcome[0].status, RecordStatus::DeadLettered(jobkit::runner::DlqReason::Discarded, _)));
     let dead = t.dead_letters::<ScriptedJob>();
     assert_eq!(dead.len(), 1);
     let m = &dead[0];

@@ -10,9 +10,10 @@ use std::{
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use jobkit::{
-    BatchRunner, ErrorKind, Job, JobContext, JobError, OutgoingMessage, PortResult, PutOutcome, Queue,
-    RecordStatus, Runtime, StateStore,
-    message::attr,
+    ErrorKind, Job, JobContext, JobError, PortResult,
+    message::{OutgoingMessage, attr},
+    ports::{PutOutcome, Queue, StateStore},
+    runner::{BatchRunner, RecordStatus, Runtime},
     testing::{StoreWrapper, TestHarness},
 };
 use tokio::sync::Notify;
@@ -49,7 +50,7 @@ async fn a_key_reused_with_other_arguments_is_refused() {
     let outcome = t.run_once(&runner).await;
     assert_eq!(
         outcome[0].status,
-        RecordStatus::DeadLettered(jobkit::DlqReason::Discarded, ErrorKind::IDEMPOTENCY_KEY_REUSED)
+        RecordStatus::DeadLettered(jobkit::runner::DlqReason::Discarded, ErrorKind::IDEMPOTENCY_KEY_REUSED)
     );
     assert_eq!(job.executions.count("two"), 0);
 }

@@ -9,9 +9,10 @@ use std::{
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use jobkit::{
-    BatchRunner, ErrorKind, Job, JobContext, JobError, PortResult, PutOutcome, Runtime, StateStore,
-    StoredRecord,
+    ErrorKind, Job, JobContext, JobError, PortResult,
     embedded::EmbeddedStore,
+    ports::{PutOutcome, StateStore, StoredRecord},
+    runner::{BatchRunner, Runtime},
     testing::{StoreWrapper, TestHarness},
 };
 

@@ -3,7 +3,11 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use jobkit::{BatchRunner, MetricsSink, RunnerConfig, Runtime, testing::TestHarness};
+use jobkit::{
+    runner::{BatchRunner, RunnerConfig, Runtime},
+    telemetry::MetricsSink,
+    testing::TestHarness,
+};
 
 use crate::common::{Behaviour, ScriptArgs, ScriptedJob};
 

@@ -1,5 +1,5 @@
 use chrono::Duration;
-use jobkit::{RecordStatus, testing::TestHarness};
+use jobkit::{runner::RecordStatus, testing::TestHarness};
 
 use crate::common::{ATTEMPTS, Behaviour, RETRY_WAIT, ScriptArgs, ScriptedJob};
 

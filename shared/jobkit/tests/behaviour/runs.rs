@@ -13,8 +13,13 @@ use std::{
 };
 
 use jobkit::{
-    BatchRunner, DlqReason, ErrorKind, Job, JobContext, JobError, ManualClock, OutgoingMessage, Queue,
-    RecordOutcome, RecordStatus, dead_letter::DeadLetterError, message::attr, testing::TestHarness,
+    ErrorKind, Job, JobContext, JobError,
+    clock::ManualClock,
+    dead_letter::DeadLetterError,
+    message::{OutgoingMessage, attr},
+    ports::Queue,
+    runner::{BatchRunner, DlqReason, RecordOutcome, RecordStatus},
+    testing::TestHarness,
 };
 
 /// Pages each run walks.

@@ -12,8 +12,11 @@ use std::{
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use jobkit::{
-    BatchRunner, ErrorKind, Job, JobContext, JobError, ManualClock, PortResult, RecordStatus, RunnerConfig,
-    Runtime, Shutdown, StateStore,
+    ErrorKind, Job, JobContext, JobError, PortResult,
+    clock::ManualClock,
+    ports::StateStore,
+    runner::{BatchRunner, RecordStatus, RunnerConfig, Runtime},
+    shutdown::Shutdown,
     testing::{StoreWrapper, TestHarness},
 };
 

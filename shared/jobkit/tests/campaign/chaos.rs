@@ -9,7 +9,11 @@ use std::{
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use jobkit::testing::{QueueWrapper, StoreWrapper};
-use jobkit::{OutgoingMessage, PortError, PortResult, PutOutcome, Queue, StateStore, StoredRecord};
+use jobkit::{
+    PortError, PortResult,
+    message::OutgoingMessage,
+    ports::{PutOutcome, Queue, StateStore, StoredRecord},
+};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 /// Fails calls at random, half before doing the work and half after (the answer lost).

@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use jobkit::{ErrorKind, Job, JobContext, JobError, RetryPolicy, Shutdown, Wait};
+use jobkit::{ErrorKind, Job, JobContext, JobError, RetryPolicy, Wait, shutdown::Shutdown};
 use serde::{Deserialize, Serialize};
 
 /// The job's timeout; an overrun sleeps twice as long.

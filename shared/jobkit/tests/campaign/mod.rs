@@ -21,10 +21,14 @@ pub use chaos::{Chaos, ChaosQueue, ChaosStore};
 use chrono::{DateTime, Utc};
 pub use job::{CampaignArgs, CampaignJob, Effects, FAULTS, Faults, Path, unit};
 use jobkit::{
-    BatchRunner, Clock, EnqueueError, EnqueueOptions, Enqueuer, Job, JobId, ManualClock, OutgoingMessage,
-    Queue, QueueRoutes, ReceivedMessage, RetryPolicy, RunnerConfig, Runtime, Shutdown, StateStore,
+    EnqueueError, EnqueueOptions, Enqueuer, Job, JobId, RetryPolicy,
+    clock::{Clock, ManualClock},
     embedded::{EmbeddedDb, EmbeddedQueue, EmbeddedStore, QueueConfig},
-    message::attr,
+    enqueue::QueueRoutes,
+    message::{OutgoingMessage, ReceivedMessage, attr},
+    ports::{Queue, StateStore},
+    runner::{BatchRunner, RunnerConfig, Runtime},
+    shutdown::Shutdown,
 };
 pub use report::Report;
 

@@ -4,7 +4,7 @@
 
 use std::{collections::BTreeMap, ops::Range};
 
-use jobkit::{ReceivedMessage, dead_letter::DeadLetterError};
+use jobkit::{dead_letter::DeadLetterError, message::ReceivedMessage};
 
 use super::job::{Effects, Faults, Path, Script, pages, script, scripted_page};
 

@@ -6,7 +6,7 @@
 use std::{collections::HashMap, sync::Arc};
 
 use chrono::{DateTime, Duration, Utc};
-use jobkit::{JobError, StateStore};
+use jobkit::{JobError, ports::StateStore};
 
 use crate::{history::RecordKind, ports::History};
 
