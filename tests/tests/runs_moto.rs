@@ -165,3 +165,101 @@ async fn a_job_id_longer_than_a_dynamodb_key_runs_once() {
         "nothing came back as an outage: {statuses:?}"
     );
 }
+
+/// A store's sync limited to one execution per store, working 50 ms; it records how many of one
+/// store's syncs run at once.
+#[derive(Clone, Default)]
+struct StoreSyncLimited {
+    running: Arc<std::sync::atomic::AtomicUsize>,
+    most: Arc<std::sync::atomic::AtomicUsize>,
+    /// (n, attempt) of every execution.
+    runs: Arc<Mutex<Vec<(u32, u32)>>>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoreArgs {
+    store_id: String,
+    n: u32,
+}
+
+impl Job for StoreSyncLimited {
+    type Args = StoreArgs;
+    const NAME: &'static str = "limited_sync";
+
+    async fn perform(&self, args: StoreArgs, ctx: &mut JobContext) -> Result<(), JobError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.running.fetch_add(1, SeqCst) + 1;
+        self.most.fetch_max(now, SeqCst);
+        // The sync's work: long enough that the other workers' deliveries arrive meanwhile.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        self.running.fetch_sub(1, SeqCst);
+        self.runs.lock().unwrap().push((args.n, ctx.meta().attempt));
+        Ok(())
+    }
+
+    fn concurrency_limit(&self, args: &StoreArgs) -> Option<jobkit::ConcurrencyLimit> {
+        Some(jobkit::ConcurrencyLimit::one_per(&args.store_id))
+    }
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(5)
+    }
+}
+
+/// Solid Queue's `limits_concurrency` on DynamoDB: 20 deliveries of one store's sync, raced by
+/// four workers polling one SQS queue (as four Lambda invocations would), never overlap, each
+/// runs once, and waiting for the slot spends no attempt.
+#[tokio::test]
+async fn twenty_syncs_of_one_store_raced_by_four_workers_run_one_at_a_time_on_dynamodb() {
+    let sdk = moto::sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let (url, dlq) = create_queue_with_dlq(&sqs, &moto::unique("limits"), Duration::from_secs(30), 10)
+        .await
+        .expect("queues");
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let table = moto::unique("limits-state");
+    DynamoStore::create_table(&dynamo, &table).await.expect("table");
+    let queue = Arc::new(SqsQueue::new(sqs));
+    let runtime = Runtime {
+        queue: queue.clone(),
+        store: Arc::new(DynamoStore::new(dynamo, table)),
+        clock: Arc::new(SystemClock),
+        notifier: None,
+        metrics: None,
+        routes: QueueRoutes::default().with(StoreSyncLimited::NAME, url.clone()),
+    };
+    let config = RunnerConfig { limit_wait: Duration::from_secs(1), ..RunnerConfig::new(url.clone(), dlq) };
+    let job = StoreSyncLimited::default();
+    let runner = Arc::new(BatchRunner::new(job.clone(), runtime.clone(), config));
+    for n in 0..20 {
+        let args = StoreArgs { store_id: "st_42".into(), n };
+        runtime.enqueuer().perform_later::<StoreSyncLimited>(&args).await.expect("enqueued");
+    }
+
+    let limited = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let (runner, job, limited) = (runner.clone(), job.clone(), limited.clone());
+            tokio::spawn(async move {
+                let give_up = std::time::Instant::now() + Duration::from_secs(120);
+                while job.runs.lock().unwrap().len() < 20 {
+                    assert!(std::time::Instant::now() < give_up, "20 syncs did not run in 2 minutes");
+                    let deadline = Utc::now() + chrono::Duration::seconds(30);
+                    let outcome = runner.poll(10, Duration::from_secs(1), deadline).await.expect("polled");
+                    let over = outcome.records.iter().filter(|r| r.status == RecordStatus::Limited).count();
+                    limited.fetch_add(over, std::sync::atomic::Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.expect("worker");
+    }
+
+    assert_eq!(job.most.load(std::sync::atomic::Ordering::SeqCst), 1, "never two syncs of one store at once");
+    let mut runs = job.runs.lock().unwrap().clone();
+    runs.sort_unstable();
+    assert_eq!(runs, (0..20).map(|n| (n, 1)).collect::<Vec<_>>(), "each once, at its first attempt");
+    assert!(limited.load(std::sync::atomic::Ordering::SeqCst) > 0, "deliveries raced for the slot");
+    let counts = queue.approximate_counts(&runner.config().dead_letter_queue).await.expect("counts");
+    assert_eq!(counts.visible, 0, "nothing in the DLQ");
+}

@@ -10,7 +10,10 @@ use std::{future::Future, time::Duration};
 
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::{context::JobContext, error::JobError, message::Metadata, policy::RetryPolicy};
+use crate::{
+    concurrency::ConcurrencyLimit, context::JobContext, error::JobError, message::Metadata,
+    policy::RetryPolicy,
+};
 
 /// A background job.
 ///
@@ -75,6 +78,14 @@ pub trait Job: Send + Sync + 'static {
     /// How long a completed key keeps refusing duplicates. Defaults to 24 hours.
     fn idempotency_ttl(&self) -> Duration {
         Duration::from_secs(24 * 60 * 60)
+    }
+
+    /// At most how many executions with one key may run at once (Solid Queue's
+    /// `limits_concurrency`), e.g. `Some(ConcurrencyLimit::one_per(store_id))` so two syncs of
+    /// one store never overlap. A record over the limit is re-sent to come back a little later,
+    /// spending no attempt. Defaults to `None`: only the lane limits concurrency.
+    fn concurrency_limit(&self, _args: &Self::Args) -> Option<ConcurrencyLimit> {
+        None
     }
 
     /// The longest one execution may run; a record starts only if this fits before the

@@ -12,6 +12,7 @@
 
 pub mod aws;
 pub mod clock;
+mod concurrency;
 pub mod context;
 pub mod dead_letter;
 #[cfg(feature = "embedded")]
@@ -39,6 +40,7 @@ pub mod testing;
 // The crate root is what a job author uses: the job, its context and steps, its errors and
 // policy, and enqueueing. Running and operating jobs (the runner, the ports and their adapters,
 // messages, telemetry) live in their modules.
+pub use concurrency::ConcurrencyLimit;
 pub use context::JobContext;
 pub use enqueue::{EnqueueError, EnqueueOptions, Enqueuer, JobRef};
 pub use error::{

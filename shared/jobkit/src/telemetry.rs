@@ -66,6 +66,8 @@ pub struct BatchCounts {
     pub duplicates: u64,
     /// Records handed back unstarted (deadline, in progress elsewhere).
     pub returned: u64,
+    /// Records over their job's concurrency limit, re-sent to come back later.
+    pub limited: u64,
     /// Total execution time, milliseconds.
     pub duration_ms_sum: f64,
     /// Longest execution, milliseconds.
@@ -102,6 +104,7 @@ fn emf_line(namespace: &str, job: &str, c: &BatchCounts, timestamp_ms: i64) -> S
         "discarded": c.discarded,
         "duplicates": c.duplicates,
         "returned": c.returned,
+        "limited": c.limited,
         "duration": c.duration_ms_max,
         "duration_sum": c.duration_ms_sum,
         "queue_latency": c.queue_latency_ms_max,

@@ -12,6 +12,7 @@
 //! first unfinished record. Nothing the runner does after an execution outlives the invocation's
 //! deadline: every settle call is bounded by the time left.
 
+mod limit;
 mod record;
 mod settle;
 mod twins;
@@ -82,6 +83,10 @@ pub struct RunnerConfig {
     /// A scheduled tick for a time further ahead than this is refused, so that no sender can
     /// claim a future tick's key before it fires. Defaults to 5 minutes (clock skew).
     pub max_tick_ahead: Duration,
+    /// How soon a record over its job's concurrency limit comes back (at most; sooner when the
+    /// slot holding it up expires sooner), plus up to half as much again at random so waiting
+    /// records do not all return at once. Defaults to 10 s.
+    pub limit_wait: Duration,
 }
 
 impl RunnerConfig {
@@ -95,6 +100,7 @@ impl RunnerConfig {
             deadline_margin: Duration::from_secs(1),
             max_schedule_ahead: DEFAULT_MAX_SCHEDULE_AHEAD,
             max_tick_ahead: Duration::from_secs(5 * 60),
+            limit_wait: Duration::from_secs(10),
         }
     }
 }
@@ -129,6 +135,8 @@ pub enum RecordStatus {
     Hopped,
     /// Interrupted near the deadline: re-sent to resume from its checkpoint.
     Continued,
+    /// Over its concurrency limit: re-sent to come back a little later, no attempt spent.
+    Limited,
     /// Failed; comes back after this wait.
     Retrying(Duration),
     /// In the DLQ with its error.
@@ -146,7 +154,12 @@ impl RecordStatus {
     pub fn is_done(&self) -> bool {
         matches!(
             self,
-            Self::Succeeded | Self::Duplicate | Self::Hopped | Self::Continued | Self::DeadLettered(..)
+            Self::Succeeded
+                | Self::Duplicate
+                | Self::Hopped
+                | Self::Continued
+                | Self::Limited
+                | Self::DeadLettered(..)
         )
     }
 }
@@ -320,6 +333,7 @@ fn record_counts(counts: &mut BatchCounts, status: &RecordStatus, timing: Timing
         RecordStatus::ReturnedUnstarted | RecordStatus::InProgressElsewhere | RecordStatus::Unhandled(_) => {
             counts.returned += 1;
         }
+        RecordStatus::Limited => counts.limited += 1,
         RecordStatus::Hopped | RecordStatus::Continued => {}
     }
     if let Some(d) = timing.duration_ms {

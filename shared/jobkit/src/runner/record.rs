@@ -24,7 +24,7 @@ use crate::{
     job::Job,
     keys::{kind, state_key},
     limits::MAX_MESSAGE_ATTRIBUTES,
-    message::{Envelope, Metadata, ReceivedMessage, attr, decode},
+    message::{ArgsJson, Envelope, Metadata, ReceivedMessage, attr, decode},
     runs::{Claim, Claimant, Run},
 };
 
@@ -80,7 +80,7 @@ impl<J: Job> BatchRunner<J> {
         timing: &mut Timing,
     ) -> RecordStatus {
         let now = self.runtime.clock.now();
-        let Envelope { args: args_json, mut meta } = match decode(message) {
+        let Envelope { args: args_json, meta } = match decode(message) {
             Ok(envelope) => envelope,
             Err(error) => return self.reject(message, None, &error, batch).await,
         };
@@ -97,11 +97,31 @@ impl<J: Job> BatchRunner<J> {
             Ok(args) => args,
             Err(error) => return self.reject(message, Some(&meta), &error, batch).await,
         };
-        let hash = payload_hash(&args_json.canonical());
         let token = meta.run_token.clone().unwrap_or_else(|| message.message_id.clone());
+        let slot = match self.take_slot(message, &meta, &args, &token, batch).await {
+            Ok(slot) => slot,
+            Err(status) => return status,
+        };
+        let status = self.run_in_slot(message, args, &args_json, meta, &token, batch, timing).await;
+        self.give_back(slot, batch).await;
+        status
+    }
+
+    /// Enters the record's run, performs the job and settles the record.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_in_slot(
+        &self,
+        message: &ReceivedMessage,
+        args: J::Args,
+        args_json: &ArgsJson<'_>,
+        mut meta: Metadata,
+        token: &str,
+        batch: &Batch,
+        timing: &mut Timing,
+    ) -> RecordStatus {
+        let hash = payload_hash(&args_json.canonical());
         let key = self.job.idempotency_key(&args, &meta);
-        let who =
-            Claimant { token: &token, hash: &hash, job_id: meta.job_id.as_str(), until: batch.deadline };
+        let who = Claimant { token, hash: &hash, job_id: meta.job_id.as_str(), until: batch.deadline };
         let (run, _held) = match self.enter(message, &meta, key.as_deref(), &who, batch).await {
             Ok(entered) => entered,
             Err(status) => return status,
@@ -116,7 +136,7 @@ impl<J: Job> BatchRunner<J> {
         let execution = self.execute(args, meta, run, now, batch.deadline).await;
         timing.duration_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
         let settling = Instant::now();
-        let status = self.settle(message, execution, &args_json, batch).await;
+        let status = self.settle(message, execution, args_json, batch).await;
         timing.settle_ms = Some(settling.elapsed().as_secs_f64() * 1000.0);
         status
     }

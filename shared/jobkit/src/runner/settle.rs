@@ -261,22 +261,36 @@ impl<J: Job> BatchRunner<J> {
         not_before: DateTime<Utc>,
         batch: &Batch,
     ) -> RecordStatus {
+        let delay = hop_delay(not_before, self.runtime.clock.now());
+        match self.re_send(message, meta, delay, batch, "re-sending a delayed job").await {
+            Ok(()) => RecordStatus::Hopped,
+            Err(status) => status,
+        }
+    }
+
+    /// Sends a copy of `message` to come back in `delay_seconds`, with its job id and job, so
+    /// that two copies (an answer lost) are one job; the original is then deleted.
+    pub(super) async fn re_send(
+        &self,
+        message: &ReceivedMessage,
+        meta: &Metadata,
+        delay_seconds: u32,
+        batch: &Batch,
+        what: &str,
+    ) -> Result<(), RecordStatus> {
         let mut attributes = message.attributes.clone();
         attributes.insert(attr::JOB_ID.into(), meta.job_id.to_string());
         attributes.insert(attr::JOB.into(), J::NAME.into());
         let again = OutgoingMessage {
             body: message.body.clone(),
             attributes,
-            delay_seconds: hop_delay(not_before, self.runtime.clock.now()),
+            delay_seconds,
             group_id: message.group_id.clone(),
             dedup_id: fifo_dedup_id(message),
         };
-        match self
-            .bounded(batch, "re-sending a delayed job", self.runtime.queue.send(&self.config.queue, again))
-            .await
-        {
-            Ok(_) => RecordStatus::Hopped,
-            Err(e) => RecordStatus::Unhandled(format!("re-sending a delayed job: {e}")),
+        match self.bounded(batch, what, self.runtime.queue.send(&self.config.queue, again)).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(RecordStatus::Unhandled(format!("{what}: {e}"))),
         }
     }
 
@@ -381,7 +395,7 @@ impl<J: Job> BatchRunner<J> {
     /// Runs one settle call with the time left before the deadline (less a little to answer
     /// the batch); a call still going then counts as failed, so the record comes back rather
     /// than the invocation outliving its deadline.
-    async fn bounded<T, E: From<PortError>>(
+    pub(super) async fn bounded<T, E: From<PortError>>(
         &self,
         batch: &Batch,
         what: &str,

@@ -9,6 +9,7 @@ mod delay;
 mod dlq;
 mod idempotency;
 mod keys;
+mod limit;
 mod metrics;
 mod notify;
 mod retry;
