@@ -11,7 +11,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use jobkit::{ErrorKind, Job, JobContext, JobError, RetryPolicy, lambda::setting};
+use jobkit::{ConcurrencyLimit, ErrorKind, Job, JobContext, JobError, RetryPolicy, lambda::setting};
 use serde::{Deserialize, Serialize};
 use shop::{
     History, HistoryEntry, StoreRepository,
@@ -117,6 +117,11 @@ impl Job for CustomerSyncJob {
 
     fn timeout(&self) -> Duration {
         Duration::from_secs(300)
+    }
+
+    /// One customer sync of a store at a time: two would page through the POS side by side.
+    fn concurrency_limit(&self, args: &CustomerSyncArgs) -> Option<ConcurrencyLimit> {
+        Some(ConcurrencyLimit::one_per(args.store_id.as_str()))
     }
 }
 

@@ -10,7 +10,7 @@
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
-use jobkit::{ErrorKind, Job, JobContext, JobError, Lane, RetryPolicy, lambda::setting};
+use jobkit::{ConcurrencyLimit, ErrorKind, Job, JobContext, JobError, Lane, RetryPolicy, lambda::setting};
 use serde::{Deserialize, Serialize};
 use shop::{
     History, HistoryEntry, StoreId, StoreRepository, SyncState,
@@ -107,6 +107,12 @@ impl Job for StoreSync {
     /// Five minutes an execution; a longer sync continues in a new one.
     fn timeout(&self) -> Duration {
         Duration::from_secs(300)
+    }
+
+    /// One sync of a store at a time (two would race on its products and its sync state); the
+    /// fan-out is not limited.
+    fn concurrency_limit(&self, args: &StoreSyncArgs) -> Option<ConcurrencyLimit> {
+        args.store_id.as_ref().map(|store| ConcurrencyLimit::one_per(store.as_str()))
     }
 }
 

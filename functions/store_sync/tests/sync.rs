@@ -251,3 +251,21 @@ async fn a_redirect_elsewhere_is_not_followed_and_the_job_is_discarded_to_the_dl
     let message = &w.t.dead_letter_errors::<StoreSync>()[0].clone().expect("the error is recorded").message;
     assert!(message.contains("302") && message.contains(&elsewhere.address().to_string()), "{message}");
 }
+
+#[tokio::test]
+async fn two_syncs_of_one_store_never_overlap_the_second_waits_without_spending_an_attempt() {
+    let w = world().await;
+    Mock::given(method("POST")).respond_with(StubShop).expect(40).mount(&w.shopify).await;
+    let runner = w.t.runner(job(&w));
+    // An operator's sync and the fan-out's, two jobs for one store, in one batch.
+    for _ in 0..2 {
+        w.t.enqueuer().perform_later::<StoreSync>(&StoreSyncArgs::store(w.store.clone())).await.unwrap();
+    }
+    let report = w.t.drain(&runner).await;
+    assert!(report.count(|s| *s == RecordStatus::Limited) >= 1, "the second waited for the first");
+    assert_eq!(report.succeeded(), 2, "then ran: {:?}", report.records);
+    assert_eq!(report.retried(), 0, "waiting is not a failure");
+    let runs = w.db.recent(RecordKind::SyncRun, 10).await.unwrap();
+    assert_eq!(runs.len(), 2);
+    // `expect(40)`: each sync fetched its 20 pages once.
+}
