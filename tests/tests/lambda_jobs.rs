@@ -254,13 +254,14 @@ async fn create_shopify_webhook_creates_only_what_is_missing_and_discards_a_refu
     discarded(&stack, &fn_, refused, "unauthorized").await;
 }
 
-/// Where routing by lane once broke: `create_shopify_webhook` and `customer_sync` share the
-/// default lane, and an installation's chained customer sync must reach `customer_sync`'s queue
-/// (the setting the stack gives the webhook function) and run in its function, once.
+/// Chaining across functions, and where routing by lane once broke: `create_shopify_webhook`
+/// and `customer_sync` share the default lane. An installation registers the webhooks, then
+/// its chained catalog and customer syncs reach `store_sync`'s and `customer_sync`'s queues
+/// (the settings the stack gives the webhook function) and run in their functions, once.
 #[tokio::test]
-async fn an_installation_registers_the_webhooks_then_customer_sync_runs_in_its_own_function() {
+async fn an_installation_registers_the_webhooks_then_the_store_and_customer_syncs_run_in_their_functions() {
     let stack = Stack::deploy().await.expect("stack");
-    let shop = sandbox(&[("acme", "shpat_acme", 1)], &[("sq_good", 120)]).await;
+    let shop = sandbox(&[("acme", "shpat_acme", 300)], &[("sq_good", 120)]).await;
     stack.add_store("acme", json!({"shopify_token": "shpat_acme", "square_token": "sq_good"})).await.unwrap();
     let mut webhooks = stack
         .start("create_shopify_webhook", &[("SHOPIFY_BASE_URL", shop.shopify_url())])
@@ -268,6 +269,8 @@ async fn an_installation_registers_the_webhooks_then_customer_sync_runs_in_its_o
         .expect("started");
     let mut customers =
         stack.start("customer_sync", &[("SQUARE_BASE_URL", shop.square_url())]).await.expect("started");
+    let mut catalog =
+        stack.start("store_sync", &[("SHOPIFY_BASE_URL", shop.shopify_url())]).await.expect("started");
     let sqs = stack.sqs();
     webhooks.send(&sqs, r#"{"store_id":"acme","install":true}"#).await.unwrap();
     let webhook_logs = drain(&mut webhooks).await;
@@ -279,7 +282,11 @@ async fn an_installation_registers_the_webhooks_then_customer_sync_runs_in_its_o
     let customer_logs = drain(&mut customers).await;
     let synced = count_items(&stack.dynamo(), &stack.table("SHOP_CUSTOMERS_TABLE").unwrap()).await;
     assert_eq!(synced, 120, "the chained sync ran in customer_sync's function\n{customer_logs}");
-    for function in [&webhooks, &customers] {
+    let catalog_logs = drain(&mut catalog).await;
+    let products = DynamoCatalog::new(stack.dynamo(), stack.table("SHOP_PRODUCTS_TABLE").unwrap());
+    let count = products.count_products(&"acme".into()).await.unwrap();
+    assert_eq!(count, 300, "the chained catalog sync ran in store_sync's function\n{catalog_logs}");
+    for function in [&webhooks, &customers, &catalog] {
         let dead = dead_letters(&sqs, &function.dlq_url).await.unwrap();
         assert!(dead.is_empty(), "{}: {dead:?}", function.function_name);
     }

@@ -3,13 +3,15 @@
 //! missing, so running it twice creates nothing the second time.
 //!
 //! Each subscription created is audited in the history (`SHOP_HISTORY_TABLE`, kept a year). On
-//! an installation (`"install": true`) it then enqueues the store's first `customer_sync`, once
-//! (the chained job's id is derived from this one's, so a retry's second enqueue is a duplicate).
+//! an installation (`"install": true`), once the webhooks are registered (so no change is missed
+//! from then on), it chains the store's first `store_sync` (its catalog) and `customer_sync` (its
+//! POS customers), each once: a chained job's id is derived from this one's, so a retry's second
+//! enqueue is a duplicate.
 //!
 //! Arguments: `{"store_id": "st_42"}`, `{"store_id": "st_42", "install": true}`. Settings:
 //! `SHOPIFY_WEBHOOK_TOPICS` (comma-separated, `ORDERS_CREATE,PRODUCTS_UPDATE`),
-//! `SHOPIFY_WEBHOOK_URL` (where Shopify delivers), and the chained job's queue
-//! (`JOBKIT_QUEUE_URL_CUSTOMER_SYNC`, which the template sets).
+//! `SHOPIFY_WEBHOOK_URL` (where Shopify delivers), and the chained jobs' queues
+//! (`JOBKIT_QUEUE_URL_STORE_SYNC`, `JOBKIT_QUEUE_URL_CUSTOMER_SYNC`, which the template sets).
 
 use std::{sync::Arc, time::Duration};
 
@@ -18,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use shop::{
     History, HistoryEntry, StoreId, StoreRepository,
     aws::{DynamoHistory, DynamoStores, SecretsManagerCredentials},
-    jobs::{CUSTOMER_SYNC, CustomerSyncArgs},
+    jobs::{CUSTOMER_SYNC, CustomerSyncArgs, STORE_SYNC, StoreSyncArgs},
     services::WebhookRegistrar,
     shopify::{ShopifyClient, ShopifyConfig},
 };
@@ -29,7 +31,8 @@ pub struct CreateShopifyWebhookArgs {
     /// The store that installed the app.
     pub store_id: StoreId,
     /// The store has just installed the app: once its webhooks are registered (so no change
-    /// is missed from then on), its POS customers are imported (`customer_sync`).
+    /// is missed from then on), its catalog (`store_sync`) and POS customers (`customer_sync`)
+    /// are imported.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub install: bool,
 }
@@ -115,14 +118,27 @@ impl Job for CreateShopifyWebhook {
         }
         tracing::info!(store = %store.id, created = ?done.created, existing = ?done.existing, "webhooks registered");
         if args.install {
-            // One chained job per run: its id follows from this job's, so the enqueue of a
-            // retry (or of an answer lost) is the same job, which runs once.
-            let job_id = JobId::from(format!("{}:customer_sync", ctx.meta().job_id));
-            let options = EnqueueOptions { job_id: Some(job_id), ..EnqueueOptions::default() };
-            let args = CustomerSyncArgs { store_id: store.id.clone() };
-            ctx.enqueuer().perform_later_to(&CUSTOMER_SYNC, &args, options).await.map_err(|e| {
-                JobError::retryable(ErrorKind::UNAVAILABLE, format!("enqueueing the customer sync: {e}"))
-            })?;
+            // One chained job of each per run: its id follows from this job's, so the enqueue
+            // of a retry (or of an answer lost) is the same job, which runs once.
+            let chained = |job: &str| EnqueueOptions {
+                job_id: Some(JobId::from(format!("{}:{job}", ctx.meta().job_id))),
+                ..EnqueueOptions::default()
+            };
+            let failed = |job: &str, e: jobkit::EnqueueError| {
+                JobError::retryable(ErrorKind::UNAVAILABLE, format!("enqueueing the {job}: {e}"))
+            };
+            let catalog = StoreSyncArgs::store(store.id.clone());
+            let options = chained(STORE_SYNC.name());
+            ctx.enqueuer()
+                .perform_later_to(&STORE_SYNC, &catalog, options)
+                .await
+                .map_err(|e| failed("store sync", e))?;
+            let customers = CustomerSyncArgs { store_id: store.id.clone() };
+            let options = chained(CUSTOMER_SYNC.name());
+            ctx.enqueuer()
+                .perform_later_to(&CUSTOMER_SYNC, &customers, options)
+                .await
+                .map_err(|e| failed("customer sync", e))?;
         }
         Ok(())
     }

@@ -155,13 +155,15 @@ async fn unknown_stores_refused_tokens_and_rejected_topics_go_to_the_dlq() {
 }
 
 #[tokio::test]
-async fn an_installation_enqueues_the_stores_customer_sync_on_its_queue_once() {
+async fn an_installation_enqueues_the_stores_catalog_and_customer_syncs_on_their_queues_once() {
     let w = world().await;
     Mock::given(method("POST")).respond_with(StubWebhooks::default()).mount(&w.shopify).await;
     let runner = w.t.runner(job(&w, &["ORDERS_CREATE"]));
     // customer_sync's queue, by jobkit's convention (its function runs it).
     let customer_sync = jobkit::job::queue_name(shop::jobs::CUSTOMER_SYNC.name());
     w.t.queue().create_queue(&customer_sync, QueueConfig::default()).unwrap();
+    let store_sync = jobkit::job::queue_name(shop::jobs::STORE_SYNC.name());
+    w.t.queue().create_queue(&store_sync, QueueConfig::default()).unwrap();
     let install = CreateShopifyWebhookArgs { store_id: "st_42".into(), install: true };
     let id = w.t.enqueuer().perform_later::<CreateShopifyWebhook>(&install).await.unwrap();
     assert_eq!(w.t.drain(&runner).await.succeeded(), 1);
@@ -174,6 +176,10 @@ async fn an_installation_enqueues_the_stores_customer_sync_on_its_queue_once() {
     assert_eq!(chained.len(), 1, "{chained:?}");
     assert_eq!(chained[0].body, r#"{"store_id":"st_42"}"#);
     assert_eq!(chained[0].attributes.get("job").map(String::as_str), Some("customer_sync"));
+    let catalog = w.t.queue().peek(&store_sync, 10).unwrap();
+    assert_eq!(catalog.len(), 1, "{catalog:?}");
+    assert_eq!(catalog[0].body, r#"{"store_id":"st_42"}"#);
+    assert_eq!(catalog[0].attributes.get("job").map(String::as_str), Some("store_sync"));
     assert!(
         w.t.queue().peek(&TestHarness::queue_name::<CreateShopifyWebhook>(), 10).unwrap().is_empty(),
         "nothing went to the webhook job's own queue"

@@ -43,28 +43,7 @@ impl Progress {
     }
 }
 
-/// `{"store_id": "st_42"}` or `{"all_stores": true}`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoreSyncArgs {
-    /// The store to sync.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub store_id: Option<StoreId>,
-    /// Fan out: enqueue a sync of every syncable store.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub all_stores: bool,
-}
-
-impl StoreSyncArgs {
-    /// Sync one store.
-    pub fn store(id: impl Into<StoreId>) -> Self {
-        Self { store_id: Some(id.into()), all_stores: false }
-    }
-
-    /// Sync every store.
-    pub fn all_stores() -> Self {
-        Self { store_id: None, all_stores: true }
-    }
-}
+pub use shop::jobs::StoreSyncArgs;
 
 /// The job, on its ports.
 #[derive(Debug, Clone)]
@@ -195,5 +174,17 @@ impl StoreSync {
             Arc::new(SecretsManagerCredentials::new(aws_sdk_secretsmanager::Client::new(&sdk), prefix));
         let shopify = ShopifyClient::new(ShopifyConfig::from_env())?;
         Ok(Self::new(stores, CatalogSync::new(shopify, catalog, credentials), history))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jobkit::Job;
+
+    use super::StoreSync;
+
+    #[test]
+    fn jobs_that_enqueue_this_one_find_it_by_its_name() {
+        assert_eq!(shop::jobs::STORE_SYNC.name(), StoreSync::NAME);
     }
 }

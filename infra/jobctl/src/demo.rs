@@ -187,14 +187,14 @@ pub async fn run(dir: &Path) -> Result<DemoReport, DevError> {
     seed_stores(&db).await?;
 
     eprintln!(
-        "demo: 3 stores on the sandbox; the store-sync fan-out, customer syncs, an installation (webhooks, then its customers)"
+        "demo: 3 stores on the sandbox; the store-sync fan-out, customer syncs, an installation (webhooks, then its catalog and customers)"
     );
     send(&dev, "store_sync", tick("store_sync", began)?).await?;
     for (store, ..) in STORES {
         send(&dev, "customer_sync", json!({"store_id": store})).await?;
     }
-    // An installation: the webhook job enqueues the store's first customer sync, which must run
-    // in customer_sync's worker, not in the webhook job's (both are on the default lane).
+    // An installation: the webhook job enqueues the store's first catalog and customer syncs,
+    // which run in their own jobs' workers (customer_sync shares the webhook job's lane).
     send(&dev, "create_shopify_webhook", json!({"store_id": "st_acme", "install": true})).await?;
     let mut jobs = dev.run(true).await?;
 

@@ -16,3 +16,29 @@ pub struct CustomerSyncArgs {
 
 /// `customer_sync`: a store's POS customers and their order totals.
 pub const CUSTOMER_SYNC: JobRef<CustomerSyncArgs> = JobRef::new("customer_sync");
+
+/// `store_sync`'s arguments: `{"store_id": "st_42"}` or `{"all_stores": true}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreSyncArgs {
+    /// The store to sync.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_id: Option<StoreId>,
+    /// Fan out: enqueue a sync of every syncable store.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all_stores: bool,
+}
+
+impl StoreSyncArgs {
+    /// Sync one store.
+    pub fn store(id: impl Into<StoreId>) -> Self {
+        Self { store_id: Some(id.into()), all_stores: false }
+    }
+
+    /// Sync every store.
+    pub fn all_stores() -> Self {
+        Self { store_id: None, all_stores: true }
+    }
+}
+
+/// `store_sync`: a store's Shopify catalog (or, with `all_stores`, the fan-out to every store).
+pub const STORE_SYNC: JobRef<StoreSyncArgs> = JobRef::new("store_sync");

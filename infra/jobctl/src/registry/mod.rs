@@ -241,7 +241,7 @@ registry! {
                 TableUse { table: Table::History, index: None, actions: &["dynamodb:PutItem"], why: "an audit entry per subscription created" },
             ],
             store_tokens: true,
-            enqueues: &[CustomerSyncJob::NAME],
+            enqueues: &[StoreSync::NAME, CustomerSyncJob::NAME],
             settings: &[
                 Setting { env: "SHOPIFY_WEBHOOK_TOPICS", parameter: "ShopifyWebhookTopics" },
                 Setting { env: "SHOPIFY_WEBHOOK_URL", parameter: "ShopifyWebhookUrl" },
