@@ -11,7 +11,9 @@
 
 use std::{sync::Arc, time::Duration};
 
-use jobkit::{ConcurrencyLimit, ErrorKind, Job, JobContext, JobError, RetryPolicy, lambda::setting};
+use jobkit::{
+    ConcurrencyLimit, Discarded, ErrorKind, Job, JobContext, JobError, RetryPolicy, lambda::setting,
+};
 use serde::{Deserialize, Serialize};
 use shop::{
     History, HistoryEntry, StoreRepository,
@@ -117,6 +119,20 @@ impl Job for CustomerSyncJob {
 
     fn timeout(&self) -> Duration {
         Duration::from_secs(300)
+    }
+
+    /// A customer sync that landed in the DLQ is in the store's sync history with the reason.
+    async fn after_discard(&self, args: &CustomerSyncArgs, discarded: &Discarded) -> Result<(), JobError> {
+        let reason = format!("{}: {}", discarded.kind, discarded.message);
+        let run = HistoryEntry::sync_failed(
+            Self::NAME,
+            discarded.job_id.as_str(),
+            &args.store_id,
+            discarded.at,
+            &reason,
+        );
+        self.history.append(&run).await?;
+        Ok(())
     }
 
     /// One customer sync of a store at a time: two would page through the POS side by side.

@@ -157,6 +157,10 @@ async fn a_refused_token_and_a_store_without_pos_go_to_the_dlq() {
         t.run_once(&runner).await[0].status,
         RecordStatus::DeadLettered(DlqReason::Discarded, ErrorKind::UNAUTHORIZED)
     );
+    // after_discard: the store's sync history says the sync failed, and why.
+    let runs = db.recent(RecordKind::SyncRun, 10).await.unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert!(runs[0].detail["reason"].as_str().is_some_and(|r| r.starts_with("unauthorized: ")), "{runs:?}");
 
     let (t, db, square) = world(None).await;
     let runner = t.runner(job(&db, &square));

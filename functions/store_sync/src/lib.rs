@@ -10,7 +10,9 @@
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
-use jobkit::{ConcurrencyLimit, ErrorKind, Job, JobContext, JobError, Lane, RetryPolicy, lambda::setting};
+use jobkit::{
+    ConcurrencyLimit, Discarded, ErrorKind, Job, JobContext, JobError, Lane, RetryPolicy, lambda::setting,
+};
 use serde::{Deserialize, Serialize};
 use shop::{
     History, HistoryEntry, StoreId, StoreRepository, SyncState,
@@ -86,6 +88,16 @@ impl Job for StoreSync {
     /// Five minutes an execution; a longer sync continues in a new one.
     fn timeout(&self) -> Duration {
         Duration::from_secs(300)
+    }
+
+    /// A store whose sync landed in the DLQ shows `Failed` with the reason, not `Running`
+    /// (or the last success) for ever.
+    async fn after_discard(&self, args: &StoreSyncArgs, discarded: &Discarded) -> Result<(), JobError> {
+        let Some(store) = &args.store_id else { return Ok(()) };
+        let reason = format!("{}: {}", discarded.kind, discarded.message);
+        let failed = SyncState::Failed { failed_at: discarded.at, reason };
+        self.stores.set_sync_state(store, &failed).await?;
+        Ok(())
     }
 
     /// One sync of a store at a time (two would race on its products and its sync state); the

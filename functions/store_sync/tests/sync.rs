@@ -161,6 +161,11 @@ async fn a_refused_token_is_discarded_and_an_outage_is_retried_with_backoff() {
     w.t.enqueuer().perform_later::<StoreSync>(&args).await.unwrap();
     let refused = w.t.run_once(&runner).await;
     assert_eq!(refused[0].status, RecordStatus::DeadLettered(DlqReason::Discarded, ErrorKind::UNAUTHORIZED));
+    // after_discard: the store says its sync failed, and why (without the token).
+    let state = w.db.get(&w.store).await.unwrap().unwrap().sync_state;
+    let SyncState::Failed { reason, .. } = &state else { panic!("{state:?}") };
+    assert!(reason.starts_with("unauthorized: "), "{reason}");
+    assert!(!reason.contains("shpat_test"), "{reason}");
 
     w.t.enqueuer().perform_later::<StoreSync>(&args).await.unwrap();
     let outage = w.t.run_once(&runner).await;

@@ -8,10 +8,15 @@
 
 use std::{future::Future, time::Duration};
 
+use chrono::{DateTime, Utc};
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
-    concurrency::ConcurrencyLimit, context::JobContext, error::JobError, message::Metadata,
+    concurrency::ConcurrencyLimit,
+    context::JobContext,
+    error::{ErrorKind, JobError},
+    ids::JobId,
+    message::Metadata,
     policy::RetryPolicy,
 };
 
@@ -62,6 +67,18 @@ pub trait Job: Send + Sync + 'static {
         ctx: &mut JobContext,
     ) -> impl Future<Output = Result<(), JobError>> + Send;
 
+    /// Runs once the job is in its DLQ, discarded or with its retries exhausted (ActiveJob's
+    /// `after_discard`): record the failure where people look, such as a store's sync state.
+    /// Best effort: called after the DLQ copy is sent, bounded by the time left; an error is
+    /// logged and not retried (the DLQ keeps the job). Defaults to doing nothing.
+    fn after_discard(
+        &self,
+        _args: &Self::Args,
+        _discarded: &Discarded,
+    ) -> impl Future<Output = Result<(), JobError>> + Send {
+        async { Ok(()) }
+    }
+
     /// Which errors retry and which are discarded. Defaults to [`RetryPolicy::DEFAULT`].
     fn retry_policy(&self) -> RetryPolicy {
         RetryPolicy::DEFAULT
@@ -93,6 +110,23 @@ pub trait Job: Send + Sync + 'static {
     fn timeout(&self) -> Duration {
         Duration::from_secs(60)
     }
+}
+
+/// A job that landed in its DLQ, as [`Job::after_discard`] sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discarded {
+    /// The job's id.
+    pub job_id: JobId,
+    /// The last error's kind.
+    pub kind: ErrorKind,
+    /// The last error's message, redacted as logs are.
+    pub message: String,
+    /// Discarded by the policy, or its retries exhausted.
+    pub exhausted: bool,
+    /// Executions that failed.
+    pub attempts: u32,
+    /// When it landed in the DLQ.
+    pub at: DateTime<Utc>,
 }
 
 /// The idempotency key [`Job::idempotency_key`] uses by default.

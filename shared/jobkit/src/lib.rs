@@ -47,7 +47,7 @@ pub use error::{
     ErrorKind, IntegrationError, IntegrationErrorKind, JobError, PortError, PortResult, ResultExt,
 };
 pub use ids::JobId;
-pub use job::{Job, Lane};
+pub use job::{Discarded, Job, Lane};
 pub use message::Tick;
 pub use policy::{RetryPolicy, Wait};
 pub use steps::Step;

@@ -97,6 +97,17 @@ impl HistoryEntry {
         }
     }
 
+    /// A sync run of `job` that landed in the DLQ at `at`, and why (redacted).
+    pub fn sync_failed(job: &str, run_id: &str, store: &StoreId, at: DateTime<Utc>, reason: &str) -> Self {
+        Self {
+            kind: RecordKind::SyncRun,
+            id: format!("{job}:{run_id}"),
+            store_id: store.clone(),
+            at,
+            detail: serde_json::json!({ "job": job, "failed_at": at, "reason": reason }),
+        }
+    }
+
     /// An audit entry: `action` done for `store`, identified by `id` (a share id, a webhook id).
     pub fn audit(
         action: &str,

@@ -17,7 +17,7 @@ use crate::{
     dead_letter::{DeadLetterError, LastError, copy_for_dlq, save_last_error},
     enqueue::hop_delay,
     error::{JobError, PortError},
-    job::Job,
+    job::{Discarded, Job},
     message::{ArgsJson, ContinuationRef, Metadata, OutgoingMessage, ReceivedMessage, attr},
     notify::{FailureEvent, FailureReport},
     policy::{Decision, MAX_WAIT},
@@ -113,6 +113,15 @@ impl<J: Job> BatchRunner<J> {
                     .await;
                 if status.is_done() {
                     self.end_run(run, Ending::DeadLettered, batch).await;
+                    let discarded = Discarded {
+                        job_id: meta.job_id.clone(),
+                        kind: error.kind().clone(),
+                        message: redact(error.message()),
+                        exhausted: reason == DlqReason::Exhausted,
+                        attempts: attempt,
+                        at: now,
+                    };
+                    self.after_discard(args_json, &discarded, batch).await;
                 }
                 (status, FailureEvent::DeadLettered)
             }
@@ -229,6 +238,21 @@ impl<J: Job> BatchRunner<J> {
             Ok(_) => RecordStatus::DeadLettered(reason, error.kind().clone()),
             // The queue's own redrive (maxReceiveCount) is the safety net if this keeps failing.
             Err(e) => RecordStatus::Unhandled(format!("sending to the DLQ: {e}")),
+        }
+    }
+
+    /// The job's `after_discard`, bounded by the time left; its failure is only logged.
+    async fn after_discard(&self, args_json: &ArgsJson<'_>, discarded: &Discarded, batch: &Batch) {
+        let Ok(args) = args_json.parse::<J::Args>() else { return };
+        let called = async { self.job.after_discard(&args, discarded).await.map_err(|e| e.to_string()) };
+        let bounded = async {
+            match self.bounded(batch, "after_discard", async { Ok::<_, PortError>(called.await) }).await {
+                Ok(result) => result,
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        if let Err(e) = bounded.await {
+            tracing::warn!(error = %redact(&e), "after_discard failed (the job is in the DLQ all the same)");
         }
     }
 

@@ -1,6 +1,7 @@
 //! The runner's behaviour on the embedded backend with a hand-turned clock: retries, the DLQ,
 //! idempotency, the deadline, delays, unique jobs, resumable steps and error emails.
 
+mod after_discard;
 mod batch;
 mod common;
 mod contract;
