@@ -53,6 +53,7 @@ impl Job for Pages {
 }
 
 struct Moto {
+    runtime: Runtime,
     queue: Arc<SqsQueue>,
     url: String,
     runner: BatchRunner<Pages>,
@@ -81,7 +82,13 @@ async fn moto_runner() -> Moto {
     let config =
         RunnerConfig { continue_within: Duration::from_secs(60), ..RunnerConfig::new(url.clone(), dlq) };
     let job = Pages::default();
-    Moto { queue, url: url.clone(), runner: BatchRunner::new(job.clone(), runtime, config), job }
+    Moto {
+        runtime: runtime.clone(),
+        queue,
+        url: url.clone(),
+        runner: BatchRunner::new(job.clone(), runtime, config),
+        job,
+    }
 }
 
 impl Moto {
@@ -262,4 +269,20 @@ async fn twenty_syncs_of_one_store_raced_by_four_workers_run_one_at_a_time_on_dy
     assert!(limited.load(std::sync::atomic::Ordering::SeqCst) > 0, "deliveries raced for the slot");
     let counts = queue.approximate_counts(&runner.config().dead_letter_queue).await.expect("counts");
     assert_eq!(counts.visible, 0, "nothing in the DLQ");
+}
+
+/// Sidekiq Enterprise's `unique_until: :success` on DynamoDB: a duplicate is refused while the
+/// job is pending, and accepted once the runner gave the lock back at the job's success.
+#[tokio::test]
+async fn unique_until_done_refuses_a_duplicate_until_the_job_succeeded_on_dynamodb() {
+    let m = moto_runner().await;
+    let enqueuer = m.runtime.enqueuer();
+    let until_done = || jobkit::EnqueueOptions::unique_until_done(Duration::from_secs(3600));
+    let args = PagesArgs { name: "st_42".into() };
+    enqueuer.perform_later_with::<Pages>(&args, until_done()).await.expect("enqueued");
+    let duplicate = enqueuer.perform_later_with::<Pages>(&args, until_done()).await;
+    assert!(matches!(duplicate, Err(jobkit::EnqueueError::Duplicate { .. })), "{duplicate:?}");
+    let statuses = m.drain().await;
+    assert_eq!(m.walked(), every_page_of("st_42"), "{statuses:?}");
+    enqueuer.perform_later_with::<Pages>(&args, until_done()).await.expect("accepted once it succeeded");
 }

@@ -55,6 +55,10 @@ pub struct EnqueueOptions {
     pub wait_until: Option<DateTime<Utc>>,
     /// Refuse another enqueue of the same job and arguments for this long.
     pub unique_for: Option<Duration>,
+    /// Refuse another enqueue of the same job and arguments until this one succeeds or lands
+    /// in the DLQ (Sidekiq Enterprise's `unique_until: :success`), and at most this long (a
+    /// lock whose job was lost frees itself then).
+    pub unique_until_done: Option<Duration>,
     /// The job id (defaults to a new random one).
     pub job_id: Option<JobId>,
     /// An explicit idempotency key.
@@ -77,6 +81,25 @@ impl EnqueueOptions {
     /// Refuse duplicates for `window`.
     pub fn unique_for(window: Duration) -> Self {
         Self { unique_for: Some(window), ..Self::default() }
+    }
+
+    /// Refuse duplicates until the job succeeds or lands in the DLQ, for at most `at_most`.
+    pub fn unique_until_done(at_most: Duration) -> Self {
+        Self { unique_until_done: Some(at_most), ..Self::default() }
+    }
+
+    /// The unique lock's window, and whether the runner gives it back when the job is done;
+    /// both kinds at once is refused.
+    fn unique(&self) -> Result<Option<(Duration, bool)>, JobError> {
+        match (self.unique_for, self.unique_until_done) {
+            (Some(_), Some(_)) => Err(JobError::permanent(
+                ErrorKind::INVALID_ARGUMENTS,
+                "unique_for and unique_until_done are two kinds of lock: choose one",
+            )),
+            (Some(window), None) => Ok(Some((window, false))),
+            (None, Some(at_most)) => Ok(Some((at_most, true))),
+            (None, None) => Ok(None),
+        }
     }
 }
 
@@ -157,6 +180,9 @@ struct UniqueLock {
     sent: bool,
 }
 
+/// A unique lock taken for a job about to be sent: its key, the lock, its window.
+type HeldLock = (String, UniqueLock, Duration);
+
 /// One prepared message and its job id.
 struct Prepared {
     job_id: JobId,
@@ -233,17 +259,20 @@ impl Enqueuer {
         body: String,
         mut options: EnqueueOptions,
     ) -> Result<JobId, EnqueueError> {
-        let lock = match options.unique_for {
-            Some(window) => {
+        let lock = match options.unique()? {
+            Some((window, until_done)) => {
                 let (key, lock) = self.claim_unique(job, &body, window, options.job_id.take()).await?;
                 options.job_id = Some(lock.job_id.clone());
-                Some((key, lock, window))
+                Some((key, lock, window, until_done))
             }
             None => None,
         };
-        let prepared = self.prepare(job, body, &options)?;
+        let mut prepared = self.prepare(job, body, &options)?;
+        if let Some((key, _, _, true)) = &lock {
+            prepared.message.attributes.insert(attr::UNIQUE_LOCK.into(), key.clone());
+        }
         self.queue.send(&self.routes.resolve(job), prepared.message).await?;
-        if let Some((key, lock, window)) = lock {
+        if let Some((key, lock, window, _)) = lock {
             self.mark_sent(&key, lock, window).await;
         }
         Ok(prepared.job_id)
@@ -257,11 +286,12 @@ impl Enqueuer {
     pub async fn perform_later_bulk<J: Job>(
         &self,
         args: impl IntoIterator<Item = J::Args>,
-    ) -> Result<Vec<Result<JobId, PortError>>, EnqueueError> {
+    ) -> Result<Vec<Result<JobId, EnqueueError>>, EnqueueError> {
         self.perform_later_bulk_with::<J>(args, &EnqueueOptions::default()).await
     }
 
-    /// [`Self::perform_later_bulk`] with a delay, a time to run at or a group for every job.
+    /// [`Self::perform_later_bulk`] with a delay, a time to run at, a group or
+    /// `unique_until_done` for every job (a job refused as a duplicate is that job's answer).
     ///
     /// # Errors
     /// `InvalidArguments` before anything is sent, also for options that name one job (a job
@@ -270,18 +300,60 @@ impl Enqueuer {
         &self,
         args: impl IntoIterator<Item = J::Args>,
         options: &EnqueueOptions,
-    ) -> Result<Vec<Result<JobId, PortError>>, EnqueueError> {
+    ) -> Result<Vec<Result<JobId, EnqueueError>>, EnqueueError> {
         if options.job_id.is_some() || options.idempotency_key.is_some() || options.unique_for.is_some() {
             let message = "a job id, an idempotency key or unique_for names one job, not a bulk enqueue";
             return Err(JobError::permanent(ErrorKind::INVALID_ARGUMENTS, message).into());
         }
-        let prepared = args
-            .into_iter()
-            .map(|a| encode_args(&a).and_then(|body| self.prepare(J::NAME, body, options)))
-            .collect::<Result<Vec<_>, _>>()?;
-        let (ids, messages): (Vec<_>, Vec<_>) = prepared.into_iter().map(|p| (p.job_id, p.message)).unzip();
+        let bodies = args.into_iter().map(|a| encode_args(&a)).collect::<Result<Vec<_>, _>>()?;
+        // Each job's unique lock first (a duplicate is that job's answer), then one batch send.
+        let mut answers: Vec<(usize, Result<JobId, EnqueueError>)> = Vec::new();
+        let mut ready: Vec<(usize, Prepared, Option<HeldLock>)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (index, body) in bodies.into_iter().enumerate() {
+            let mut one = options.clone();
+            let lock = match options.unique_until_done {
+                // A lock not yet marked sent is taken over (a failed send's retry), so a repeat
+                // within this call must be caught here.
+                Some(at_most) if !seen.insert(body.clone()) => {
+                    let until = self.clock.now()
+                        + chrono::Duration::from_std(at_most).unwrap_or(chrono::Duration::MAX);
+                    answers.push((index, Err(EnqueueError::Duplicate { job: J::NAME, until })));
+                    continue;
+                }
+                Some(at_most) => match self.claim_unique(J::NAME, &body, at_most, None).await {
+                    Ok((key, lock)) => {
+                        one.job_id = Some(lock.job_id.clone());
+                        Some((key, lock, at_most))
+                    }
+                    Err(refused) => {
+                        answers.push((index, Err(refused)));
+                        continue;
+                    }
+                },
+                None => None,
+            };
+            let mut prepared = self.prepare(J::NAME, body, &one)?;
+            if let Some((key, ..)) = &lock {
+                prepared.message.attributes.insert(attr::UNIQUE_LOCK.into(), key.clone());
+            }
+            ready.push((index, prepared, lock));
+        }
+        let messages = ready.iter().map(|(_, p, _)| p.message.clone()).collect();
         let sent = self.queue.send_batch(&self.queue_id::<J>(), messages).await?;
-        Ok(ids.into_iter().zip(sent).map(|(id, r)| r.map(|_| id)).collect())
+        for ((index, prepared, lock), result) in ready.into_iter().zip(sent) {
+            match result {
+                Ok(_) => {
+                    if let Some((key, lock, window)) = lock {
+                        self.mark_sent(&key, lock, window).await;
+                    }
+                    answers.push((index, Ok(prepared.job_id)));
+                }
+                Err(e) => answers.push((index, Err(e.into()))),
+            }
+        }
+        answers.sort_by_key(|(index, _)| *index);
+        Ok(answers.into_iter().map(|(_, answer)| answer).collect())
     }
 
     fn prepare(
@@ -371,6 +443,29 @@ impl Enqueuer {
         if let Err(e) = self.store.put(key, &value, until).await {
             tracing::warn!(error = %e, "could not mark the unique lock sent");
         }
+    }
+}
+
+/// Gives back the `unique_until_done` lock at `key` held by job `job_id` of `job`, once the job
+/// is done (it succeeded or is in the DLQ): a later enqueue of the same job and arguments is
+/// then accepted. A key outside the job's locks, or a lock another job id holds now, is left
+/// alone (the attribute comes from the message, which anyone may send).
+pub(crate) async fn release_unique(
+    store: &Arc<dyn StateStore>,
+    job: &str,
+    key: &str,
+    job_id: &JobId,
+    now: DateTime<Utc>,
+) -> Result<(), PortError> {
+    if !key.starts_with(&state_key(job, kind::UNIQUE, "")) {
+        return Ok(());
+    }
+    let Some(record) = store.get(key, now).await? else { return Ok(()) };
+    match serde_json::from_str::<UniqueLock>(&record.value) {
+        Ok(lock) if lock.job_id == *job_id => {
+            store.replace(key, &record.value, &record.value, now).await.map(drop)
+        }
+        _ => Ok(()),
     }
 }
 

@@ -31,6 +31,9 @@ pub mod attr {
     pub const CONTINUATION: &str = "continuation";
     /// W3C trace context.
     pub const TRACEPARENT: &str = "traceparent";
+    /// The `unique_until_done` lock the job holds (a state store key, written by jobkit); the
+    /// runner gives it back when the job succeeds or lands in the DLQ.
+    pub const UNIQUE_LOCK: &str = "unique_lock";
     /// On DLQ messages: the runner's account of the failure, as JSON
     /// ([`crate::dead_letter::DeadLetterError`]).
     pub const ERROR: &str = "error";
@@ -54,8 +57,17 @@ pub mod attr {
 
     /// The attributes jobkit reads on the way in: a value it cannot read as text refuses the
     /// message. Anything else (a producer's own attributes) is left alone.
-    pub const READ: [&str; 8] =
-        [JOB_ID, JOB, ENQUEUED_AT, NOT_BEFORE, IDEMPOTENCY_KEY, CONTINUATION, TRACEPARENT, SCHEMA_VERSION];
+    pub const READ: [&str; 9] = [
+        JOB_ID,
+        JOB,
+        ENQUEUED_AT,
+        NOT_BEFORE,
+        IDEMPOTENCY_KEY,
+        CONTINUATION,
+        TRACEPARENT,
+        SCHEMA_VERSION,
+        UNIQUE_LOCK,
+    ];
 }
 
 /// The version of the message contract this runner reads.
@@ -154,6 +166,8 @@ pub struct Metadata {
     pub traceparent: Option<String>,
     /// The FIFO message group.
     pub group_id: Option<String>,
+    /// The `unique_until_done` lock the job holds, if enqueued with one.
+    pub unique_lock: Option<String>,
 }
 
 /// A record decoded: its arguments (not yet typed) and the metadata.
@@ -284,6 +298,7 @@ pub fn decode(message: &ReceivedMessage) -> Result<Envelope<'_>, JobError> {
         run_token,
         traceparent: attrs.get(attr::TRACEPARENT).cloned(),
         group_id: message.group_id.clone(),
+        unique_lock: attrs.get(attr::UNIQUE_LOCK).filter(|key| !key.is_empty()).cloned(),
     };
     Ok(Envelope { args, meta })
 }

@@ -7,8 +7,8 @@ use std::{future::Future, pin::Pin, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use jobkit::{
-    EnqueueError, EnqueueOptions, Enqueuer, Job, JobError, PortError, clock::SystemClock,
-    enqueue::QueueRoutes, message::parse_args,
+    EnqueueError, EnqueueOptions, Enqueuer, Job, JobError, clock::SystemClock, enqueue::QueueRoutes,
+    message::parse_args,
 };
 use serde_json::{Value, json};
 
@@ -112,8 +112,7 @@ impl JobVisitor for SendAll {
                 };
                 match sent {
                     Ok(sent) => results.extend(
-                        sent.into_iter()
-                            .map(|r| r.map(|id| id.to_string()).map_err(|e: PortError| e.to_string())),
+                        sent.into_iter().map(|r| r.map(|id| id.to_string()).map_err(|e| e.to_string())),
                     ),
                     Err(e) => {
                         // The call failed as a whole: this chunk and the rest are not sent.

@@ -231,7 +231,11 @@ impl<J: Job> BatchRunner<J> {
         }
         match Run::claim(store, J::NAME, key, who, now).await {
             Ok(Claim::Entered(run)) => Ok((*run, held)),
-            Ok(Claim::Done) => Err(RecordStatus::Duplicate),
+            Ok(Claim::Done) => {
+                // Done before (its lock given back then, unless that failed): give it back now.
+                self.release_unique(meta, batch).await;
+                Err(RecordStatus::Duplicate)
+            }
             // Back when the holder's window ends: one more receive, well inside
             // maxReceiveCount's margin (looking sooner and more often could exhaust it).
             Ok(Claim::Busy(until)) => Err(self.return_unstarted(message, Some(until), batch.deadline).await),

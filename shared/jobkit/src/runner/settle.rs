@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use super::{BatchRunner, DlqReason, RecordStatus, record::Batch};
 use crate::{
     dead_letter::{DeadLetterError, LastError, copy_for_dlq, save_last_error},
-    enqueue::hop_delay,
+    enqueue::{hop_delay, release_unique},
     error::{JobError, PortError},
     job::{Discarded, Job},
     message::{ArgsJson, ContinuationRef, Metadata, OutgoingMessage, ReceivedMessage, attr},
@@ -60,6 +60,7 @@ impl<J: Job> BatchRunner<J> {
                 let keep_until = self.runtime.clock.now()
                     + chrono::Duration::from_std(self.job.idempotency_ttl()).unwrap_or_default();
                 self.end_run(&mut run, Ending::Completed { keep_until }, batch).await;
+                self.release_unique(&meta, batch).await;
                 RecordStatus::Succeeded
             }
             Err(_) if lost => {
@@ -113,6 +114,7 @@ impl<J: Job> BatchRunner<J> {
                     .await;
                 if status.is_done() {
                     self.end_run(run, Ending::DeadLettered, batch).await;
+                    self.release_unique(meta, batch).await;
                     let discarded = Discarded {
                         job_id: meta.job_id.clone(),
                         kind: error.kind().clone(),
@@ -238,6 +240,17 @@ impl<J: Job> BatchRunner<J> {
             Ok(_) => RecordStatus::DeadLettered(reason, error.kind().clone()),
             // The queue's own redrive (maxReceiveCount) is the safety net if this keeps failing.
             Err(e) => RecordStatus::Unhandled(format!("sending to the DLQ: {e}")),
+        }
+    }
+
+    /// Gives back the job's `unique_until_done` lock, if it holds one: the job is done. One not
+    /// given back frees itself when its window ends.
+    pub(super) async fn release_unique(&self, meta: &Metadata, batch: &Batch) {
+        let Some(key) = meta.unique_lock.as_deref() else { return };
+        let now = self.runtime.clock.now();
+        let released = release_unique(&self.runtime.store, J::NAME, key, &meta.job_id, now);
+        if let Err(e) = self.bounded(batch, "giving the unique lock back", released).await {
+            tracing::warn!(error = %e, "unique lock not given back: it frees itself when its window ends");
         }
     }
 

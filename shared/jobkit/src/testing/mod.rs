@@ -176,6 +176,7 @@ impl TestHarness {
             run_token: None,
             traceparent: None,
             group_id: None,
+            unique_lock: None,
         };
         let deadline = now + chrono::Duration::from_std(job.timeout()).unwrap_or_default();
         // A free run of its own: its checkpoints are kept, nothing is claimed.

@@ -124,9 +124,9 @@ impl QueueWrapper for LosesAnswers {
 
 /// The embedded queue, except that the next sends fail before doing anything.
 #[derive(Debug)]
-struct RefusesSends {
-    inner: Arc<dyn Queue>,
-    refuse: AtomicU32,
+pub(crate) struct RefusesSends {
+    pub(crate) inner: Arc<dyn Queue>,
+    pub(crate) refuse: AtomicU32,
 }
 
 #[async_trait]

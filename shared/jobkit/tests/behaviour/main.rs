@@ -16,3 +16,4 @@ mod notify;
 mod retry;
 mod runs;
 mod steps;
+mod unique;
