@@ -11,7 +11,8 @@ use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use jobkit::{
-    ConcurrencyLimit, Discarded, ErrorKind, Job, JobContext, JobError, Lane, RetryPolicy, lambda::setting,
+    ConcurrencyLimit, Discarded, EnqueueError, EnqueueOptions, ErrorKind, Job, JobContext, JobError, Lane,
+    RetryPolicy, lambda::setting,
 };
 use serde::{Deserialize, Serialize};
 use shop::{
@@ -46,6 +47,12 @@ impl Progress {
 }
 
 pub use shop::jobs::StoreSyncArgs;
+
+/// At most one pending sync per store from the fan-out; a lock whose sync was lost frees
+/// itself after six hours.
+fn one_pending_per_store() -> EnqueueOptions {
+    EnqueueOptions::unique_until_done(Duration::from_secs(6 * 60 * 60))
+}
 
 /// The job, on its ports.
 #[derive(Debug, Clone)]
@@ -108,22 +115,33 @@ impl Job for StoreSync {
 }
 
 impl StoreSync {
-    /// Enqueues one sync per syncable store. A partial failure retries the fan-out; stores
-    /// already enqueued may then sync twice, which store_sync tolerates (upserts by key).
+    /// Enqueues one sync per syncable store, unless one is still pending for that store
+    /// (`unique_until_done`: a store whose last sync has not finished, a slow shop or one
+    /// waiting for a retry, is not piled up hour after hour). A partial failure retries the
+    /// fan-out; the stores enqueued the first time are then duplicates.
     async fn fan_out(&self, ctx: &mut JobContext) -> Result<(), JobError> {
         let ids = self.stores.syncable().await?;
         let count = ids.len();
         let sent = ctx
             .enqueuer()
-            .perform_later_bulk::<StoreSync>(ids.into_iter().map(StoreSyncArgs::store))
+            .perform_later_bulk_with::<StoreSync>(
+                ids.into_iter().map(StoreSyncArgs::store),
+                &one_pending_per_store(),
+            )
             .await
             .map_err(|e| JobError::retryable(ErrorKind::UNAVAILABLE, format!("fan-out failed: {e}")))?;
-        let failed = sent.iter().filter(|r| r.is_err()).count();
+        let pending = sent.iter().filter(|r| matches!(r, Err(EnqueueError::Duplicate { .. }))).count();
+        let failed = sent.iter().filter(|r| r.is_err()).count() - pending;
         if failed > 0 {
             let message = format!("{failed} of {count} store syncs not enqueued");
             return Err(JobError::retryable(ErrorKind::UNAVAILABLE, message));
         }
-        tracing::info!(stores = count, "store syncs enqueued");
+        tracing::info!(
+            stores = count,
+            enqueued = count - pending,
+            still_pending = pending,
+            "store syncs enqueued"
+        );
         Ok(())
     }
 

@@ -274,3 +274,29 @@ async fn two_syncs_of_one_store_never_overlap_the_second_waits_without_spending_
     assert_eq!(runs.len(), 2);
     // `expect(40)`: each sync fetched its 20 pages once.
 }
+
+#[tokio::test]
+async fn a_fan_out_while_a_stores_sync_is_still_pending_adds_none_for_that_store() {
+    let w = world().await;
+    Mock::given(method("POST")).respond_with(StubShop).mount(&w.shopify).await;
+    let runner = w.t.runner(job(&w));
+    let fan_out = |time: &str| {
+        let tick = format!(
+            r#"{{"all_stores":true,"$schedule":{{"rule":"store-sync-every-15-min","time":"{time}"}}}}"#
+        );
+        jobkit::message::OutgoingMessage { body: tick, ..Default::default() }
+    };
+    let queue = TestHarness::queue_name::<StoreSync>();
+    let send = |m| jobkit::ports::Queue::send(w.t.queue().as_ref(), &queue, m);
+    send(fan_out("2025-12-31T23:00:00Z")).await.unwrap();
+    assert_eq!(w.t.run_once(&runner).await[0].status, RecordStatus::Succeeded);
+    // The next tick while st_42's sync waits in the queue: nothing added.
+    send(fan_out("2025-12-31T23:15:00Z")).await.unwrap();
+    let second = w.t.run_once(&runner).await;
+    assert!(second.iter().any(|r| r.status == RecordStatus::Succeeded), "{second:?}");
+    assert_eq!(w.t.drain(&runner).await.succeeded(), 1, "one sync of st_42, not two");
+    // Once it is done, the next fan-out enqueues the store again.
+    send(fan_out("2025-12-31T23:30:00Z")).await.unwrap();
+    let report = w.t.drain(&runner).await;
+    assert_eq!(report.succeeded(), 2, "the fan-out and st_42's next sync: {:?}", report.records);
+}
