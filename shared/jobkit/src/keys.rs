@@ -22,6 +22,8 @@ pub(crate) mod kind {
     pub(crate) const RUN: &str = "run";
     /// The last error the runner saw for a job id.
     pub(crate) const LAST_ERROR: &str = "error";
+    /// An operator's cancellation of a job id.
+    pub(crate) const CANCEL: &str = "cancel";
     /// A slot of a per-key concurrency limit.
     pub(crate) const LIMIT: &str = "limit";
     /// A `unique_for` lock.

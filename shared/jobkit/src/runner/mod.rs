@@ -137,6 +137,8 @@ pub enum RecordStatus {
     Continued,
     /// Over its concurrency limit: re-sent to come back a little later, no attempt spent.
     Limited,
+    /// Cancelled by an operator: acknowledged without running.
+    Cancelled,
     /// Failed; comes back after this wait.
     Retrying(Duration),
     /// In the DLQ with its error.
@@ -159,6 +161,7 @@ impl RecordStatus {
                 | Self::Hopped
                 | Self::Continued
                 | Self::Limited
+                | Self::Cancelled
                 | Self::DeadLettered(..)
         )
     }
@@ -329,7 +332,7 @@ fn record_counts(counts: &mut BatchCounts, status: &RecordStatus, timing: Timing
         RecordStatus::Retrying(_) => counts.retried += 1,
         RecordStatus::DeadLettered(DlqReason::Exhausted, _) => counts.failed += 1,
         RecordStatus::DeadLettered(DlqReason::Discarded, _) => counts.discarded += 1,
-        RecordStatus::Duplicate => counts.duplicates += 1,
+        RecordStatus::Duplicate | RecordStatus::Cancelled => counts.duplicates += 1,
         RecordStatus::ReturnedUnstarted | RecordStatus::InProgressElsewhere | RecordStatus::Unhandled(_) => {
             counts.returned += 1;
         }

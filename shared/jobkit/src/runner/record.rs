@@ -18,6 +18,7 @@ use tracing::{Instrument, info_span};
 
 use super::{BatchRunner, RecordStatus, Timing, settle::Execution, twins::HeldRun};
 use crate::{
+    cancel::is_cancelled,
     context::{Budget, JobContext},
     enqueue::payload_hash,
     error::{ErrorKind, JobError},
@@ -86,6 +87,9 @@ impl<J: Job> BatchRunner<J> {
         };
         if let Err(error) = self.admit(message, &meta, now) {
             return self.reject(message, Some(&meta), &error, batch).await;
+        }
+        if let Some(status) = self.cancelled(&meta, batch).await {
+            return status;
         }
         if let Some(not_before) = meta.not_before.filter(|t| *t > now) {
             return self.hop(message, &meta, not_before, batch).await;
@@ -186,6 +190,22 @@ impl<J: Job> BatchRunner<J> {
             )));
         }
         Ok(())
+    }
+
+    /// `Cancelled` when an operator cancelled the job id (its unique lock given back: the job
+    /// is done); `Unhandled` when the store did not say.
+    async fn cancelled(&self, meta: &Metadata, batch: &Batch) -> Option<RecordStatus> {
+        let now = self.runtime.clock.now();
+        let asked = is_cancelled(self.runtime.store.as_ref(), J::NAME, &meta.job_id, now);
+        match self.bounded(batch, "looking for a cancellation", asked).await {
+            Ok(false) => None,
+            Ok(true) => {
+                tracing::info!("cancelled by an operator: acknowledged without running");
+                self.release_unique(meta, batch).await;
+                Some(RecordStatus::Cancelled)
+            }
+            Err(e) => Some(RecordStatus::Unhandled(format!("looking for a cancellation: {e}"))),
+        }
     }
 
     /// A record that must not start now: too close to the deadline, or the worker is stopping.

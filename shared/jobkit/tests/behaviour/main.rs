@@ -3,6 +3,7 @@
 
 mod after_discard;
 mod batch;
+mod cancel;
 mod common;
 mod contract;
 mod deadline;
