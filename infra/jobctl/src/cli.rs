@@ -58,6 +58,14 @@ enum Command {
     Enqueue(EnqueueArgs),
     /// Per job: queued, in flight, delayed, oldest message's age, DLQ depth.
     Stats,
+    /// Cancel a pending job: its next delivery (a retry, a delayed run, a continuation) is
+    /// acknowledged without running. An execution already running finishes.
+    Cancel {
+        /// The job.
+        job: String,
+        /// The job id `jobctl enqueue` printed (or `dlq list` shows).
+        job_id: String,
+    },
     /// Inspect, redrive or purge the dead-letter queues.
     #[command(subcommand)]
     Dlq(DlqCommand),
@@ -270,6 +278,10 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
             enqueue::enqueue(out, backend, &request, checked).await
         }
         Command::Stats => commands::stats::stats(out, &Backend::open(&target).await?).await,
+        Command::Cancel { job, job_id } => {
+            commands::job_spec(&job)?;
+            commands::cancel::cancel(out, &Backend::open(&target).await?, &job, &job_id, now).await
+        }
         Command::Dlq(command) => {
             let backend = Backend::open(&target).await?;
             match command {

@@ -647,3 +647,19 @@ async fn a_redriven_copy_leaves_the_error_behind_and_keeps_what_the_job_needs() 
         "{older:?}"
     );
 }
+
+#[test]
+fn a_cancelled_job_is_acknowledged_by_jobctl_dev_without_running_and_bad_input_is_refused() {
+    let dir = folder("cancel");
+    let cancelled = json_of(&dir, &["enqueue", "clean_database", "--delay", "1s"]);
+    json_of(&dir, &["enqueue", "clean_database", "--delay", "1s"]);
+    let id = cancelled["job_id"].as_str().unwrap();
+    let stdout = expect(&dir, &["cancel", "clean_database", id], 0);
+    assert!(stdout.starts_with(&format!("cancelled clean_database job {id}")), "{stdout}");
+    expect(&dir, &["cancel", "no_such_job", id], 2);
+    expect(&dir, &["cancel", "clean_database", ""], 2);
+
+    let tally = dev(&dir);
+    assert_eq!(tally["clean_database"]["succeeded"], 1, "the other one ran: {tally}");
+    assert_eq!(queued(&dir, "clean_database"), (0, 0), "the cancelled one is gone, not in the DLQ");
+}

@@ -376,3 +376,30 @@ async fn a_dlq_is_still_listed_when_the_stacks_state_table_cannot_be_found() {
     assert_eq!(listed[0]["receives"], MAX_RECEIVES, "{listed}");
     assert!(listed[0]["last_error"].is_null(), "{listed}");
 }
+
+/// `jobctl --aws cancel` writes the cancellation where the deployed function looks for it (the
+/// stack's state table, found through CloudFormation): the function acknowledges the job
+/// without running it, and a job enqueued beside it runs.
+#[tokio::test]
+async fn a_job_cancelled_with_jobctl_is_acknowledged_by_its_deployed_function_without_running() {
+    let deployed = Stack::deploy().await.unwrap();
+    let stack = deployed.name.as_str();
+    let cancelled = json_of(stack, &["enqueue", "clean_database"]);
+    let kept = json_of(stack, &["enqueue", "clean_database"]);
+    let id = cancelled["job_id"].as_str().expect("a job id");
+    let answer = json_of(stack, &["cancel", "clean_database", id]);
+    assert_eq!(answer["cancelled"], true, "{answer}");
+    assert_eq!(jobctl(stack, &["cancel", "no_such_job", id]).status.code(), Some(2));
+    assert_eq!(jobctl(stack, &["cancel", "clean_database", " "]).status.code(), Some(2));
+
+    let mut function = deployed.start("clean_database", &[]).await.expect("started");
+    function.lambda.drain(std::time::Duration::from_secs(60)).await.expect("drained");
+    let logs = function.lambda.logs();
+    let cancelled_lines: Vec<&str> =
+        logs.lines().filter(|l| l.contains("cancelled by an operator")).collect();
+    assert_eq!(cancelled_lines.len(), 1, "{logs}");
+    assert!(cancelled_lines[0].contains(id), "the line names the job: {}", cancelled_lines[0]);
+    let kept_id = kept["job_id"].as_str().unwrap();
+    assert!(!logs.lines().any(|l| l.contains(kept_id) && l.contains("cancelled")), "{logs}");
+    assert!(system_tests::sqs::dead_letters(&deployed.sqs(), &function.dlq_url).await.unwrap().is_empty());
+}

@@ -2,6 +2,7 @@
 //! answers with a [`CommandError`] whose kind becomes the exit code.
 
 pub mod bulk;
+pub mod cancel;
 pub mod dlq;
 pub mod enqueue;
 pub mod info;
