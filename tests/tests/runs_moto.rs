@@ -14,7 +14,7 @@ use jobkit::{
     clock::SystemClock,
     enqueue::QueueRoutes,
     message::{OutgoingMessage, attr},
-    ports::{Queue, StateStore},
+    ports::Queue,
     runner::{BatchRunner, RecordStatus, RunnerConfig, Runtime},
 };
 use system_tests::{moto, sqs::create_queue_with_dlq};
@@ -60,25 +60,31 @@ struct Moto {
     job: Pages,
 }
 
-async fn moto_runner() -> Moto {
+/// A job's queue and DLQ on moto's SQS, a state table on its DynamoDB, and the runtime on them
+/// (the real SDK clients, the system clock); returns the runtime, its SQS port, the queue and
+/// the DLQ.
+async fn moto_runtime(job: &str) -> (Runtime, Arc<SqsQueue>, String, String) {
     let sdk = moto::sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let (url, dlq) = create_queue_with_dlq(&sqs, &moto::unique("runs"), Duration::from_secs(30), 10)
-        .await
-        .expect("queues");
+    let (url, dlq) =
+        create_queue_with_dlq(&sqs, &moto::unique(job), Duration::from_secs(30), 10).await.expect("queues");
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    let table = moto::unique("runs-state");
+    let table = moto::unique(&format!("{job}-state"));
     DynamoStore::create_table(&dynamo, &table).await.expect("table");
     let queue = Arc::new(SqsQueue::new(sqs));
-    let store: Arc<dyn StateStore> = Arc::new(DynamoStore::new(dynamo, table));
     let runtime = Runtime {
         queue: queue.clone(),
-        store,
+        store: Arc::new(DynamoStore::new(dynamo, table)),
         clock: Arc::new(SystemClock),
         notifier: None,
         metrics: None,
-        routes: QueueRoutes::default().with(Pages::NAME, url.clone()),
+        routes: QueueRoutes::default().with(job, url.clone()),
     };
+    (runtime, queue, url, dlq)
+}
+
+async fn moto_runner() -> Moto {
+    let (runtime, queue, url, dlq) = moto_runtime(Pages::NAME).await;
     let config =
         RunnerConfig { continue_within: Duration::from_secs(60), ..RunnerConfig::new(url.clone(), dlq) };
     let job = Pages::default();
@@ -217,23 +223,7 @@ impl Job for StoreSyncLimited {
 /// runs once, and waiting for the slot spends no attempt.
 #[tokio::test]
 async fn twenty_syncs_of_one_store_raced_by_four_workers_run_one_at_a_time_on_dynamodb() {
-    let sdk = moto::sdk_config().await;
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let (url, dlq) = create_queue_with_dlq(&sqs, &moto::unique("limits"), Duration::from_secs(30), 10)
-        .await
-        .expect("queues");
-    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    let table = moto::unique("limits-state");
-    DynamoStore::create_table(&dynamo, &table).await.expect("table");
-    let queue = Arc::new(SqsQueue::new(sqs));
-    let runtime = Runtime {
-        queue: queue.clone(),
-        store: Arc::new(DynamoStore::new(dynamo, table)),
-        clock: Arc::new(SystemClock),
-        notifier: None,
-        metrics: None,
-        routes: QueueRoutes::default().with(StoreSyncLimited::NAME, url.clone()),
-    };
+    let (runtime, queue, url, dlq) = moto_runtime(StoreSyncLimited::NAME).await;
     let config = RunnerConfig { limit_wait: Duration::from_secs(1), ..RunnerConfig::new(url.clone(), dlq) };
     let job = StoreSyncLimited::default();
     let runner = Arc::new(BatchRunner::new(job.clone(), runtime.clone(), config));
