@@ -9,7 +9,7 @@ use std::{
 };
 
 use aws_sdk_sqs::types::QueueAttributeName;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use jobkit::{
     PortError,
     aws::{DynamoStore, SqsQueue},
@@ -77,6 +77,16 @@ pub enum BackendError {
         /// CloudFormation's answer.
         message: String,
     },
+    /// A job's function (or its event source mapping) is not in the stack.
+    #[error("cannot find {job}'s function in stack {stack:?}: {message}")]
+    FunctionNotFound {
+        /// The job.
+        job: String,
+        /// The stack.
+        stack: String,
+        /// CloudFormation's or Lambda's answer.
+        message: String,
+    },
     /// The queue service failed.
     #[error(transparent)]
     Port(#[from] PortError),
@@ -115,6 +125,7 @@ struct AwsClients {
     sqs: aws_sdk_sqs::Client,
     cloudformation: aws_sdk_cloudformation::Client,
     dynamodb: aws_sdk_dynamodb::Client,
+    lambda: aws_sdk_lambda::Client,
 }
 
 /// An opened backend.
@@ -148,6 +159,7 @@ impl Backend {
                     sqs: aws_sdk_sqs::Client::new(&config),
                     cloudformation: aws_sdk_cloudformation::Client::new(&config),
                     dynamodb: aws_sdk_dynamodb::Client::new(&config),
+                    lambda: aws_sdk_lambda::Client::new(&config),
                 };
                 let sqs = Arc::new(SqsQueue::new(clients.sqs.clone()));
                 // Uniqueness windows are claimed by the code that enqueues, never from the CLI,
@@ -240,6 +252,88 @@ impl Backend {
             .and_then(|d| d.physical_resource_id())
             .ok_or_else(|| not_found("the resource has no physical id yet".to_owned()))?;
         Ok(Arc::new(DynamoStore::new(clients.dynamodb.clone(), table)))
+    }
+
+    /// Pauses (`true`) or resumes `job`'s processing; messages wait in its queue meanwhile. On
+    /// AWS: the event source mappings of the job's function, disabled or enabled (Sidekiq
+    /// Enterprise's queue pause); embedded: a mark `jobctl dev` reads before each batch.
+    ///
+    /// # Errors
+    /// The function or its mapping not found on AWS; a port error.
+    pub async fn set_paused(&self, job: &str, paused: bool) -> Result<(), BackendError> {
+        let Kind::Aws { clients, .. } = &self.kind else {
+            let key = paused_key(job);
+            if paused {
+                self.store.put(&key, "paused", DateTime::<Utc>::MAX_UTC).await?;
+            } else {
+                self.store.delete(&key).await?;
+            }
+            return Ok(());
+        };
+        for uuid in self.mappings(job).await?.into_iter().map(|(uuid, _)| uuid) {
+            let update = clients.lambda.update_event_source_mapping().uuid(&uuid).enabled(!paused);
+            update.send().await.map_err(|e| lambda_error("UpdateEventSourceMapping", e))?;
+        }
+        Ok(())
+    }
+
+    /// Whether `job`'s processing is paused (on AWS: every mapping of its function disabled).
+    ///
+    /// # Errors
+    /// As [`Backend::set_paused`].
+    pub async fn is_paused(&self, job: &str) -> Result<bool, BackendError> {
+        match &self.kind {
+            Kind::Embedded { .. } => Ok(self.store.get(&paused_key(job), Utc::now()).await?.is_some()),
+            Kind::Aws { .. } => {
+                let mappings = self.mappings(job).await?;
+                Ok(!mappings.is_empty() && mappings.iter().all(|(_, state)| state.starts_with("Disabl")))
+            }
+        }
+    }
+
+    /// The event source mappings (uuid, state) of `job`'s function on the stack.
+    async fn mappings(&self, job: &str) -> Result<Vec<(String, String)>, BackendError> {
+        let Kind::Aws { clients, stack, .. } = &self.kind else { return Ok(Vec::new()) };
+        let logical = format!("{}Function", crate::template::logical_id(job));
+        let not_found = |message: String| BackendError::FunctionNotFound {
+            job: job.to_owned(),
+            stack: stack.clone(),
+            message,
+        };
+        // ListStackResources: moto answers DescribeStackResource(s) for a function with a 500.
+        let mut pages =
+            clients.cloudformation.list_stack_resources().stack_name(stack).into_paginator().send();
+        let mut function = None;
+        while let Some(page) = pages.next().await {
+            let page = page
+                .map_err(|e| not_found(aws_sdk_cloudformation::error::DisplayErrorContext(e).to_string()))?;
+            let summaries = page.stack_resource_summaries();
+            function = summaries
+                .iter()
+                .find(|r| r.logical_resource_id() == Some(logical.as_str()))
+                .and_then(|r| r.physical_resource_id())
+                .map(str::to_owned);
+            if function.is_some() {
+                break;
+            }
+        }
+        let function = function.ok_or_else(|| not_found(format!("no {logical} with a physical id")))?;
+        let listed = clients
+            .lambda
+            .list_event_source_mappings()
+            .function_name(&function)
+            .send()
+            .await
+            .map_err(|e| lambda_error("ListEventSourceMappings", e))?;
+        let mappings: Vec<(String, String)> = listed
+            .event_source_mappings()
+            .iter()
+            .filter_map(|m| Some((m.uuid()?.to_owned(), m.state().unwrap_or_default().to_owned())))
+            .collect();
+        if mappings.is_empty() {
+            return Err(not_found(format!("{function} has no event source mapping")));
+        }
+        Ok(mappings)
     }
 
     /// Where the commands act, for messages.
@@ -392,6 +486,18 @@ fn redrive_max_receive_count(policy: &str) -> Option<u32> {
         serde_json::Value::String(s) => s.parse().ok(),
         _ => None,
     }
+}
+
+/// The embedded backend's mark that `job` is paused, in the jobs' state store.
+fn paused_key(job: &str) -> String {
+    format!("{job}:paused")
+}
+
+fn lambda_error<E: std::error::Error + Send + Sync + 'static>(
+    call: &str,
+    e: aws_sdk_lambda::error::SdkError<E>,
+) -> PortError {
+    PortError::Unavailable(format!("{call}: {}", aws_sdk_lambda::error::DisplayErrorContext(e)))
 }
 
 #[cfg(test)]

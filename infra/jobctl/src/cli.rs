@@ -58,6 +58,17 @@ enum Command {
     Enqueue(EnqueueArgs),
     /// Per job: queued, in flight, delayed, oldest message's age, DLQ depth.
     Stats,
+    /// Pause a job: its messages wait in its queue (on AWS its function's event source mapping
+    /// is disabled; `jobctl dev` stops polling it) until `jobctl resume`.
+    Pause {
+        /// The job.
+        job: String,
+    },
+    /// Resume a paused job.
+    Resume {
+        /// The job.
+        job: String,
+    },
     /// Cancel a pending job: its next delivery (a retry, a delayed run, a continuation) is
     /// acknowledged without running. An execution already running finishes.
     Cancel {
@@ -278,6 +289,10 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
             enqueue::enqueue(out, backend, &request, checked).await
         }
         Command::Stats => commands::stats::stats(out, &Backend::open(&target).await?).await,
+        Command::Pause { job } => commands::pause::set(out, &Backend::open(&target).await?, &job, true).await,
+        Command::Resume { job } => {
+            commands::pause::set(out, &Backend::open(&target).await?, &job, false).await
+        }
         Command::Cancel { job, job_id } => {
             commands::job_spec(&job)?;
             commands::cancel::cancel(out, &Backend::open(&target).await?, &job, &job_id, now).await

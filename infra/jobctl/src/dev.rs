@@ -314,8 +314,8 @@ impl Dev {
     }
 
     /// True when no job queue holds a message in any state.
-    fn idle(&self) -> Result<bool, DevError> {
-        for worker in &self.workers {
+    fn idle(&self, paused: &[bool]) -> Result<bool, DevError> {
+        for worker in self.running(paused) {
             let stats = self.queue.stats(worker.queue())?;
             if stats.visible + stats.in_flight + stats.delayed > 0 {
                 return Ok(false);
@@ -325,9 +325,9 @@ impl Dev {
     }
 
     /// When the next message of any job queue becomes visible.
-    fn next_due(&self) -> Result<Option<DateTime<Utc>>, DevError> {
+    fn next_due(&self, paused: &[bool]) -> Result<Option<DateTime<Utc>>, DevError> {
         let mut next = None;
-        for worker in &self.workers {
+        for worker in self.running(paused) {
             next = next.into_iter().chain(self.queue.next_visible_at(worker.queue())?).min();
         }
         Ok(next)
@@ -335,9 +335,9 @@ impl Dev {
 
     /// How long to wait when nothing is visible: until the next message or tick is due, at
     /// most a second (a message sent by another process is noticed within it).
-    fn pause(&self, now: DateTime<Utc>) -> Result<Duration, DevError> {
+    fn pause(&self, now: DateTime<Utc>, paused: &[bool]) -> Result<Duration, DevError> {
         let mut due: Vec<DateTime<Utc>> = self.tickers.iter().filter_map(|t| t.next).collect();
-        for worker in &self.workers {
+        for worker in self.running(paused) {
             due.extend(self.queue.next_visible_at(worker.queue())?);
         }
         let until = due
@@ -345,6 +345,22 @@ impl Dev {
             .min()
             .map_or(Duration::from_secs(1), |at| (at - now).to_std().unwrap_or_default());
         Ok(until.clamp(Duration::from_millis(10), Duration::from_secs(1)))
+    }
+
+    /// Per worker, whether `jobctl pause` paused its job (read before each round, so a pause
+    /// from another shell takes effect at the next batch).
+    async fn paused(&self) -> Result<Vec<bool>, DevError> {
+        let mut paused = Vec::with_capacity(self.workers.len());
+        for worker in &self.workers {
+            paused.push(self.backend.is_paused(worker.job()).await?);
+        }
+        Ok(paused)
+    }
+
+    /// The workers of jobs that are not paused (a paused job's queue holds its messages: it
+    /// neither keeps `--until-idle` waiting nor wakes the loop).
+    fn running<'a>(&'a self, paused: &'a [bool]) -> impl Iterator<Item = &'a Box<dyn Worker>> + 'a {
+        self.workers.iter().zip(paused).filter(|(_, paused)| !**paused).map(|(worker, _)| worker)
     }
 
     /// Runs until Ctrl-C, or until idle with `until_idle`; returns what each job did.
@@ -361,7 +377,10 @@ impl Dev {
             self.tick(self.clock.now()).await?;
             // Every queue's worker polls at once, so a long store sync does not hold up a text
             // waiting on another queue (on Lambda each queue has its own functions).
-            let polling = futures::future::join_all(self.workers.iter().map(|w| w.poll()));
+            let paused = self.paused().await?;
+            let polling = futures::future::join_all(self.workers.iter().zip(&paused).map(|(w, paused)| {
+                if *paused { Box::pin(async { Ok(Vec::new()) }) as Polled<'_> } else { w.poll() }
+            }));
             tokio::pin!(polling);
             let polled = tokio::select! {
                 polled = &mut polling => polled,
@@ -387,17 +406,17 @@ impl Dev {
             if handled > 0 {
                 continue;
             }
-            if until_idle && self.idle()? {
+            if until_idle && self.idle(&paused)? {
                 return Ok(tallies);
             }
             if let Some(clock) = &self.virtual_clock
-                && let Some(next) = self.next_due()?
+                && let Some(next) = self.next_due(&paused)?
             {
                 // Nothing is visible now: move the clock to the next message that will be.
                 clock.set(next.max(clock.now()));
                 continue;
             }
-            let pause = self.pause(Utc::now())?;
+            let pause = self.pause(Utc::now(), &paused)?;
             tokio::select! {
                 _ = &mut stop => {
                     tracing::info!("stopping: Ctrl-C");

@@ -663,3 +663,24 @@ fn a_cancelled_job_is_acknowledged_by_jobctl_dev_without_running_and_bad_input_i
     assert_eq!(tally["clean_database"]["succeeded"], 1, "the other one ran: {tally}");
     assert_eq!(queued(&dir, "clean_database"), (0, 0), "the cancelled one is gone, not in the DLQ");
 }
+
+#[test]
+fn a_paused_job_waits_in_its_queue_under_jobctl_dev_until_resumed() {
+    let dir = folder("pause");
+    json_of(&dir, &["enqueue", "clean_database"]);
+    json_of(&dir, &["enqueue", "clean_active_carts"]);
+    let paused = json_of(&dir, &["pause", "clean_database"]);
+    assert_eq!(paused, serde_json::json!({"job": "clean_database", "paused": true}));
+    expect(&dir, &["pause", "no_such_job"], 2);
+
+    // --until-idle ends: a paused job's queue does not keep it waiting.
+    let tally = dev(&dir);
+    assert_eq!(tally["clean_active_carts"]["succeeded"], 1, "{tally}");
+    assert_eq!(tally["clean_database"]["succeeded"], 0, "{tally}");
+    assert_eq!(queued(&dir, "clean_database"), (1, 0), "it waits in its queue");
+
+    let resumed = json_of(&dir, &["resume", "clean_database"]);
+    assert_eq!(resumed["paused"], false);
+    assert_eq!(dev(&dir)["clean_database"]["succeeded"], 1);
+    assert_eq!(queued(&dir, "clean_database"), (0, 0));
+}

@@ -403,3 +403,24 @@ async fn a_job_cancelled_with_jobctl_is_acknowledged_by_its_deployed_function_wi
     assert!(!logs.lines().any(|l| l.contains(kept_id) && l.contains("cancelled")), "{logs}");
     assert!(system_tests::sqs::dead_letters(&deployed.sqs(), &function.dlq_url).await.unwrap().is_empty());
 }
+
+/// `jobctl --aws pause` disables the deployed function's event source mapping (messages wait in
+/// the queue) and `resume` enables it again, found through the stack.
+#[tokio::test]
+async fn pause_and_resume_switch_the_deployed_functions_event_source_mapping() {
+    let deployed = Stack::deploy().await.unwrap();
+    let stack = deployed.name.as_str();
+    let function = deployed.physical_id("ShareProductTextMessageFunction").unwrap().to_owned();
+    let lambda = deployed.lambda();
+    let state = || async {
+        let listed = lambda.list_event_source_mappings().function_name(&function).send().await.unwrap();
+        let states: Vec<String> =
+            listed.event_source_mappings().iter().map(|m| m.state().unwrap_or_default().to_owned()).collect();
+        states
+    };
+    assert_eq!(json_of(stack, &["resume", "share_product_text_message"])["paused"], false);
+    assert_eq!(state().await, ["Enabled"]);
+    assert_eq!(json_of(stack, &["pause", "share_product_text_message"])["paused"], true);
+    assert_eq!(state().await, ["Disabled"]);
+    assert_eq!(jobctl(stack, &["pause", "no_such_job"]).status.code(), Some(2));
+}

@@ -6,6 +6,7 @@ pub mod cancel;
 pub mod dlq;
 pub mod enqueue;
 pub mod info;
+pub mod pause;
 pub mod stats;
 pub mod template;
 
