@@ -167,6 +167,14 @@ enum DlqCommand {
         #[arg(long, default_value_t = dlq::DEFAULT_LIST_LIMIT)]
         limit: usize,
     },
+    /// Per job and error kind: how many, the oldest and newest failure.
+    Summary {
+        /// Only this job's DLQ.
+        job: Option<String>,
+        /// Read at most this many messages per DLQ.
+        #[arg(long, default_value_t = dlq::DEFAULT_SUMMARY_LIMIT)]
+        limit: usize,
+    },
     /// One message: the full error, its attributes and arguments.
     Show {
         /// The job id (or SQS message id).
@@ -302,6 +310,9 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
             match command {
                 DlqCommand::List { job, error, limit } => {
                     dlq::list(out, &backend, job.as_deref(), error.as_deref(), limit).await
+                }
+                DlqCommand::Summary { job, limit } => {
+                    dlq::summary(out, &backend, job.as_deref(), limit).await
                 }
                 DlqCommand::Show { id, job } => dlq::show(out, &backend, &id, job.as_deref()).await,
                 DlqCommand::Redrive { job, error, limit, rate, dry_run } => {

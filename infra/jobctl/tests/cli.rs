@@ -684,3 +684,28 @@ fn a_paused_job_waits_in_its_queue_under_jobctl_dev_until_resumed() {
     assert_eq!(dev(&dir)["clean_database"]["succeeded"], 1);
     assert_eq!(queued(&dir, "clean_database"), (0, 0));
 }
+
+#[tokio::test]
+async fn the_dlq_summary_groups_by_error_kind_and_a_short_listing_says_how_many_it_left_out() {
+    let dir = folder("summary");
+    three_kinds_of_dead_letters(&dir).await;
+    let summary = json_of(&dir, &["dlq", "summary", "customer_sync"]);
+    let groups: Vec<(String, u64)> = summary["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (g["error_kind"].as_str().unwrap().to_owned(), g["count"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        groups,
+        [("not_found".to_owned(), 1), ("throttled".to_owned(), 1), ("unknown".to_owned(), 2)],
+        "{summary}"
+    );
+    assert_eq!((summary["read"].as_u64(), summary["depth"].as_u64()), (Some(4), Some(4)));
+    let text = expect(&dir, &["dlq", "summary"], 0);
+    assert!(text.contains("4 of 4 messages read"), "{text}");
+
+    let listed = expect(&dir, &["dlq", "list", "customer_sync", "--limit", "1"], 0);
+    assert!(listed.contains("showing 1 of 4 messages"), "{listed}");
+    expect(&dir, &["dlq", "summary", "no_such_job"], 2);
+}

@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use jobkit::{
     dead_letter::{DeadLetterError, LastError, last_error},
     message::{OutgoingMessage, ReceivedMessage, attr},
@@ -28,6 +28,10 @@ use crate::{
 
 /// How many messages `dlq list` reads per DLQ when not told.
 pub const DEFAULT_LIST_LIMIT: usize = 100;
+
+/// How many messages per DLQ `dlq summary` reads unless told: enough to group a bad day's
+/// failures, bounded because reading a DLQ means receiving each message.
+pub const DEFAULT_SUMMARY_LIMIT: usize = 1000;
 
 /// The attributes the runner writes on a DLQ message, in today's form (`error`) and the older
 /// one: a redriven message goes back without them (and without `not_before`: a redrive means
@@ -254,12 +258,19 @@ pub async fn list(
         out.json(&json!(letters.iter().map(DeadLetter::summary_json).collect::<Vec<_>>()));
         return Ok(());
     }
+    let depth = depth(backend, &jobs_or_all(job)?).await?;
     if letters.is_empty() {
-        println!(
-            "no messages in the DLQ{} ({})",
-            job.map(|j| format!(" of {j}")).unwrap_or_default(),
-            backend.describe()
-        );
+        match depth {
+            0 => println!(
+                "no messages in the DLQ{} ({})",
+                job.map(|j| format!(" of {j}")).unwrap_or_default(),
+                backend.describe()
+            ),
+            held => println!(
+                "none could be read now: {held} message(s) in the DLQ are being read elsewhere (another \
+                 listing or a redrive holds them for its visibility timeout); try again shortly"
+            ),
+        }
         return Ok(());
     }
     let rows: Vec<Vec<String>> = letters
@@ -276,6 +287,71 @@ pub async fn list(
         })
         .collect();
     out.table(&["ID", "JOB", "ERROR", "MESSAGE", "ATTEMPTS", "FAILED AT"], &rows);
+    let read = letters.len();
+    if error.is_none() && depth > read as u64 {
+        println!("showing {read} of {depth} messages (at most {limit} per DLQ: --limit to read more)");
+    } else if depth > read as u64 {
+        println!("{read} matching --error among the {depth} messages read (at most {limit} per DLQ)");
+    }
+    Ok(())
+}
+
+/// Messages in the DLQs of `jobs`: visible, in flight and delayed.
+async fn depth(backend: &Backend, jobs: &[&'static str]) -> Result<u64, CommandError> {
+    let mut total = 0;
+    for job in jobs {
+        total += backend.counts(&backend.dlq_id(job).await?).await?.total();
+    }
+    Ok(total)
+}
+
+/// `jobctl dlq summary`: per job and error kind, how many, the oldest and newest failure.
+///
+/// # Errors
+/// An unknown job, or the backend failing.
+pub async fn summary(
+    out: Output,
+    backend: &Backend,
+    job: Option<&str>,
+    limit: usize,
+) -> Result<(), CommandError> {
+    let jobs = jobs_or_all(job)?;
+    let mut letters = dead_letters(backend, &jobs, None, limit).await?;
+    explain(backend, &mut letters).await?;
+    // (job, kind) -> (count, oldest, newest)
+    type Group = (u64, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+    let mut groups: BTreeMap<(&str, String), Group> = BTreeMap::new();
+    for letter in &letters {
+        let at = match &letter.account {
+            Account::Runner(error) => error.last_failed_at,
+            Account::Sqs { last_error: LastSeen::Found(last), .. } => Some(last.at),
+            Account::Sqs { .. } => None,
+        };
+        let group = groups.entry((letter.job, letter.error_kind().to_owned())).or_default();
+        group.0 += 1;
+        group.1 = group.1.into_iter().chain(at).min();
+        group.2 = group.2.into_iter().chain(at).max();
+    }
+    let depth = depth(backend, &jobs).await?;
+    let when = |t: &Option<DateTime<Utc>>| t.map_or_else(|| "-".to_owned(), |t| t.to_rfc3339());
+    if out.json {
+        let rows: Vec<_> = groups
+            .iter()
+            .map(|((job, kind), (count, oldest, newest))| {
+                json!({"job": job, "error_kind": kind, "count": count, "oldest": oldest, "newest": newest})
+            })
+            .collect();
+        out.json(&json!({"groups": rows, "read": letters.len(), "depth": depth}));
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = groups
+        .iter()
+        .map(|((job, kind), (count, oldest, newest))| {
+            vec![(*job).to_owned(), kind.clone(), count.to_string(), when(oldest), when(newest)]
+        })
+        .collect();
+    out.table(&["JOB", "ERROR", "COUNT", "OLDEST FAILURE", "NEWEST FAILURE"], &rows);
+    println!("{} of {depth} messages read ({})", letters.len(), backend.describe());
     Ok(())
 }
 
