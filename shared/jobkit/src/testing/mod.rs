@@ -227,6 +227,46 @@ impl TestHarness {
         );
     }
 
+    /// Runs `block` and asserts that it enqueued `J` with `args` (Rails' block form of
+    /// `assert_enqueued_with`, RSpec's `have_enqueued_job`): what was queued before the block
+    /// does not count. Returns the block's output.
+    ///
+    /// # Panics
+    /// When the block did not enqueue it.
+    pub async fn assert_enqueues_with<J: Job, T>(&self, args: &J::Args, block: impl Future<Output = T>) -> T
+    where
+        J::Args: PartialEq + std::fmt::Debug,
+    {
+        let count = |jobs: &[J::Args]| jobs.iter().filter(|a| *a == args).count();
+        let before = count(&self.enqueued::<J>().await);
+        let output = block.await;
+        let after = self.enqueued::<J>().await;
+        assert!(
+            count(&after) > before,
+            "the block did not enqueue {} with {args:?}; enqueued now: {after:?}",
+            J::NAME
+        );
+        output
+    }
+
+    /// Performs every `J` waiting in its queue with `runner`, through its retries and delays on
+    /// the test clock (Rails' `perform_enqueued_jobs`), and asserts that `succeeded` of them
+    /// succeeded (`assert_performed_jobs`). Returns what happened to each record.
+    ///
+    /// # Panics
+    /// When another number succeeded.
+    pub async fn assert_performed<J: Job>(&self, runner: &BatchRunner<J>, succeeded: usize) -> DrainReport {
+        let report = self.drain(runner).await;
+        assert_eq!(
+            report.succeeded(),
+            succeeded,
+            "{} jobs performed: {:?}",
+            J::NAME,
+            report.records.iter().map(|r| &r.status).collect::<Vec<_>>()
+        );
+        report
+    }
+
     /// The messages in `J`'s DLQ.
     ///
     /// # Panics

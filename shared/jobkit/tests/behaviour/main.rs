@@ -9,6 +9,7 @@ mod contract;
 mod deadline;
 mod delay;
 mod dlq;
+mod helpers;
 mod idempotency;
 mod keys;
 mod limit;
