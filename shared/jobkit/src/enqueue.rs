@@ -371,6 +371,10 @@ impl Enqueuer {
         if let Some(key) = &options.idempotency_key {
             message.attributes.insert(attr::IDEMPOTENCY_KEY.into(), key.clone());
         }
+        // Enqueued by a running job: the new job joins its trace.
+        if let Some(trace) = crate::trace::current() {
+            message.attributes.insert(attr::TRACEPARENT.into(), trace.child_header());
+        }
         if let Some(run_at) = self.run_at(options, now)? {
             message.delay_seconds = hop_delay(run_at, now);
             if (run_at - now).num_seconds() > i64::from(MAX_DELAY_SECONDS) {

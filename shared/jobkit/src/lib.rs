@@ -37,6 +37,7 @@ mod steps;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod trace;
 
 // The crate root is what a job author uses: the job, its context and steps, its errors and
 // policy, and enqueueing. Running and operating jobs (the runner, the ports and their adapters,

@@ -27,6 +27,7 @@ use crate::{
     limits::MAX_MESSAGE_ATTRIBUTES,
     message::{ArgsJson, Envelope, Metadata, ReceivedMessage, attr, decode},
     runs::{Claim, Claimant, Run},
+    trace::{self, TraceContext},
 };
 
 /// What every record of one batch shares.
@@ -46,14 +47,22 @@ impl<J: Job> BatchRunner<J> {
         // The span's fields are known before decoding, so they are formatted once, at creation.
         let job_id =
             message.attributes.get(attr::JOB_ID).filter(|id| !id.is_empty()).unwrap_or(&message.message_id);
+        // The trace its producer started (or a new one): the record's lines carry its id, and
+        // what the job enqueues joins it.
+        let trace = message
+            .attributes
+            .get(attr::TRACEPARENT)
+            .and_then(|header| TraceContext::parse(header))
+            .unwrap_or_else(TraceContext::new_root);
         let span = info_span!(
             "record",
             job = J::NAME,
             message_id = message.message_id.as_str(),
             job_id = job_id.as_str(),
             attempt = message.receive_count.max(1),
+            trace_id = trace.trace_id(),
         );
-        async {
+        let in_trace = async {
             let mut timing = Timing::default();
             let status = self.handle_in_span(message, batch, &mut timing).await;
             // A success is the common case: logged at debug so that a busy queue's logs (and
@@ -69,9 +78,8 @@ impl<J: Job> BatchRunner<J> {
                 );
             }
             (status, timing)
-        }
-        .instrument(span)
-        .await
+        };
+        trace::scope(trace, in_trace.instrument(span)).await
     }
 
     async fn handle_in_span(

@@ -18,4 +18,5 @@ mod notify;
 mod retry;
 mod runs;
 mod steps;
+mod trace;
 mod unique;
