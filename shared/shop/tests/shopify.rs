@@ -289,3 +289,52 @@ async fn an_unreadable_retry_after_waits_the_default() {
         assert_eq!(*pacer.0.lock().unwrap(), [Duration::from_secs(2); 3], "{odd}");
     }
 }
+
+fn variant_nodes(product: u32, range: std::ops::Range<u32>) -> Vec<Value> {
+    range
+        .map(|v| {
+            json!({"id": format!("gid://shopify/ProductVariant/{product}-{v}"), "sku": format!("SKU-{v}"),
+                        "price": "5.00", "inventoryQuantity": 1})
+        })
+        .collect()
+}
+
+/// A product of 250 variants: the products page carries the first 100 and says there are more;
+/// the rest come from the product's own variant pages.
+#[tokio::test]
+async fn a_product_with_more_variants_than_a_page_gets_all_of_them() {
+    let server = MockServer::start().await;
+    let big = json!({
+        "id": "gid://shopify/Product/7", "title": "Many sizes", "handle": "many-sizes",
+        "variants": {"pageInfo": {"hasNextPage": true, "endCursor": "v100"}, "nodes": variant_nodes(7, 0..100)}
+    });
+    let page = json!({"data": {"shop": {"currencyCode": "EUR"},
+        "products": {"pageInfo": {"hasNextPage": false, "endCursor": null}, "nodes": [big, product_node(8)]}},
+        "extensions": cost(1900.0)});
+    Mock::given(method("POST"))
+        .and(path(GRAPHQL_PATH))
+        .and(body_partial_json(json!({"variables": {"first": 50}})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(page))
+        .expect(1)
+        .mount(&server)
+        .await;
+    for (after, range, next) in [("v100", 100..200, Some("v200")), ("v200", 200..250, None)] {
+        let answer = json!({"data": {"product": {"variants": {
+            "pageInfo": {"hasNextPage": next.is_some(), "endCursor": next}, "nodes": variant_nodes(7, range)}}},
+            "extensions": cost(1900.0)});
+        Mock::given(method("POST"))
+            .and(path(GRAPHQL_PATH))
+            .and(body_partial_json(json!({"variables": {"id": "gid://shopify/Product/7", "after": after}})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(answer))
+            .expect(1)
+            .mount(&server)
+            .await;
+    }
+    let (client, _) = client(&server);
+    let page = client.products_page(&StoreId::from("st_42"), &shop(), None, 50).await.unwrap();
+    assert_eq!(page.products.len(), 2);
+    let variants: Vec<&str> = page.products[0].variants.iter().map(|v| v.id.as_str()).collect();
+    assert_eq!(variants.len(), 250, "none of the 150 past the first page lost");
+    assert_eq!(variants[249], "gid://shopify/ProductVariant/7-249");
+    assert_eq!(page.products[1].variants.len(), 2, "a product within one page asks nothing more");
+}

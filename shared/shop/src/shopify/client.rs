@@ -127,14 +127,33 @@ impl ShopifyClient {
         let variables = serde_json::json!({ "first": page_size.clamp(1, 250), "after": cursor });
         let data: queries::ProductsData = self.graphql(shop, queries::PRODUCTS, variables).await?;
         let currency = data.shop.currency_code;
-        let products = data
-            .products
-            .nodes
-            .into_iter()
-            .map(|node| product(store_id, node, &currency))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut products = Vec::with_capacity(data.products.nodes.len());
+        for mut node in data.products.nodes {
+            self.rest_of_variants(shop, &mut node).await?;
+            products.push(product(store_id, node, &currency)?);
+        }
         let next_cursor = data.products.page_info.filter(|p| p.has_next_page).and_then(|p| p.end_cursor);
         Ok(ProductPage { products, next_cursor })
+    }
+
+    /// Adds to `node` the variants past the page the products query brought (Shopify allows
+    /// up to 2,048 a product; the products query asks 100 to keep its cost down).
+    async fn rest_of_variants(
+        &self,
+        shop: &ShopifyShop,
+        node: &mut queries::ProductNode,
+    ) -> Result<(), IntegrationError> {
+        let mut next = node.variants.page_info.take().filter(|p| p.has_next_page).and_then(|p| p.end_cursor);
+        while let Some(after) = next {
+            let variables = serde_json::json!({ "id": node.id, "after": after });
+            let data: queries::ProductVariantsData =
+                self.graphql(shop, queries::PRODUCT_VARIANTS, variables).await?;
+            // A product deleted since the page was read: what was read stands.
+            let Some(more) = data.product else { break };
+            next = more.variants.page_info.filter(|p| p.has_next_page).and_then(|p| p.end_cursor);
+            node.variants.nodes.extend(more.variants.nodes);
+        }
+        Ok(())
     }
 
     /// The shop's webhook subscriptions.

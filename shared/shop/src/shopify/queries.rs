@@ -8,7 +8,17 @@ pub(crate) const PRODUCTS: &str = "query Products($first: Int!, $after: String) 
     pageInfo { hasNextPage endCursor }
     nodes {
       id title handle
-      variants(first: 100) { nodes { id sku price inventoryQuantity } }
+      variants(first: 100) { pageInfo { hasNextPage endCursor } nodes { id sku price inventoryQuantity } }
+    }
+  }
+}";
+
+/// The variants of one product past the first page the products query brings.
+pub(crate) const PRODUCT_VARIANTS: &str = "query ProductVariants($id: ID!, $after: String) {
+  product(id: $id) {
+    variants(first: 250, after: $after) {
+      pageInfo { hasNextPage endCursor }
+      nodes { id sku price inventoryQuantity }
     }
   }
 }";
@@ -59,6 +69,16 @@ pub(crate) struct ProductNode {
     pub id: String,
     pub title: String,
     pub handle: String,
+    pub variants: Connection<VariantNode>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ProductVariantsData {
+    pub product: Option<ProductVariants>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ProductVariants {
     pub variants: Connection<VariantNode>,
 }
 
