@@ -422,7 +422,8 @@ impl Dev {
                     tracing::info!("stopping: Ctrl-C");
                     return Ok(tallies);
                 }
-                () = tokio::time::sleep(pause) => {}
+                // An enqueue in this process (a job enqueuing another) wakes the loop at once.
+                () = self.queue.wait_for_send(pause) => {}
             }
         }
     }

@@ -3,7 +3,7 @@
 //! runner, deleted. Prints jobs per second as one JSON line, for the side-by-side with Sidekiq
 //! on Redis (`./scripts/bench-throughput` runs both).
 //!
-//! Run: `cargo bench -p jobkit --bench embedded -- --jobs 10000 [--workers 1] [--batch 10]
+//! Run: `cargo bench -p jobkit --features testing --bench embedded -- --jobs 10000 [--workers 1] [--batch 10]
 //! [--idempotent]`.
 
 mod support;

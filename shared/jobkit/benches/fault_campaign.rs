@@ -2,7 +2,7 @@
 //! (20 % transient, 5 % permanent, 1 % panics, 1 % overruns, 10 % duplicate deliveries, 2 % of
 //! queue and store calls failing), once per seed. Prints the Markdown tables RELIABILITY.md holds.
 //!
-//! Run: `cargo bench -p jobkit --bench fault_campaign -- [--jobs 10000] [--seeds 3]`.
+//! Run: `cargo bench -p jobkit --features testing --bench fault_campaign -- [--jobs 10000] [--seeds 3]`.
 
 #[path = "../tests/campaign/mod.rs"]
 mod campaign;

@@ -7,7 +7,7 @@
 //! stops the run with the input printed. Every 1,000th input also goes through the batch runner
 //! in a batch of ten.
 //!
-//! Run: `cargo bench -p jobkit --bench fuzz_decode -- --seconds 600 [--seed N]`.
+//! Run: `cargo bench -p jobkit --features testing --bench fuzz_decode -- --seconds 600 [--seed N]`.
 
 #[path = "../tests/poison/order.rs"]
 mod order;

@@ -1,7 +1,7 @@
 //! The runner's cost per record on a 10,000-record batch of a no-op job, with JSON logging (to a
 //! sink) and EMF metrics on, beside a baseline that only decodes the bodies.
 //!
-//! Run: `cargo bench -p jobkit --bench runner` (prints a Markdown table for BENCHMARKS.md).
+//! Run: `cargo bench -p jobkit --features testing --bench runner` (prints a Markdown table for BENCHMARKS.md).
 
 use std::{
     hint::black_box,

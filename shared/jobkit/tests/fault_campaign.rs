@@ -1,4 +1,4 @@
-//! The fault campaign at CI size (see `tests/campaign/mod.rs`; `cargo bench -p jobkit --bench
+//! The fault campaign at CI size (see `tests/campaign/mod.rs`; `cargo bench -p jobkit --features testing --bench
 //! fault_campaign` runs 10,000 jobs): on every path, every step applied exactly once or the job
 //! in the DLQ with its reason; none lost, no step applied twice.
 

@@ -94,6 +94,13 @@ impl EmbeddedQueue {
         Self { db, clock, sent: Arc::new(Notify::new()) }
     }
 
+    /// Waits until a message is sent to any queue through this process's queue, or `at_most`:
+    /// a worker idle between polls wakes on an enqueue in its own process at once (another
+    /// process's enqueue is seen at its next poll). SQLite has no LISTEN/NOTIFY to do better.
+    pub async fn wait_for_send(&self, at_most: Duration) {
+        let _ = tokio::time::timeout(at_most, self.sent.notified()).await;
+    }
+
     /// Creates `name` or updates its settings.
     ///
     /// # Errors
