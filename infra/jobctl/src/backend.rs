@@ -431,12 +431,11 @@ impl Backend {
             Kind::Embedded { queue, .. } => Ok(queue.peek(id, limit)?),
             Kind::Aws { sqs, .. } => {
                 let mut listed: Vec<ReceivedMessage> = Vec::new();
+                let mut seen = std::collections::HashSet::new();
                 while listed.len() < limit {
                     let batch = sqs.receive(id, (limit - listed.len()).min(10), LIST_WAIT).await?;
-                    let fresh: Vec<ReceivedMessage> = batch
-                        .into_iter()
-                        .filter(|m| !listed.iter().any(|seen| seen.message_id == m.message_id))
-                        .collect();
+                    let fresh: Vec<ReceivedMessage> =
+                        batch.into_iter().filter(|m| seen.insert(m.message_id.clone())).collect();
                     if fresh.is_empty() {
                         break;
                     }

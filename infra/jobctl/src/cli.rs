@@ -166,6 +166,9 @@ enum DlqCommand {
         /// Read at most this many messages per DLQ.
         #[arg(long, default_value_t = dlq::DEFAULT_LIST_LIMIT)]
         limit: usize,
+        /// Read every message (a large DLQ takes a while: each message is received).
+        #[arg(long, conflicts_with = "limit")]
+        all: bool,
     },
     /// Per job and error kind: how many, the oldest and newest failure.
     Summary {
@@ -193,8 +196,8 @@ enum DlqCommand {
         /// At most this many.
         #[arg(long)]
         limit: Option<usize>,
-        /// At most this many per second.
-        #[arg(long)]
+        /// At most this many per second (1 to 1000).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
         rate: Option<u32>,
         /// Show what would be redriven; change nothing.
         #[arg(long)]
@@ -308,7 +311,8 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Dlq(command) => {
             let backend = Backend::open(&target).await?;
             match command {
-                DlqCommand::List { job, error, limit } => {
+                DlqCommand::List { job, error, limit, all } => {
+                    let limit = if all { usize::MAX } else { limit };
                     dlq::list(out, &backend, job.as_deref(), error.as_deref(), limit).await
                 }
                 DlqCommand::Summary { job, limit } => {

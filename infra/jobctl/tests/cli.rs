@@ -707,5 +707,9 @@ async fn the_dlq_summary_groups_by_error_kind_and_a_short_listing_says_how_many_
 
     let listed = expect(&dir, &["dlq", "list", "customer_sync", "--limit", "1"], 0);
     assert!(listed.contains("showing 1 of 4 messages"), "{listed}");
+    let all = json_of(&dir, &["dlq", "list", "customer_sync", "--all"]);
+    assert_eq!(all.as_array().unwrap().len(), 4);
+    expect(&dir, &["dlq", "redrive", "customer_sync", "--rate", "0"], 2);
+    expect(&dir, &["dlq", "list", "--all", "--limit", "3"], 2);
     expect(&dir, &["dlq", "summary", "no_such_job"], 2);
 }
