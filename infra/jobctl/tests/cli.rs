@@ -671,6 +671,15 @@ fn a_paused_job_waits_in_its_queue_under_jobctl_dev_until_resumed() {
     json_of(&dir, &["enqueue", "clean_active_carts"]);
     let paused = json_of(&dir, &["pause", "clean_database"]);
     assert_eq!(paused, serde_json::json!({"job": "clean_database", "paused": true}));
+    let stats = json_of(&dir, &["stats"]);
+    let paused_jobs: Vec<&str> = stats
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["paused"] == true)
+        .map(|s| s["job"].as_str().unwrap())
+        .collect();
+    assert_eq!(paused_jobs, ["clean_database"], "stats says which jobs are paused");
     expect(&dir, &["pause", "no_such_job"], 2);
 
     // --until-idle ends: a paused job's queue does not keep it waiting.
