@@ -68,6 +68,8 @@ pub struct BatchCounts {
     pub returned: u64,
     /// Records over their job's concurrency limit, re-sent to come back later.
     pub limited: u64,
+    /// Records of jobs an operator cancelled, acknowledged without running.
+    pub cancelled: u64,
     /// Total execution time, milliseconds.
     pub duration_ms_sum: f64,
     /// Longest execution, milliseconds.
@@ -105,6 +107,7 @@ fn emf_line(namespace: &str, job: &str, c: &BatchCounts, timestamp_ms: i64) -> S
         "duplicates": c.duplicates,
         "returned": c.returned,
         "limited": c.limited,
+        "cancelled": c.cancelled,
         "duration": c.duration_ms_max,
         "duration_sum": c.duration_ms_sum,
         "queue_latency": c.queue_latency_ms_max,

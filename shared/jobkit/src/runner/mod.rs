@@ -332,7 +332,8 @@ fn record_counts(counts: &mut BatchCounts, status: &RecordStatus, timing: Timing
         RecordStatus::Retrying(_) => counts.retried += 1,
         RecordStatus::DeadLettered(DlqReason::Exhausted, _) => counts.failed += 1,
         RecordStatus::DeadLettered(DlqReason::Discarded, _) => counts.discarded += 1,
-        RecordStatus::Duplicate | RecordStatus::Cancelled => counts.duplicates += 1,
+        RecordStatus::Duplicate => counts.duplicates += 1,
+        RecordStatus::Cancelled => counts.cancelled += 1,
         RecordStatus::ReturnedUnstarted | RecordStatus::InProgressElsewhere | RecordStatus::Unhandled(_) => {
             counts.returned += 1;
         }
