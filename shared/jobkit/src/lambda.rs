@@ -214,6 +214,7 @@ pub fn from_sqs_message(m: SqsMessage) -> ReceivedMessage {
         .and_then(|t| t.parse::<i64>().ok())
         .and_then(DateTime::from_timestamp_millis);
     let group_id = m.attributes.get("MessageGroupId").cloned();
+    let aws_trace_header = m.attributes.get("AWSTraceHeader").cloned();
     let mut attributes = BTreeMap::new();
     let mut unreadable_attributes = Vec::new();
     for (name, value) in m.message_attributes {
@@ -239,6 +240,7 @@ pub fn from_sqs_message(m: SqsMessage) -> ReceivedMessage {
         receive_count,
         sent_at,
         group_id,
+        aws_trace_header,
     }
 }
 
@@ -248,6 +250,24 @@ pub use lambda_runtime::Error;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_records_x_ray_header_is_kept_for_its_trace() {
+        let mut record = SqsMessage::default();
+        record.attributes.insert(
+            "AWSTraceHeader".into(),
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1".into(),
+        );
+        record.attributes.insert("ApproximateReceiveCount".into(), "2".into());
+        let message = from_sqs_message(record);
+        assert_eq!(message.receive_count, 2);
+        let trace = message.aws_trace_header.as_deref().and_then(crate::trace::TraceContext::from_xray);
+        assert_eq!(
+            trace.map(|t| t.trace_id().to_owned()).as_deref(),
+            Some("5759e988bd862e3fe1be46a994272793")
+        );
+        assert!(message.attributes.is_empty(), "a system attribute is not a message attribute");
+    }
 
     #[tokio::test]
     async fn the_amazon_trust_store_holds_the_five_roots_and_builds_a_client() {

@@ -122,6 +122,9 @@ pub struct ReceivedMessage {
     pub group_id: Option<String>,
     /// Message attributes whose value is not UTF-8 text (a binary value), by name.
     pub unreadable_attributes: Vec<String>,
+    /// The X-Ray trace header SQS keeps when the sender traced (`AWSTraceHeader`), continued
+    /// when the message has no `traceparent`.
+    pub aws_trace_header: Option<String>,
 }
 
 /// A message to send.

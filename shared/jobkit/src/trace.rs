@@ -40,6 +40,17 @@ impl TraceContext {
         })
     }
 
+    /// The context an X-Ray trace header names (`Root=1-5759e988-bd862e3fe1be46a994272793;
+    /// Parent=53995c3f42cd8ad8;Sampled=1`, SQS's `AWSTraceHeader`): X-Ray's root is a W3C trace
+    /// id written in two parts.
+    pub fn from_xray(header: &str) -> Option<Self> {
+        let field =
+            |name: &str| header.split(';').find_map(|part| part.trim().strip_prefix(name)?.strip_prefix('='));
+        let root = field("Root")?.strip_prefix("1-")?.replace('-', "");
+        let parent = field("Parent")?;
+        Self::parse(&format!("00-{root}-{parent}-01"))
+    }
+
     /// A new trace.
     pub fn new_root() -> Self {
         Self { trace_id: random_hex(16), parent_id: random_hex(8) }
@@ -85,6 +96,15 @@ mod tests {
         let child = TraceContext::parse(&ok.child_header()).unwrap();
         assert_eq!(child.trace_id(), ok.trace_id());
         assert_ne!(child.child_header(), ok.child_header());
+        let xray = TraceContext::from_xray(
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+        );
+        assert_eq!(xray.unwrap().trace_id(), "5759e988bd862e3fe1be46a994272793");
+        assert!(TraceContext::from_xray("Root=1-5759e988-bd862e3fe1be46a994272793").is_none(), "no parent");
+        assert!(
+            TraceContext::from_xray("Self=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8")
+                .is_none()
+        );
         for bad in [
             "",
             "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",

@@ -196,6 +196,7 @@ fn received(m: &aws_sdk_sqs::types::Message) -> ReceivedMessage {
             .and_then(|t| t.parse::<i64>().ok())
             .and_then(DateTime::from_timestamp_millis),
         group_id: system(MessageSystemAttributeName::MessageGroupId),
+        aws_trace_header: system(MessageSystemAttributeName::AwsTraceHeader),
     }
 }
 

@@ -193,6 +193,7 @@ impl EmbeddedQueue {
                     receive_count: row.get(3)?,
                     sent_at: Some(to_time(row.get(4)?)),
                     group_id: row.get(5)?,
+                    aws_trace_header: None,
                     unreadable_attributes: Vec::new(),
                 })
             })
@@ -357,6 +358,7 @@ impl EmbeddedQueue {
                 sent_at: Some(to_time(row.get(4)?)),
                 group_id: row.get(5)?,
                 unreadable_attributes: Vec::new(),
+                aws_trace_header: None,
             })
         })
         .map_err(sql_error("receive"))

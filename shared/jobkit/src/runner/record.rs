@@ -53,6 +53,7 @@ impl<J: Job> BatchRunner<J> {
             .attributes
             .get(attr::TRACEPARENT)
             .and_then(|header| TraceContext::parse(header))
+            .or_else(|| message.aws_trace_header.as_deref().and_then(TraceContext::from_xray))
             .unwrap_or_else(TraceContext::new_root);
         let span = info_span!(
             "record",
