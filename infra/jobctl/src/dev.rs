@@ -93,6 +93,9 @@ pub enum DevError {
     /// The shop's database.
     #[error("cannot open the shop's database: {0}")]
     Shop(String),
+    /// Ctrl-C cannot be listened for.
+    #[error("cannot listen for Ctrl-C: {0}")]
+    Signal(std::io::Error),
 }
 
 /// What a run did, per job.
@@ -371,8 +374,7 @@ impl Dev {
     pub async fn run(&mut self, until_idle: bool) -> Result<Vec<Tally>, DevError> {
         let mut tallies: Vec<Tally> =
             self.workers.iter().map(|w| Tally { job: w.job(), ..Tally::default() }).collect();
-        let stop = tokio::signal::ctrl_c();
-        tokio::pin!(stop);
+        let mut interrupts = Interrupts::listen()?;
         loop {
             self.tick(self.clock.now()).await?;
             // Every queue's worker polls at once, so a long store sync does not hold up a text
@@ -384,7 +386,7 @@ impl Dev {
             tokio::pin!(polling);
             let polled = tokio::select! {
                 polled = &mut polling => polled,
-                _ = &mut stop => {
+                () = interrupts.next() => {
                     self.shutdown.request();
                     tracing::warn!(
                         grace_seconds = STOP_GRACE.as_secs(),
@@ -396,7 +398,7 @@ impl Dev {
                             count(polled, &mut tallies)?;
                             tracing::info!("stopped: every running job finished or continues later");
                         }
-                        _ = tokio::signal::ctrl_c() => abandoned("a second Ctrl-C"),
+                        () = interrupts.next() => abandoned("a second Ctrl-C"),
                         () = tokio::time::sleep(STOP_GRACE) => abandoned("the grace ran out"),
                     }
                     return Ok(tallies);
@@ -418,7 +420,7 @@ impl Dev {
             }
             let pause = self.pause(Utc::now(), &paused)?;
             tokio::select! {
-                _ = &mut stop => {
+                () = interrupts.next() => {
                     tracing::info!("stopping: Ctrl-C");
                     return Ok(tallies);
                 }
@@ -426,6 +428,35 @@ impl Dev {
                 () = self.queue.wait_for_send(pause) => {}
             }
         }
+    }
+}
+
+/// Ctrl-C, listened for from the start of a run. `tokio::signal::ctrl_c()` installs its handler
+/// only when first polled: a Ctrl-C arriving between the first request and that poll got the
+/// default action and killed the process mid-job (the dev_stop test caught it on a busy machine).
+struct Interrupts {
+    #[cfg(unix)]
+    signal: tokio::signal::unix::Signal,
+}
+
+impl Interrupts {
+    fn listen() -> Result<Self, DevError> {
+        #[cfg(unix)]
+        {
+            let signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+                .map_err(DevError::Signal)?;
+            Ok(Self { signal })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// The next Ctrl-C.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        self.signal.recv().await;
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
