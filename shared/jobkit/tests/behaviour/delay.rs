@@ -122,11 +122,17 @@ impl QueueWrapper for LosesAnswers {
     }
 }
 
+/// An enqueuer on the harness whose next `refuse` sends fail before doing anything.
+pub(crate) fn enqueuer_refusing_sends(t: &TestHarness, refuse: u32) -> Enqueuer {
+    let refusing = RefusesSends { inner: t.queue().clone(), refuse: AtomicU32::new(refuse) };
+    Enqueuer::new(Arc::new(refusing), t.store().clone(), t.runtime().clock.clone(), QueueRoutes::default())
+}
+
 /// The embedded queue, except that the next sends fail before doing anything.
 #[derive(Debug)]
-pub(crate) struct RefusesSends {
-    pub(crate) inner: Arc<dyn Queue>,
-    pub(crate) refuse: AtomicU32,
+struct RefusesSends {
+    inner: Arc<dyn Queue>,
+    refuse: AtomicU32,
 }
 
 #[async_trait]
@@ -181,13 +187,7 @@ async fn unique_for_is_released_when_the_send_fails_and_the_retry_is_accepted() 
     let runner = t.runner(job.clone());
     let args = ScriptArgs::new("once", Behaviour::Succeed);
     let unique = || EnqueueOptions::unique_for(Duration::from_secs(600));
-    let refusing = RefusesSends { inner: t.queue().clone(), refuse: AtomicU32::new(1) };
-    let enqueuer = Enqueuer::new(
-        Arc::new(refusing),
-        t.store().clone(),
-        t.runtime().clock.clone(),
-        QueueRoutes::default(),
-    );
+    let enqueuer = enqueuer_refusing_sends(&t, 1);
     let first = enqueuer.perform_later_with::<ScriptedJob>(&args, unique()).await;
     assert!(matches!(first, Err(EnqueueError::Port(_))), "{first:?}");
     // Before: the lock outlived the failed send, and this retry was refused as a duplicate.

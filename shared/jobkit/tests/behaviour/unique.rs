@@ -2,18 +2,13 @@
 //! per job and arguments, the lock given back when the job succeeds or lands in the DLQ, never
 //! while it waits for a retry, and never leaked by a failed send.
 
-use std::{
-    sync::{Arc, atomic::AtomicU32},
-    time::Duration,
-};
+use std::time::Duration;
 
-use jobkit::{
-    EnqueueError, EnqueueOptions, Enqueuer, enqueue::QueueRoutes, runner::RecordStatus, testing::TestHarness,
-};
+use jobkit::{EnqueueError, EnqueueOptions, runner::RecordStatus, testing::TestHarness};
 
 use crate::{
     common::{Behaviour, ScriptArgs, ScriptedJob},
-    delay::RefusesSends,
+    delay::enqueuer_refusing_sends,
 };
 
 fn until_done() -> EnqueueOptions {
@@ -55,13 +50,7 @@ async fn a_lock_whose_send_failed_is_not_leaked_the_next_enqueue_takes_it_and_th
     let t = TestHarness::new();
     let job = ScriptedJob::default();
     let runner = t.runner(job.clone());
-    let refusing = RefusesSends { inner: t.queue().clone(), refuse: AtomicU32::new(1) };
-    let enqueuer = Enqueuer::new(
-        Arc::new(refusing),
-        t.store().clone(),
-        t.runtime().clock.clone(),
-        QueueRoutes::default(),
-    );
+    let enqueuer = enqueuer_refusing_sends(&t, 1);
     let args = ScriptArgs::new("once", Behaviour::Succeed);
     let first = enqueuer.perform_later_with::<ScriptedJob>(&args, until_done()).await;
     assert!(matches!(first, Err(EnqueueError::Port(_))), "{first:?}");
