@@ -257,15 +257,10 @@ impl<J: Job> BatchRunner<J> {
     /// The job's `after_discard`, bounded by the time left; its failure is only logged.
     async fn after_discard(&self, args_json: &ArgsJson<'_>, discarded: &Discarded, batch: &Batch) {
         let Ok(args) = args_json.parse::<J::Args>() else { return };
-        let called = async { self.job.after_discard(&args, discarded).await.map_err(|e| e.to_string()) };
-        let bounded = async {
-            match self.bounded(batch, "after_discard", async { Ok::<_, PortError>(called.await) }).await {
-                Ok(result) => result,
-                Err(e) => Err(e.to_string()),
-            }
-        };
-        if let Err(e) = bounded.await {
-            tracing::warn!(error = %redact(&e), "after_discard failed (the job is in the DLQ all the same)");
+        let called = self.job.after_discard(&args, discarded);
+        if let Err(e) = self.bounded(batch, "after_discard", called).await {
+            let error = redact(&e.to_string());
+            tracing::warn!(%error, "after_discard failed (the job is in the DLQ all the same)");
         }
     }
 
