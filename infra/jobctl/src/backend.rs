@@ -126,6 +126,9 @@ struct AwsClients {
     cloudformation: aws_sdk_cloudformation::Client,
     dynamodb: aws_sdk_dynamodb::Client,
     lambda: aws_sdk_lambda::Client,
+    /// The stack's resources (logical id -> physical id), listed once per backend: `stats`
+    /// asks for every job's function.
+    resources: tokio::sync::OnceCell<std::collections::HashMap<String, String>>,
 }
 
 /// An opened backend.
@@ -160,6 +163,7 @@ impl Backend {
                     cloudformation: aws_sdk_cloudformation::Client::new(&config),
                     dynamodb: aws_sdk_dynamodb::Client::new(&config),
                     lambda: aws_sdk_lambda::Client::new(&config),
+                    resources: tokio::sync::OnceCell::new(),
                 };
                 let sqs = Arc::new(SqsQueue::new(clients.sqs.clone()));
                 // Uniqueness windows are claimed by the code that enqueues, never from the CLI,
@@ -301,22 +305,28 @@ impl Backend {
             message,
         };
         // ListStackResources: moto answers DescribeStackResource(s) for a function with a 500.
-        let mut pages =
-            clients.cloudformation.list_stack_resources().stack_name(stack).into_paginator().send();
-        let mut function = None;
-        while let Some(page) = pages.next().await {
-            let page = page
-                .map_err(|e| not_found(aws_sdk_cloudformation::error::DisplayErrorContext(e).to_string()))?;
-            let summaries = page.stack_resource_summaries();
-            function = summaries
-                .iter()
-                .find(|r| r.logical_resource_id() == Some(logical.as_str()))
-                .and_then(|r| r.physical_resource_id())
-                .map(str::to_owned);
-            if function.is_some() {
-                break;
-            }
-        }
+        let resources = clients
+            .resources
+            .get_or_try_init(|| async {
+                let mut found = std::collections::HashMap::new();
+                let mut pages =
+                    clients.cloudformation.list_stack_resources().stack_name(stack).into_paginator().send();
+                while let Some(page) = pages.next().await {
+                    let page =
+                        page.map_err(|e| aws_sdk_cloudformation::error::DisplayErrorContext(e).to_string())?;
+                    for r in page.stack_resource_summaries() {
+                        if let (Some(logical), Some(physical)) =
+                            (r.logical_resource_id(), r.physical_resource_id())
+                        {
+                            found.insert(logical.to_owned(), physical.to_owned());
+                        }
+                    }
+                }
+                Ok::<_, String>(found)
+            })
+            .await
+            .map_err(&not_found)?;
+        let function = resources.get(&logical).cloned();
         let function = function.ok_or_else(|| not_found(format!("no {logical} with a physical id")))?;
         let listed = clients
             .lambda
