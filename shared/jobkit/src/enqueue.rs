@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::{
+    batch::{BatchError, JobBatch},
     clock::SharedClock,
     error::{ErrorKind, JobError, PortError},
     ids::JobId,
@@ -301,27 +302,74 @@ impl Enqueuer {
         args: impl IntoIterator<Item = J::Args>,
         options: &EnqueueOptions,
     ) -> Result<Vec<Result<JobId, EnqueueError>>, EnqueueError> {
-        if options.job_id.is_some() || options.idempotency_key.is_some() || options.unique_for.is_some() {
-            let message = "a job id, an idempotency key or unique_for names one job, not a bulk enqueue";
-            return Err(JobError::permanent(ErrorKind::INVALID_ARGUMENTS, message).into());
+        let bodies = bulk_bodies::<J>(args, options)?;
+        self.send_bulk(J::NAME, bodies, options, None).await
+    }
+
+    /// Enqueues jobs of `J` as the members of `batch` (Sidekiq Pro's batches): each member is
+    /// counted when it finishes (succeeded, or in the DLQ), and the batch's `on_complete` /
+    /// `on_success` jobs are enqueued once, when the last one has. Options as
+    /// [`Self::perform_later_bulk_with`]; a member refused by `unique_until_done` is not a
+    /// member. Returns one answer per argument set, in order.
+    ///
+    /// The batch is sealed (may complete) once every member was sent. After a failed send, call
+    /// again with the same batch id and arguments: the members have job ids of the batch's
+    /// making, so those already sent are not sent as new jobs, and the batch is sealed then.
+    /// Members with equal arguments are one member.
+    ///
+    /// # Errors
+    /// As [`Self::perform_later_bulk_with`], an invalid batch id, or the store failing to open
+    /// or seal the batch.
+    pub async fn perform_later_batch<J: Job>(
+        &self,
+        batch: &JobBatch,
+        args: impl IntoIterator<Item = J::Args>,
+        options: &EnqueueOptions,
+    ) -> Result<Vec<Result<JobId, EnqueueError>>, EnqueueError> {
+        batch.validate()?;
+        let bodies = bulk_bodies::<J>(args, options)?;
+        let now = self.clock.now();
+        let expires_at = crate::batch::open(self.store.as_ref(), J::NAME, batch, now).await?;
+        let answers = self.send_bulk(J::NAME, bodies, options, Some((batch.id(), expires_at))).await?;
+        let unsent =
+            answers.iter().any(|a| matches!(a, Err(e) if !matches!(e, EnqueueError::Duplicate { .. })));
+        if !unsent {
+            let sealed = crate::batch::seal(self.store.as_ref(), self, J::NAME, batch.id(), self.clock.now());
+            sealed.await.map_err(|e| match e {
+                BatchError::Port(e) => EnqueueError::Port(e),
+                BatchError::Callback(e) => e,
+            })?;
         }
-        let bodies = args.into_iter().map(|a| encode_args(&a)).collect::<Result<Vec<_>, _>>()?;
+        Ok(answers)
+    }
+
+    /// Sends `bodies` of `job` with `SendMessageBatch`, each with its unique lock if asked, and
+    /// registered in `batch` (its id and expiry) if given, before it is sent.
+    async fn send_bulk(
+        &self,
+        job: &'static str,
+        bodies: Vec<String>,
+        options: &EnqueueOptions,
+        batch: Option<(&str, DateTime<Utc>)>,
+    ) -> Result<Vec<Result<JobId, EnqueueError>>, EnqueueError> {
         // Each job's unique lock first (a duplicate is that job's answer), then one batch send.
         let mut answers: Vec<(usize, Result<JobId, EnqueueError>)> = Vec::new();
         let mut ready: Vec<(usize, Prepared, Option<HeldLock>)> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for (index, body) in bodies.into_iter().enumerate() {
             let mut one = options.clone();
+            // A batch's member has a job id of the batch's making: a retry re-sends the same job.
+            one.job_id = batch.map(|(id, _)| JobId::from(format!("{id}.{}", payload_hash(&body))));
             let lock = match options.unique_until_done {
                 // A lock not yet marked sent is taken over (a failed send's retry), so a repeat
                 // within this call must be caught here.
                 Some(at_most) if !seen.insert(body.clone()) => {
                     let until = self.clock.now()
                         + chrono::Duration::from_std(at_most).unwrap_or(chrono::Duration::MAX);
-                    answers.push((index, Err(EnqueueError::Duplicate { job: J::NAME, until })));
+                    answers.push((index, Err(EnqueueError::Duplicate { job, until })));
                     continue;
                 }
-                Some(at_most) => match self.claim_unique(J::NAME, &body, at_most, None).await {
+                Some(at_most) => match self.claim_unique(job, &body, at_most, one.job_id.take()).await {
                     Ok((key, lock)) => {
                         one.job_id = Some(lock.job_id.clone());
                         Some((key, lock, at_most))
@@ -333,14 +381,20 @@ impl Enqueuer {
                 },
                 None => None,
             };
-            let mut prepared = self.prepare(J::NAME, body, &one)?;
+            let mut prepared = self.prepare(job, body, &one)?;
             if let Some((key, ..)) = &lock {
                 prepared.message.attributes.insert(attr::UNIQUE_LOCK.into(), key.clone());
+            }
+            if let Some((id, expires_at)) = batch {
+                let now = self.clock.now();
+                crate::batch::register(self.store.as_ref(), job, id, &prepared.job_id, expires_at, now)
+                    .await?;
+                prepared.message.attributes.insert(attr::BATCH.into(), id.to_owned());
             }
             ready.push((index, prepared, lock));
         }
         let messages = ready.iter().map(|(_, p, _)| p.message.clone()).collect();
-        let sent = self.queue.send_batch(&self.queue_id::<J>(), messages).await?;
+        let sent = self.queue.send_batch(&self.routes.resolve(job), messages).await?;
         for ((index, prepared, lock), result) in ready.into_iter().zip(sent) {
             match result {
                 Ok(_) => {
@@ -356,12 +410,20 @@ impl Enqueuer {
         Ok(answers.into_iter().map(|(_, answer)| answer).collect())
     }
 
-    fn prepare(
+    /// Sends a batch's callback job `job` (by name: the batch's record keeps it) with its job id.
+    pub(crate) async fn send_callback(
         &self,
-        job: &'static str,
+        job: &str,
         body: String,
-        options: &EnqueueOptions,
-    ) -> Result<Prepared, JobError> {
+        job_id: JobId,
+    ) -> Result<(), EnqueueError> {
+        let options = EnqueueOptions { job_id: Some(job_id), ..EnqueueOptions::default() };
+        let prepared = self.prepare(job, body, &options)?;
+        self.queue.send(&self.routes.resolve(job), prepared.message).await?;
+        Ok(())
+    }
+
+    fn prepare(&self, job: &str, body: String, options: &EnqueueOptions) -> Result<Prepared, JobError> {
         let now = self.clock.now();
         let job_id = options.job_id.clone().unwrap_or_else(JobId::random);
         let mut message = OutgoingMessage { body, group_id: options.group_id.clone(), ..Default::default() };
@@ -448,6 +510,18 @@ impl Enqueuer {
             tracing::warn!(error = %e, "could not mark the unique lock sent");
         }
     }
+}
+
+/// The bodies of a bulk enqueue, refusing options that name one job.
+fn bulk_bodies<J: Job>(
+    args: impl IntoIterator<Item = J::Args>,
+    options: &EnqueueOptions,
+) -> Result<Vec<String>, EnqueueError> {
+    if options.job_id.is_some() || options.idempotency_key.is_some() || options.unique_for.is_some() {
+        let message = "a job id, an idempotency key or unique_for names one job, not a bulk enqueue";
+        return Err(JobError::permanent(ErrorKind::INVALID_ARGUMENTS, message).into());
+    }
+    Ok(args.into_iter().map(|a| encode_args(&a)).collect::<Result<Vec<_>, _>>()?)
 }
 
 /// Gives back the `unique_until_done` lock at `key` held by job `job_id` of `job`, once the job

@@ -30,6 +30,12 @@ pub(crate) mod kind {
     pub(crate) const UNIQUE: &str = "unique";
     /// An error email's rate limit, per fingerprint.
     pub(crate) const NOTIFY: &str = "notify";
+    /// A batch and its counters (`<id>`, `<id>:registered`, `<id>:succeeded`, `<id>:failed`).
+    pub(crate) const BATCH: &str = "batch";
+    /// A batch's member, registered before it was sent (`<batch id>:<job id>`).
+    pub(crate) const BATCH_MEMBER: &str = "batchm";
+    /// A batch's member that finished, with its outcome (`<batch id>:<job id>`).
+    pub(crate) const BATCH_DONE: &str = "batchd";
 }
 
 /// The state store key of `job`'s record of `kind` for `id`, hashed when it would be too long.

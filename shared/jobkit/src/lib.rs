@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod aws;
+pub mod batch;
 pub mod cancel;
 pub mod clock;
 mod concurrency;

@@ -34,6 +34,9 @@ pub mod attr {
     /// The `unique_until_done` lock the job holds (a state store key, written by jobkit); the
     /// runner gives it back when the job succeeds or lands in the DLQ.
     pub const UNIQUE_LOCK: &str = "unique_lock";
+    /// The batch the job is a member of (its id, written by jobkit): the runner counts the
+    /// member's finish there.
+    pub const BATCH: &str = "batch";
     /// On DLQ messages: the runner's account of the failure, as JSON
     /// ([`crate::dead_letter::DeadLetterError`]).
     pub const ERROR: &str = "error";
@@ -57,7 +60,7 @@ pub mod attr {
 
     /// The attributes jobkit reads on the way in: a value it cannot read as text refuses the
     /// message. Anything else (a producer's own attributes) is left alone.
-    pub const READ: [&str; 9] = [
+    pub const READ: [&str; 10] = [
         JOB_ID,
         JOB,
         ENQUEUED_AT,
@@ -67,6 +70,7 @@ pub mod attr {
         TRACEPARENT,
         SCHEMA_VERSION,
         UNIQUE_LOCK,
+        BATCH,
     ];
 }
 
@@ -171,6 +175,8 @@ pub struct Metadata {
     pub group_id: Option<String>,
     /// The `unique_until_done` lock the job holds, if enqueued with one.
     pub unique_lock: Option<String>,
+    /// The batch the job is a member of, if enqueued in one.
+    pub batch: Option<String>,
 }
 
 /// A record decoded: its arguments (not yet typed) and the metadata.
@@ -302,6 +308,7 @@ pub fn decode(message: &ReceivedMessage) -> Result<Envelope<'_>, JobError> {
         traceparent: attrs.get(attr::TRACEPARENT).cloned(),
         group_id: message.group_id.clone(),
         unique_lock: attrs.get(attr::UNIQUE_LOCK).filter(|key| !key.is_empty()).cloned(),
+        batch: attrs.get(attr::BATCH).filter(|id| !id.is_empty()).cloned(),
     };
     Ok(Envelope { args, meta })
 }

@@ -105,6 +105,23 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     /// expiry, and returns the new count. Atomic.
     async fn increment(&self, key: &str, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> PortResult<i64>;
 
+    /// In one atomic write: takes `marker` (writing `value` there, until `expires_at`) unless a
+    /// live record holds it, and then adds one to the counter at `counter` (its expiry set to
+    /// `expires_at` too). Returns whether it counted: `false` when the marker was already
+    /// taken, and nothing changed. Counting something once per id, however often it is told
+    /// (batch members finishing under duplicate deliveries), rests on this.
+    async fn increment_once(
+        &self,
+        marker: &str,
+        value: &str,
+        counter: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> PortResult<bool>;
+
+    /// The count of the counter at `key` (0 when absent or expired).
+    async fn count(&self, key: &str, now: DateTime<Utc>) -> PortResult<i64>;
+
     /// Deletes up to `limit` records whose expiry passed at `now`; returns how many (fewer than
     /// `limit` means none are left). Stores that expire records themselves (DynamoDB's TTL)
     /// delete nothing here and return 0: reads already treat expired records as absent.

@@ -149,8 +149,11 @@ pub(crate) struct Claimant<'a> {
 pub(crate) enum Claim {
     /// The run is this delivery's: run it (from its checkpoint).
     Entered(Box<Run>),
-    /// The run is done (succeeded or in the DLQ): acknowledge without running.
-    Done,
+    /// The run is done (succeeded, or in the DLQ): acknowledge without running.
+    Done {
+        /// It succeeded (else it is in the DLQ).
+        succeeded: bool,
+    },
     /// Another delivery holds the run until this time: hand back until then.
     Busy(DateTime<Utc>),
     /// The key was used with other arguments.
@@ -420,8 +423,8 @@ fn entry(record: &RunRecord, who: &Claimant<'_>, now: DateTime<Utc>) -> Entry {
     let own = record.owner == who.token;
     let mut entered = record.clone();
     match record.phase {
-        Phase::Completed => return Entry::Refused(Claim::Done),
-        Phase::DeadLettered if !own => return Entry::Refused(Claim::Done),
+        Phase::Completed => return Entry::Refused(Claim::Done { succeeded: true }),
+        Phase::DeadLettered if !own => return Entry::Refused(Claim::Done { succeeded: false }),
         // A redrive of the run's DLQ copy: a new set of attempts from where it stopped.
         Phase::DeadLettered => reset_failures(&mut entered),
         Phase::Running { until } if until > now => return Entry::Refused(Claim::Busy(until)),
@@ -485,8 +488,8 @@ mod tests {
         assert_eq!(run.attempt(), 1, "a continuation is not an attempt");
 
         run.end(&Ending::Completed { keep_until: at(60 * 24) }, at(3)).await.unwrap();
-        assert!(matches!(enter(&store, "b", at(3)).await, Claim::Done));
-        assert!(matches!(enter(&store, "a", at(3)).await, Claim::Done));
+        assert!(matches!(enter(&store, "b", at(3)).await, Claim::Done { .. }));
+        assert!(matches!(enter(&store, "a", at(3)).await, Claim::Done { .. }));
     }
 
     #[tokio::test]
@@ -516,7 +519,7 @@ mod tests {
         assert_eq!(run.attempt(), 2);
         run.note_final_failure(at(7));
         run.end(&Ending::DeadLettered, at(7)).await.unwrap();
-        assert!(matches!(enter(&store, "b", at(8)).await, Claim::Done));
+        assert!(matches!(enter(&store, "b", at(8)).await, Claim::Done { .. }));
         let Claim::Entered(run) = enter(&store, "a", at(9)).await else { panic!("the redrive enters") };
         assert_eq!(run.attempt(), 1);
     }

@@ -9,10 +9,14 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::{
     Client,
-    operation::{put_item::PutItemError, update_item::UpdateItemError},
+    operation::{
+        delete_item::DeleteItemError, put_item::PutItemError, transact_write_items::TransactWriteItemsError,
+        update_item::UpdateItemError,
+    },
     types::{
-        AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue,
-        ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
+        AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put, ReturnValue,
+        ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem,
+        Update,
     },
 };
 use chrono::{DateTime, Utc};
@@ -23,7 +27,8 @@ use crate::{
     ports::{PutOutcome, StateStore, StoredRecord},
 };
 
-/// Tries of the read-modify-write race in `increment` before giving up.
+/// Tries of the read-modify-write race in `increment`, and of a transaction that conflicted
+/// with another in `increment_once`, before giving up.
 const INCREMENT_TRIES: usize = 5;
 
 const VACANT: &str = "attribute_not_exists(pk) OR expires_at_ms <= :now";
@@ -130,6 +135,30 @@ impl DynamoStore {
             .await
             .map_err(|e| port_error("GetItem", e))?;
         Ok(out.item().cloned())
+    }
+
+    /// Deletes the item at `key` if it expired (one DynamoDB's TTL has not yet removed).
+    async fn delete_expired(&self, key: &str, now: DateTime<Utc>) -> PortResult {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(key))
+            .condition_expression("expires_at_ms <= :now")
+            .expression_attribute_values(":now", n(now.timestamp_millis()))
+            .send()
+            .await;
+        match result {
+            Err(e)
+                if !matches!(
+                    e.as_service_error(),
+                    Some(DeleteItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Err(port_error("DeleteItem", e))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Writes the item if the key is vacant; `Ok(None)` when written, else the live item if seen.
@@ -282,6 +311,74 @@ impl StateStore for DynamoStore {
             }
         }
         Err(PortError::Throttled(format!("increment of {key} kept racing")))
+    }
+
+    async fn increment_once(
+        &self,
+        marker: &str,
+        value: &str,
+        counter: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> PortResult<bool> {
+        let take_marker = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(Self::item(marker, value, expires_at, 0)))
+            .condition_expression(VACANT)
+            .expression_attribute_values(":now", n(now.timestamp_millis()))
+            .build()
+            .map_err(|e| build_error("TransactWriteItems", e))?;
+        // Only a live (or absent) counter is added to; an expired one is deleted below and the
+        // transaction tried again, so it starts from zero as `increment`'s does.
+        let add_one = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(counter))
+            .update_expression(
+                "SET #count = if_not_exists(#count, :zero) + :one, expires_at_ms = :exp, #ttl = :ttl",
+            )
+            .condition_expression("attribute_not_exists(pk) OR expires_at_ms > :now")
+            .expression_attribute_values(":now", n(now.timestamp_millis()))
+            .expression_attribute_names("#count", "count")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":exp", n(expires_at.timestamp_millis()))
+            .expression_attribute_values(":ttl", n(ttl_seconds(expires_at)))
+            .build()
+            .map_err(|e| build_error("TransactWriteItems", e))?;
+        for _ in 0..INCREMENT_TRIES {
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().put(take_marker.clone()).build())
+                .transact_items(TransactWriteItem::builder().update(add_one.clone()).build())
+                .send()
+                .await;
+            let Err(e) = result else { return Ok(true) };
+            let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = e.as_service_error()
+            else {
+                return Err(port_error("TransactWriteItems", e));
+            };
+            // One reason per item, in order: the marker's condition failing means counted before.
+            let code = |i: usize| cancelled.cancellation_reasons().get(i).and_then(|r| r.code());
+            if code(0) == Some("ConditionalCheckFailed") {
+                return Ok(false);
+            }
+            if code(1) == Some("ConditionalCheckFailed") {
+                self.delete_expired(counter, now).await?;
+            } else if ![code(0), code(1)].contains(&Some("TransactionConflict")) {
+                return Err(port_error("TransactWriteItems", e));
+            }
+        }
+        Err(PortError::Throttled(format!("counting {marker} kept conflicting")))
+    }
+
+    async fn count(&self, key: &str, now: DateTime<Utc>) -> PortResult<i64> {
+        let item = self.get_any(key).await?;
+        let live = item
+            .as_ref()
+            .filter(|i| number(i, "expires_at_ms").is_some_and(|ms| ms > now.timestamp_millis()));
+        Ok(live.and_then(|i| number(i, "count")).unwrap_or(0))
     }
 
     /// Nothing to do: the table's TTL attribute (`ttl`, set on every write) has DynamoDB delete

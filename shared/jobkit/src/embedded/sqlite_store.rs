@@ -161,6 +161,54 @@ impl StateStore for EmbeddedStore {
         .map_err(sql_error("increment"))
     }
 
+    async fn increment_once(
+        &self,
+        marker: &str,
+        value: &str,
+        counter: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> PortResult<bool> {
+        check_write(marker, value, expires_at)?;
+        limits::check_key(counter)?;
+        let mut conn = self.db.lock();
+        // One transaction, as DynamoDB's TransactWriteItems: both writes or neither.
+        let tx = conn.transaction().map_err(sql_error("increment_once"))?;
+        let (expires, at) = (expires_at.timestamp_millis(), now.timestamp_millis());
+        let taken = execute(
+            &tx,
+            "increment_once",
+            "INSERT INTO records (key, value, expires_at_ms, count) VALUES (?1, ?2, ?3, 0)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at_ms = excluded.expires_at_ms, count = 0
+             WHERE records.expires_at_ms <= ?4",
+            params![marker, value, expires, at],
+        )?;
+        if taken == 1 {
+            execute(
+                &tx,
+                "increment_once",
+                "INSERT INTO records (key, value, expires_at_ms, count) VALUES (?1, '', ?2, 1)
+                 ON CONFLICT (key) DO UPDATE SET
+                     count = CASE WHEN records.expires_at_ms > ?3 THEN records.count + 1 ELSE 1 END,
+                     expires_at_ms = excluded.expires_at_ms",
+                params![counter, expires, at],
+            )?;
+        }
+        tx.commit().map_err(sql_error("increment_once"))?;
+        Ok(taken == 1)
+    }
+
+    async fn count(&self, key: &str, now: DateTime<Utc>) -> PortResult<i64> {
+        limits::check_key(key)?;
+        let conn = self.db.lock();
+        conn.prepare_cached("SELECT count FROM records WHERE key = ?1 AND expires_at_ms > ?2")
+            .and_then(|mut stmt| {
+                stmt.query_row(params![key, now.timestamp_millis()], |row| row.get(0)).optional()
+            })
+            .map(Option::unwrap_or_default)
+            .map_err(sql_error("count"))
+    }
+
     async fn purge_expired(&self, now: DateTime<Utc>, limit: usize) -> PortResult<usize> {
         // No index on expiry: it would cost every idempotency write on the hot path, and a
         // scan of the embedded store by an hourly cleanup is cheap.
@@ -276,5 +324,22 @@ mod tests {
         assert_eq!(s.increment("c", later + Duration::seconds(60), later).await.unwrap(), 1);
         s.delete("c").await.unwrap();
         assert_eq!(s.get("c", now).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn increment_once_counts_each_marker_once_and_reads_back() {
+        let s = store();
+        let now = Utc::now();
+        let until = now + Duration::seconds(60);
+        assert_eq!(s.count("n", now).await.unwrap(), 0, "absent counts zero");
+        assert!(s.increment_once("m:a", "ok", "n", until, now).await.unwrap());
+        assert!(!s.increment_once("m:a", "ok", "n", until, now).await.unwrap(), "a marker counts once");
+        assert!(s.increment_once("m:b", "ok", "n", until, now).await.unwrap());
+        assert_eq!(s.count("n", now).await.unwrap(), 2);
+        assert_eq!(s.get("m:a", now).await.unwrap().unwrap().value, "ok");
+        assert_eq!(s.count("n", until).await.unwrap(), 0, "expired counts zero");
+        // A refused marker (over DynamoDB's key limit) changes nothing.
+        assert!(s.increment_once(&"k".repeat(2049), "ok", "n", until, now).await.is_err());
+        assert_eq!(s.count("n", now).await.unwrap(), 2);
     }
 }

@@ -13,6 +13,7 @@
 //! deadline: every settle call is bounded by the time left.
 
 mod limit;
+mod members;
 mod record;
 mod settle;
 mod twins;

@@ -18,6 +18,7 @@ use tracing::{Instrument, info_span};
 
 use super::{BatchRunner, RecordStatus, Timing, settle::Execution, twins::HeldRun};
 use crate::{
+    batch::MemberOutcome,
     cancel::is_cancelled,
     context::{Budget, JobContext},
     enqueue::payload_hash,
@@ -211,6 +212,10 @@ impl<J: Job> BatchRunner<J> {
             Ok(true) => {
                 tracing::info!("cancelled by an operator: acknowledged without running");
                 self.release_unique(meta, batch).await;
+                // A cancelled member counts as failed: its batch completes without it.
+                if let Err(status) = self.count_in_batch(meta, MemberOutcome::Failed, batch).await {
+                    return Some(status);
+                }
                 Some(RecordStatus::Cancelled)
             }
             Err(e) => Some(RecordStatus::Unhandled(format!("looking for a cancellation: {e}"))),
@@ -260,9 +265,12 @@ impl<J: Job> BatchRunner<J> {
         }
         match Run::claim(store, J::NAME, key, who, now).await {
             Ok(Claim::Entered(run)) => Ok((*run, held)),
-            Ok(Claim::Done) => {
-                // Done before (its lock given back then, unless that failed): give it back now.
+            Ok(Claim::Done { succeeded }) => {
+                // Done before (its lock given back and its batch told then, unless that
+                // failed): give it back and tell it now; both are no-ops the second time.
                 self.release_unique(meta, batch).await;
+                let outcome = if succeeded { MemberOutcome::Succeeded } else { MemberOutcome::Failed };
+                self.count_in_batch(meta, outcome, batch).await?;
                 Err(RecordStatus::Duplicate)
             }
             // Back when the holder's window ends: one more receive, well inside

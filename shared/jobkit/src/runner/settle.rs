@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 
 use super::{BatchRunner, DlqReason, RecordStatus, record::Batch};
 use crate::{
+    batch::MemberOutcome,
     dead_letter::{DeadLetterError, LastError, copy_for_dlq, save_last_error},
     enqueue::{hop_delay, release_unique},
     error::{JobError, PortError},
@@ -61,6 +62,10 @@ impl<J: Job> BatchRunner<J> {
                     + chrono::Duration::from_std(self.job.idempotency_ttl()).unwrap_or_default();
                 self.end_run(&mut run, Ending::Completed { keep_until }, batch).await;
                 self.release_unique(&meta, batch).await;
+                // Not counted: the record comes back, a duplicate of a finished run, and counts.
+                if let Err(status) = self.count_in_batch(&meta, MemberOutcome::Succeeded, batch).await {
+                    return status;
+                }
                 RecordStatus::Succeeded
             }
             Err(_) if lost => {
@@ -115,6 +120,7 @@ impl<J: Job> BatchRunner<J> {
                 if status.is_done() {
                     self.end_run(run, Ending::DeadLettered, batch).await;
                     self.release_unique(meta, batch).await;
+                    self.count_dead_in_batch(meta, batch).await;
                     let discarded = Discarded {
                         job_id: meta.job_id.clone(),
                         kind: error.kind().clone(),
@@ -220,7 +226,12 @@ impl<J: Job> BatchRunner<J> {
         self.record_last_error(&job_id, error, attempts, batch).await;
         let account = self.account(message, error, DlqReason::Discarded, attempts, (Some(now), Some(now)));
         // No run reference: the record never entered one, and its own may be the reason.
-        self.dead_letter(message, &job_id, None, account, error, DlqReason::Discarded, batch).await
+        let status =
+            self.dead_letter(message, &job_id, None, account, error, DlqReason::Discarded, batch).await;
+        if let Some(meta) = meta.filter(|_| status.is_done()) {
+            self.count_dead_in_batch(meta, batch).await;
+        }
+        status
     }
 
     #[allow(clippy::too_many_arguments)]

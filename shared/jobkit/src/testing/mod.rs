@@ -177,6 +177,7 @@ impl TestHarness {
             traceparent: None,
             group_id: None,
             unique_lock: None,
+            batch: None,
         };
         let deadline = now + chrono::Duration::from_std(job.timeout()).unwrap_or_default();
         // A free run of its own: its checkpoints are kept, nothing is claimed.
@@ -265,6 +266,15 @@ impl TestHarness {
             report.records.iter().map(|r| &r.status).collect::<Vec<_>>()
         );
         report
+    }
+
+    /// The progress of batch `id` of `J`'s members (`None` when there is none).
+    ///
+    /// # Panics
+    /// If the store cannot be read.
+    pub async fn batch<J: Job>(&self, id: &str) -> Option<crate::batch::BatchStatus> {
+        let now = self.clock.now_utc();
+        crate::batch::status(self.store.as_ref(), J::NAME, id, now).await.expect("the store can be read")
     }
 
     /// The messages in `J`'s DLQ.

@@ -74,6 +74,23 @@ pub trait StoreWrapper: Send + Sync + std::fmt::Debug {
         self.inner().increment(key, expires_at, now).await
     }
 
+    /// See [`StateStore::increment_once`].
+    async fn increment_once(
+        &self,
+        marker: &str,
+        value: &str,
+        counter: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> PortResult<bool> {
+        self.inner().increment_once(marker, value, counter, expires_at, now).await
+    }
+
+    /// See [`StateStore::count`].
+    async fn count(&self, key: &str, now: DateTime<Utc>) -> PortResult<i64> {
+        self.inner().count(key, now).await
+    }
+
     /// See [`StateStore::purge_expired`].
     async fn purge_expired(&self, now: DateTime<Utc>, limit: usize) -> PortResult<usize> {
         self.inner().purge_expired(now, limit).await
@@ -116,6 +133,21 @@ impl<W: StoreWrapper> StateStore for W {
 
     async fn increment(&self, key: &str, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> PortResult<i64> {
         StoreWrapper::increment(self, key, expires_at, now).await
+    }
+
+    async fn increment_once(
+        &self,
+        marker: &str,
+        value: &str,
+        counter: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> PortResult<bool> {
+        StoreWrapper::increment_once(self, marker, value, counter, expires_at, now).await
+    }
+
+    async fn count(&self, key: &str, now: DateTime<Utc>) -> PortResult<i64> {
+        StoreWrapper::count(self, key, now).await
     }
 
     async fn purge_expired(&self, now: DateTime<Utc>, limit: usize) -> PortResult<usize> {

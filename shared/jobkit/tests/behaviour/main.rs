@@ -11,6 +11,7 @@ mod delay;
 mod dlq;
 mod helpers;
 mod idempotency;
+mod job_batches;
 mod keys;
 mod limit;
 mod metrics;
