@@ -1,5 +1,6 @@
 //! Runs on SQS and DynamoDB through the real SDK clients against moto: the run record's
-//! compare-and-swap on DynamoDB's conditional writes, and ids that outgrow DynamoDB's key.
+//! compare-and-swap on DynamoDB's conditional writes, ids that outgrow DynamoDB's key, per-key
+//! limits and batches raced by workers.
 
 use std::{
     collections::BTreeMap,
@@ -9,8 +10,9 @@ use std::{
 
 use chrono::Utc;
 use jobkit::{
-    Job, JobContext, JobError,
+    Job, JobContext, JobError, JobRef,
     aws::{DynamoStore, SqsQueue},
+    batch::{BatchSummary, JobBatch},
     clock::SystemClock,
     enqueue::QueueRoutes,
     message::{OutgoingMessage, attr},
@@ -275,4 +277,162 @@ async fn unique_until_done_refuses_a_duplicate_until_the_job_succeeded_on_dynamo
     let statuses = m.drain().await;
     assert_eq!(m.walked(), every_page_of("st_42"), "{statuses:?}");
     enqueuer.perform_later_with::<Pages>(&args, until_done()).await.expect("accepted once it succeeded");
+}
+
+/// A batch's member: fails for good when its `n` is a multiple of 6, else succeeds after 20 ms.
+#[derive(Clone, Default)]
+struct Member {
+    runs: Arc<Mutex<Vec<u32>>>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct MemberArgs {
+    n: u32,
+}
+
+impl Job for Member {
+    type Args = MemberArgs;
+    const NAME: &'static str = "member";
+
+    async fn perform(&self, args: MemberArgs, _ctx: &mut JobContext) -> Result<(), JobError> {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        self.runs.lock().unwrap().push(args.n);
+        if args.n % 6 == 0 {
+            return Err(JobError::permanent(jobkit::ErrorKind::NOT_FOUND, "store gone"));
+        }
+        Ok(())
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+}
+
+/// The batch's callback: keeps what it was told.
+#[derive(Clone, Default)]
+struct Tally {
+    told: Arc<Mutex<Vec<(String, BatchSummary)>>>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct TallyArgs {
+    which: String,
+    batch: Option<BatchSummary>,
+}
+
+impl Job for Tally {
+    type Args = TallyArgs;
+    const NAME: &'static str = "tally";
+
+    async fn perform(&self, args: TallyArgs, _ctx: &mut JobContext) -> Result<(), JobError> {
+        let summary = args
+            .batch
+            .ok_or_else(|| JobError::permanent(jobkit::ErrorKind::INVALID_ARGUMENTS, "no batch"))?;
+        self.told.lock().unwrap().push((args.which, summary));
+        Ok(())
+    }
+}
+
+/// Sidekiq Pro's batches on DynamoDB, against the callbacks that fire twice or early: 20
+/// members, every one delivered twice, raced by four workers; each is counted once, and the
+/// `on_complete` callback runs once, after the last, with the counts (no `on_success`: three
+/// members failed).
+#[tokio::test]
+async fn a_batch_of_twenty_delivered_twice_and_raced_by_four_workers_calls_back_once_on_dynamodb() {
+    let (mut runtime, queue, url, dlq) = moto_runtime(Member::NAME).await;
+    let sqs = aws_sdk_sqs::Client::new(&moto::sdk_config().await);
+    let (tally_url, tally_dlq) =
+        create_queue_with_dlq(&sqs, &moto::unique(Tally::NAME), Duration::from_secs(30), 10)
+            .await
+            .expect("queues");
+    runtime.routes = runtime.routes.clone().with(Tally::NAME, tally_url.clone());
+    let member = Member::default();
+    let runner =
+        Arc::new(BatchRunner::new(member.clone(), runtime.clone(), RunnerConfig::new(url.clone(), dlq)));
+
+    let tally = JobRef::<TallyArgs>::new(Tally::NAME);
+    let batch = JobBatch::new("nightly")
+        .on_complete(&tally, &TallyArgs { which: "complete".into(), batch: None })
+        .and_then(|b| b.on_success(&tally, &TallyArgs { which: "success".into(), batch: None }))
+        .expect("callbacks");
+    let members = (1..=20).map(|n| MemberArgs { n });
+    let sent = runtime
+        .enqueuer()
+        .perform_later_batch::<Member>(&batch, members, &Default::default())
+        .await
+        .expect("enqueued");
+    assert!(sent.iter().all(Result::is_ok), "{sent:?}");
+    // SQS's at-least-once delivery: a copy of every member.
+    let mut copies = Vec::new();
+    while copies.len() < 20 {
+        copies.extend(queue.receive(&url, 10, Duration::from_secs(1)).await.expect("received"));
+    }
+    for copy in &copies {
+        let again = OutgoingMessage {
+            body: copy.body.clone(),
+            attributes: copy.attributes.clone(),
+            ..Default::default()
+        };
+        queue.send(&url, again).await.expect("sent");
+        queue.change_visibility(&url, &copy.receipt_handle, Duration::ZERO).await.expect("visible again");
+    }
+
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let (runner, queue, url) = (runner.clone(), queue.clone(), url.clone());
+            tokio::spawn(async move {
+                let give_up = std::time::Instant::now() + Duration::from_secs(120);
+                loop {
+                    let counts = queue.approximate_counts(&url).await.expect("counts");
+                    if counts.visible + counts.in_flight + counts.delayed == 0 {
+                        return;
+                    }
+                    assert!(std::time::Instant::now() < give_up, "the members did not finish in 2 minutes");
+                    // Short invocations: a copy handed back while its twin runs is back within 5 s.
+                    let deadline = Utc::now() + chrono::Duration::seconds(5);
+                    runner.poll(10, Duration::from_millis(200), deadline).await.expect("polled");
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.expect("worker");
+    }
+
+    let mut runs = member.runs.lock().unwrap().clone();
+    runs.sort_unstable();
+    assert_eq!(runs, (1..=20).collect::<Vec<_>>(), "each member ran once");
+    let status = jobkit::batch::status(runtime.store.as_ref(), Member::NAME, "nightly", Utc::now())
+        .await
+        .expect("status")
+        .expect("the batch");
+    assert_eq!((status.total, status.succeeded, status.failed), (20, 17, 3), "{status:?}");
+    assert!(status.is_complete() && status.callbacks_sent, "{status:?}");
+
+    let job = Tally::default();
+    let callbacks =
+        BatchRunner::new(job.clone(), runtime.clone(), RunnerConfig::new(tally_url.clone(), tally_dlq));
+    // Finishers that raced may each have sent the callback's message: one job id, one run.
+    let mut statuses = Vec::new();
+    loop {
+        let deadline = Utc::now() + chrono::Duration::minutes(2);
+        let outcome = callbacks.poll(10, Duration::from_millis(500), deadline).await.expect("polled");
+        if outcome.records.is_empty() {
+            break;
+        }
+        statuses.extend(outcome.records.into_iter().map(|r| r.status));
+    }
+    assert!(
+        statuses.iter().all(|s| matches!(s, RecordStatus::Succeeded | RecordStatus::Duplicate)),
+        "{statuses:?}"
+    );
+    let told = job.told.lock().unwrap().clone();
+    let summary = BatchSummary {
+        id: "nightly".into(),
+        description: String::new(),
+        total: 20,
+        succeeded: 17,
+        failed: 3,
+    };
+    assert_eq!(told, [("complete".to_owned(), summary)], "one callback, with the counts");
 }
