@@ -12,7 +12,9 @@ use std::{sync::Arc, time::Duration};
 use chrono::{DateTime, Utc};
 use jobkit::{
     ConcurrencyLimit, Discarded, EnqueueError, EnqueueOptions, ErrorKind, Job, JobContext, JobError, Lane,
-    RetryPolicy, lambda::setting,
+    RetryPolicy,
+    batch::{BatchSummary, JobBatch},
+    lambda::setting,
 };
 use serde::{Deserialize, Serialize};
 use shop::{
@@ -48,6 +50,17 @@ impl Progress {
 
 pub use shop::jobs::StoreSyncArgs;
 
+/// The fan-out's batch id, from its job id (a retry of the fan-out keeps it): what a batch id
+/// may hold of it.
+fn batch_id(fan_out_job_id: &str) -> String {
+    let kept: String = fan_out_job_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .take(100)
+        .collect();
+    format!("fan-out-{kept}")
+}
+
 /// At most one pending sync per store from the fan-out; a lock whose sync was lost frees
 /// itself after six hours.
 fn one_pending_per_store() -> EnqueueOptions {
@@ -76,8 +89,13 @@ impl Job for StoreSync {
 
     async fn perform(&self, args: StoreSyncArgs, ctx: &mut JobContext) -> Result<(), JobError> {
         match args {
-            StoreSyncArgs { store_id: Some(id), all_stores: false } => self.sync_store(&id, ctx).await,
-            StoreSyncArgs { store_id: None, all_stores: true } => self.fan_out(ctx).await,
+            StoreSyncArgs { store_id: Some(id), all_stores: false, batch: None } => {
+                self.sync_store(&id, ctx).await
+            }
+            StoreSyncArgs { store_id: None, all_stores: true, batch: None } => self.fan_out(ctx).await,
+            StoreSyncArgs { store_id: None, all_stores: false, batch: Some(done) } => {
+                self.fan_out_finished(&done, ctx.now()).await
+            }
             _ => Err(JobError::permanent(
                 ErrorKind::INVALID_ARGUMENTS,
                 "give either store_id or all_stores: true, not both and not neither",
@@ -115,16 +133,22 @@ impl Job for StoreSync {
 }
 
 impl StoreSync {
-    /// Enqueues one sync per syncable store, unless one is still pending for that store
-    /// (`unique_until_done`: a store whose last sync has not finished, a slow shop or one
-    /// waiting for a retry, is not piled up hour after hour). A partial failure retries the
-    /// fan-out; the stores enqueued the first time are then duplicates.
+    /// Enqueues one sync per syncable store as one batch, unless one is still pending for that
+    /// store (`unique_until_done`: a store whose last sync has not finished, a slow shop or one
+    /// waiting for a retry, is not piled up hour after hour). When every sync of the batch has
+    /// finished, its callback records the fan-out's run ([`Self::fan_out_finished`]). A partial
+    /// failure retries the fan-out: the batch (named by the fan-out's job id) is the same, and
+    /// the stores enqueued the first time are not enqueued again.
     async fn fan_out(&self, ctx: &mut JobContext) -> Result<(), JobError> {
         let ids = self.stores.syncable().await?;
         let count = ids.len();
+        let batch = JobBatch::new(batch_id(ctx.meta().job_id.as_str()))
+            .description("one sync per syncable store")
+            .on_complete(&shop::jobs::STORE_SYNC, &StoreSyncArgs::fan_out_finished())?;
         let sent = ctx
             .enqueuer()
-            .perform_later_bulk_with::<StoreSync>(
+            .perform_later_batch::<StoreSync>(
+                &batch,
                 ids.into_iter().map(StoreSyncArgs::store),
                 &one_pending_per_store(),
             )
@@ -140,8 +164,21 @@ impl StoreSync {
             stores = count,
             enqueued = count - pending,
             still_pending = pending,
+            batch = batch.id(),
             "store syncs enqueued"
         );
+        Ok(())
+    }
+
+    /// The fan-out's batch completed: records the run (how many stores synced, how many
+    /// failed) in the history, once (its id is the batch's).
+    async fn fan_out_finished(&self, done: &BatchSummary, now: DateTime<Utc>) -> Result<(), JobError> {
+        let counts =
+            serde_json::json!({ "stores": done.total, "synced": done.succeeded, "failed": done.failed });
+        let at = now.max(done.created_at);
+        let run = HistoryEntry::fan_out_run(Self::NAME, &done.id, done.created_at, at, counts);
+        self.history.append(&run).await?;
+        tracing::info!(batch = %done.id, stores = done.total, synced = done.succeeded, failed = done.failed, "all stores synced");
         Ok(())
     }
 

@@ -214,13 +214,25 @@ async fn the_fan_out_tick_enqueues_one_sync_per_syncable_store() {
         w.t.enqueued::<StoreSync>().await.into_iter().map(|a| a.store_id.expect("one store each")).collect();
     enqueued.sort();
     assert_eq!(enqueued, [StoreId::from("st_42"), StoreId::from("st_a"), StoreId::from("st_b")]);
+
+    // The three syncs are one batch: when the last has finished (st_b has no token: it fails
+    // for good), its callback records the fan-out's run, once.
+    w.db.set_shopify_token(&StoreId::from("st_a"), &Secret::new("shpat_a")).unwrap();
+    Mock::given(method("POST")).respond_with(StubShop).mount(&w.shopify).await;
+    let report = w.t.drain(&runner).await;
+    assert_eq!(report.succeeded(), 3, "two syncs and the callback: {:?}", report.records);
+    let runs = w.db.recent(RecordKind::SyncRun, 10).await.unwrap();
+    let fan_outs: Vec<_> = runs.iter().filter(|e| e.store_id.as_str() == shop::history::ALL_STORES).collect();
+    assert_eq!(fan_outs.len(), 1, "{runs:?}");
+    assert_eq!(fan_outs[0].detail["counts"], json!({"stores": 3, "synced": 2, "failed": 1}));
 }
 
 #[tokio::test]
 async fn arguments_naming_neither_or_both_are_refused() {
     let w = world().await;
     let runner = w.t.runner(job(&w));
-    for args in [StoreSyncArgs::default(), StoreSyncArgs { store_id: Some("st_42".into()), all_stores: true }]
+    for args in
+        [StoreSyncArgs::default(), StoreSyncArgs { all_stores: true, ..StoreSyncArgs::store("st_42") }]
     {
         w.t.enqueuer().perform_later::<StoreSync>(&args).await.unwrap();
     }
@@ -294,9 +306,15 @@ async fn a_fan_out_while_a_stores_sync_is_still_pending_adds_none_for_that_store
     send(fan_out("2025-12-31T23:15:00Z")).await.unwrap();
     let second = w.t.run_once(&runner).await;
     assert!(second.iter().any(|r| r.status == RecordStatus::Succeeded), "{second:?}");
-    assert_eq!(w.t.drain(&runner).await.succeeded(), 1, "one sync of st_42, not two");
+    // One sync of st_42, not two, and each fan-out's callback (the second's batch is empty).
+    let first = w.t.drain(&runner).await;
+    assert_eq!(first.succeeded(), 3, "{:?}", first.records);
+    let st_42_runs =
+        |runs: Vec<shop::HistoryEntry>| runs.iter().filter(|e| e.store_id.as_str() == "st_42").count();
+    assert_eq!(st_42_runs(w.db.recent(RecordKind::SyncRun, 10).await.unwrap()), 1);
     // Once it is done, the next fan-out enqueues the store again.
     send(fan_out("2025-12-31T23:30:00Z")).await.unwrap();
     let report = w.t.drain(&runner).await;
-    assert_eq!(report.succeeded(), 2, "the fan-out and st_42's next sync: {:?}", report.records);
+    assert_eq!(report.succeeded(), 3, "the fan-out, st_42's next sync, the callback: {:?}", report.records);
+    assert_eq!(st_42_runs(w.db.recent(RecordKind::SyncRun, 10).await.unwrap()), 2);
 }

@@ -140,13 +140,15 @@ fn invalid(message: impl Into<String>) -> JobError {
 }
 
 /// What a callback job gets in its arguments' `batch` field (declare it as
-/// `batch: Option<BatchOutcome>` in the callback job's arguments).
+/// `batch: Option<BatchSummary>` in the callback job's arguments).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BatchOutcome {
+pub struct BatchSummary {
     /// The batch's id.
     pub id: String,
     /// What it was for.
     pub description: String,
+    /// When it was opened.
+    pub created_at: DateTime<Utc>,
     /// Its members.
     pub total: u64,
     /// Members that succeeded.
@@ -358,9 +360,10 @@ async fn complete_if_done(
     if !status.is_complete() {
         return Ok(());
     }
-    let outcome = BatchOutcome {
+    let outcome = BatchSummary {
         id: id.to_owned(),
         description: record.description.clone(),
+        created_at: record.created_at,
         total: status.total,
         succeeded: status.succeeded,
         failed: status.failed,
@@ -433,10 +436,16 @@ pub async fn status(
     }
 }
 
-/// The batch id in a state store key of `job`'s batch records, if `key` is a batch's own
-/// record (not a counter or a member): what an operator's listing looks for.
+/// The prefix of the state store keys of `job`'s batches and their counters (see
+/// [`batch_id_of_key`]): what an operator's listing scans for.
+pub fn keys_prefix(job: &str) -> String {
+    record_key(job, "")
+}
+
+/// The batch id in a key starting with [`keys_prefix`], if it is a batch's own record (not one
+/// of its counters).
 pub fn batch_id_of_key<'a>(job: &str, key: &'a str) -> Option<&'a str> {
-    let id = key.strip_prefix(&record_key(job, ""))?;
-    let is_counter = [REGISTERED, SUCCEEDED, FAILED].iter().any(|c| id.ends_with(&format!(":{c}")));
-    (!id.is_empty() && !is_counter).then_some(id)
+    let id = key.strip_prefix(&keys_prefix(job))?;
+    // Batch ids hold no ':' (see `JobBatch::validate`): one is a counter's.
+    (!id.is_empty() && !id.contains(':')).then_some(id)
 }

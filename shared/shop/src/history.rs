@@ -57,6 +57,9 @@ impl std::fmt::Display for RecordKind {
     }
 }
 
+/// The store id of history records about every store (a fan-out's run).
+pub const ALL_STORES: &str = "*";
+
 /// One history record.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HistoryEntry {
@@ -92,6 +95,30 @@ impl HistoryEntry {
                 "job": job,
                 "started_at": started_at,
                 "finished_at": finished_at,
+                "counts": counts,
+            }),
+        }
+    }
+
+    /// A fan-out of `job` whose syncs all finished (its batch `batch_id` completed at `at`): how
+    /// many stores, how many synced, how many failed. About every store: its store id is
+    /// [`ALL_STORES`].
+    pub fn fan_out_run(
+        job: &str,
+        batch_id: &str,
+        started_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+        counts: serde_json::Value,
+    ) -> Self {
+        Self {
+            kind: RecordKind::SyncRun,
+            id: format!("{job}:{batch_id}"),
+            store_id: StoreId::from(ALL_STORES),
+            at,
+            detail: serde_json::json!({
+                "job": job,
+                "started_at": started_at,
+                "finished_at": at,
                 "counts": counts,
             }),
         }

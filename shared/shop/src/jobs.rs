@@ -2,7 +2,7 @@
 //! each one's name and the type of its arguments. The job's own crate takes these types as its
 //! `Job::Args`, and its tests check its name against the address.
 
-use jobkit::JobRef;
+use jobkit::{JobRef, batch::BatchSummary};
 use serde::{Deserialize, Serialize};
 
 use crate::StoreId;
@@ -17,7 +17,8 @@ pub struct CustomerSyncArgs {
 /// `customer_sync`: a store's POS customers and their order totals.
 pub const CUSTOMER_SYNC: JobRef<CustomerSyncArgs> = JobRef::new("customer_sync");
 
-/// `store_sync`'s arguments: `{"store_id": "st_42"}` or `{"all_stores": true}`.
+/// `store_sync`'s arguments: `{"store_id": "st_42"}`, `{"all_stores": true}` (the fan-out), or
+/// `{"batch": {...}}` (the fan-out's batch completed: its callback, which jobkit fills in).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoreSyncArgs {
     /// The store to sync.
@@ -26,17 +27,25 @@ pub struct StoreSyncArgs {
     /// Fan out: enqueue a sync of every syncable store.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub all_stores: bool,
+    /// The fan-out's syncs all finished: record how many succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<BatchSummary>,
 }
 
 impl StoreSyncArgs {
     /// Sync one store.
     pub fn store(id: impl Into<StoreId>) -> Self {
-        Self { store_id: Some(id.into()), all_stores: false }
+        Self { store_id: Some(id.into()), ..Self::default() }
     }
 
     /// Sync every store.
     pub fn all_stores() -> Self {
-        Self { store_id: None, all_stores: true }
+        Self { all_stores: true, ..Self::default() }
+    }
+
+    /// The fan-out's callback, before jobkit adds the batch's summary.
+    pub fn fan_out_finished() -> Self {
+        Self::default()
     }
 }
 

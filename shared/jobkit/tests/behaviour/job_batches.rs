@@ -6,7 +6,7 @@ use std::sync::{Arc, atomic::Ordering};
 use async_trait::async_trait;
 use jobkit::{
     EnqueueOptions, Enqueuer, Job, JobContext, JobError, JobRef,
-    batch::{BatchOutcome, JobBatch},
+    batch::{BatchSummary, JobBatch},
     cancel::cancel,
     clock::Clock,
     enqueue::QueueRoutes,
@@ -22,13 +22,13 @@ use crate::common::{Behaviour, ScriptArgs, ScriptedJob};
 /// The callback: records the outcome it was given.
 #[derive(Debug, Clone, Default)]
 struct Report {
-    outcomes: Arc<std::sync::Mutex<Vec<(String, BatchOutcome)>>>,
+    outcomes: Arc<std::sync::Mutex<Vec<(String, BatchSummary)>>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct ReportArgs {
     which: String,
-    batch: Option<BatchOutcome>,
+    batch: Option<BatchSummary>,
 }
 
 impl Job for Report {
@@ -61,7 +61,7 @@ fn member(id: &str, behaviour: Behaviour) -> ScriptArgs {
     ScriptArgs::new(id, behaviour)
 }
 
-fn outcomes(job: &Report) -> Vec<(String, BatchOutcome)> {
+fn outcomes(job: &Report) -> Vec<(String, BatchSummary)> {
     job.outcomes.lock().unwrap().clone()
 }
 
@@ -69,6 +69,7 @@ fn outcomes(job: &Report) -> Vec<(String, BatchOutcome)> {
 async fn the_callbacks_come_once_after_the_last_member_with_the_counts_and_on_success_only_without_failures()
 {
     let t = TestHarness::new();
+    let opened = t.clock().now();
     let members = t.runner(ScriptedJob::default());
     let job = Report::default();
     let callbacks = t.runner(job.clone());
@@ -96,9 +97,15 @@ async fn the_callbacks_come_once_after_the_last_member_with_the_counts_and_on_su
     let done = t.batch::<ScriptedJob>("b1").await.unwrap();
     assert!(done.is_complete() && done.callbacks_sent, "{done:?}");
     assert_eq!(t.drain(&callbacks).await.succeeded(), 1, "on_complete only: a member failed");
-    let expected =
-        BatchOutcome { id: "b1".into(), description: "nightly".into(), total: 3, succeeded: 2, failed: 1 };
-    assert_eq!(outcomes(&job), [("complete".to_owned(), expected)]);
+    let expected = BatchSummary {
+        id: "b1".into(),
+        description: "nightly".into(),
+        created_at: opened,
+        total: 3,
+        succeeded: 2,
+        failed: 1,
+    };
+    assert_eq!(outcomes(&job), [("complete".to_owned(), expected)], "opened at the start, on the test clock");
 
     // Without failures, both callbacks.
     let all_good = [member("d", Behaviour::Succeed), member("e", Behaviour::Succeed)];
@@ -293,8 +300,14 @@ async fn a_batch_id_that_could_not_name_its_records_and_callback_arguments_with_
         )
         .await;
     assert!(matches!(refused, Err(jobkit::EnqueueError::InvalidArguments(_))), "{refused:?}");
-    let outcome =
-        BatchOutcome { id: "x".into(), description: String::new(), total: 0, succeeded: 0, failed: 0 };
+    let outcome = BatchSummary {
+        id: "x".into(),
+        description: String::new(),
+        created_at: t.clock().now(),
+        total: 0,
+        succeeded: 0,
+        failed: 0,
+    };
     let clash = ReportArgs { which: "x".into(), batch: Some(outcome) };
     assert!(JobBatch::new("ok").on_complete(&REPORT, &clash).is_err());
     assert!(
