@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use jobkit::{
     PortError,
     aws::{DynamoStore, SqsQueue},
+    batch::BatchStatus,
     clock::{SharedClock, SystemClock},
     embedded::{EmbeddedDb, EmbeddedQueue, EmbeddedStore, QueueConfig},
     message::ReceivedMessage,
@@ -116,7 +117,7 @@ impl Counts {
 }
 
 enum Kind {
-    Embedded { queue: Arc<EmbeddedQueue>, file: PathBuf },
+    Embedded { queue: Arc<EmbeddedQueue>, file: PathBuf, store: EmbeddedStore },
     Aws { sqs: Arc<SqsQueue>, clients: AwsClients, stack: String },
 }
 
@@ -193,10 +194,11 @@ impl Backend {
             queue.create_queue(&registry::dlq_name(spec.name), QueueConfig::default())?;
             queue.create_queue(&registry::queue_name(spec.name), embedded_queue_config(&spec))?;
         }
+        let store = EmbeddedStore::new(db);
         Ok(Self {
             queue: queue.clone(),
-            store: Arc::new(EmbeddedStore::new(db)),
-            kind: Kind::Embedded { queue, file },
+            store: Arc::new(store.clone()),
+            kind: Kind::Embedded { queue, file, store },
         })
     }
 
@@ -239,10 +241,43 @@ impl Backend {
     /// # Errors
     /// [`BackendError::StateTableNotFound`] when CloudFormation does not name it.
     pub async fn job_state(&self) -> Result<Arc<dyn StateStore>, BackendError> {
-        let Kind::Aws { clients, stack, .. } = &self.kind else {
-            return Ok(self.store.clone());
+        match &self.kind {
+            Kind::Embedded { .. } => Ok(self.store.clone()),
+            Kind::Aws { clients, stack, .. } => Ok(Arc::new(Self::state_table(clients, stack).await?)),
+        }
+    }
+
+    /// The batches of `job`'s members, newest first, at most `limit` of them.
+    ///
+    /// # Errors
+    /// The state store failing (on AWS: a scan of the state table, which needs `dynamodb:Scan`).
+    pub async fn batches(&self, job: &str, limit: usize) -> Result<Vec<BatchStatus>, BackendError> {
+        let now = Utc::now();
+        let prefix = jobkit::batch::keys_prefix(job);
+        // Each batch has three counters beside its record.
+        let scan = limit.saturating_mul(4).max(100);
+        let (keys, store): (Vec<String>, Arc<dyn StateStore>) = match &self.kind {
+            Kind::Embedded { store, .. } => (store.keys_with_prefix(&prefix, now, scan)?, self.store.clone()),
+            Kind::Aws { clients, stack, .. } => {
+                let table = Self::state_table(clients, stack).await?;
+                (table.keys_with_prefix(&prefix, now, scan).await?, Arc::new(table))
+            }
         };
-        let not_found = |message: String| BackendError::StateTableNotFound { stack: stack.clone(), message };
+        let mut batches = Vec::new();
+        for id in keys.iter().filter_map(|key| jobkit::batch::batch_id_of_key(job, key)) {
+            if let Some(status) = jobkit::batch::status(store.as_ref(), job, id, now).await? {
+                batches.push(status);
+            }
+        }
+        batches.sort_by_key(|b| std::cmp::Reverse(b.created_at));
+        batches.truncate(limit);
+        Ok(batches)
+    }
+
+    /// The stack's state table (CloudFormation names it).
+    async fn state_table(clients: &AwsClients, stack: &str) -> Result<DynamoStore, BackendError> {
+        let not_found =
+            |message: String| BackendError::StateTableNotFound { stack: stack.to_owned(), message };
         let out = clients
             .cloudformation
             .describe_stack_resource()
@@ -255,7 +290,7 @@ impl Backend {
             .stack_resource_detail()
             .and_then(|d| d.physical_resource_id())
             .ok_or_else(|| not_found("the resource has no physical id yet".to_owned()))?;
-        Ok(Arc::new(DynamoStore::new(clients.dynamodb.clone(), table)))
+        Ok(DynamoStore::new(clients.dynamodb.clone(), table))
     }
 
     /// Pauses (`true`) or resumes `job`'s processing; messages wait in its queue meanwhile. On

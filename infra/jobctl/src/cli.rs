@@ -77,6 +77,15 @@ enum Command {
         /// The job id `jobctl enqueue` printed (or `dlq list` shows).
         job_id: String,
     },
+    /// Each batch's progress: members finished of all, succeeded, failed, pending, callbacks
+    /// sent (newest first).
+    Batches {
+        /// Only this job's batches.
+        job: Option<String>,
+        /// At most this many batches per job.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..))]
+        limit: u16,
+    },
     /// Inspect, redrive or purge the dead-letter queues.
     #[command(subcommand)]
     Dlq(DlqCommand),
@@ -303,6 +312,18 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Pause { job } => commands::pause::set(out, &Backend::open(&target).await?, &job, true).await,
         Command::Resume { job } => {
             commands::pause::set(out, &Backend::open(&target).await?, &job, false).await
+        }
+        Command::Batches { job, limit } => {
+            if let Some(job) = &job {
+                commands::job_spec(job)?;
+            }
+            commands::batches::batches(
+                out,
+                &Backend::open(&target).await?,
+                job.as_deref(),
+                usize::from(limit),
+            )
+            .await
         }
         Command::Cancel { job, job_id } => {
             commands::job_spec(&job)?;

@@ -345,8 +345,14 @@ fn the_demo_runs_every_job_and_ends_with_retries_in_the_dlq_and_mail_and_a_text_
         .collect();
     let count = |job: &str, what: &str| jobs[job][what].as_u64().unwrap();
     // The fan-out and two healthy stores; the third store's Shopify is down: retried, then the DLQ.
-    // The installation's chained catalog sync of st_acme is the fourth success.
-    assert_eq!((count("store_sync", "succeeded"), count("store_sync", "dead_lettered")), (4, 1), "{report}");
+    // The installation's chained catalog sync of st_acme is the fourth success, the fan-out's
+    // batch callback (its three syncs finished) the fifth.
+    assert_eq!((count("store_sync", "succeeded"), count("store_sync", "dead_lettered")), (5, 1), "{report}");
+    let batches = json_of(&dir.join("demo"), &["batches"]);
+    let fan_out = &batches.as_array().unwrap()[0];
+    let n = |field: &str| fan_out[field].as_u64().unwrap();
+    assert_eq!((n("total"), n("succeeded"), n("failed")), (3, 2, 1), "{batches}");
+    assert_eq!(fan_out["callbacks_sent"], true, "{batches}");
     assert!(count("store_sync", "retried") >= 5, "{report}");
     // The revoked POS token is discarded at once; the installation's chained sync ran in
     // customer_sync's own worker (both jobs are on the default lane: routing is by job).

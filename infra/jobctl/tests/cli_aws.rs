@@ -424,3 +424,32 @@ async fn pause_and_resume_switch_the_deployed_functions_event_source_mapping() {
     assert_eq!(state().await, ["Disabled"]);
     assert_eq!(jobctl(stack, &["pause", "no_such_job"]).status.code(), Some(2));
 }
+
+/// `jobctl --aws batches` reads a batch's progress off the deployed stack's state table: two
+/// store syncs enqueued as one batch, neither run yet.
+#[tokio::test]
+async fn batches_shows_a_batchs_progress_from_the_deployed_state_table() {
+    let deployed = Stack::deploy().await.unwrap();
+    let stack = deployed.name.as_str();
+    let store_sync = deployed.deployment("store_sync").await.unwrap();
+    let table = deployed.physical_id("JobStateTable").unwrap().to_owned();
+    let sqs = std::sync::Arc::new(jobkit::aws::SqsQueue::new(deployed.sqs()));
+    let store = std::sync::Arc::new(jobkit::aws::DynamoStore::new(deployed.dynamo(), table));
+    let routes = jobkit::enqueue::QueueRoutes::default().with("store_sync", store_sync.queue_url.clone());
+    let enqueuer = jobkit::Enqueuer::new(sqs, store, std::sync::Arc::new(jobkit::clock::SystemClock), routes);
+    let batch = jobkit::batch::JobBatch::new("by-hand").description("two stores");
+    let members = [store_sync::StoreSyncArgs::store("st_1"), store_sync::StoreSyncArgs::store("st_2")];
+    let sent =
+        enqueuer.perform_later_batch::<store_sync::StoreSync>(&batch, members, &Default::default()).await;
+    assert!(sent.unwrap().iter().all(Result::is_ok));
+
+    let listed = json_of(stack, &["batches", "store_sync"]);
+    let batches = listed.as_array().unwrap();
+    assert_eq!(batches.len(), 1, "{listed}");
+    let (b, n) = (&batches[0], |field: &str| batches[0][field].as_u64().unwrap());
+    assert_eq!((b["id"].as_str(), b["sealed"].as_bool()), (Some("by-hand"), Some(true)), "{b}");
+    assert_eq!((n("total"), n("succeeded"), n("failed")), (2, 0, 0), "{b}");
+    let table_text = String::from_utf8(jobctl(stack, &["batches"]).stdout).unwrap();
+    assert!(table_text.contains("[----------] 0/2") && table_text.contains("running"), "{table_text}");
+    assert_eq!(jobctl(stack, &["batches", "nope"]).status.code(), Some(2));
+}

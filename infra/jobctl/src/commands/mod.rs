@@ -1,6 +1,7 @@
 //! The commands, one module per family; each prints through [`crate::output::Output`] and
 //! answers with a [`CommandError`] whose kind becomes the exit code.
 
+pub mod batches;
 pub mod bulk;
 pub mod cancel;
 pub mod dlq;

@@ -137,6 +137,42 @@ impl DynamoStore {
         Ok(out.item().cloned())
     }
 
+    /// Up to `limit` live keys starting with `prefix`: for operators' listings (`jobctl
+    /// batches`), not for jobs. A scan: it reads (and is billed for) the whole table.
+    ///
+    /// # Errors
+    /// A port error from `Scan`.
+    pub async fn keys_with_prefix(
+        &self,
+        prefix: &str,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> PortResult<Vec<String>> {
+        let mut keys = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(pk, :prefix) AND expires_at_ms > :now")
+                .expression_attribute_values(":prefix", s(prefix))
+                .expression_attribute_values(":now", n(now.timestamp_millis()))
+                .projection_expression("pk")
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| port_error("Scan", e))?;
+            keys.extend(out.items().iter().filter_map(|i| i.get("pk")?.as_s().ok().cloned()));
+            start = out.last_evaluated_key().cloned();
+            if start.is_none() || keys.len() >= limit {
+                keys.sort();
+                keys.truncate(limit);
+                return Ok(keys);
+            }
+        }
+    }
+
     /// Deletes the item at `key` if it expired (one DynamoDB's TTL has not yet removed).
     async fn delete_expired(&self, key: &str, now: DateTime<Utc>) -> PortResult {
         let result = self

@@ -26,6 +26,29 @@ impl EmbeddedStore {
     pub fn new(db: EmbeddedDb) -> Self {
         Self { db }
     }
+
+    /// Up to `limit` live keys starting with `prefix`, in order: for operators' listings
+    /// (`jobctl batches`), not for jobs.
+    ///
+    /// # Errors
+    /// The database failing.
+    pub fn keys_with_prefix(
+        &self,
+        prefix: &str,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> PortResult<Vec<String>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // `substr` rather than LIKE: a prefix may hold `_` and `%`, LIKE's wildcards.
+        let conn = self.db.lock();
+        conn.prepare_cached(
+            "SELECT key FROM records WHERE substr(key, 1, length(?1)) = ?1 AND expires_at_ms > ?2 ORDER BY key LIMIT ?3",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_map(params![prefix, now.timestamp_millis(), limit], |row| row.get(0))?.collect()
+        })
+        .map_err(sql_error("keys_with_prefix"))
+    }
 }
 
 /// The size of the item `DynamoStore` writes for this record (`pk`, `value`, `expires_at_ms`,
