@@ -725,6 +725,12 @@ async fn the_dlq_summary_groups_by_error_kind_and_a_short_listing_says_how_many_
     let all = json_of(&dir, &["dlq", "list", "customer_sync", "--all"]);
     assert_eq!(all.as_array().unwrap().len(), 4);
     expect(&dir, &["dlq", "redrive", "customer_sync", "--rate", "0"], 2);
+    // --rate paces the moves: four at four a second cannot take less than a second (a bound
+    // the pacing sets, not a measurement; without it they take milliseconds).
+    let started = std::time::Instant::now();
+    let paced = json_of(&dir, &["dlq", "redrive", "customer_sync", "--rate", "4"]);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(950), "{:?}", started.elapsed());
+    assert_eq!(paced["redriven"], 4, "{paced}");
     expect(&dir, &["dlq", "list", "--all", "--limit", "3"], 2);
     expect(&dir, &["dlq", "summary", "no_such_job"], 2);
 }
