@@ -345,6 +345,10 @@ pub(crate) async fn member_finished(
 }
 
 /// Sends the callbacks of a sealed batch whose members all finished, unless they were sent.
+///
+/// Called after a write (a member's count, the seal), it reads the batch afresh: the enqueuer
+/// seals and then reads the counts, a member counts and then reads the seal, so whichever of
+/// the two writes last sees the other's, and a batch never completes unnoticed.
 async fn complete_if_done(
     store: &dyn StateStore,
     enqueuer: &Enqueuer,
