@@ -7,7 +7,9 @@ use std::{
     time::Duration,
 };
 
-use jobkit::{ErrorKind, Job, JobContext, JobError, RetryPolicy, Wait, shutdown::Shutdown};
+use jobkit::{
+    ErrorKind, Job, JobContext, JobError, RetryPolicy, Wait, batch::BatchSummary, shutdown::Shutdown,
+};
 use serde::{Deserialize, Serialize};
 
 /// The job's timeout; an overrun sleeps twice as long.
@@ -51,12 +53,23 @@ pub enum Path {
     Unique,
     /// 3-6 pages; the worker running its first page is shut down there, and replaced.
     Shutdown,
+    /// One page, a member of a batch of ten enqueued through a queue whose sends fail (the
+    /// caller retries); the batch's callback must run once, after the last member.
+    Batch,
 }
 
 impl Path {
     /// Every path, in table order.
-    pub const ALL: [Path; 7] =
-        [Path::Plain, Path::Steps, Path::Delayed, Path::Ticks, Path::Twins, Path::Unique, Path::Shutdown];
+    pub const ALL: [Path; 8] = [
+        Path::Plain,
+        Path::Steps,
+        Path::Delayed,
+        Path::Ticks,
+        Path::Twins,
+        Path::Unique,
+        Path::Shutdown,
+        Path::Batch,
+    ];
 
     /// The path of job `n`.
     pub fn of(n: u64) -> Path {
@@ -73,6 +86,7 @@ impl Path {
             Path::Twins => "twins in a batch and across workers",
             Path::Unique => "unique_for whose send fails",
             Path::Shutdown => "worker shut down mid-step",
+            Path::Batch => "batch members (its callback once)",
         }
     }
 }
@@ -82,7 +96,7 @@ pub fn pages(n: u64) -> u32 {
     match Path::of(n) {
         Path::Steps | Path::Shutdown => 3 + (n / 7 % 4) as u32,
         Path::Ticks | Path::Twins => 2 + (n / 7 % 3) as u32,
-        Path::Plain | Path::Delayed | Path::Unique => 1,
+        Path::Plain | Path::Delayed | Path::Unique | Path::Batch => 1,
     }
 }
 
@@ -138,11 +152,26 @@ pub fn scripted_page(n: u64) -> u32 {
     (unit(n, 3) * f64::from(pages(n))) as u32
 }
 
-/// The side effects: a counter per job and page, and the executions that reached each page.
+/// Members of one batch.
+pub const BATCH_SIZE: usize = 10;
+
+/// A batch callback's job number: this plus its batch's first member.
+pub const CALLBACK: u64 = 1 << 40;
+
+/// The batches of the batch-path jobs among `numbers`: ten consecutive members each (the last
+/// one shorter), named by their first member.
+pub fn batches(numbers: std::ops::Range<u64>) -> Vec<Vec<u64>> {
+    let members: Vec<u64> = numbers.filter(|n| Path::of(*n) == Path::Batch).collect();
+    members.chunks(BATCH_SIZE).map(<[u64]>::to_vec).collect()
+}
+
+/// The side effects: a counter per job and page, the executions that reached each page, and
+/// what each batch's callback was told, by the batch's first member.
 #[derive(Debug, Default)]
 pub struct Effects {
     applied: Mutex<HashMap<(u64, u32), u32>>,
     reached: Mutex<HashMap<(u64, u32), u32>>,
+    called_back: Mutex<HashMap<u64, Vec<BatchSummary>>>,
 }
 
 impl Effects {
@@ -157,16 +186,30 @@ impl Effects {
         *count
     }
 
+    /// What the callbacks of the batch whose first member is `first` were told, once per run.
+    pub fn callbacks(&self, first: u64) -> Vec<BatchSummary> {
+        self.called_back.lock().unwrap().get(&first).cloned().unwrap_or_default()
+    }
+
     /// Times page `page` of job `n` was applied.
     pub fn applied(&self, n: u64, page: u32) -> u32 {
         self.applied.lock().unwrap().get(&(n, page)).copied().unwrap_or(0)
     }
 }
 
-/// The job's arguments.
+/// The job's arguments; a batch's callback gets its summary in `batch`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CampaignArgs {
     pub n: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<BatchSummary>,
+}
+
+impl CampaignArgs {
+    /// Job number `n`.
+    pub fn new(n: u64) -> Self {
+        Self { n, batch: None }
+    }
 }
 
 /// The job under test, as one worker runs it: the worker's stop switch is its own.
@@ -183,6 +226,11 @@ impl Job for CampaignJob {
 
     async fn perform(&self, args: CampaignArgs, ctx: &mut JobContext) -> Result<(), JobError> {
         let n = args.n;
+        if let Some(summary) = args.batch {
+            let first = n - CALLBACK;
+            self.effects.called_back.lock().unwrap().entry(first).or_default().push(summary);
+            return Ok(());
+        }
         ctx.step("pages", 0_u32, async |step| {
             loop {
                 self.walk(n, *step.cursor()).await?;

@@ -1,6 +1,7 @@
 //! The fault campaign: every path a job takes through the runner (a plain job, steps continued
 //! 2-5 times, delays that hop, ticks delivered 2-3 times while their run continues, twins in a
-//! batch and across workers, `unique_for` whose send fails, a worker shut down mid-step), run by
+//! batch and across workers, `unique_for` whose send fails, a worker shut down mid-step, the
+//! members of a batch and its callback), run by
 //! two workers as Lambda's event source mapping would (receive ten, run, delete what is done)
 //! while faults are injected everywhere: scripted transient and permanent failures, panics,
 //! runs that outlive their timeout, duplicate deliveries, and queue and store calls that fail
@@ -21,7 +22,8 @@ pub use chaos::{Chaos, ChaosQueue, ChaosStore};
 use chrono::{DateTime, Utc};
 pub use job::{CampaignArgs, CampaignJob, Effects, FAULTS, Faults, Path, unit};
 use jobkit::{
-    EnqueueError, EnqueueOptions, Enqueuer, Job, JobId, RetryPolicy,
+    EnqueueError, EnqueueOptions, Enqueuer, Job, JobId, JobRef, RetryPolicy,
+    batch::JobBatch,
     clock::{Clock, ManualClock},
     embedded::{EmbeddedDb, EmbeddedQueue, EmbeddedStore, QueueConfig},
     enqueue::QueueRoutes,
@@ -282,6 +284,7 @@ async fn enqueue(
     let enqueuer =
         Enqueuer::new(backend.queue.clone(), backend.store.clone(), backend.clock.clone(), routes.clone());
     let failing = Enqueuer::new(runtime.queue.clone(), backend.store.clone(), backend.clock.clone(), routes);
+    let numbers_again = numbers.clone();
     let mut deliveries = BTreeMap::new();
     for n in numbers {
         let copies = if unit(n, 2) < faults.duplicate { 2 } else { 1 };
@@ -291,7 +294,7 @@ async fn enqueue(
                 for _ in 0..copies {
                     let options = EnqueueOptions { job_id: Some(job_id()), ..EnqueueOptions::default() };
                     enqueuer
-                        .perform_later_with::<CampaignJob>(&CampaignArgs { n }, options)
+                        .perform_later_with::<CampaignJob>(&CampaignArgs::new(n), options)
                         .await
                         .expect("enqueue");
                 }
@@ -324,17 +327,43 @@ async fn enqueue(
                 for _ in 0..3 {
                     let options = EnqueueOptions { job_id: Some(job_id()), ..EnqueueOptions::default() };
                     enqueuer
-                        .perform_later_with::<CampaignJob>(&CampaignArgs { n }, options)
+                        .perform_later_with::<CampaignJob>(&CampaignArgs::new(n), options)
                         .await
                         .expect("enqueue");
                 }
                 3
             }
             Path::Unique => enqueue_unique(&failing, n).await,
+            // Sent below, a batch at a time.
+            Path::Batch => continue,
         };
         deliveries.insert(n, sent);
     }
+    for members in job::batches(numbers_again) {
+        let sends = enqueue_batch(&failing, &members).await;
+        deliveries.extend(members.iter().map(|n| (*n, sends)));
+    }
     deliveries
+}
+
+/// Enqueues `members` as one batch through a queue whose sends fail now and then, calling
+/// again as a caller would until every member was sent (and the batch sealed). Returns the
+/// calls made: each member may have reached the queue once per call.
+async fn enqueue_batch(enqueuer: &Enqueuer, members: &[u64]) -> u64 {
+    let first = members[0];
+    let callback = JobRef::<CampaignArgs>::new(CampaignJob::NAME);
+    let batch = JobBatch::new(format!("campaign-{first}"))
+        .on_complete(&callback, &CampaignArgs::new(job::CALLBACK + first))
+        .expect("the callback's arguments");
+    for calls in 1..=20 {
+        let args = members.iter().map(|n| CampaignArgs::new(*n));
+        match enqueuer.perform_later_batch::<CampaignJob>(&batch, args, &EnqueueOptions::default()).await {
+            Ok(answers) if answers.iter().all(Result::is_ok) => return calls,
+            Ok(_) | Err(EnqueueError::Port(_)) => {}
+            Err(other) => panic!("batch {first}: the caller's retry was refused: {other}"),
+        }
+    }
+    panic!("batch {first} was not sent in 20 calls")
 }
 
 /// Enqueues job `n` with `unique_for` through a queue whose sends fail now and then, retrying
@@ -346,13 +375,13 @@ async fn enqueue_unique(enqueuer: &Enqueuer, n: u64) -> u64 {
     let mut sends = 0;
     for _ in 0..20 {
         sends += 1;
-        match enqueuer.perform_later_with::<CampaignJob>(&CampaignArgs { n }, unique()).await {
+        match enqueuer.perform_later_with::<CampaignJob>(&CampaignArgs::new(n), unique()).await {
             Ok(_) => break,
             Err(EnqueueError::Port(_)) => continue,
             Err(other) => panic!("job {n}: the caller's retry was refused: {other}"),
         }
     }
-    match enqueuer.perform_later_with::<CampaignJob>(&CampaignArgs { n }, unique()).await {
+    match enqueuer.perform_later_with::<CampaignJob>(&CampaignArgs::new(n), unique()).await {
         Err(EnqueueError::Duplicate { .. }) => {}
         _ => sends += 1,
     }

@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, ops::Range};
 
 use jobkit::{dead_letter::DeadLetterError, message::ReceivedMessage};
 
-use super::job::{Effects, Faults, Path, Script, pages, script, scripted_page};
+use super::job::{Effects, Faults, Path, Script, batches, pages, script, scripted_page};
 
 /// One path's counts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -173,6 +173,26 @@ pub fn tally(
         *dead_jobs.entry(n).or_default() |= reasoned;
     }
     let mut paths: BTreeMap<Path, Tally> = BTreeMap::new();
+    // A batch's callback is one more step of its path: run once, after the last member, told
+    // every member's outcome (only the scripted permanent failures failed).
+    for members in batches(numbers.clone()) {
+        let t = paths.entry(Path::Batch).or_default();
+        t.steps += 1;
+        let failed = members.iter().filter(|n| script(**n, faults) == Script::Permanent).count() as u64;
+        match effects.callbacks(members[0]).as_slice() {
+            [] => t.lost += 1,
+            [told]
+                if told.total == members.len() as u64
+                    && told.failed == failed
+                    && told.succeeded + failed == told.total => {}
+            [told] => panic!(
+                "batch {}: its callback was told {told:?}, not {} members of which {failed} failed",
+                members[0],
+                members.len()
+            ),
+            _ => t.doubled += 1,
+        }
+    }
     for n in numbers {
         let t = paths.entry(Path::of(n)).or_default();
         let applied: Vec<u32> = (0..pages(n)).map(|p| effects.applied(n, p)).collect();
