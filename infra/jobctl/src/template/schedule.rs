@@ -12,7 +12,7 @@ use crate::registry::{STACK_ZONE_PARAMETER, Schedule, Zone};
 
 /// The schedule of `job` and its role.
 pub(super) fn resources(job: &Names, schedule: &Schedule) -> Result<Vec<String>, TemplateError> {
-    Ok(vec![scheduler_schedule(job, schedule)?, role(job, schedule)])
+    Ok(vec![scheduler_schedule(job, schedule)?, role(job)])
 }
 
 fn scheduler_schedule(job: &Names, schedule: &Schedule) -> Result<String, TemplateError> {
@@ -61,8 +61,8 @@ fn scheduler_schedule(job: &Names, schedule: &Schedule) -> Result<String, Templa
 }
 
 /// The role EventBridge Scheduler assumes for this one schedule: it may send to the job's
-/// queue, and only Scheduler acting for this schedule may assume it.
-fn role(job: &Names, schedule: &Schedule) -> String {
+/// queue and nothing else, and only Scheduler acting for this account's schedules may assume it.
+fn role(job: &Names) -> String {
     format!(
         r#"  {id}:
     Type: AWS::IAM::Role
@@ -73,13 +73,13 @@ fn role(job: &Names, schedule: &Schedule) -> String {
           - Effect: Allow
             Principal: {{Service: scheduler.amazonaws.com}}
             Action: sts:AssumeRole
-            # Only for this stack's schedule (confused deputy): its ARN by name, as the
-            # schedule's own ARN would make the two depend on each other.
+            # Only for Scheduler acting for this account's default schedule group (confused
+            # deputy): Scheduler's SourceArn is the group's, never a schedule's.
             Condition:
               StringEquals:
                 aws:SourceAccount: !Ref AWS::AccountId
               ArnEquals:
-                aws:SourceArn: !Sub "arn:${{AWS::Partition}}:scheduler:${{AWS::Region}}:${{AWS::AccountId}}:schedule/default/${{AWS::StackName}}-{rule}"
+                aws:SourceArn: !Sub "arn:${{AWS::Partition}}:scheduler:${{AWS::Region}}:${{AWS::AccountId}}:schedule-group/default"
       Policies:
         - PolicyName: {queue}-schedule
           PolicyDocument:
@@ -91,7 +91,6 @@ fn role(job: &Names, schedule: &Schedule) -> String {
                 Resource: !GetAtt {queue_id}.Arn
 "#,
         id = job.logical("ScheduleRole"),
-        rule = schedule.rule,
         queue = job.queue,
         queue_id = job.logical("Queue"),
     )
