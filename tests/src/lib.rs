@@ -3,12 +3,12 @@
 //! a Runtime API stub on their queues, and helpers to reach the moto server the test script
 //! starts.
 
-pub mod eventbridge;
 pub mod example_stack;
 pub mod function;
 pub mod lambda;
 pub mod moto;
 pub mod runtime_api;
+pub mod scheduler;
 pub mod sqs;
 pub mod stack;
 pub mod tables;

@@ -5,10 +5,10 @@
 //! Nothing about the stack is written here. Tables, the secret prefix, queues and DLQs,
 //! settings, timeouts, batch sizes and schedules are read back from moto: CloudFormation's
 //! resources and outputs, Lambda's function configurations and event source mappings, SQS's
-//! redrive policies, EventBridge's rules and targets. A function's environment is its deployed
-//! one plus what Lambda itself adds (region, credentials, the function's name and memory; here
-//! also moto's endpoint), and at most the loopback sandboxes' URLs for Shopify and Square, which
-//! the template leaves to the real services.
+//! redrive policies, EventBridge Scheduler's schedules and their targets. A function's
+//! environment is its deployed one plus what Lambda itself adds (region, credentials, the
+//! function's name and memory; here also moto's endpoint), and at most the loopback sandboxes'
+//! URLs for Shopify and Square, which the template leaves to the real services.
 //!
 //! moto runs event source mappings of its own on the stack's queues (every send is received once
 //! by them); [`Stack::deploy`] disables them, so the local Lambda alone plays each mapping, with
@@ -26,23 +26,23 @@ use aws_sdk_cloudformation::{
     types::{Capability, Parameter},
 };
 use aws_sdk_lambda::types::FunctionResponseType;
+use aws_sdk_scheduler::operation::get_schedule::GetScheduleOutput;
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value;
 use shop::{Plan, Store, StoreRepository, SyncState, aws::DynamoStores};
 
 use crate::{
-    eventbridge::{self, InputTransformer},
     function::deployed_binary,
     lambda::{LocalLambda, Mapping},
     moto,
+    scheduler::{self, Firing},
 };
 
 /// Resource types moto's CloudFormation does not create (it lists each with an empty logical
-/// id and type). Nothing the functions do depends on them here: alarms watch, the queue
-/// policies let EventBridge send (the tests send the ticks), and the sender's SES identity is
-/// verified by [`Stack::deploy`] as an operator does (README, "Deploy", step 4).
-pub const NOT_CREATED_BY_MOTO: [&str; 3] =
-    ["AWS::CloudWatch::Alarm", "AWS::SQS::QueuePolicy", "AWS::SES::EmailIdentity"];
+/// id and type). Nothing the functions do depends on them here: alarms watch, and the sender's
+/// SES identity is verified by [`Stack::deploy`] as an operator does (README, "Deploy", step 4).
+/// (EventBridge Scheduler's schedules are created: `scripts/lib/moto_server.py` adds them.)
+pub const NOT_CREATED_BY_MOTO: [&str; 2] = ["AWS::CloudWatch::Alarm", "AWS::SES::EmailIdentity"];
 
 /// Settings a test may give a function on top of its deployed environment: where Shopify and
 /// Square are (the loopback sandbox instead of the real services).
@@ -458,58 +458,64 @@ impl Stack {
         })
     }
 
-    /// The body the schedule rule targeting `function`'s queue puts on it for its firing at
-    /// `time` (RFC 3339): the rule's scheduled event through the target's input transformer,
-    /// as EventBridge renders it (moto never fires schedules).
+    /// The EventBridge Scheduler schedule that targets `function`'s queue, as Scheduler holds
+    /// it (`GetSchedule`): expression, time zone, flexible window, state and target.
     ///
     /// # Errors
-    /// If not exactly one enabled schedule rule targets the queue, or its input cannot be
-    /// rendered.
-    pub async fn tick(&self, function: &Function, time: &str) -> anyhow::Result<String> {
-        let events = aws_sdk_eventbridge::Client::new(&self.sdk);
-        let names = events
-            .list_rule_names_by_target()
-            .target_arn(&function.queue_arn)
+    /// If not exactly one schedule targets the queue.
+    pub async fn schedule(&self, function: &Function) -> anyhow::Result<GetScheduleOutput> {
+        let scheduler = self.scheduler();
+        let mut pages = scheduler.list_schedules().into_paginator().send();
+        let mut targeting = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.context("listing the schedules")?;
+            targeting.extend(
+                page.schedules()
+                    .iter()
+                    .filter(|s| s.target().map(|t| t.arn()) == Some(function.queue_arn.as_str()))
+                    .map(|s| (s.name().unwrap_or_default().to_owned(), s.group_name().map(str::to_owned))),
+            );
+        }
+        let [(name, group)] = targeting.as_slice() else {
+            bail!("{} schedules target {}, not one: {targeting:?}", targeting.len(), function.queue_arn);
+        };
+        scheduler
+            .get_schedule()
+            .name(name)
+            .set_group_name(group.clone())
             .send()
             .await
-            .context("listing the rules that target the queue")?;
-        let [rule] = names.rule_names() else {
-            bail!(
-                "{} rules target {}, not one: {:?}",
-                names.rule_names().len(),
-                function.queue_arn,
-                names.rule_names()
-            );
-        };
-        let described = events.describe_rule().name(rule).send().await.context("describing the rule")?;
+            .with_context(|| format!("reading the schedule {name}"))
+    }
+
+    /// The body the schedule targeting `function`'s queue puts on it for its firing at `time`
+    /// (RFC 3339, UTC, as Scheduler writes the scheduled time): the target's input with
+    /// Scheduler's context attributes filled in (moto never fires schedules).
+    ///
+    /// # Errors
+    /// If not exactly one enabled schedule targets the queue, or its input cannot be rendered.
+    pub async fn tick(&self, function: &Function, time: &str) -> anyhow::Result<String> {
+        let schedule = self.schedule(function).await?;
+        let name = schedule.name().unwrap_or_default();
         ensure!(
-            described.state() == Some(&aws_sdk_eventbridge::types::RuleState::Enabled),
-            "rule {rule} is not enabled: it never fires"
+            schedule.state() == Some(&aws_sdk_scheduler::types::ScheduleState::Enabled),
+            "schedule {name} is not enabled: it never fires"
         );
-        ensure!(described.schedule_expression().is_some(), "rule {rule} has no schedule");
-        let rule_arn = described.arn().context("a rule without an ARN")?;
-        let targets =
-            events.list_targets_by_rule().rule(rule).send().await.context("listing the rule's targets")?;
-        let target = targets
-            .targets()
-            .iter()
-            .find(|t| t.arn() == function.queue_arn)
-            .context("the rule does not target the queue")?;
-        let event = eventbridge::scheduled_event(rule_arn, time)?;
-        match (target.input_transformer(), target.input(), target.input_path()) {
-            (Some(transformer), _, _) => {
-                let transformer = InputTransformer {
-                    input_paths: transformer.input_paths_map().cloned().unwrap_or_default(),
-                    input_template: transformer.input_template().to_owned(),
-                };
-                eventbridge::render(&transformer, &event, rule, rule_arn)
-            }
-            (None, Some(constant), _) => Ok(constant.to_owned()),
-            (None, None, Some(path)) => {
-                bail!("rule {rule}'s target takes {path} of the event: not rendered here")
-            }
-            (None, None, None) => Ok(event.to_string()),
-        }
+        let target = schedule.target().context("a schedule without a target")?;
+        let input = target.input().with_context(|| format!("schedule {name} sends no input"))?;
+        let execution_id = uuid::Uuid::new_v4().simple().to_string();
+        let firing = Firing {
+            schedule_arn: schedule.arn().context("a schedule without an ARN")?,
+            scheduled_time: time,
+            execution_id: &execution_id[..16],
+            attempt: 1,
+        };
+        scheduler::render(input, &firing)
+    }
+
+    /// An EventBridge Scheduler client on moto.
+    pub fn scheduler(&self) -> aws_sdk_scheduler::Client {
+        aws_sdk_scheduler::Client::new(&self.sdk)
     }
 
     fn function_logical_id(&self, binary: &str) -> anyhow::Result<String> {

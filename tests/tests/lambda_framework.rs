@@ -184,10 +184,10 @@ async fn an_eventbridge_tick_delivered_twice_runs_once() {
     let mut fn_ =
         stack.start("store_sync", &[("SHOPIFY_BASE_URL", sandbox.shopify_url())]).await.expect("started");
     let sqs = stack.sqs();
-    // What the fan-out rule puts on the queue, twice (EventBridge delivers at least once), the
-    // second after the first ran, as EventBridge's duplicates come. (Twins in one batch wait for
+    // What the fan-out schedule puts on the queue, twice (EventBridge Scheduler delivers at
+    // least once), the second after the first ran, as its duplicates come. (Twins in one batch wait for
     // the first: lambda_jobs' share_product_text_message test.)
-    let tick = stack.tick(&fn_, "2026-11-29T12:15:00Z").await.expect("the fan-out rule's tick");
+    let tick = stack.tick(&fn_, "2026-11-29T12:15:00Z").await.expect("the fan-out schedule's tick");
     assert!(tick.contains(r#""all_stores": true"#), "{tick}");
     fn_.send(&sqs, &tick).await.unwrap();
     fn_.lambda.drain(Duration::from_secs(60)).await.expect("drained");

@@ -2,8 +2,8 @@
 //! event source mapping on moto's SQS), on the stack as deployed (`template.yaml` created on
 //! moto's CloudFormation, each function with the configuration Lambda holds for it), against
 //! moto's DynamoDB, Secrets Manager and SNS and the loopback sandbox of Shopify and Square: a
-//! success and a failure path per job. Ticks are what the schedule rules' input transformers
-//! make of a scheduled event.
+//! success and a failure path per job. Ticks are what the deployed EventBridge Scheduler
+//! schedules send (their input, Scheduler's context attributes filled in).
 
 use std::{collections::HashMap, time::Duration};
 
@@ -166,7 +166,7 @@ async fn clean_active_carts_abandons_idle_carts_once_and_discards_an_event_of_an
     let sqs = stack.sqs();
     // The hourly tick and a manual run for the same idle cart, and an event of another shape.
     // (Janitors racing in parallel: shop_adapters' carts_on_dynamodb_abandon_once_and_expire.)
-    let tick = stack.tick(&fn_, "2026-11-29T10:00:00Z").await.expect("the hourly rule's tick");
+    let tick = stack.tick(&fn_, "2026-11-29T10:00:00Z").await.expect("the hourly schedule's tick");
     fn_.send(&sqs, &tick).await.unwrap();
     fn_.send(&sqs, "{}").await.unwrap();
     let other_event = r#"{"version":"0","detail-type":"EC2 Instance State-change Notification","source":"aws.ec2","detail":{}}"#;
@@ -209,7 +209,7 @@ async fn clean_database_deletes_what_is_past_retention_and_discards_bad_argument
     }
     let mut fn_ = stack.start("clean_database", &[]).await.expect("started");
     let sqs = stack.sqs();
-    let tick = stack.tick(&fn_, "2026-11-29T03:00:00Z").await.expect("the daily rule's tick");
+    let tick = stack.tick(&fn_, "2026-11-29T03:00:00Z").await.expect("the daily schedule's tick");
     fn_.send(&sqs, &tick).await.unwrap();
     let bad = r#"{"batch_size":"lots"}"#;
     fn_.send(&sqs, bad).await.unwrap();

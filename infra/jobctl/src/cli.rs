@@ -89,15 +89,19 @@ enum Command {
     /// Inspect, redrive or purge the dead-letter queues.
     #[command(subcommand)]
     Dlq(DlqCommand),
-    /// Each recurring tick's rule, cron expression, timezone and next firings.
+    /// Each recurring tick's schedule, when it fires, its cron expression, its time zone and
+    /// its next firings in local time and UTC.
     Schedules {
         /// How many firings to show (1 to 1000).
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=MAX_FIRINGS))]
         count: u16,
+        #[command(flatten)]
+        zone: StackZone,
     },
-    /// Turn a schedule in English ("every day at 3am") into an EventBridge cron expression.
+    /// Turn a schedule as people write it ("every day at 3am Europe/Berlin", "on the 1st of
+    /// every month at 6am") into an EventBridge cron expression and its next firings.
     Cron {
-        /// The schedule, in English or as cron(...).
+        /// The schedule, in English or as cron(...), optionally followed by a time zone.
         text: String,
     },
     /// The backoff timeline of a job's retry policy.
@@ -130,6 +134,8 @@ struct DevArgs {
     /// Do not tick the schedules.
     #[arg(long)]
     no_schedules: bool,
+    #[command(flatten)]
+    zone: StackZone,
     /// Shopify's base URL, `{shop}` standing for the shop's name (default: the real Shopify).
     #[arg(long, env = "JOBCTL_SHOPIFY_URL")]
     shopify_url: Option<String>,
@@ -139,6 +145,15 @@ struct DevArgs {
     /// Log JSON lines instead of readable text.
     #[arg(long)]
     json_logs: bool,
+}
+
+/// The zone of the schedules declared in the stack's zone (its `ScheduleTimeZone` parameter).
+#[derive(Debug, Args)]
+struct StackZone {
+    /// The time zone a deployment gives the stack's ScheduleTimeZone parameter, for the
+    /// schedules declared in it (IANA name, e.g. Europe/Berlin).
+    #[arg(long, env = "JOBCTL_SCHEDULE_TIME_ZONE", default_value = registry::STACK_ZONE_DEFAULT, value_parser = parse_zone)]
+    schedule_time_zone: chrono_tz::Tz,
 }
 
 #[derive(Debug, Args)]
@@ -226,6 +241,10 @@ fn parse_delay(text: &str) -> Result<std::time::Duration, String> {
     duration::parse(text).map_err(|e| e.to_string())
 }
 
+fn parse_zone(text: &str) -> Result<chrono_tz::Tz, String> {
+    crate::schedule::zone(text).map_err(|e| e.to_string())
+}
+
 fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
@@ -268,7 +287,9 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
             println!("{}", registry::jobs_markdown(&registry::specs()?));
             Ok(())
         }
-        Command::Schedules { count } => commands::info::schedules(out, usize::from(count), now),
+        Command::Schedules { count, zone } => {
+            commands::info::schedules(out, usize::from(count), now, zone.schedule_time_zone)
+        }
         Command::Cron { text } => commands::info::cron(out, &text, now),
         Command::RetryPlan { job } => commands::info::retry_plan(out, &job),
         Command::Template { write, check } => commands::template::template(match (write, check) {
@@ -361,6 +382,7 @@ async fn dev(out: Output, dir: PathBuf, args: DevArgs) -> Result<(), CommandErro
         shopify_url: args.shopify_url,
         square_url: args.square_url,
         schedules: !args.no_schedules,
+        stack_zone: args.zone.schedule_time_zone,
         ..DevOptions::new(dir)
     };
     let mut system = Dev::open(&options).await?;

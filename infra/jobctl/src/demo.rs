@@ -135,7 +135,7 @@ async fn send(dev: &Dev, job: &str, body: Value) -> Result<(), DevError> {
     Ok(())
 }
 
-/// The tick EventBridge's input transformer would send for `job`'s schedule.
+/// The tick EventBridge Scheduler would send for `job`'s schedule.
 fn tick(job: &str, at: DateTime<Utc>) -> Result<Value, DevError> {
     let (_, schedule) = registry::schedules()?
         .into_iter()

@@ -55,6 +55,9 @@ pub struct DevOptions {
     pub square_url: Option<String>,
     /// Tick the schedules.
     pub schedules: bool,
+    /// The zone of the schedules declared in the stack's (`ScheduleTimeZone`): what a
+    /// deployment would give it.
+    pub stack_zone: chrono_tz::Tz,
     /// Tries of one Shopify or Square request before the job sees the error (clients' default
     /// when `None`); the demo uses 1 so that retries show at the job's level.
     pub client_tries: Option<u32>,
@@ -72,6 +75,7 @@ impl DevOptions {
             shopify_url: None,
             square_url: None,
             schedules: true,
+            stack_zone: chrono_tz::Tz::UTC,
             client_tries: None,
             virtual_clock: None,
         }
@@ -196,12 +200,35 @@ struct Ticker {
     job: &'static str,
     schedule: Schedule,
     cron: CronSchedule,
+    /// Its zone: it fires at local times of it, as EventBridge Scheduler does.
+    zone: chrono_tz::Tz,
     next: Option<DateTime<Utc>>,
 }
 
 impl Ticker {
-    /// The tick EventBridge's input transformer would send: the schedule's arguments and
-    /// `$schedule` with the rule and the time.
+    /// The ticker of `job`'s `schedule`, due next after `now`; `stack_zone` is the zone of a
+    /// schedule declared in the stack's.
+    fn new(
+        job: &'static str,
+        schedule: Schedule,
+        stack_zone: chrono_tz::Tz,
+        now: DateTime<Utc>,
+    ) -> Result<Self, RegistryError> {
+        let unreadable = |source| RegistryError::Schedule { job, rule: schedule.rule, source };
+        let cron = schedule.cron().map_err(unreadable)?;
+        let zone = schedule.zone.resolve(stack_zone).map_err(unreadable)?;
+        let mut ticker = Self { job, schedule, cron, zone, next: None };
+        ticker.next = ticker.next_after(now);
+        Ok(ticker)
+    }
+
+    /// The next firing after `after`, in UTC.
+    fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.cron.next_in(self.zone, after, 1).first().map(|t| t.with_timezone(&Utc))
+    }
+
+    /// The tick EventBridge Scheduler sends: the schedule's arguments and `$schedule` with the
+    /// schedule's name and the scheduled time (UTC).
     fn message(&self, at: DateTime<Utc>) -> OutgoingMessage {
         let mut body: Value = serde_json::from_str(self.schedule.args).unwrap_or_else(|_| json!({}));
         body[SCHEDULE_KEY] = json!({"rule": self.schedule.rule, "time": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)});
@@ -283,10 +310,7 @@ impl Dev {
         if options.schedules {
             for spec in jobs.specs() {
                 let Some(schedule) = spec.schedule else { continue };
-                let job = spec.name;
-                let cron = CronSchedule::parse(schedule.cron).map_err(|e| DevError::Shop(e.to_string()))?;
-                let next = cron.next_after(now, 1).first().copied();
-                tickers.push(Ticker { job, schedule, cron, next });
+                tickers.push(Ticker::new(spec.name, schedule, options.stack_zone, now)?);
             }
         }
         let virtual_clock = options.virtual_clock.clone();
@@ -310,7 +334,7 @@ impl Dev {
                 let queue = registry::queue_name(ticker.job);
                 self.queue.send(&queue, ticker.message(at)).await?;
                 tracing::info!(job = ticker.job, rule = ticker.schedule.rule, time = %at, "schedule ticked");
-                ticker.next = ticker.cron.next_after(at, 1).first().copied();
+                ticker.next = ticker.next_after(at);
             }
         }
         Ok(())
@@ -479,4 +503,35 @@ fn abandoned(why: &str) {
         "stopped now ({why}): jobs still running were cut off; their messages stay in flight and \
          come back when their visibility timeout ends, as after a crash on Lambda"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn utc(y: i32, mo: u32, d: u32, h: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, mo, d, h, 0, 0).single().expect("a valid time")
+    }
+
+    #[test]
+    fn a_schedule_in_the_stacks_zone_ticks_at_its_local_time() {
+        let (job, schedule) = registry::schedules()
+            .expect("registry")
+            .into_iter()
+            .find(|(job, _)| *job == "clean_database")
+            .expect("clean_database's schedule");
+        let berlin =
+            Ticker::new(job, schedule, chrono_tz::Europe::Berlin, utc(2026, 6, 30, 12)).expect("ticker");
+        assert_eq!(berlin.next, Some(utc(2026, 7, 1, 1)), "03:00 CEST");
+        assert_eq!(berlin.next_after(utc(2026, 10, 25, 0)), Some(utc(2026, 10, 25, 2)), "03:00 CET");
+        let body: Value = serde_json::from_str(&berlin.message(utc(2026, 7, 1, 1)).body).expect("JSON");
+        assert_eq!(
+            body[SCHEDULE_KEY],
+            json!({"rule": "clean-database-daily", "time": "2026-07-01T01:00:00Z"})
+        );
+        let default = Ticker::new(job, schedule, chrono_tz::Tz::UTC, utc(2026, 6, 30, 12)).expect("ticker");
+        assert_eq!(default.next, Some(utc(2026, 7, 1, 3)), "03:00 UTC");
+    }
 }

@@ -334,6 +334,64 @@ fn schedules_cron_and_retry_plans_are_read_off_the_registry() {
 }
 
 #[test]
+fn cron_reads_schedules_as_people_write_them_with_their_time_zone() {
+    let dir = folder("cron-zones");
+    for (text, expression) in [
+        ("at 3am every day", "cron(0 3 * * ? *)"),
+        ("on the 1st of every month at 6am", "cron(0 6 1 * ? *)"),
+        ("every weekday at 6pm", "cron(0 18 ? * MON-FRI *)"),
+        ("every monday at 9:30", "cron(30 9 ? * MON *)"),
+    ] {
+        assert_eq!(expect(&dir, &["cron", text], 0).lines().next(), Some(expression), "{text}");
+    }
+    let berlin = json_of(&dir, &["cron", "every day at 3am Europe/Berlin"]);
+    assert_eq!(berlin["expression"], "cron(0 3 * * ? *)");
+    assert_eq!(berlin["timezone"], "Europe/Berlin");
+    let next: Vec<&str> =
+        berlin["next_local"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    assert_eq!(next.len(), 3);
+    for (local, utc) in next.iter().zip(berlin["next"].as_array().unwrap()) {
+        // 03:00 in Berlin is 01:00 UTC in summer (+02:00) and 02:00 UTC in winter (+01:00).
+        let utc = utc.as_str().unwrap();
+        let summer = local.ends_with("T03:00:00+02:00") && utc.ends_with("T01:00:00Z");
+        let winter = local.ends_with("T03:00:00+01:00") && utc.ends_with("T02:00:00Z");
+        assert!(summer || winter, "{local} = {utc}");
+    }
+    let printed = expect(&dir, &["cron", "every day at 3am Europe/Berlin"], 0);
+    assert!(printed.contains("zone: Europe/Berlin") && printed.contains(" 03:00 CE"), "{printed}");
+    let misspelt = jobctl(&dir, &["cron", "every day at 3am Europe/Berln"]);
+    assert_eq!(misspelt.status.code(), Some(2));
+    assert!(text(&misspelt.stderr).contains("not a time zone"), "{}", text(&misspelt.stderr));
+}
+
+#[test]
+fn schedules_show_local_and_utc_firings_in_the_zone_a_deployment_gives_the_stack() {
+    let dir = folder("schedules-zones");
+    let schedules = json_of(&dir, &["schedules", "--schedule-time-zone", "Europe/Berlin"]);
+    let by_job = |job: &str| {
+        schedules
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["job"] == job)
+            .unwrap_or_else(|| panic!("{job}"))
+            .clone()
+    };
+    let database = by_job("clean_database");
+    assert_eq!(database["every"], "every day at 3am");
+    assert_eq!(database["declared_zone"], "stack");
+    assert_eq!(database["timezone"], "Europe/Berlin");
+    for local in database["next_local"].as_array().unwrap() {
+        assert!(local.as_str().unwrap().contains("T03:00:00+0"), "{local}");
+    }
+    let fan_out = by_job("store_sync");
+    assert_eq!(fan_out["timezone"], "UTC", "declared in UTC, whatever the stack's zone");
+    let table = expect(&dir, &["schedules", "--schedule-time-zone", "Europe/Berlin"], 0);
+    assert!(table.contains("Europe/Berlin (ScheduleTimeZone)") && table.contains(" 03:00 CE"), "{table}");
+    assert_eq!(jobctl(&dir, &["schedules", "--schedule-time-zone", "Mars/Olympus"]).status.code(), Some(2));
+}
+
+#[test]
 fn the_demo_runs_every_job_and_ends_with_retries_in_the_dlq_and_mail_and_a_text_in_the_outbox() {
     let dir = folder("demo");
     let report = json_of(&dir, &["dev", "--demo"]);

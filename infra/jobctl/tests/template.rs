@@ -166,42 +166,100 @@ fn redrive_and_timeouts_leave_the_policy_room() {
 }
 
 #[test]
-fn the_templates_schedules_are_the_jobs_schedules() {
+fn the_templates_schedules_are_the_jobs_schedules_in_their_zones() {
     let template = template();
-    let rules = resources_of_type(&template, "AWS::Events::Rule");
+    assert!(
+        resources_of_type(&template, "AWS::Events::Rule").is_empty(),
+        "EventBridge Scheduler ticks, rules do not"
+    );
     let mut seen = BTreeSet::new();
-    for (rule_id, rule) in &rules {
-        let props = &rule["Properties"];
-        let name = intrinsic(&props["Name"]).expect("rule Name is a !Sub").1;
-        let rule_name = name.strip_prefix("${AWS::StackName}-").unwrap_or(&name).to_owned();
+    for (id, resource) in resources_of_type(&template, "AWS::Scheduler::Schedule") {
+        let props = &resource["Properties"];
+        let name = intrinsic(&props["Name"]).expect("Name is a !Sub").1;
+        let rule = name.strip_prefix("${AWS::StackName}-").unwrap_or(&name).to_owned();
         let schedules = registry::schedules().expect("registry");
         let (job, schedule) = schedules
             .iter()
-            .find(|(_, s)| s.rule == rule_name)
-            .unwrap_or_else(|| panic!("{rule_id}: rule {rule_name} is not a schedule of any job"));
-        assert_eq!(props["ScheduleExpression"].as_str(), Some(schedule.cron), "{rule_id}");
-        let targets = props["Targets"].as_sequence().expect("Targets");
-        assert_eq!(targets.len(), 1, "{rule_id}");
-        let target = &targets[0];
+            .find(|(_, s)| s.rule == rule)
+            .unwrap_or_else(|| panic!("{id}: schedule {rule} is not a schedule of any job"));
+        assert_eq!(id, format!("{}Schedule", logical_id(job)));
+        let cron = schedule.cron().expect("the registry's schedules read");
+        assert_eq!(props["ScheduleExpression"].as_str(), Some(cron.expression()), "{id}");
+        let zone = &props["ScheduleExpressionTimezone"];
+        match schedule.zone {
+            registry::Zone::Named(name) => assert_eq!(zone.as_str(), Some(name), "{id}"),
+            registry::Zone::Stack => assert_eq!(
+                intrinsic(zone),
+                Some(("Ref".into(), registry::STACK_ZONE_PARAMETER.into())),
+                "{id}"
+            ),
+        }
+        assert_eq!(props["FlexibleTimeWindow"]["Mode"].as_str(), Some("OFF"), "{id}: on time");
+        assert_eq!(props["State"].as_str(), Some("ENABLED"), "{id}");
+        let target = &props["Target"];
         assert_eq!(
             intrinsic(&target["Arn"]),
             Some(("GetAtt".into(), format!("{}Queue.Arn", logical_id(job)))),
-            "{rule_id} ticks the job's queue, so ticks get its retries and DLQ"
+            "{id} ticks the job's queue, so ticks get its retries and DLQ"
         );
-        let input = target["InputTransformer"]["InputTemplate"].as_str().expect("InputTemplate");
-        let body =
-            input.replace("<aws.events.rule-name>", &rule_name).replace("<time>", "2026-01-01T03:00:00Z");
+        assert_eq!(
+            intrinsic(&target["RoleArn"]),
+            Some(("GetAtt".into(), format!("{}ScheduleRole.Arn", logical_id(job)))),
+            "{id}"
+        );
+        // The tick: the arguments, and $schedule with the schedule's name and the scheduled time.
+        let (tag, input) = intrinsic(&target["Input"]).expect("Input is a !Sub");
+        assert_eq!(tag, "Sub");
+        let body = input
+            .replace("${AWS::StackName}", "jobs")
+            .replace("<aws.scheduler.scheduled-time>", "2026-01-01T03:00:00Z");
         let mut body: serde_json::Value = serde_json::from_str(&body).expect("the tick is JSON");
         let tick = body.as_object_mut().and_then(|o| o.remove("$schedule")).expect("$schedule");
-        assert_eq!(tick["rule"], rule_name.as_str(), "{rule_id}");
-        assert_eq!(target["InputTransformer"]["InputPathsMap"]["time"].as_str(), Some("$.time"));
+        assert_eq!(tick, serde_json::json!({"rule": format!("jobs-{rule}"), "time": "2026-01-01T03:00:00Z"}));
         let args: serde_json::Value = serde_json::from_str(schedule.args).expect("registry args");
-        assert_eq!(body, args, "{rule_id}: the tick's arguments");
-        seen.insert(rule_name);
+        assert_eq!(body, args, "{id}: the tick's arguments");
+        seen.insert(rule);
     }
     let expected: BTreeSet<String> =
         registry::schedules().expect("registry").iter().map(|(_, s)| s.rule.to_owned()).collect();
-    assert_eq!(seen, expected, "every schedule of the registry has its rule");
+    assert_eq!(seen, expected, "every schedule of the registry is in the template");
+}
+
+#[test]
+fn a_schedules_role_is_for_scheduler_and_sends_to_its_jobs_queue_only() {
+    let template = template();
+    let statements = statements(&template);
+    for (job, _) in registry::schedules().expect("registry") {
+        let id = format!("{}ScheduleRole", logical_id(job));
+        let trust = &resource(&template, &id)["Properties"]["AssumeRolePolicyDocument"]["Statement"];
+        let trust = list(trust);
+        assert_eq!(trust.len(), 1, "{id}");
+        assert_eq!(trust[0]["Principal"]["Service"].as_str(), Some("scheduler.amazonaws.com"), "{id}");
+        let source =
+            intrinsic(&trust[0]["Condition"]["ArnEquals"]["aws:SourceArn"]).expect("aws:SourceArn").1;
+        // Scheduler's SourceArn is its schedule group's ARN, never a schedule's (AWS's confused
+        // deputy guide): a schedule's ARN here would keep Scheduler from assuming the role.
+        assert!(source.ends_with(":schedule-group/default"), "{id}: {source}");
+        let account = &trust[0]["Condition"]["StringEquals"]["aws:SourceAccount"];
+        assert_eq!(intrinsic(account), Some(("Ref".into(), "AWS::AccountId".into())), "{id}");
+        let own: Vec<&Value> = statements.iter().filter(|(r, _)| *r == id).map(|(_, s)| s).collect();
+        assert_eq!(own.len(), 1, "{id}");
+        let actions: Vec<Value> = list(&own[0]["Action"]);
+        assert_eq!(actions, [Value::from("sqs:SendMessage")], "{id}");
+        assert_eq!(
+            intrinsic(&own[0]["Resource"]),
+            Some(("GetAtt".into(), format!("{}Queue.Arn", logical_id(job)))),
+            "{id}"
+        );
+    }
+}
+
+#[test]
+fn the_stack_zone_parameter_defaults_to_what_jobctl_assumes() {
+    let template = template();
+    let parameter = &template["Parameters"][registry::STACK_ZONE_PARAMETER];
+    assert_eq!(parameter["Default"].as_str(), Some(registry::STACK_ZONE_DEFAULT));
+    assert!(jobctl::schedule::zone(registry::STACK_ZONE_DEFAULT).is_ok());
 }
 
 #[test]
@@ -336,7 +394,11 @@ fn a_function_may_touch_only_its_own_queues_and_send_to_the_jobs_it_enqueues() {
     let template = template();
     let specs = specs();
     for (role, statement) in statements(&template) {
-        let owner = role.strip_suffix("Role").expect("roles are <Job>Role");
+        // A schedule's role belongs to its job too (a_schedules_role_is_for_scheduler_...).
+        let owner = role
+            .strip_suffix("ScheduleRole")
+            .or_else(|| role.strip_suffix("Role"))
+            .expect("roles are <Job>Role or <Job>ScheduleRole");
         let spec = specs.iter().find(|s| logical_id(s.name) == owner).expect("a job's role");
         let actions = list(&statement["Action"]);
         for resource in list(&statement["Resource"]) {

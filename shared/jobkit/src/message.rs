@@ -77,14 +77,15 @@ pub mod attr {
 /// The version of the message contract this runner reads.
 pub const SCHEMA_VERSION: &str = "1";
 
-/// The key under which an EventBridge input transformer puts the tick:
-/// `{"$schedule": {"rule": <aws.events.rule-name>, "time": <aws.events.event.ingestion-time>}}`.
+/// The key under which a schedule's input puts the tick: `{"$schedule": {"rule": <the schedule's
+/// name>, "time": <the scheduled time>}}` (EventBridge Scheduler's `<aws.scheduler.scheduled-time>`;
+/// an EventBridge rule's input transformer writes the same with the rule's name).
 pub const SCHEDULE_KEY: &str = "$schedule";
 
 /// A scheduled tick: which rule fired, for which time. Two deliveries of one tick share it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Tick {
-    /// The EventBridge rule's name.
+    /// The name of the schedule (or EventBridge rule) that fired.
     pub rule: String,
     /// The scheduled time, as EventBridge wrote it.
     pub time: String,

@@ -1,7 +1,8 @@
 //! Commands that read the registry and need no backend: `jobs`, `schedules`, `cron`,
 //! `retry-plan`.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+use chrono_tz::Tz;
 use jobkit::ErrorKind;
 use serde_json::json;
 
@@ -9,12 +10,30 @@ use super::{CommandError, job_spec};
 use crate::{
     duration,
     output::Output,
-    registry::{self, JobSpec},
-    schedule::{self, CronSchedule},
+    registry::{self, JobSpec, STACK_ZONE_PARAMETER, Zone},
+    schedule,
 };
 
-fn rfc3339(t: DateTime<Utc>) -> String {
+fn rfc3339<Z: TimeZone>(t: &DateTime<Z>) -> String
+where
+    Z::Offset: std::fmt::Display,
+{
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// A firing as people read it: local time with the zone's abbreviation, then UTC (its date too
+/// when that differs): `2026-03-29 03:00 CEST (01:00Z)`.
+fn local_and_utc(t: &DateTime<Tz>) -> String {
+    let utc = t.with_timezone(&Utc);
+    if t.timezone() == Tz::UTC {
+        return utc.format("%a %Y-%m-%d %H:%M UTC").to_string();
+    }
+    let utc_text = if utc.date_naive() == t.date_naive() {
+        utc.format("%H:%MZ").to_string()
+    } else {
+        utc.format("%Y-%m-%d %H:%MZ").to_string()
+    };
+    format!("{} ({utc_text})", t.format("%a %Y-%m-%d %H:%M %Z"))
 }
 
 /// `jobctl jobs`: every job with its lane, queue, attempts, timeout and schedule.
@@ -34,7 +53,11 @@ pub fn jobs(out: Output) -> Result<(), CommandError> {
                     "dlq": registry::dlq_name(s.name),
                     "attempts": s.policy.max_attempts(),
                     "timeout_seconds": s.timeout.as_secs(),
-                    "schedule": s.schedule.map(|s| s.cron),
+                    "schedule": s.schedule.map(|s| json!({
+                        "every": s.every,
+                        "zone": zone_json(s.zone),
+                        "expression": s.cron().ok().map(|c| c.expression().to_owned()),
+                    })),
                     "example": s.example,
                 })
             })
@@ -50,7 +73,10 @@ pub fn jobs(out: Output) -> Result<(), CommandError> {
                 s.lane.as_str().to_owned(),
                 s.policy.max_attempts().to_string(),
                 duration::format(s.timeout),
-                s.schedule.map_or_else(|| "on demand".to_owned(), |s| s.cron.to_owned()),
+                s.schedule.map_or_else(
+                    || "on demand".to_owned(),
+                    |s| format!("{} ({})", s.every, zone_text(s.zone)),
+                ),
                 s.example.to_owned(),
             ]
         })
@@ -59,24 +85,48 @@ pub fn jobs(out: Output) -> Result<(), CommandError> {
     Ok(())
 }
 
-/// `jobctl schedules`: each recurring tick's rule, expression and next `count` firings (UTC).
+/// A declared zone for JSON: its name, or `"stack"` for the stack's `ScheduleTimeZone`.
+fn zone_json(zone: Zone) -> &'static str {
+    match zone {
+        Zone::Named(name) => name,
+        Zone::Stack => "stack",
+    }
+}
+
+/// A declared zone in a table: its name, or `ScheduleTimeZone` for the stack's.
+fn zone_text(zone: Zone) -> &'static str {
+    match zone {
+        Zone::Named(name) => name,
+        Zone::Stack => STACK_ZONE_PARAMETER,
+    }
+}
+
+/// `jobctl schedules`: each recurring tick's name, when it fires, its expression and zone, and
+/// its next `count` firings in its zone's local time and in UTC. `stack_zone` stands for the
+/// stack's `ScheduleTimeZone` (what the deployment sets; its default unless told).
 ///
 /// # Errors
-/// An expression of the registry that does not evaluate (its tests keep that from happening).
-pub fn schedules(out: Output, count: usize, now: DateTime<Utc>) -> Result<(), CommandError> {
+/// A schedule of the registry that does not evaluate (the registry refuses to build with one).
+pub fn schedules(out: Output, count: usize, now: DateTime<Utc>, stack_zone: Tz) -> Result<(), CommandError> {
     let mut entries = Vec::new();
     for (job, tick) in registry::schedules()? {
-        let cron = CronSchedule::parse(tick.cron).map_err(|e| CommandError::Input(e.to_string()))?;
-        entries.push((job, tick, cron.next_after(now, count)));
+        let input =
+            |e: schedule::ScheduleError| CommandError::Input(format!("{job}'s schedule {}: {e}", tick.rule));
+        let cron = tick.cron().map_err(input)?;
+        let zone = tick.zone.resolve(stack_zone).map_err(input)?;
+        let next = cron.next_in(zone, now, count);
+        entries.push((job, tick, cron, zone, next));
     }
     if out.json {
         let list: Vec<_> = entries
             .iter()
-            .map(|(job, tick, next)| {
+            .map(|(job, tick, cron, zone, next)| {
                 json!({
-                    "job": job, "rule": tick.rule, "expression": tick.cron, "timezone": "UTC",
+                    "job": job, "rule": tick.rule, "every": tick.every, "expression": cron.expression(),
+                    "timezone": zone.name(), "declared_zone": zone_json(tick.zone),
                     "arguments": serde_json::from_str::<serde_json::Value>(tick.args).unwrap_or_default(),
-                    "next": next.iter().map(|t| rfc3339(*t)).collect::<Vec<_>>(),
+                    "next": next.iter().map(|t| rfc3339(&t.with_timezone(&Utc))).collect::<Vec<_>>(),
+                    "next_local": next.iter().map(rfc3339).collect::<Vec<_>>(),
                 })
             })
             .collect();
@@ -85,43 +135,47 @@ pub fn schedules(out: Output, count: usize, now: DateTime<Utc>) -> Result<(), Co
     }
     let rows: Vec<Vec<String>> = entries
         .iter()
-        .map(|(job, tick, next)| {
-            let next: Vec<String> = next.iter().map(|t| t.format("%Y-%m-%d %H:%M").to_string()).collect();
+        .map(|(job, tick, cron, zone, next)| {
+            let zone_cell = match tick.zone {
+                Zone::Named(_) => zone.name().to_owned(),
+                Zone::Stack => format!("{} ({STACK_ZONE_PARAMETER})", zone.name()),
+            };
             vec![
                 (*job).to_owned(),
                 tick.rule.to_owned(),
-                tick.cron.to_owned(),
-                "UTC".to_owned(),
-                next.join(", "),
+                tick.every.to_owned(),
+                cron.expression().to_owned(),
+                zone_cell,
+                next.iter().map(local_and_utc).collect::<Vec<_>>().join(", "),
             ]
         })
         .collect();
-    out.table(&["JOB", "RULE", "EXPRESSION", "TIMEZONE", "NEXT (UTC)"], &rows);
+    out.table(&["JOB", "SCHEDULE", "EVERY", "EXPRESSION", "ZONE", "NEXT (LOCAL, UTC)"], &rows);
     Ok(())
 }
 
-/// `jobctl cron "every day at 3am"`: the EventBridge expression and its next three firings.
+/// `jobctl cron "every day at 3am Europe/Berlin"`: the EventBridge expression, its zone and its
+/// next three firings in that zone and in UTC.
 ///
 /// # Errors
-/// [`CommandError::Input`] for text that is not a schedule, with examples.
+/// [`CommandError::Input`] for text that is not a schedule, saying which forms are read.
 pub fn cron(out: Output, text: &str, now: DateTime<Utc>) -> Result<(), CommandError> {
-    let expression = if text.trim_start().starts_with("cron(") {
-        text.trim().to_owned()
-    } else {
-        schedule::from_english(text).map_err(|e| CommandError::Input(e.to_string()))?
-    };
-    let parsed = CronSchedule::parse(&expression).map_err(|e| CommandError::Input(e.to_string()))?;
-    let next = parsed.next_after(now, 3);
+    let parsed = schedule::parse(text).map_err(|e| CommandError::Input(e.to_string()))?;
+    let zone = parsed.zone.unwrap_or(Tz::UTC);
+    let next = parsed.cron.next_in(zone, now, 3);
     if out.json {
         out.json(&json!({
-            "expression": expression,
-            "timezone": "UTC",
-            "next": next.iter().map(|t| rfc3339(*t)).collect::<Vec<_>>(),
+            "expression": parsed.cron.expression(),
+            "timezone": zone.name(),
+            "next": next.iter().map(|t| rfc3339(&t.with_timezone(&Utc))).collect::<Vec<_>>(),
+            "next_local": next.iter().map(rfc3339).collect::<Vec<_>>(),
         }));
     } else {
-        println!("{expression}");
-        for t in next {
-            println!("  next: {} UTC", t.format("%a %Y-%m-%d %H:%M"));
+        println!("{}", parsed.cron.expression());
+        let default = if parsed.zone.is_none() { " (none written)" } else { "" };
+        println!("  zone: {}{default}", zone.name());
+        for t in &next {
+            println!("  next: {}", local_and_utc(t));
         }
     }
     Ok(())

@@ -5,19 +5,95 @@
 
 use std::time::Duration;
 
+use chrono_tz::Tz;
 use jobkit::{Lane, RetryPolicy};
 
-/// A recurring tick: an EventBridge rule on AWS, a cron entry of `jobctl dev` locally.
+use crate::schedule::{self, CronSchedule, ScheduleError};
+
+/// A recurring tick: an EventBridge Scheduler schedule on AWS, a timer of `jobctl dev` locally.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Schedule {
-    /// The rule's name (the template prefixes it with the stack's name).
+    /// The schedule's name (the template prefixes it with the stack's name); ticks carry it as
+    /// `$schedule.rule`, the key jobkit reads.
     pub rule: &'static str,
-    /// EventBridge's cron expression, in UTC: `cron(minutes hours day-of-month month day-of-week year)`.
-    pub cron: &'static str,
+    /// When it fires, as people write it ("every day at 3am", "on the 1st of every month at
+    /// 6am", see [`crate::schedule::parse`]) or as EventBridge's `cron(...)`, read in [`Self::zone`].
+    pub every: &'static str,
+    /// The time zone its times are in.
+    pub zone: Zone,
     /// The arguments the tick carries besides `$schedule`, as a JSON object.
     pub args: &'static str,
-    /// What the tick does, for people (the rule's description).
+    /// What the tick does, for people (the schedule's description).
     pub what: &'static str,
+}
+
+/// The time zone a schedule's times are read in. A local time fires at its local hour across
+/// daylight saving changes; a time the clocks skip does not fire, one they repeat fires once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Zone {
+    /// A fixed IANA zone (`"Europe/Berlin"`, `"UTC"`).
+    Named(&'static str),
+    /// The stack's `ScheduleTimeZone` parameter: one deployment's local time (default
+    /// [`STACK_ZONE_DEFAULT`]; `jobctl schedules` and `jobctl dev` take `--schedule-time-zone`).
+    Stack,
+}
+
+/// The template parameter a [`Zone::Stack`] schedule's zone comes from.
+pub const STACK_ZONE_PARAMETER: &str = "ScheduleTimeZone";
+
+/// That parameter's default (`infra/template/shared.yaml` holds it; the template test checks
+/// they agree): UTC, so a stack deployed without it fires when it did before zones existed.
+pub const STACK_ZONE_DEFAULT: &str = "UTC";
+
+impl Zone {
+    /// UTC.
+    pub const UTC: Zone = Zone::Named("UTC");
+
+    /// The zone, [`Zone::Stack`] read as `stack` (the deployment's `ScheduleTimeZone`).
+    ///
+    /// # Errors
+    /// A named zone that is not an IANA name.
+    pub fn resolve(self, stack: Tz) -> Result<Tz, ScheduleError> {
+        match self {
+            Zone::Named(name) => schedule::zone(name),
+            Zone::Stack => Ok(stack),
+        }
+    }
+
+    /// How people read it: `Europe/Berlin`, or `the stack's ScheduleTimeZone`.
+    pub fn describe(self) -> String {
+        match self {
+            Zone::Named(name) => name.to_owned(),
+            Zone::Stack => format!("the stack's {STACK_ZONE_PARAMETER} (default {STACK_ZONE_DEFAULT})"),
+        }
+    }
+}
+
+impl Schedule {
+    /// Its cron expression, read from [`Self::every`].
+    ///
+    /// # Errors
+    /// [`ScheduleError`] for text jobctl does not read, or a zone in the text other than
+    /// [`Self::zone`] (a schedule's zone is declared once).
+    pub fn cron(&self) -> Result<CronSchedule, ScheduleError> {
+        let parsed = schedule::parse(self.every)?;
+        if let Some(written) = parsed.zone {
+            let declared = match self.zone {
+                Zone::Named(name) => schedule::zone(name).ok(),
+                Zone::Stack => None,
+            };
+            if declared != Some(written) {
+                return Err(ScheduleError::Invalid {
+                    expression: self.every.to_owned(),
+                    problem: format!(
+                        "it names the zone {written}, but the schedule is declared in {}",
+                        self.zone.describe()
+                    ),
+                });
+            }
+        }
+        Ok(parsed.cron)
+    }
 }
 
 /// A table of the stack.

@@ -8,7 +8,10 @@
 
 mod declaration;
 
-pub use declaration::{Deployment, JobSpec, RECEIVE_MARGIN, Schedule, Setting, Table, TableUse, Uses};
+pub use declaration::{
+    Deployment, JobSpec, RECEIVE_MARGIN, STACK_ZONE_DEFAULT, STACK_ZONE_PARAMETER, Schedule, Setting, Table,
+    TableUse, Uses, Zone,
+};
 pub use jobkit::job::{dlq_name, queue_name};
 
 use std::sync::Arc;
@@ -66,6 +69,16 @@ pub enum RegistryError {
     /// No job has that name.
     #[error(transparent)]
     Unknown(#[from] UnknownJob),
+    /// A job's schedule is not one jobctl reads.
+    #[error("{job}'s schedule {rule}: {source}")]
+    Schedule {
+        /// The job.
+        job: &'static str,
+        /// The schedule's name.
+        rule: &'static str,
+        /// Why.
+        source: crate::schedule::ScheduleError,
+    },
 }
 
 /// Declares every job once: its type, how it is built on the embedded ports, and what its type
@@ -141,11 +154,14 @@ registry! {
         ),
         summary: "pulls a store's products, variants, prices and inventory from Shopify into the catalog",
         example: r#"{"store_id":"st_42"}"#,
+        // In UTC: in a zone with daylight saving, the hour the clocks repeat would fire its
+        // quarters once (EventBridge Scheduler's rule), leaving stores an hour unsynced.
         schedule: Some(Schedule {
             rule: "store-sync-fan-out",
-            cron: "cron(0/15 * * * ? *)",
+            every: "every 15 minutes",
+            zone: Zone::UTC,
             args: r#"{"all_stores": true}"#,
-            what: "every 15 minutes: one store_sync per syncable store",
+            what: "one store_sync per syncable store",
         }),
         deployment: SYNC,
         uses: Uses {
@@ -185,9 +201,10 @@ registry! {
         example: "{}",
         schedule: Some(Schedule {
             rule: "clean-active-carts-hourly",
-            cron: "cron(0 * * * ? *)",
+            every: "every hour",
+            zone: Zone::UTC,
             args: "{}",
-            what: "every hour, on the hour",
+            what: "abandons idle carts and deletes expired ones",
         }),
         deployment: CLEANUP,
         uses: Uses {
@@ -204,11 +221,13 @@ registry! {
         build: |ports| CleanDatabase::new(RetentionCleaner::new(ports.db(), ports.job_state.clone(), ports.retention.clone())),
         summary: "deletes records past their retention (sync runs, audit entries, temporary records, job state)",
         example: "{}",
+        // At night where the store platform's operators are: the deployment says where.
         schedule: Some(Schedule {
             rule: "clean-database-daily",
-            cron: "cron(0 3 * * ? *)",
+            every: "every day at 3am",
+            zone: Zone::Stack,
             args: "{}",
-            what: "every day at 03:00 UTC",
+            what: "deletes what is past its retention",
         }),
         deployment: CLEANUP,
         uses: Uses {
@@ -335,7 +354,16 @@ pub fn specs() -> Result<Vec<JobSpec>, RegistryError> {
         cart_idle_after: chrono::Duration::hours(2),
         retention: Retention::default(),
     };
-    Ok(Jobs::on(&ports)?.specs())
+    let specs = Jobs::on(&ports)?.specs();
+    // A schedule is read here, once, so that no command, template or test meets an unreadable one.
+    for spec in &specs {
+        if let Some(schedule) = &spec.schedule {
+            let failed = |source| RegistryError::Schedule { job: spec.name, rule: schedule.rule, source };
+            schedule.cron().map_err(failed)?;
+            schedule.zone.resolve(chrono_tz::Tz::UTC).map_err(failed)?;
+        }
+    }
+    Ok(specs)
 }
 
 /// The README's job table, rendered from the registry: job, lane, queue, an example of its
@@ -348,7 +376,17 @@ pub fn jobs_markdown(specs: &[JobSpec]) -> String {
     for spec in specs {
         let schedule = spec.schedule.map_or_else(
             || "on demand".to_owned(),
-            |s| format!("{} (rule `{}`, `{}`), with `{}`", s.what, s.rule, s.cron, s.args),
+            |s| {
+                let cron = s.cron().map_or_else(|e| e.to_string(), |c| c.expression().to_owned());
+                format!(
+                    "{}, in {}: {} (schedule `{}`, `{cron}`), with `{}`",
+                    s.every,
+                    s.zone.describe(),
+                    s.what,
+                    s.rule,
+                    s.args
+                )
+            },
         );
         lines.push(format!(
             "| `{}` | {} | `{}` | `{}` | {schedule} | {} |",

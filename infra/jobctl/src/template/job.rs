@@ -1,17 +1,11 @@
-//! One job's resources: its function, log group, role, queue and DLQ, its schedule's rule and
-//! the queue policy that lets the rule send, four alarms, a dashboard, and its two outputs.
+//! One job's resources: its function, log group, role, queue and DLQ, its schedule and the role
+//! that schedule sends with (`schedule.rs`), four alarms, a dashboard, and its two outputs.
 //!
 //! Every resource is named from the job's name (`store_sync` -> `StoreSync...`, queue
 //! `store-sync`), and every number is the spec's (timeouts, batch, concurrency, receives).
 
-use super::{TemplateError, comment, logical_id, quoted, role, sentence};
-use crate::registry::{JobSpec, Schedule};
-
-/// Logical ids the hand-written template gave that the naming rule would not, kept because
-/// CloudFormation replaces a resource whose logical id changes: a rule replaced under its own
-/// `Name` is created again (EventBridge's `PutRule` takes the existing name) and then deleted
-/// with the old resource, leaving the schedule without a rule. New jobs follow the rule.
-const KEPT_LOGICAL_IDS: &[(&str, &str)] = &[("StoreSyncRule", "StoreSyncFanOutRule")];
+use super::{TemplateError, comment, logical_id, quoted, role, schedule};
+use crate::registry::JobSpec;
 
 /// What one job's resources are named.
 pub(super) struct Names<'a> {
@@ -30,8 +24,7 @@ impl<'a> Names<'a> {
 
     /// The logical id of its resource `kind` (`Function` -> `StoreSyncFunction`).
     pub fn logical(&self, kind: &str) -> String {
-        let id = format!("{}{kind}", self.id);
-        KEPT_LOGICAL_IDS.iter().find(|(rule, _)| *rule == id).map_or(id, |(_, kept)| (*kept).to_owned())
+        format!("{}{kind}", self.id)
     }
 }
 
@@ -47,9 +40,8 @@ pub(super) fn resources(spec: &JobSpec, specs: &[JobSpec]) -> Result<String, Tem
         queue(&job),
         dlq(&job),
     ];
-    if let Some(schedule) = &spec.schedule {
-        blocks.push(rule(&job, schedule)?);
-        blocks.push(queue_policy(&job));
+    if let Some(declared) = &spec.schedule {
+        blocks.extend(schedule::resources(&job, declared)?);
     }
     blocks.extend([
         dlq_alarm(&job),
@@ -228,83 +220,6 @@ fn dlq(job: &Names) -> String {
         id = job.logical("DLQ"),
         dlq_name = jobkit::job::dlq_name(job.spec.name),
         queue = job.queue,
-    )
-}
-
-fn rule(job: &Names, schedule: &Schedule) -> Result<String, TemplateError> {
-    let input = tick_input(job.spec.name, schedule)?;
-    Ok(format!(
-        r#"  # {what}. The tick goes through the queue, so it gets the same
-  # retries and DLQ as any message; $schedule (rule, scheduled time) makes a tick delivered
-  # twice run once.
-  {id}:
-    Type: AWS::Events::Rule
-    Properties:
-      Name: !Sub "${{AWS::StackName}}-{rule}"
-      Description: {description}
-      ScheduleExpression: {cron}
-      State: ENABLED
-      Targets:
-        - Id: {queue}-queue
-          Arn: !GetAtt {queue_id}.Arn
-          InputTransformer:
-            InputPathsMap:
-              time: "$.time"
-            InputTemplate: '{input}'
-"#,
-        what = comment(&sentence(schedule.what)),
-        id = job.logical("Rule"),
-        rule = schedule.rule,
-        description = quoted(&format!("{}: {}", job.spec.name, schedule.what)),
-        cron = quoted(schedule.cron),
-        queue = job.queue,
-        queue_id = job.logical("Queue"),
-        // YAML's single-quoted scalar: a quote is written twice.
-        input = input.replace('\'', "''"),
-    ))
-}
-
-/// The tick's body: the schedule's arguments and `$schedule`, which EventBridge fills with the
-/// rule's name and the scheduled time. Written from the declared text rather than re-serialised,
-/// so the arguments read in the template as they do in the registry.
-fn tick_input(job: &'static str, schedule: &Schedule) -> Result<String, TemplateError> {
-    let refused = || TemplateError::ScheduleArgs { job, rule: schedule.rule, args: schedule.args };
-    let parsed: serde_json::Value = serde_json::from_str(schedule.args).map_err(|_| refused())?;
-    let Some(args) = parsed.as_object() else { return Err(refused()) };
-    if args.contains_key("$schedule") {
-        return Err(refused());
-    }
-    let tick = r#""$schedule": {"rule": "<aws.events.rule-name>", "time": "<time>"}"#;
-    if args.is_empty() {
-        return Ok(format!("{{{tick}}}"));
-    }
-    let trimmed = schedule.args.trim();
-    // An object's text starts with `{` and ends with `}`: what is between is its members.
-    let members = trimmed[1..trimmed.len() - 1].trim();
-    Ok(format!("{{{members}, {tick}}}"))
-}
-
-fn queue_policy(job: &Names) -> String {
-    format!(
-        r#"  {id}:
-    Type: AWS::SQS::QueuePolicy
-    Properties:
-      Queues: [!Ref {queue}]
-      PolicyDocument:
-        Version: "2012-10-17"
-        Statement:
-          - Sid: ScheduleTicks
-            Effect: Allow
-            Principal: {{Service: events.amazonaws.com}}
-            Action: sqs:SendMessage
-            Resource: !GetAtt {queue}.Arn
-            Condition:
-              ArnEquals:
-                aws:SourceArn: !GetAtt {rule}.Arn
-"#,
-        id = job.logical("QueuePolicy"),
-        queue = job.logical("Queue"),
-        rule = job.logical("Rule"),
     )
 }
 
@@ -496,42 +411,4 @@ pub(super) fn outputs(spec: &JobSpec) -> String {
         queue = job.logical("Queue"),
         dlq = job.logical("DLQ"),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn schedule(args: &'static str) -> Schedule {
-        Schedule { rule: "r", cron: "cron(0 * * * ? *)", args, what: "hourly" }
-    }
-
-    #[test]
-    fn a_tick_carries_the_schedules_arguments_and_schedule() {
-        let tick = r#""$schedule": {"rule": "<aws.events.rule-name>", "time": "<time>"}"#;
-        assert_eq!(tick_input("j", &schedule("{}")).expect("empty"), format!("{{{tick}}}"));
-        assert_eq!(
-            tick_input("j", &schedule(r#" {"all_stores": true} "#)).expect("args"),
-            format!(r#"{{"all_stores": true, {tick}}}"#)
-        );
-    }
-
-    #[test]
-    fn schedule_arguments_that_are_not_an_object_are_refused() {
-        for args in ["[]", "3", "{", r#"{"$schedule": 1}"#] {
-            assert!(
-                matches!(tick_input("j", &schedule(args)), Err(TemplateError::ScheduleArgs { .. })),
-                "{args}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_kept_logical_id_replaces_the_rules_one_and_no_other() {
-        let specs = crate::registry::specs().expect("registry");
-        let store_sync = specs.iter().find(|s| s.name == "store_sync").expect("store_sync");
-        let job = Names::of(store_sync);
-        assert_eq!(job.logical("Rule"), "StoreSyncFanOutRule");
-        assert_eq!(job.logical("Queue"), "StoreSyncQueue");
-    }
 }

@@ -9,6 +9,7 @@
 
 mod job;
 mod role;
+mod schedule;
 
 use std::path::{Path, PathBuf};
 
@@ -82,6 +83,16 @@ pub enum TemplateError {
         rule: &'static str,
         /// The arguments as declared.
         args: &'static str,
+    },
+    /// A schedule the template cannot say (the registry's own check lets none through).
+    #[error("{job}'s schedule {rule}: {source}")]
+    Schedule {
+        /// The job.
+        job: &'static str,
+        /// The schedule's name.
+        rule: &'static str,
+        /// Why.
+        source: crate::schedule::ScheduleError,
     },
     /// Two statements of one role would have the same `Sid` (two uses of one table or index).
     #[error("{job}: two statements of its role would be named {sid}; declare each table or index once")]
