@@ -2,14 +2,14 @@
 //! `retry-plan`.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use jobkit::ErrorKind;
+use jobkit::{ErrorKind, policy::Timeline};
 use serde_json::json;
 
 use super::{CommandError, job_spec};
 use crate::{
     duration,
     output::Output,
-    registry::{self, JobSpec},
+    registry::{self, JobSpec, Schedule},
     schedule::{self, CronSchedule},
 };
 
@@ -127,6 +127,44 @@ pub fn cron(out: Output, text: &str, now: DateTime<Utc>) -> Result<(), CommandEr
     Ok(())
 }
 
+/// One error kind's timeline in a job's retry plan.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The kind; `None` for "any other error" (the policy's default).
+    pub kind: Option<ErrorKind>,
+    /// When each attempt may start, or that the kind is discarded.
+    pub timeline: Timeline,
+}
+
+impl Plan {
+    /// How the plan is labelled for people: `on throttled`, or `any other error`.
+    pub fn label(&self) -> String {
+        self.kind.as_ref().map_or_else(|| "any other error".to_owned(), |kind| format!("on {kind}"))
+    }
+}
+
+/// The retry plan of `spec`'s policy: one timeline per error kind it names, then the default's.
+/// `jobctl retry-plan` prints it; `jobctl console` draws it.
+pub fn plans(spec: &JobSpec) -> Vec<Plan> {
+    let named = spec.policy.named_kinds();
+    let other = ErrorKind::new("any other error");
+    named
+        .into_iter()
+        .map(|kind| Plan { timeline: spec.policy.timeline(&kind), kind: Some(kind) })
+        .chain([Plan { timeline: spec.policy.timeline(&other), kind: None }])
+        .collect()
+}
+
+/// The next firing of `schedule` after `now` (`None` for an expression that never fires again).
+///
+/// # Errors
+/// [`CommandError::Input`] for an expression that does not parse (the registry's tests keep
+/// that from happening).
+pub fn next_firing(schedule: &Schedule, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, CommandError> {
+    let cron = CronSchedule::parse(schedule.cron).map_err(|e| CommandError::Input(e.to_string()))?;
+    Ok(cron.next_after(now, 1).into_iter().next())
+}
+
 /// `jobctl retry-plan <job>`: for each error kind the policy names (and any other error),
 /// when each attempt can start and when the job lands in the DLQ.
 ///
@@ -134,18 +172,15 @@ pub fn cron(out: Output, text: &str, now: DateTime<Utc>) -> Result<(), CommandEr
 /// [`CommandError::Input`] for an unknown job.
 pub fn retry_plan(out: Output, job: &str) -> Result<(), CommandError> {
     let spec = job_spec(job)?;
-    let mut kinds = spec.policy.named_kinds();
-    let other = ErrorKind::new("any other error");
-    kinds.push(other.clone());
+    let plans = plans(&spec);
     if out.json {
-        let plans: Vec<_> = kinds.iter().map(|kind| plan_json(&spec, kind, kind == &other)).collect();
+        let plans: Vec<_> = plans.iter().map(plan_json).collect();
         out.json(&json!({"job": spec.name, "timeout_seconds": spec.timeout.as_secs(), "plans": plans}));
         return Ok(());
     }
     println!("{}: runs at most {} per attempt", spec.name, duration::format(spec.timeout));
-    for kind in &kinds {
-        let timeline = spec.policy.timeline(kind);
-        let label = if kind == &other { kind.to_string() } else { format!("on {kind}") };
+    for plan in &plans {
+        let (label, timeline) = (plan.label(), &plan.timeline);
         if timeline.discarded {
             println!("\n{label}: no retry, straight to the DLQ (discarded)");
             continue;
@@ -167,11 +202,11 @@ pub fn retry_plan(out: Output, job: &str) -> Result<(), CommandError> {
     Ok(())
 }
 
-fn plan_json(spec: &JobSpec, kind: &ErrorKind, is_default: bool) -> serde_json::Value {
-    let timeline = spec.policy.timeline(kind);
+fn plan_json(plan: &Plan) -> serde_json::Value {
+    let timeline = &plan.timeline;
     let secs = |(lo, hi): (std::time::Duration, std::time::Duration)| json!([lo.as_secs(), hi.as_secs()]);
     json!({
-        "error_kind": if is_default { serde_json::Value::Null } else { json!(kind.as_str()) },
+        "error_kind": plan.kind.as_ref().map(ErrorKind::as_str),
         "discarded": timeline.discarded,
         "attempts": timeline.steps.iter().map(|s| json!({
             "attempt": s.attempt,
@@ -181,7 +216,8 @@ fn plan_json(spec: &JobSpec, kind: &ErrorKind, is_default: bool) -> serde_json::
     })
 }
 
-fn range(lo: std::time::Duration, hi: std::time::Duration) -> String {
+/// `lo-hi` for people (`3s-18s`), or one duration when they are equal.
+pub fn range(lo: std::time::Duration, hi: std::time::Duration) -> String {
     let (lo, hi) = (duration::format(lo), duration::format(hi));
     if lo == hi { lo } else { format!("{lo}-{hi}") }
 }
