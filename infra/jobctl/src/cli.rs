@@ -109,6 +109,9 @@ enum Command {
         /// The job.
         job: String,
     },
+    /// Serve the operator console: a web page of the jobs, their DLQs and policies, on
+    /// loopback; prints the URL to open (it carries the access token).
+    Console(ConsoleArgs),
     /// Render template.yaml from the job registry and infra/template/shared.yaml, to standard
     /// output (a command for this repository's developers: it reads the checkout it was built from).
     Template {
@@ -154,6 +157,20 @@ struct StackZone {
     /// schedules declared in it (IANA name, e.g. Europe/Berlin).
     #[arg(long, env = "JOBCTL_SCHEDULE_TIME_ZONE", default_value = registry::STACK_ZONE_DEFAULT, value_parser = parse_zone)]
     schedule_time_zone: chrono_tz::Tz,
+}
+
+#[derive(Debug, Args)]
+struct ConsoleArgs {
+    /// The port (default: a free one).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// The address to listen on; anything but loopback exposes the console (behind its token)
+    /// to the network.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: std::net::IpAddr,
+    /// Show, never change: no buttons, and every POST is refused.
+    #[arg(long)]
+    read_only: bool,
 }
 
 #[derive(Debug, Args)]
@@ -330,6 +347,11 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
             enqueue::enqueue(out, backend, &request, checked).await
         }
         Command::Stats => commands::stats::stats(out, &Backend::open(&target).await?).await,
+        Command::Console(args) => {
+            let options =
+                crate::console::Options { bind: args.bind, port: args.port, read_only: args.read_only };
+            Ok(crate::console::serve(Backend::open(&target).await?, options).await?)
+        }
         Command::Pause { job } => commands::pause::set(out, &Backend::open(&target).await?, &job, true).await,
         Command::Resume { job } => {
             commands::pause::set(out, &Backend::open(&target).await?, &job, false).await

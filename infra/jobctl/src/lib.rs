@@ -9,6 +9,7 @@
 pub mod backend;
 pub mod cli;
 pub mod commands;
+pub mod console;
 pub mod demo;
 pub mod dev;
 pub mod duration;

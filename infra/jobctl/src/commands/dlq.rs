@@ -1,5 +1,9 @@
 //! `jobctl dlq list | show | redrive | purge`: what failed and why, and bringing it back.
 //!
+//! Each command is a function that returns data ([`read`], [`groups`], [`find`],
+//! [`redrive_messages`], [`purge_dlq`]) and one that prints it; `jobctl console` renders the
+//! same data.
+//!
 //! Redrive receives from the DLQ, re-sends to the job's queue and deletes, one message at a time,
 //! so it can filter by error kind and works where `StartMessageMoveTask` does not (moto, the
 //! embedded backend). A message is deleted from the DLQ only after its copy was sent: a crash
@@ -54,7 +58,7 @@ const NO_ACCOUNT_KIND: &str = "unknown";
 
 /// Why a message is in the DLQ, as whoever moved it recorded it.
 #[derive(Debug, Clone)]
-enum Account {
+pub enum Account {
     /// The runner's account: the `error` attribute, or the older one-attribute-per-field form.
     Runner(DeadLetterError),
     /// None: SQS's redrive moved it after `maxReceiveCount` receives (a crash loop, timeouts).
@@ -68,7 +72,7 @@ enum Account {
 
 /// The last error the runner recorded for a job id, as far as it could be looked up.
 #[derive(Debug, Clone)]
-enum LastSeen {
+pub enum LastSeen {
     /// Not looked up (yet).
     Unknown,
     /// None is kept.
@@ -81,10 +85,13 @@ enum LastSeen {
 
 /// One DLQ message as operators read it.
 #[derive(Debug, Clone)]
-struct DeadLetter {
-    job: &'static str,
-    message: ReceivedMessage,
-    account: Account,
+pub struct DeadLetter {
+    /// The job whose DLQ holds it.
+    pub job: &'static str,
+    /// The message as received (body, attributes, SQS ids).
+    pub message: ReceivedMessage,
+    /// Why it is there.
+    pub account: Account,
 }
 
 impl DeadLetter {
@@ -98,14 +105,15 @@ impl DeadLetter {
 
     /// The job id, or the SQS message id of a message sent without one (as the runner keys
     /// its records).
-    fn id(&self) -> &str {
+    pub fn id(&self) -> &str {
         match self.message.attributes.get(attr::JOB_ID).map(String::as_str) {
             None | Some("") => &self.message.message_id,
             Some(id) => id,
         }
     }
 
-    fn error_kind(&self) -> &str {
+    /// The runner's error kind, or `unknown` for a message SQS moved.
+    pub fn error_kind(&self) -> &str {
         match &self.account {
             Account::Runner(error) => &error.kind,
             Account::Sqs { .. } => NO_ACCOUNT_KIND,
@@ -116,7 +124,8 @@ impl DeadLetter {
         error.is_none_or(|kind| self.error_kind().eq_ignore_ascii_case(kind))
     }
 
-    fn recorded_by(&self) -> &'static str {
+    /// Who moved it to the DLQ: `runner` or `sqs`.
+    pub fn recorded_by(&self) -> &'static str {
         match self.account {
             Account::Runner(_) => "runner",
             Account::Sqs { .. } => "sqs",
@@ -124,7 +133,7 @@ impl DeadLetter {
     }
 
     /// The runner's error message, or what is known of a message SQS moved.
-    fn error_message(&self) -> String {
+    pub fn error_message(&self) -> String {
         match &self.account {
             Account::Runner(error) => error.message.clone(),
             Account::Sqs { receives: Some(n), .. } => {
@@ -135,13 +144,35 @@ impl DeadLetter {
     }
 
     /// The error message, and for a message SQS moved the last error the runner saw.
-    fn summary_line(&self) -> String {
+    pub fn summary_line(&self) -> String {
         match &self.account {
             Account::Sqs { last_error: LastSeen::Found(last), .. } => {
                 format!("{}; last error: {}: {}", self.error_message(), last.kind, last.message)
             }
             _ => self.error_message(),
         }
+    }
+
+    /// The attempts the runner counted (`None` for a message SQS moved).
+    pub fn attempts(&self) -> Option<u32> {
+        match &self.account {
+            Account::Runner(error) => Some(error.attempts),
+            Account::Sqs { .. } => None,
+        }
+    }
+
+    /// The last failure: the runner's, or the last error recorded for a message SQS moved.
+    pub fn failed_at(&self) -> Option<DateTime<Utc>> {
+        match &self.account {
+            Account::Runner(error) => error.last_failed_at,
+            Account::Sqs { last_error: LastSeen::Found(last), .. } => Some(last.at),
+            Account::Sqs { .. } => None,
+        }
+    }
+
+    /// The arguments: the body as JSON, or as a string when it is not JSON.
+    pub fn arguments(&self) -> Value {
+        serde_json::from_str(&self.message.body).unwrap_or(Value::String(self.message.body.clone()))
     }
 
     fn summary_json(&self) -> Value {
@@ -241,6 +272,56 @@ async fn explain(backend: &Backend, letters: &mut [DeadLetter]) -> Result<(), Co
     Ok(())
 }
 
+/// Up to `limit` messages of each DLQ of `job` (every job when `None`) that failed with `error`
+/// (any when `None`), with what is known of the ones SQS moved.
+///
+/// # Errors
+/// An unknown job; a backend error.
+pub async fn read(
+    backend: &Backend,
+    job: Option<&str>,
+    error: Option<&str>,
+    limit: usize,
+) -> Result<Vec<DeadLetter>, CommandError> {
+    let mut letters = dead_letters(backend, &jobs_or_all(job)?, error, limit).await?;
+    explain(backend, &mut letters).await?;
+    Ok(letters)
+}
+
+/// The messages of one job and error kind: how many, the oldest and newest failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    /// The job.
+    pub job: &'static str,
+    /// The error kind (`unknown` for messages SQS moved).
+    pub error_kind: String,
+    /// How many of the messages read.
+    pub count: u64,
+    /// The oldest failure among them.
+    pub oldest: Option<DateTime<Utc>>,
+    /// The newest.
+    pub newest: Option<DateTime<Utc>>,
+}
+
+/// `letters` grouped by job and error kind, in that order.
+pub fn groups(letters: &[DeadLetter]) -> Vec<Group> {
+    let mut groups: BTreeMap<(&'static str, String), Group> = BTreeMap::new();
+    for letter in letters {
+        let at = letter.failed_at();
+        let group = groups.entry((letter.job, letter.error_kind().to_owned())).or_insert_with(|| Group {
+            job: letter.job,
+            error_kind: letter.error_kind().to_owned(),
+            count: 0,
+            oldest: None,
+            newest: None,
+        });
+        group.count += 1;
+        group.oldest = group.oldest.into_iter().chain(at).min();
+        group.newest = group.newest.into_iter().chain(at).max();
+    }
+    groups.into_values().collect()
+}
+
 /// `jobctl dlq list [<job>] [--error <kind>] [--limit N]`.
 ///
 /// # Errors
@@ -252,8 +333,7 @@ pub async fn list(
     error: Option<&str>,
     limit: usize,
 ) -> Result<(), CommandError> {
-    let mut letters = dead_letters(backend, &jobs_or_all(job)?, error, limit).await?;
-    explain(backend, &mut letters).await?;
+    let letters = read(backend, job, error, limit).await?;
     if out.json {
         out.json(&json!(letters.iter().map(DeadLetter::summary_json).collect::<Vec<_>>()));
         return Ok(());
@@ -297,7 +377,10 @@ pub async fn list(
 }
 
 /// Messages in the DLQs of `jobs`: visible, in flight and delayed.
-async fn depth(backend: &Backend, jobs: &[&'static str]) -> Result<u64, CommandError> {
+///
+/// # Errors
+/// A backend error.
+pub async fn depth(backend: &Backend, jobs: &[&'static str]) -> Result<u64, CommandError> {
     let mut total = 0;
     for job in jobs {
         total += backend.counts(&backend.dlq_id(job).await?).await?.total();
@@ -316,29 +399,15 @@ pub async fn summary(
     limit: usize,
 ) -> Result<(), CommandError> {
     let jobs = jobs_or_all(job)?;
-    let mut letters = dead_letters(backend, &jobs, None, limit).await?;
-    explain(backend, &mut letters).await?;
-    // (job, kind) -> (count, oldest, newest)
-    type Group = (u64, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
-    let mut groups: BTreeMap<(&str, String), Group> = BTreeMap::new();
-    for letter in &letters {
-        let at = match &letter.account {
-            Account::Runner(error) => error.last_failed_at,
-            Account::Sqs { last_error: LastSeen::Found(last), .. } => Some(last.at),
-            Account::Sqs { .. } => None,
-        };
-        let group = groups.entry((letter.job, letter.error_kind().to_owned())).or_default();
-        group.0 += 1;
-        group.1 = group.1.into_iter().chain(at).min();
-        group.2 = group.2.into_iter().chain(at).max();
-    }
+    let letters = read(backend, job, None, limit).await?;
+    let groups = groups(&letters);
     let depth = depth(backend, &jobs).await?;
     let when = |t: &Option<DateTime<Utc>>| t.map_or_else(|| "-".to_owned(), |t| t.to_rfc3339());
     if out.json {
         let rows: Vec<_> = groups
             .iter()
-            .map(|((job, kind), (count, oldest, newest))| {
-                json!({"job": job, "error_kind": kind, "count": count, "oldest": oldest, "newest": newest})
+            .map(|g| {
+                json!({"job": g.job, "error_kind": g.error_kind, "count": g.count, "oldest": g.oldest, "newest": g.newest})
             })
             .collect();
         out.json(&json!({"groups": rows, "read": letters.len(), "depth": depth}));
@@ -346,8 +415,14 @@ pub async fn summary(
     }
     let rows: Vec<Vec<String>> = groups
         .iter()
-        .map(|((job, kind), (count, oldest, newest))| {
-            vec![(*job).to_owned(), kind.clone(), count.to_string(), when(oldest), when(newest)]
+        .map(|g| {
+            vec![
+                g.job.to_owned(),
+                g.error_kind.clone(),
+                g.count.to_string(),
+                when(&g.oldest),
+                when(&g.newest),
+            ]
         })
         .collect();
     out.table(&["JOB", "ERROR", "COUNT", "OLDEST FAILURE", "NEWEST FAILURE"], &rows);
@@ -365,26 +440,18 @@ fn message_cell(letter: &DeadLetter) -> String {
 }
 
 fn attempts_cell(letter: &DeadLetter) -> String {
-    match &letter.account {
-        Account::Runner(error) => error.attempts.to_string(),
-        Account::Sqs { .. } => "-".to_owned(),
-    }
+    letter.attempts().map_or_else(|| "-".to_owned(), |n| n.to_string())
 }
 
 fn failed_at_cell(letter: &DeadLetter) -> String {
-    let at = match &letter.account {
-        Account::Runner(error) => error.last_failed_at,
-        Account::Sqs { last_error: LastSeen::Found(last), .. } => Some(last.at),
-        Account::Sqs { .. } => None,
-    };
-    at.map_or_else(|| "-".to_owned(), |t| t.to_rfc3339())
+    letter.failed_at().map_or_else(|| "-".to_owned(), |t| t.to_rfc3339())
 }
 
-/// `jobctl dlq show <id> [--job <job>]`: the full error, the attributes and the arguments.
+/// The DLQ message whose job id (or SQS message id) is `id`, in `job`'s DLQ or any.
 ///
 /// # Errors
-/// [`CommandError::NotFound`] when no DLQ holds the id; a backend error.
-pub async fn show(out: Output, backend: &Backend, id: &str, job: Option<&str>) -> Result<(), CommandError> {
+/// [`CommandError::NotFound`] when no DLQ holds the id; an unknown job; a backend error.
+pub async fn find(backend: &Backend, id: &str, job: Option<&str>) -> Result<DeadLetter, CommandError> {
     let letters = dead_letters(backend, &jobs_or_all(job)?, None, usize::MAX).await?;
     let Some(letter) = letters.into_iter().find(|l| l.id() == id || l.message.message_id == id) else {
         return Err(CommandError::NotFound(format!(
@@ -395,8 +462,16 @@ pub async fn show(out: Output, backend: &Backend, id: &str, job: Option<&str>) -
     let mut letters = [letter];
     explain(backend, &mut letters).await?;
     let [letter] = letters;
-    let arguments: Value =
-        serde_json::from_str(&letter.message.body).unwrap_or(Value::String(letter.message.body.clone()));
+    Ok(letter)
+}
+
+/// `jobctl dlq show <id> [--job <job>]`: the full error, the attributes and the arguments.
+///
+/// # Errors
+/// [`CommandError::NotFound`] when no DLQ holds the id; a backend error.
+pub async fn show(out: Output, backend: &Backend, id: &str, job: Option<&str>) -> Result<(), CommandError> {
+    let letter = find(backend, id, job).await?;
+    let arguments = letter.arguments();
     if out.json {
         let mut shown = letter.summary_json();
         shown["error"] = match &letter.account {
@@ -469,7 +544,7 @@ pub struct Redrive {
 /// `jobctl dlq redrive <job> [--error <kind>] [--limit N] [--rate N] [--dry-run]`.
 ///
 /// # Errors
-/// An unknown job; a backend error (what was moved before it stays moved).
+/// An unknown job; a backend error (what was moved before it stays moved, and is said).
 pub async fn redrive(out: Output, backend: &Backend, request: Redrive) -> Result<(), CommandError> {
     let job = job_spec(&request.job)?.name;
     let limit = request.limit.unwrap_or(usize::MAX);
@@ -488,30 +563,47 @@ pub async fn redrive(out: Output, backend: &Backend, request: Redrive) -> Result
         }
         return Ok(());
     }
-    let moved = move_letters(backend, job, &request, limit).await?;
+    let moved = redrive_messages(backend, &request).await?;
     if out.json {
-        out.json(&json!({"job": job, "redriven": moved.moved, "skipped": moved.skipped}));
+        out.json(&json!({"job": job, "redriven": moved.moved.len(), "skipped": moved.left_in_dlq}));
     } else {
         let filter = request.error.as_deref().map(|e| format!(" with error {e}")).unwrap_or_default();
         println!(
             "redrove {} message(s){filter} from {job}'s DLQ to its queue; {} left in the DLQ",
-            moved.moved, moved.skipped
+            moved.moved.len(),
+            moved.left_in_dlq
         );
     }
-    Ok(())
+    match moved.stopped {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
 }
 
-struct Moved {
-    moved: usize,
-    skipped: usize,
+/// What a redrive did.
+#[derive(Debug)]
+pub struct Moved {
+    /// The ids of the messages sent back to the job's queue (and deleted from the DLQ).
+    pub moved: Vec<String>,
+    /// The ids of messages received that matched but were not moved: past the limit in the
+    /// last batch, or met after the redrive stopped. (Receiving stops at the limit, so a DLQ
+    /// larger than a batch past it is not walked through to name them all.)
+    pub not_moved: Vec<String>,
+    /// Messages left in the DLQ afterwards (any kind).
+    pub left_in_dlq: u64,
+    /// Why the redrive stopped early, when it did: what was moved before stays moved.
+    pub stopped: Option<CommandError>,
 }
 
-async fn move_letters(
-    backend: &Backend,
-    job: &'static str,
-    request: &Redrive,
-    limit: usize,
-) -> Result<Moved, CommandError> {
+/// Moves the messages of `request.job`'s DLQ that match its error kind back to the job's
+/// queue, up to its limit and at its rate: each one sent, then deleted from the DLQ.
+///
+/// # Errors
+/// An unknown job, or the backend failing before anything moved; a failure after that is
+/// [`Moved::stopped`], beside what did move.
+pub async fn redrive_messages(backend: &Backend, request: &Redrive) -> Result<Moved, CommandError> {
+    let job = job_spec(&request.job)?.name;
+    let limit = request.limit.unwrap_or(usize::MAX);
     let queue = backend.queue();
     let (dlq_id, queue_id) = (backend.dlq_id(job).await?, backend.queue_id(job).await?);
     let wait = if backend.embedded().is_some() { Duration::ZERO } else { Duration::from_secs(1) };
@@ -519,9 +611,17 @@ async fn move_letters(
     let progress = Progress::new("redriving", request.limit);
     let mut seen = HashSet::new();
     let mut held: Vec<String> = Vec::new();
-    let mut moved = 0;
-    'receive: while moved < limit {
-        let batch = queue.receive(&dlq_id, 10, wait).await?;
+    let mut moved = Vec::new();
+    let mut not_moved = Vec::new();
+    let mut stopped = None;
+    'receive: while moved.len() < limit && stopped.is_none() {
+        let batch = match queue.receive(&dlq_id, 10, wait).await {
+            Ok(batch) => batch,
+            Err(e) => {
+                stopped = Some(e.into());
+                break 'receive;
+            }
+        };
         let mut fresh = 0;
         for message in batch {
             if !seen.insert(message.message_id.clone()) {
@@ -530,27 +630,26 @@ async fn move_letters(
             }
             fresh += 1;
             let letter = DeadLetter::new(job, message);
-            if moved >= limit || !letter.matches(request.error.as_deref()) {
+            if !letter.matches(request.error.as_deref()) {
+                held.push(letter.message.receipt_handle);
+                continue;
+            }
+            if moved.len() >= limit || stopped.is_some() {
+                not_moved.push(letter.id().to_owned());
                 held.push(letter.message.receipt_handle);
                 continue;
             }
             let started = Instant::now();
-            let attributes: BTreeMap<String, String> = letter
-                .message
-                .attributes
-                .iter()
-                .filter(|(k, _)| !DLQ_ONLY.contains(&k.as_str()))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            let copy = OutgoingMessage {
-                body: letter.message.body.clone(),
-                attributes,
-                ..OutgoingMessage::default()
-            };
-            queue.send(&queue_id, copy).await?;
-            queue.delete(&dlq_id, &letter.message.receipt_handle).await?;
-            moved += 1;
-            progress.set(moved);
+            match move_one(queue.as_ref(), &dlq_id, &queue_id, &letter).await {
+                Ok(()) => moved.push(letter.id().to_owned()),
+                Err(e) => {
+                    not_moved.push(letter.id().to_owned());
+                    held.push(letter.message.receipt_handle);
+                    stopped = Some(e.into());
+                    continue;
+                }
+            }
+            progress.set(moved.len());
             if let Some(pace) = pace {
                 tokio::time::sleep(pace.saturating_sub(started.elapsed())).await;
             }
@@ -559,13 +658,74 @@ async fn move_letters(
             break 'receive;
         }
     }
+    if moved.is_empty()
+        && let Some(error) = stopped
+    {
+        return Err(error);
+    }
     // What was received and not moved goes back at once rather than after the DLQ's
     // visibility timeout.
     for handle in &held {
         queue.change_visibility(&dlq_id, handle, Duration::ZERO).await?;
     }
-    let skipped = usize::try_from(backend.counts(&dlq_id).await?.total()).unwrap_or(usize::MAX);
-    Ok(Moved { moved, skipped })
+    let left_in_dlq = backend.counts(&dlq_id).await?.total();
+    Ok(Moved { moved, not_moved, left_in_dlq, stopped })
+}
+
+/// Sends a copy of `letter` to the job's queue (without the DLQ's attributes), then deletes
+/// it from the DLQ: a failure in between leaves a duplicate, never a loss.
+async fn move_one(
+    queue: &dyn jobkit::ports::Queue,
+    dlq_id: &str,
+    queue_id: &str,
+    letter: &DeadLetter,
+) -> Result<(), jobkit::PortError> {
+    let attributes: BTreeMap<String, String> = letter
+        .message
+        .attributes
+        .iter()
+        .filter(|(k, _)| !DLQ_ONLY.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let copy =
+        OutgoingMessage { body: letter.message.body.clone(), attributes, ..OutgoingMessage::default() };
+    queue.send(queue_id, copy).await?;
+    queue.delete(dlq_id, &letter.message.receipt_handle).await?;
+    Ok(())
+}
+
+/// Checks an operator's confirmation of a purge: the job's name, typed.
+///
+/// # Errors
+/// [`CommandError::Declined`] for any other answer.
+pub fn confirm_purge(job: &str, answer: &str) -> Result<(), CommandError> {
+    if answer.trim() == job {
+        Ok(())
+    } else {
+        Err(CommandError::Declined(format!("not confirmed (the job's name is {job}): nothing purged")))
+    }
+}
+
+/// What a purge did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Purged {
+    /// Messages the DLQ held when the purge began (SQS's count is approximate).
+    pub purged: u64,
+    /// Messages it holds after (sent while it ran).
+    pub left: u64,
+}
+
+/// Deletes every message of `job`'s DLQ; the caller has confirmed.
+///
+/// # Errors
+/// An unknown job; a backend error.
+pub async fn purge_dlq(backend: &Backend, job: &str) -> Result<Purged, CommandError> {
+    let job = job_spec(job)?.name;
+    let dlq = backend.dlq_id(job).await?;
+    let purged = backend.counts(&dlq).await?.total();
+    backend.purge(&dlq).await?;
+    let left = backend.counts(&dlq).await?.total();
+    Ok(Purged { purged, left })
 }
 
 /// `jobctl dlq purge <job> [--yes]`: deletes every message of the job's DLQ, after the operator
@@ -575,9 +735,8 @@ async fn move_letters(
 /// [`CommandError::Declined`] without confirmation; an unknown job; a backend error.
 pub async fn purge(out: Output, backend: &Backend, job: &str, yes: bool) -> Result<(), CommandError> {
     let job = job_spec(job)?.name;
-    let dlq = backend.dlq_id(job).await?;
-    let count = backend.counts(&dlq).await?.total();
     if !yes {
+        let count = backend.counts(&backend.dlq_id(job).await?).await?.total();
         if !std::io::stdin().is_terminal() {
             return Err(CommandError::Declined(format!(
                 "purging {job}'s DLQ deletes {count} message(s) for good: pass --yes to confirm without a prompt"
@@ -587,15 +746,13 @@ pub async fn purge(out: Output, backend: &Backend, job: &str, yes: bool) -> Resu
         let _ = std::io::stderr().flush();
         let mut answer = String::new();
         std::io::stdin().lock().read_line(&mut answer).map_err(|e| CommandError::Declined(e.to_string()))?;
-        if answer.trim() != job {
-            return Err(CommandError::Declined("not confirmed: nothing purged".to_owned()));
-        }
+        confirm_purge(job, &answer)?;
     }
-    backend.purge(&dlq).await?;
+    let purged = purge_dlq(backend, job).await?;
     if out.json {
-        out.json(&json!({"job": job, "purged": count}));
+        out.json(&json!({"job": job, "purged": purged.purged}));
     } else {
-        println!("purged {count} message(s) from {job}'s DLQ ({})", backend.describe());
+        println!("purged {} message(s) from {job}'s DLQ ({})", purged.purged, backend.describe());
     }
     Ok(())
 }

@@ -3,14 +3,14 @@
 
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use chrono_tz::Tz;
-use jobkit::ErrorKind;
+use jobkit::{ErrorKind, policy::Timeline};
 use serde_json::json;
 
 use super::{CommandError, job_spec};
 use crate::{
     duration,
     output::Output,
-    registry::{self, JobSpec, STACK_ZONE_PARAMETER, Zone},
+    registry::{self, JobSpec, STACK_ZONE_DEFAULT, STACK_ZONE_PARAMETER, Schedule, Zone},
     schedule,
 };
 
@@ -181,6 +181,50 @@ pub fn cron(out: Output, text: &str, now: DateTime<Utc>) -> Result<(), CommandEr
     Ok(())
 }
 
+/// One error kind's timeline in a job's retry plan.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The kind; `None` for "any other error" (the policy's default).
+    pub kind: Option<ErrorKind>,
+    /// When each attempt may start, or that the kind is discarded.
+    pub timeline: Timeline,
+}
+
+impl Plan {
+    /// How the plan is labelled for people: `on throttled`, or `any other error`.
+    pub fn label(&self) -> String {
+        self.kind.as_ref().map_or_else(|| "any other error".to_owned(), |kind| format!("on {kind}"))
+    }
+}
+
+/// The retry plan of `spec`'s policy: one timeline per error kind it names, then the default's.
+/// `jobctl retry-plan` prints it; `jobctl console` draws it.
+pub fn plans(spec: &JobSpec) -> Vec<Plan> {
+    let named = spec.policy.named_kinds();
+    let other = ErrorKind::new("any other error");
+    named
+        .into_iter()
+        .map(|kind| Plan { timeline: spec.policy.timeline(&kind), kind: Some(kind) })
+        .chain([Plan { timeline: spec.policy.timeline(&other), kind: None }])
+        .collect()
+}
+
+/// The next firing of `schedule` after `now`, in its zone (the stack's zone taken at its
+/// default, as `jobctl schedules` does unless told); `None` for one that never fires again.
+///
+/// # Errors
+/// [`CommandError::Input`] for a schedule that does not evaluate (the registry refuses to
+/// build with one).
+pub fn next_firing(schedule: &Schedule, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, CommandError> {
+    let input = |e: schedule::ScheduleError| CommandError::Input(format!("schedule {}: {e}", schedule.rule));
+    let cron = schedule.cron().map_err(input)?;
+    let stack_zone: Tz = STACK_ZONE_DEFAULT
+        .parse()
+        .map_err(|e| CommandError::Input(format!("{STACK_ZONE_DEFAULT} is not a time zone: {e}")))?;
+    let zone = schedule.zone.resolve(stack_zone).map_err(input)?;
+    Ok(cron.next_in(zone, now, 1).into_iter().next().map(|t| t.with_timezone(&Utc)))
+}
+
 /// `jobctl retry-plan <job>`: for each error kind the policy names (and any other error),
 /// when each attempt can start and when the job lands in the DLQ.
 ///
@@ -188,18 +232,15 @@ pub fn cron(out: Output, text: &str, now: DateTime<Utc>) -> Result<(), CommandEr
 /// [`CommandError::Input`] for an unknown job.
 pub fn retry_plan(out: Output, job: &str) -> Result<(), CommandError> {
     let spec = job_spec(job)?;
-    let mut kinds = spec.policy.named_kinds();
-    let other = ErrorKind::new("any other error");
-    kinds.push(other.clone());
+    let plans = plans(&spec);
     if out.json {
-        let plans: Vec<_> = kinds.iter().map(|kind| plan_json(&spec, kind, kind == &other)).collect();
+        let plans: Vec<_> = plans.iter().map(plan_json).collect();
         out.json(&json!({"job": spec.name, "timeout_seconds": spec.timeout.as_secs(), "plans": plans}));
         return Ok(());
     }
     println!("{}: runs at most {} per attempt", spec.name, duration::format(spec.timeout));
-    for kind in &kinds {
-        let timeline = spec.policy.timeline(kind);
-        let label = if kind == &other { kind.to_string() } else { format!("on {kind}") };
+    for plan in &plans {
+        let (label, timeline) = (plan.label(), &plan.timeline);
         if timeline.discarded {
             println!("\n{label}: no retry, straight to the DLQ (discarded)");
             continue;
@@ -221,11 +262,11 @@ pub fn retry_plan(out: Output, job: &str) -> Result<(), CommandError> {
     Ok(())
 }
 
-fn plan_json(spec: &JobSpec, kind: &ErrorKind, is_default: bool) -> serde_json::Value {
-    let timeline = spec.policy.timeline(kind);
+fn plan_json(plan: &Plan) -> serde_json::Value {
+    let timeline = &plan.timeline;
     let secs = |(lo, hi): (std::time::Duration, std::time::Duration)| json!([lo.as_secs(), hi.as_secs()]);
     json!({
-        "error_kind": if is_default { serde_json::Value::Null } else { json!(kind.as_str()) },
+        "error_kind": plan.kind.as_ref().map(ErrorKind::as_str),
         "discarded": timeline.discarded,
         "attempts": timeline.steps.iter().map(|s| json!({
             "attempt": s.attempt,
@@ -235,7 +276,8 @@ fn plan_json(spec: &JobSpec, kind: &ErrorKind, is_default: bool) -> serde_json::
     })
 }
 
-fn range(lo: std::time::Duration, hi: std::time::Duration) -> String {
+/// `lo-hi` for people (`3s-18s`), or one duration when they are equal.
+pub fn range(lo: std::time::Duration, hi: std::time::Duration) -> String {
     let (lo, hi) = (duration::format(lo), duration::format(hi));
     if lo == hi { lo } else { format!("{lo}-{hi}") }
 }

@@ -43,13 +43,21 @@ pub enum CommandError {
     /// `template --check`: the file is not what the registry renders: exit 1.
     #[error("{0}")]
     Stale(String),
+    /// `jobctl console` could not serve: exit 1.
+    #[error(transparent)]
+    Console(#[from] crate::console::ConsoleError),
 }
 
 impl CommandError {
     /// The process's exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Backend(_) | Self::Dev(_) | Self::Incomplete(_) | Self::Template(_) | Self::Stale(_) => 1,
+            Self::Backend(_)
+            | Self::Dev(_)
+            | Self::Incomplete(_)
+            | Self::Template(_)
+            | Self::Stale(_)
+            | Self::Console(_) => 1,
             Self::Input(_) => 2,
             Self::Declined(_) => 3,
             Self::NotFound(_) => 4,
