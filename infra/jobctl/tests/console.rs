@@ -291,7 +291,7 @@ async fn on_the_demo_an_operator_sees_the_numbers_browses_the_dlq_by_kind_redriv
         assert_eq!(text_of(&client, "#job-store_sync .delayed").await, "1");
         assert_eq!(text_of(&client, "#job-store_sync .dlq").await, "1", "the demo's exhausted store sync");
         assert_eq!(text_of(&client, "#job-customer_sync .dlq").await, "1", "the demo's revoked POS token");
-        assert_eq!(text_of(&client, "#job-clean_database .schedule").await, "every day at 03:00 UTC");
+        assert_eq!(text_of(&client, "#job-clean_database .schedule").await, "every day at 3am");
         assert!(text_of(&client, "#job-clean_database .next").await.ends_with("03:00"));
         screenshot(&client, "console-overview.png").await;
 

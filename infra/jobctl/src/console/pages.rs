@@ -178,7 +178,7 @@ fn job_row(name: &str, spec: &JobSpec, stats: &JobStats, next: Option<DateTime<U
             }
             td.schedule {
                 @match &spec.schedule {
-                    Some(s) => { span title=(s.every) { (s.what) } }
+                    Some(s) => { span title=(s.what) { (s.every) } }
                     None => { "on demand" }
                 }
             }
