@@ -293,6 +293,10 @@ async fn on_the_demo_an_operator_sees_the_numbers_browses_the_dlq_by_kind_redriv
         assert_eq!(text_of(&client, "#job-customer_sync .dlq").await, "1", "the demo's revoked POS token");
         assert_eq!(text_of(&client, "#job-clean_database .schedule").await, "every day at 3am");
         assert!(text_of(&client, "#job-clean_database .next").await.ends_with("03:00"));
+        // The demo's fan-out was a batch of three syncs: done, one failed, called back.
+        assert_eq!(text_of(&client, "tr.batch .count").await, "3/3");
+        assert_eq!(text_of(&client, "tr.batch .failed").await, "1");
+        assert_eq!(text_of(&client, "tr.batch .state").await, "called back");
         screenshot(&client, "console-overview.png").await;
 
         // Two throttled customer syncs land in its DLQ: the overview shows them by itself.

@@ -61,7 +61,7 @@ fn row(batch: &BatchStatus) -> Vec<String> {
 }
 
 /// Where a batch is: still being enqueued, running, complete, its callbacks sent.
-fn state(batch: &BatchStatus) -> &'static str {
+pub fn state(batch: &BatchStatus) -> &'static str {
     match (batch.sealed, batch.is_complete(), batch.callbacks_sent) {
         (false, ..) => "enqueueing",
         (true, false, _) => "running",

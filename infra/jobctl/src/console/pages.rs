@@ -39,6 +39,8 @@ pub(crate) struct Overview {
     pub(crate) jobs: Vec<JobRow>,
     pub(crate) paused_unknown: Option<String>,
     pub(crate) at: DateTime<Utc>,
+    /// The newest batches (all jobs), as `jobctl batches` lists them; the page's load only.
+    pub(crate) batches: Vec<jobkit::batch::BatchStatus>,
 }
 
 /// One job on the overview.
@@ -147,8 +149,44 @@ pub(crate) fn overview(page: &Page<'_>, data: &Overview) -> Markup {
                 (overview_rows(data))
             }
             p.hint { "Refreshes every 5 seconds. Times are UTC." }
+            h2 { "Batches" }
+            @if data.batches.is_empty() {
+                p.hint { "No batches (a batch's records are kept 14 days)." }
+            } @else {
+                table.batches #batches {
+                    thead {
+                        tr {
+                            th { "Job" } th { "Batch" } th { "Progress" } th.num { "Succeeded" }
+                            th.num { "Failed" } th.num { "Pending" } th { "State" } th { "Opened" }
+                        }
+                    }
+                    tbody {
+                        @for b in &data.batches { (batch_row(b)) }
+                    }
+                }
+            }
         },
     )
+}
+
+/// One batch: its progress as a bar and a count, its outcomes, where it is.
+fn batch_row(b: &jobkit::batch::BatchStatus) -> Markup {
+    let done = b.succeeded + b.failed;
+    html! {
+        tr.batch id=(format!("batch-{}", b.id)) {
+            td { (b.job) }
+            td.id title=(b.description) { (b.id) }
+            td.progress {
+                progress max=(b.total.max(1)) value=(if b.total == 0 { 1 } else { done }) {}
+                " " span.count { (done) "/" (b.total) }
+            }
+            td.num.succeeded { (b.succeeded) }
+            td.num.failed.alert[b.failed > 0] { (b.failed) }
+            td.num.pending { (b.pending()) }
+            td.state { (crate::commands::batches::state(b)) }
+            td { (time(Some(b.created_at))) }
+        }
+    }
 }
 
 /// The overview's rows, also served alone for htmx to swap in every 5 s.

@@ -210,7 +210,14 @@ fn known_job(job: Result<Path<String>, PathRejection>) -> Result<JobSpec, PageEr
 }
 
 async fn overview(axum::extract::State(state): axum::extract::State<Shared>) -> PageResult {
-    let rows = overview_data(&state).await?;
+    let mut rows = overview_data(&state).await?;
+    // Batches on the page's load only, not on every 5 s refresh: on AWS listing them scans
+    // the state table. The five newest of each job, newest first over all.
+    let specs = registry::specs().map_err(CommandError::from)?;
+    for spec in &specs {
+        rows.batches.extend(state.backend.batches(spec.name, 5).await.map_err(CommandError::from)?);
+    }
+    rows.batches.sort_by_key(|b| std::cmp::Reverse(b.created_at));
     Ok(pages::html(pages::overview(&state.page(), &rows)))
 }
 
@@ -219,6 +226,7 @@ async fn overview_rows(axum::extract::State(state): axum::extract::State<Shared>
     Ok(pages::html(pages::overview_rows(&rows)))
 }
 
+/// The overview's job rows (its batches are the page's to add).
 async fn overview_data(state: &State) -> Result<pages::Overview, PageError> {
     let stats = stats::collect(&state.backend).await?;
     let specs = registry::specs().map_err(CommandError::from)?;
@@ -232,7 +240,7 @@ async fn overview_data(state: &State) -> Result<pages::Overview, PageError> {
         };
         jobs.push(pages::JobRow { spec, stats: row, next });
     }
-    Ok(pages::Overview { jobs, paused_unknown: stats.paused_unknown, at: now })
+    Ok(pages::Overview { jobs, paused_unknown: stats.paused_unknown, at: now, batches: Vec::new() })
 }
 
 async fn job_page(
