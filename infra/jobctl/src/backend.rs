@@ -22,6 +22,10 @@ use jobkit::{
 
 use crate::registry::{self, JobSpec, RegistryError};
 
+/// The most state keys a batch listing reads (a batch is four: its record and three counters):
+/// 14 days of a 15-minute fan-out is 1,344 batches.
+const MAX_BATCH_KEYS: usize = 10_000;
+
 /// The embedded backend's folder when none is given.
 pub const DEFAULT_DIR: &str = ".jobs";
 /// The stack `--aws` looks for when none is given (`samconfig.toml`'s).
@@ -247,30 +251,41 @@ impl Backend {
         }
     }
 
-    /// The batches of `job`'s members, newest first, at most `limit` of them.
+    /// The batches of each of `jobs`' members, newest first, at most `limit` a job.
     ///
     /// # Errors
-    /// The state store failing (on AWS: a scan of the state table, which needs `dynamodb:Scan`).
-    pub async fn batches(&self, job: &str, limit: usize) -> Result<Vec<BatchStatus>, BackendError> {
+    /// The state store failing (on AWS: one scan of the state table, which needs `dynamodb:Scan`).
+    pub async fn batches(&self, jobs: &[&str], limit: usize) -> Result<Vec<BatchStatus>, BackendError> {
         let now = Utc::now();
-        let prefix = jobkit::batch::keys_prefix(job);
-        // Each batch has three counters beside its record.
-        let scan = limit.saturating_mul(4).max(100);
+        let prefixes: Vec<String> = jobs.iter().map(|job| jobkit::batch::keys_prefix(job)).collect();
         let (keys, store): (Vec<String>, Arc<dyn StateStore>) = match &self.kind {
-            Kind::Embedded { store, .. } => (store.keys_with_prefix(&prefix, now, scan)?, self.store.clone()),
+            Kind::Embedded { store, .. } => {
+                let mut keys = Vec::new();
+                for prefix in &prefixes {
+                    keys.extend(store.keys_with_prefix(prefix, now, MAX_BATCH_KEYS)?);
+                }
+                (keys, self.store.clone())
+            }
             Kind::Aws { clients, stack, .. } => {
                 let table = Self::state_table(clients, stack).await?;
-                (table.keys_with_prefix(&prefix, now, scan).await?, Arc::new(table))
+                (table.keys_with_prefixes(&prefixes, now, MAX_BATCH_KEYS).await?, Arc::new(table))
             }
         };
         let mut batches = Vec::new();
-        for id in keys.iter().filter_map(|key| jobkit::batch::batch_id_of_key(job, key)) {
-            if let Some(status) = jobkit::batch::status(store.as_ref(), job, id, now).await? {
-                batches.push(status);
+        for &job in jobs {
+            // Newest first by each record's opening (one read), then the counts of those shown.
+            let mut opened = Vec::new();
+            for id in keys.iter().filter_map(|key| jobkit::batch::batch_id_of_key(job, key)) {
+                if let Some(at) = jobkit::batch::opened_at(store.as_ref(), job, id, now).await? {
+                    opened.push((at, id));
+                }
+            }
+            opened.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+            for (_, id) in opened.into_iter().take(limit) {
+                batches.extend(jobkit::batch::status(store.as_ref(), job, id, now).await?);
             }
         }
         batches.sort_by_key(|b| std::cmp::Reverse(b.created_at));
-        batches.truncate(limit);
         Ok(batches)
     }
 

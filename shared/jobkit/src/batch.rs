@@ -424,6 +424,20 @@ async fn counts(
     })
 }
 
+/// When batch `id` of `job`'s members was opened; `None` when there is none (or it expired).
+/// One read: what a listing sorts by before it reads the counts of those it shows.
+///
+/// # Errors
+/// The store failing, or a record it cannot read.
+pub async fn opened_at(
+    store: &dyn StateStore,
+    job: &str,
+    id: &str,
+    now: DateTime<Utc>,
+) -> PortResult<Option<DateTime<Utc>>> {
+    Ok(read(store, job, id, now).await?.map(|(record, _)| record.created_at))
+}
+
 /// Batch `id` of `job`'s members, with its counts; `None` when there is none (or it expired).
 ///
 /// # Errors

@@ -24,10 +24,7 @@ pub async fn batches(
         Some(job) => vec![job_spec(job)?.name],
         None => registry::JOB_NAMES.to_vec(),
     };
-    let mut all = Vec::new();
-    for job in jobs {
-        all.extend(backend.batches(job, limit).await?);
-    }
+    let all = backend.batches(&jobs, limit).await?;
     if out.json {
         out.json(&json!(all));
         return Ok(());

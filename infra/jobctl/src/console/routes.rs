@@ -213,11 +213,7 @@ async fn overview(axum::extract::State(state): axum::extract::State<Shared>) -> 
     let mut rows = overview_data(&state).await?;
     // Batches on the page's load only, not on every 5 s refresh: on AWS listing them scans
     // the state table. The five newest of each job, newest first over all.
-    let specs = registry::specs().map_err(CommandError::from)?;
-    for spec in &specs {
-        rows.batches.extend(state.backend.batches(spec.name, 5).await.map_err(CommandError::from)?);
-    }
-    rows.batches.sort_by_key(|b| std::cmp::Reverse(b.created_at));
+    rows.batches = state.backend.batches(registry::JOB_NAMES, 5).await.map_err(CommandError::from)?;
     Ok(pages::html(pages::overview(&state.page(), &rows)))
 }
 

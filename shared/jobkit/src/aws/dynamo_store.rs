@@ -137,32 +137,39 @@ impl DynamoStore {
         Ok(out.item().cloned())
     }
 
-    /// Up to `limit` live keys starting with `prefix`: for operators' listings (`jobctl
-    /// batches`), not for jobs. A scan: it reads (and is billed for) the whole table.
+    /// Up to `limit` live keys starting with one of `prefixes`, in one scan: for operators'
+    /// listings (`jobctl batches`), not for jobs. A scan reads (and is billed for) the whole
+    /// table, so every prefix is looked for in the same one.
     ///
     /// # Errors
     /// A port error from `Scan`.
-    pub async fn keys_with_prefix(
+    pub async fn keys_with_prefixes(
         &self,
-        prefix: &str,
+        prefixes: &[String],
         now: DateTime<Utc>,
         limit: usize,
     ) -> PortResult<Vec<String>> {
+        if prefixes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let any_prefix: Vec<String> =
+            (0..prefixes.len()).map(|i| format!("begins_with(pk, :p{i})")).collect();
+        let filter = format!("({}) AND expires_at_ms > :now", any_prefix.join(" OR "));
         let mut keys = Vec::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;
         loop {
-            let out = self
+            let mut scan = self
                 .client
                 .scan()
                 .table_name(&self.table)
-                .filter_expression("begins_with(pk, :prefix) AND expires_at_ms > :now")
-                .expression_attribute_values(":prefix", s(prefix))
+                .filter_expression(&filter)
                 .expression_attribute_values(":now", n(now.timestamp_millis()))
                 .projection_expression("pk")
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| port_error("Scan", e))?;
+                .set_exclusive_start_key(start);
+            for (i, prefix) in prefixes.iter().enumerate() {
+                scan = scan.expression_attribute_values(format!(":p{i}"), s(prefix));
+            }
+            let out = scan.send().await.map_err(|e| port_error("Scan", e))?;
             keys.extend(out.items().iter().filter_map(|i| i.get("pk")?.as_s().ok().cloned()));
             start = out.last_evaluated_key().cloned();
             if start.is_none() || keys.len() >= limit {
