@@ -50,17 +50,6 @@ impl Progress {
 
 pub use shop::jobs::StoreSyncArgs;
 
-/// The fan-out's batch id, from its job id (a retry of the fan-out keeps it): what a batch id
-/// may hold of it.
-fn batch_id(fan_out_job_id: &str) -> String {
-    let kept: String = fan_out_job_id
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        .take(100)
-        .collect();
-    format!("fan-out-{kept}")
-}
-
 /// At most one pending sync per store from the fan-out; a lock whose sync was lost frees
 /// itself after six hours.
 fn one_pending_per_store() -> EnqueueOptions {
@@ -142,7 +131,7 @@ impl StoreSync {
     async fn fan_out(&self, ctx: &mut JobContext) -> Result<(), JobError> {
         let ids = self.stores.syncable().await?;
         let count = ids.len();
-        let batch = JobBatch::new(batch_id(ctx.meta().job_id.as_str()))
+        let batch = JobBatch::for_job("fan-out", &ctx.meta().job_id)
             .description("one sync per syncable store")
             .on_complete(&shop::jobs::STORE_SYNC, &StoreSyncArgs::fan_out_finished())?;
         let sent = ctx

@@ -103,10 +103,17 @@ impl JobBatch {
         &self.id
     }
 
+    /// A batch named `prefix` and what a batch id may hold of `job_id` (the enqueuing job's:
+    /// its retries keep it, so a retry finds the batch), e.g. `fan-out-<job id>`.
+    pub fn for_job(prefix: &str, job_id: &JobId) -> Self {
+        let kept: String =
+            job_id.as_str().chars().filter(|c| is_id_char(*c)).take(MAX_ID_BYTES / 2).collect();
+        Self::new(format!("{prefix}-{kept}"))
+    }
+
     /// Refuses an id that could not name the batch's records unambiguously.
     pub(crate) fn validate(&self) -> Result<(), JobError> {
-        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
-        if self.id.is_empty() || self.id.len() > MAX_ID_BYTES || !self.id.chars().all(allowed) {
+        if self.id.is_empty() || self.id.len() > MAX_ID_BYTES || !self.id.chars().all(is_id_char) {
             return Err(invalid(format!(
                 "batch id {:?}: 1 to {MAX_ID_BYTES} letters, digits, '-', '_' or '.'",
                 self.id
@@ -114,6 +121,11 @@ impl JobBatch {
         }
         Ok(())
     }
+}
+
+/// What a batch id is made of (no ':', which separates the parts of its records' keys).
+fn is_id_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
 }
 
 /// The longest batch id (its members' job ids and callbacks' add to it).
