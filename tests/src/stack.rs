@@ -119,6 +119,25 @@ pub struct Deployment {
     pub batching_window: Duration,
     /// Whether the mapping reads `batchItemFailures` (`ReportBatchItemFailures`).
     pub report_batch_item_failures: bool,
+    /// The job's other lanes: each a queue with a mapping of its own into the function.
+    pub lanes: Vec<LaneDeployment>,
+}
+
+/// One of a job's other lanes as deployed: its queue and its mapping.
+#[derive(Debug, Clone)]
+pub struct LaneDeployment {
+    /// The lane (`low`), from its `JOBKIT_QUEUE_URL_<JOB>__<LANE>` setting.
+    pub lane: String,
+    /// Its queue.
+    pub queue_url: String,
+    /// The mapping's `BatchSize`.
+    pub batch_size: usize,
+    /// The mapping's `MaximumBatchingWindowInSeconds`.
+    pub batching_window: Duration,
+    /// The mapping's `ScalingConfig.MaximumConcurrency`.
+    pub max_concurrency: Option<i32>,
+    /// Whether the mapping reads `batchItemFailures`.
+    pub report_batch_item_failures: bool,
 }
 
 /// A function under the local Lambda, on its queue.
@@ -317,10 +336,24 @@ impl Stack {
         Ok(store)
     }
 
+    /// Puts store `id` (added with [`Self::add_store`], on the Basic plan) on `plan`.
+    ///
+    /// # Errors
+    /// If the store is not there, or DynamoDB fails.
+    pub async fn set_plan(&self, id: &str, plan: Plan) -> anyhow::Result<()> {
+        let stores = DynamoStores::new(self.dynamo(), self.table("SHOP_STORES_TABLE")?);
+        let mut store = stores.get(&id.into()).await?.with_context(|| format!("no store {id}"))?;
+        store.plan = plan;
+        stores.put(&store).await?;
+        Ok(())
+    }
+
     /// The function that runs the binary `binary` (its template `BuildProperties`), as Lambda
-    /// holds it now: configuration, event source mapping, queue and DLQ. Checks what Lambda
-    /// would refuse or what would lose messages: one SQS mapping, `JOBKIT_QUEUE_URL` naming its
-    /// queue and `JOBKIT_DLQ_URL` the DLQ of that queue's redrive policy.
+    /// holds it now: configuration, event source mappings, queues and DLQ. Checks what Lambda
+    /// would refuse or what would lose messages: SQS mappings only, one reading the queue
+    /// `JOBKIT_QUEUE_URL` names, each other one reading a lane's queue that a
+    /// `JOBKIT_QUEUE_URL_<JOB>__<LANE>` names, and every queue's redrive policy naming the DLQ
+    /// `JOBKIT_DLQ_URL` names.
     ///
     /// # Errors
     /// If the stack has no such function, or its configuration is inconsistent.
@@ -347,22 +380,61 @@ impl Stack {
             .send()
             .await
             .with_context(|| format!("listing {function_name}'s event source mappings"))?;
-        let [mapping] = mappings.event_source_mappings() else {
+        let named = |setting: &str| env.get(setting).map(|url| last_segment(url, '/'));
+        let (own, others): (Vec<_>, Vec<_>) = mappings.event_source_mappings().iter().partition(|m| {
+            m.event_source_arn().map(|arn| last_segment(arn, ':')) == named("JOBKIT_QUEUE_URL")
+        });
+        let [mapping] = own[..] else {
             bail!(
-                "{function_name} has {} event source mappings, not one",
-                mappings.event_source_mappings().len()
+                "{function_name} has {} event source mappings on the queue JOBKIT_QUEUE_URL names ({:?}), not one",
+                own.len(),
+                env.get("JOBKIT_QUEUE_URL")
             );
         };
         let queue_arn = mapping.event_source_arn().context("a mapping without a source")?.to_owned();
         ensure!(queue_arn.contains(":sqs:"), "{function_name}'s mapping reads {queue_arn}, not an SQS queue");
         let sqs = self.sqs();
+        let lane_prefix = format!("JOBKIT_QUEUE_URL_{}__", binary.to_uppercase());
+        let mut lanes = Vec::new();
+        for other in others {
+            let arn = other.event_source_arn().context("a mapping without a source")?;
+            let Some((setting, _)) = env
+                .iter()
+                .find(|(k, v)| k.starts_with(&lane_prefix) && last_segment(v, '/') == last_segment(arn, ':'))
+            else {
+                bail!(
+                    "{function_name} has a mapping on {arn}, a queue none of its {lane_prefix}<LANE> settings names"
+                );
+            };
+            let lane_url = queue_url_of(&sqs, arn).await?;
+            let redrive = queue_attribute(&sqs, &lane_url, QueueAttributeName::RedrivePolicy).await?;
+            let redrive: Value =
+                serde_json::from_str(&redrive).context("a redrive policy that is not JSON")?;
+            let target =
+                redrive["deadLetterTargetArn"].as_str().context("a redrive policy without a target")?;
+            ensure!(
+                named("JOBKIT_DLQ_URL") == Some(last_segment(target, ':')),
+                "{function_name}'s lane queue {arn} redrives to {target}, not the job's DLQ"
+            );
+            lanes.push(LaneDeployment {
+                lane: setting[lane_prefix.len()..].to_lowercase(),
+                queue_url: lane_url,
+                batch_size: usize::try_from(other.batch_size().context("a mapping without a batch size")?)?,
+                batching_window: Duration::from_secs(u64::try_from(
+                    other.maximum_batching_window_in_seconds().unwrap_or(0),
+                )?),
+                max_concurrency: other.scaling_config().and_then(|c| c.maximum_concurrency()),
+                report_batch_item_failures: other
+                    .function_response_types()
+                    .contains(&FunctionResponseType::ReportBatchItemFailures),
+            });
+        }
         let queue_url = queue_url_of(&sqs, &queue_arn).await?;
         let redrive = queue_attribute(&sqs, &queue_url, QueueAttributeName::RedrivePolicy).await?;
         let redrive: Value = serde_json::from_str(&redrive).context("a redrive policy that is not JSON")?;
         let dlq_arn = redrive["deadLetterTargetArn"].as_str().context("a redrive policy without a target")?;
         let dlq_url = queue_url_of(&sqs, dlq_arn).await?;
 
-        let named = |setting: &str| env.get(setting).map(|url| last_segment(url, '/'));
         ensure!(
             named("JOBKIT_QUEUE_URL") == Some(last_segment(&queue_arn, ':')),
             "{function_name}'s JOBKIT_QUEUE_URL ({:?}) is not the queue its event source mapping reads ({queue_arn})",
@@ -391,6 +463,7 @@ impl Stack {
             report_batch_item_failures: mapping
                 .function_response_types()
                 .contains(&FunctionResponseType::ReportBatchItemFailures),
+            lanes,
         })
     }
 
@@ -422,10 +495,44 @@ impl Stack {
     /// If `sandbox` names another setting, the deployment is inconsistent (see
     /// [`Self::deployment`]), the binary is missing, or the local Lambda refuses the mapping.
     pub async fn start(&self, binary: &str, sandbox: &[(&str, String)]) -> anyhow::Result<Function> {
+        self.start_on(binary, None, sandbox).await
+    }
+
+    /// [`Self::start`], fed by the mapping of the job's lane `lane` (`low`) instead of its own
+    /// queue's: the records it gets come from that lane's queue.
+    ///
+    /// # Errors
+    /// As [`Self::start`], or the job has no such lane.
+    pub async fn start_on_lane(
+        &self,
+        binary: &str,
+        lane: &str,
+        sandbox: &[(&str, String)],
+    ) -> anyhow::Result<Function> {
+        self.start_on(binary, Some(lane), sandbox).await
+    }
+
+    async fn start_on(
+        &self,
+        binary: &str,
+        lane: Option<&str>,
+        sandbox: &[(&str, String)],
+    ) -> anyhow::Result<Function> {
         if let Some((name, _)) = sandbox.iter().find(|(name, _)| !SANDBOX_SETTINGS.contains(name)) {
             bail!("{name} is the deployed stack's to set: configure it (Stack::configure) or deploy it");
         }
-        let deployment = self.deployment(binary).await?;
+        let mut deployment = self.deployment(binary).await?;
+        if let Some(lane) = lane {
+            let Some(fed) = deployment.lanes.iter().find(|l| l.lane == lane).cloned() else {
+                bail!("{binary} has no {lane} lane");
+            };
+            deployment.queue_arn =
+                queue_attribute(&self.sqs(), &fed.queue_url, QueueAttributeName::QueueArn).await?;
+            deployment.queue_url = fed.queue_url;
+            deployment.batch_size = fed.batch_size;
+            deployment.batching_window = fed.batching_window;
+            deployment.report_batch_item_failures = fed.report_batch_item_failures;
+        }
         let lambda_adds = [
             ("AWS_LAMBDA_FUNCTION_NAME", deployment.function_name.clone()),
             ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", deployment.memory_mb.to_string()),

@@ -37,17 +37,17 @@ async fn the_translated_template_is_created_whole() {
             ("AWS::CloudWatch::Dashboard", 6),
             ("AWS::DynamoDB::Table", 7),
             ("AWS::IAM::Role", 9),
-            ("AWS::Lambda::EventSourceMapping", 6),
+            ("AWS::Lambda::EventSourceMapping", 7),
             ("AWS::Lambda::Function", 6),
             ("AWS::Logs::LogGroup", 6),
             ("AWS::SES::EmailIdentity", 1),
             ("AWS::SNS::Topic", 1),
-            ("AWS::SQS::Queue", 12),
+            ("AWS::SQS::Queue", 13),
             ("AWS::Scheduler::Schedule", 3),
         ]),
         "what the SAM translator makes of template.yaml"
     );
-    assert_eq!(declared.len(), 81);
+    assert_eq!(declared.len(), 83);
 
     assert_eq!(stack.resources.len(), declared.len(), "one resource per declaration");
     let created = count(stack.resources.iter().map(|r| r.kind.as_str()));
@@ -90,7 +90,11 @@ async fn each_function_reads_its_own_queue_and_moto_takes_nothing_from_it() {
             .await
             .unwrap();
         let states: Vec<Option<&str>> = mappings.event_source_mappings().iter().map(|m| m.state()).collect();
-        assert_eq!(states, [Some("Disabled")], "{binary}: moto's own mapping is off");
+        assert_eq!(
+            states,
+            vec![Some("Disabled"); 1 + deployment.lanes.len()],
+            "{binary}: moto's own mappings are off"
+        );
 
         // moto's mapping, when on, receives every message as it is sent.
         sqs.send_message().queue_url(&deployment.queue_url).message_body("{}").send().await.unwrap();
@@ -109,7 +113,10 @@ async fn each_function_reads_its_own_queue_and_moto_takes_nothing_from_it() {
             .collect();
         assert_eq!(counts, [Some(&"1".to_owned())], "{binary}: the first receive is ours");
         queues.extend(
-            [deployment.queue_url, deployment.dlq_url].map(|url| url.rsplit('/').next().map(str::to_owned)),
+            [deployment.queue_url, deployment.dlq_url]
+                .into_iter()
+                .chain(deployment.lanes.into_iter().map(|lane| lane.queue_url))
+                .map(|url| url.rsplit('/').next().map(str::to_owned)),
         );
     }
     // The outputs operators read (README, "Deploy") name these very queues.

@@ -180,6 +180,8 @@ async fn an_eventbridge_tick_delivered_twice_runs_once() {
     let sandbox = Sandbox::start(fixtures).await.expect("sandbox");
     for (name, token) in shops {
         stack.add_store(name, json!({"shopify_token": token})).await.unwrap();
+        // Pro stores: their recurring syncs take store_sync's own (high) lane, this function's.
+        stack.set_plan(name, shop::Plan::Pro).await.unwrap();
     }
     let mut fn_ =
         stack.start("store_sync", &[("SHOPIFY_BASE_URL", sandbox.shopify_url())]).await.expect("started");

@@ -11,14 +11,14 @@ use chrono::Utc;
 use jobctl::sandbox::{Behaviour, FixturePos, FixtureShop, Fixtures, Sandbox};
 use serde_json::json;
 use shop::{
-    Cart, CartItem, CartStatus, CatalogRepository, History, HistoryEntry, Money, Product, RecordKind,
+    Cart, CartItem, CartStatus, CatalogRepository, History, HistoryEntry, Money, Plan, Product, RecordKind,
     StoreRepository, SyncState, Variant,
     aws::{DynamoCarts, DynamoCatalog, DynamoHistory, DynamoStores},
 };
 use system_tests::{
     lambda::Outcome,
     moto,
-    sqs::dead_letters,
+    sqs::{dead_letters, queue_depth},
     stack::{Function, Stack},
 };
 
@@ -290,6 +290,73 @@ async fn an_installation_registers_the_webhooks_then_the_store_and_customer_sync
         let dead = dead_letters(&sqs, &function.dlq_url).await.unwrap();
         assert!(dead.is_empty(), "{}: {dead:?}", function.function_name);
     }
+}
+
+/// Lanes on the deployed stack: the recurring fan-out sends a Pro store's sync to
+/// `store_sync`'s own (high) queue and a Basic store's to its low lane's queue, which a second
+/// event source mapping (concurrency 2) feeds into the same function. A record from the low lane
+/// is settled there: its retry's wait is set on the low lane's queue (a receipt handle is only
+/// good on the queue that gave it) and nothing it does reaches the high lane.
+#[tokio::test]
+async fn a_basic_stores_recurring_sync_runs_and_retries_on_store_syncs_low_lane() {
+    let stack = Stack::deploy().await.expect("stack");
+    let deployed = stack.deployment("store_sync").await.expect("a consistent deployment");
+    let [low] = &deployed.lanes[..] else { panic!("store_sync has one other lane: {:?}", deployed.lanes) };
+    assert_eq!((low.lane.as_str(), low.max_concurrency), ("low", Some(2)), "{low:?}");
+    assert!(low.report_batch_item_failures, "{low:?}");
+
+    let fixture = |products, behaviour| FixtureShop { token: String::new(), products, behaviour };
+    let shops = [
+        ("acme", fixture(600, Behaviour::Healthy)),
+        ("globex", fixture(250, Behaviour::Healthy)),
+        ("initech", fixture(10, Behaviour::Down)),
+    ];
+    let fixtures = Fixtures {
+        shops: shops
+            .into_iter()
+            .map(|(name, shop)| (name.to_owned(), FixtureShop { token: format!("shpat_{name}"), ..shop }))
+            .collect(),
+        pos: HashMap::new(),
+    };
+    let shop = Sandbox::start(fixtures).await.expect("sandbox started");
+    for id in ["acme", "globex", "initech"] {
+        stack.add_store(id, json!({"shopify_token": format!("shpat_{id}")})).await.expect("store");
+    }
+    stack.set_plan("globex", Plan::Pro).await.unwrap();
+
+    let sandboxed = [("SHOPIFY_BASE_URL", shop.shopify_url())];
+    let mut high = stack.start("store_sync", &sandboxed).await.expect("started");
+    let mut on_low =
+        stack.start_on_lane("store_sync", "low", &sandboxed).await.expect("started on the low lane");
+    let sqs = stack.sqs();
+    high.send(&sqs, r#"{"all_stores":true}"#).await.unwrap();
+    let high_logs = drain(&mut high).await;
+    let catalog = DynamoCatalog::new(stack.dynamo(), stack.table("SHOP_PRODUCTS_TABLE").unwrap());
+    assert_eq!(
+        catalog.count_products(&"globex".into()).await.unwrap(),
+        250,
+        "Pro: the high lane\n{high_logs}"
+    );
+    assert_eq!(catalog.count_products(&"acme".into()).await.unwrap(), 0, "Basic: not on the high lane");
+    assert_eq!(
+        queue_depth(&sqs, &low.queue_url).await.unwrap(),
+        2,
+        "the two Basic syncs wait on the low lane"
+    );
+
+    // The low lane's mapping: acme syncs; initech's shop is down, so its sync waits to retry.
+    for _ in 0..4 {
+        if on_low.lambda.poll(Duration::from_secs(1)).await.unwrap().is_none() {
+            break;
+        }
+    }
+    let low_logs = on_low.lambda.logs();
+    assert_eq!(catalog.count_products(&"acme".into()).await.unwrap(), 600, "{low_logs}");
+    assert!(low_logs.contains("Retrying("), "initech's sync failed and waits to retry\n{low_logs}");
+    assert!(!low_logs.contains("could not"), "every settle call went to the low lane's queue\n{low_logs}");
+    assert_eq!(queue_depth(&sqs, &low.queue_url).await.unwrap(), 1, "initech's retry waits on the low lane");
+    assert!(high.lambda.queue_is_empty().await.unwrap(), "nothing of the low lane reached the high one");
+    assert!(dead_letters(&sqs, &high.dlq_url).await.unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -26,7 +26,7 @@ async fn stores_round_trip_and_sync_state_never_resurrects_a_store() {
     stores.put(&store("st_1", Plan::Basic)).await.unwrap();
     stores.put(&store("st_2", Plan::Paused)).await.unwrap();
     assert_eq!(stores.get(&"st_1".into()).await.unwrap(), Some(store("st_1", Plan::Basic)));
-    assert_eq!(stores.syncable().await.unwrap(), vec![StoreId::from("st_1")]);
+    assert_eq!(stores.syncable().await.unwrap(), vec![(StoreId::from("st_1"), Plan::Basic)]);
 
     let running = SyncState::Running { started_at: chrono::Utc::now(), pages: 3, products: 750 };
     stores.set_sync_state(&"st_1".into(), &running).await.unwrap();

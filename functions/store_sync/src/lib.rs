@@ -75,14 +75,22 @@ impl Job for StoreSync {
     type Args = StoreSyncArgs;
     const NAME: &'static str = "store_sync";
     const LANE: Lane = Lane::High;
+    /// A Basic store's recurring sync waits on the low lane ([`StoreSyncArgs::lane`]).
+    const OTHER_LANES: &'static [Lane] = &[Lane::Low];
+
+    fn lane(args: &StoreSyncArgs) -> Lane {
+        args.lane()
+    }
 
     async fn perform(&self, args: StoreSyncArgs, ctx: &mut JobContext) -> Result<(), JobError> {
         match args {
-            StoreSyncArgs { store_id: Some(id), all_stores: false, batch: None } => {
+            StoreSyncArgs { store_id: Some(id), all_stores: false, batch: None, .. } => {
                 self.sync_store(&id, ctx).await
             }
-            StoreSyncArgs { store_id: None, all_stores: true, batch: None } => self.fan_out(ctx).await,
-            StoreSyncArgs { store_id: None, all_stores: false, batch: Some(done) } => {
+            StoreSyncArgs { store_id: None, all_stores: true, batch: None, plan: None } => {
+                self.fan_out(ctx).await
+            }
+            StoreSyncArgs { store_id: None, all_stores: false, batch: Some(done), plan: None } => {
                 self.fan_out_finished(&done, ctx.now()).await
             }
             _ => Err(JobError::permanent(
@@ -129,8 +137,8 @@ impl StoreSync {
     /// failure retries the fan-out: the batch (named by the fan-out's job id) is the same, and
     /// the stores enqueued the first time are not enqueued again.
     async fn fan_out(&self, ctx: &mut JobContext) -> Result<(), JobError> {
-        let ids = self.stores.syncable().await?;
-        let count = ids.len();
+        let stores = self.stores.syncable().await?;
+        let count = stores.len();
         let batch = JobBatch::for_job("fan-out", &ctx.meta().job_id)
             .description("one sync per syncable store")
             .on_complete(&shop::jobs::STORE_SYNC, &StoreSyncArgs::fan_out_finished())?;
@@ -138,7 +146,7 @@ impl StoreSync {
             .enqueuer()
             .perform_later_batch::<StoreSync>(
                 &batch,
-                ids.into_iter().map(StoreSyncArgs::store),
+                stores.into_iter().map(|(id, plan)| StoreSyncArgs::recurring(id, plan)),
                 &one_pending_per_store(),
             )
             .await
@@ -240,7 +248,23 @@ mod tests {
     use super::StoreSync;
 
     #[test]
-    fn jobs_that_enqueue_this_one_find_it_by_its_name() {
-        assert_eq!(shop::jobs::STORE_SYNC.name(), StoreSync::NAME);
+    fn jobs_that_enqueue_this_one_find_it_by_its_name_and_lanes() {
+        use jobkit::Lane;
+        use shop::{Plan, jobs::StoreSyncArgs};
+
+        let address = shop::jobs::STORE_SYNC;
+        assert_eq!(address.name(), StoreSync::NAME);
+        assert_eq!(address.lanes(), Some((StoreSync::LANE, StoreSync::OTHER_LANES)));
+        for args in [
+            StoreSyncArgs::store("st_1"),
+            StoreSyncArgs::recurring("st_1", Plan::Basic),
+            StoreSyncArgs::recurring("st_1", Plan::Pro),
+            StoreSyncArgs::all_stores(),
+        ] {
+            assert_eq!(address.lane_of(&args), Some(StoreSync::lane(&args)), "{args:?}");
+        }
+        assert_eq!(StoreSync::lane(&StoreSyncArgs::recurring("st_1", Plan::Basic)), Lane::Low);
+        assert_eq!(StoreSync::lane(&StoreSyncArgs::recurring("st_1", Plan::Pro)), Lane::High);
+        assert_eq!(StoreSync::lane(&StoreSyncArgs::store("st_1")), Lane::High);
     }
 }

@@ -118,6 +118,18 @@ impl Counts {
     pub fn total(&self) -> u64 {
         self.visible + self.in_flight + self.delayed
     }
+
+    /// These counts and `other`'s together (a job's queues across its lanes): the oldest is
+    /// the older of the two.
+    #[must_use]
+    pub fn plus(&self, other: &Self) -> Self {
+        Self {
+            visible: self.visible + other.visible,
+            in_flight: self.in_flight + other.in_flight,
+            delayed: self.delayed + other.delayed,
+            oldest_age_seconds: self.oldest_age_seconds.max(other.oldest_age_seconds),
+        }
+    }
 }
 
 enum Kind {
@@ -197,6 +209,10 @@ impl Backend {
         for spec in registry::specs()? {
             queue.create_queue(&registry::dlq_name(spec.name), QueueConfig::default())?;
             queue.create_queue(&registry::queue_name(spec.name), embedded_queue_config(&spec))?;
+            for &lane in spec.other_lanes {
+                let lane_queue = jobkit::job::lane_queue_name(spec.name, lane);
+                queue.create_queue(&lane_queue, embedded_queue_config(&spec))?;
+            }
         }
         let store = EmbeddedStore::new(db);
         Ok(Self {
@@ -428,6 +444,30 @@ impl Backend {
     /// [`BackendError::QueueNotFound`] on AWS.
     pub async fn queue_id(&self, job: &str) -> Result<String, BackendError> {
         self.resolve(registry::queue_name(job)).await
+    }
+
+    /// Where a job of `spec` is sent: its queue and each of its other lanes'.
+    ///
+    /// # Errors
+    /// [`BackendError::QueueNotFound`] on AWS.
+    pub async fn routes(
+        &self,
+        spec: &registry::JobSpec,
+    ) -> Result<jobkit::enqueue::QueueRoutes, BackendError> {
+        let mut routes =
+            jobkit::enqueue::QueueRoutes::default().with(spec.name, self.queue_id(spec.name).await?);
+        for &lane in spec.other_lanes {
+            routes = routes.with_lane(spec.name, lane, self.lane_queue_id(spec.name, lane).await?);
+        }
+        Ok(routes)
+    }
+
+    /// The queue id of `job`'s other lane `lane` (`store-sync-low`).
+    ///
+    /// # Errors
+    /// [`BackendError::QueueNotFound`] on AWS.
+    pub async fn lane_queue_id(&self, job: &str, lane: jobkit::Lane) -> Result<String, BackendError> {
+        self.resolve(jobkit::job::lane_queue_name(job, lane)).await
     }
 
     /// The queue id of `job`'s DLQ.

@@ -193,6 +193,14 @@ struct EnqueueArgs {
     /// Run at (or after) this time, RFC 3339 (2026-11-23T03:00:00Z).
     #[arg(long, value_parser = parse_time)]
     at: Option<DateTime<Utc>>,
+    /// The lane to run on (high, default, low), one of the job's (see `jobctl jobs`), instead
+    /// of the one the job picks from its arguments.
+    #[arg(long, value_parser = parse_lane)]
+    lane: Option<jobkit::Lane>,
+}
+
+fn parse_lane(text: &str) -> Result<jobkit::Lane, String> {
+    text.parse().map_err(|e: jobkit::job::UnknownLane| e.to_string())
 }
 
 #[derive(Debug, Subcommand)]
@@ -314,7 +322,7 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
             (_, true) => commands::template::Mode::Check,
             _ => commands::template::Mode::Print,
         }),
-        Command::Enqueue(EnqueueArgs { job, file: Some(path), delay, at, .. }) => {
+        Command::Enqueue(EnqueueArgs { job, file: Some(path), delay, at, lane, .. }) => {
             if let Some(delay) = delay {
                 enqueue::run_at(delay, now)?;
             }
@@ -325,7 +333,8 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
             // Every line judged before the backend is opened: a bad file sends nothing.
             let checked = commands::bulk::check(&job, &text)?;
             let backend = Arc::new(Backend::open(&target).await?);
-            commands::bulk::enqueue(out, backend, delay, at, checked).await
+            let options = jobkit::EnqueueOptions { delay, wait_until: at, lane, ..Default::default() };
+            commands::bulk::enqueue(out, backend, options, checked).await
         }
         Command::Enqueue(args) => {
             if let Some(delay) = args.delay {
@@ -340,6 +349,7 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
                 pairs: args.pairs,
                 delay: args.delay,
                 at: args.at,
+                lane: args.lane,
             };
             // Judged before the backend is opened: nothing is sent when the arguments do not fit.
             let checked = enqueue::check(&request)?;

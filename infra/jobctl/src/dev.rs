@@ -20,7 +20,7 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use jobkit::{
-    Job, PortError,
+    Job, Lane, PortError,
     clock::{Clock, ManualClock, SharedClock, SystemClock},
     embedded::{EmbeddedQueue, OutboxMailer},
     enqueue::QueueRoutes,
@@ -133,17 +133,19 @@ pub const STOP_GRACE: Duration = Duration::from_secs(25);
 
 type Polled<'a> = Pin<Box<dyn Future<Output = Result<Vec<RecordStatus>, PortError>> + Send + 'a>>;
 
-/// One job's worker: its runner and its queue.
+/// One job's worker: its runner and its queues (one per lane of the job).
 trait Worker: Send + Sync {
     fn job(&self) -> &'static str;
-    fn queue(&self) -> &str;
-    /// Receives one batch of visible messages, runs it, deletes what is done.
+    fn queues(&self) -> Vec<&str>;
+    /// Receives one batch of visible messages from one of its lanes, runs it, deletes what is
+    /// done.
     fn poll(&self) -> Polled<'_>;
 }
 
 struct JobWorker<J: Job> {
     runner: BatchRunner<J>,
-    name: String,
+    /// Each lane of the job with its queue, the job's own first.
+    lanes: Vec<(Lane, String)>,
     clock: SharedClock,
     /// Each batch's deadline, as the template's function timeout: twice the job's. The runner
     /// starts a record only if the job's timeout fits before it, and a key in progress is held
@@ -156,17 +158,48 @@ impl<J: Job> Worker for JobWorker<J> {
         J::NAME
     }
 
-    fn queue(&self) -> &str {
-        &self.name
+    fn queues(&self) -> Vec<&str> {
+        self.lanes.iter().map(|(_, queue)| queue.as_str()).collect()
     }
 
+    /// Looks at the job's lanes in a weighted random order (Sidekiq's weighted queues: the
+    /// high lane first six times in ten against one low one) and runs the first batch found,
+    /// so a busy fast lane is served first without starving a slow one.
     fn poll(&self) -> Polled<'_> {
+        // The order is drawn before the first await: the thread's generator is not Send.
+        let order = weighted_order(&self.lanes, &mut rand::rng());
         Box::pin(async move {
-            let deadline = self.clock.now() + self.invocation_timeout;
-            let outcome = self.runner.poll(10, Duration::ZERO, deadline).await?;
-            Ok(outcome.records.into_iter().map(|r| r.status).collect())
+            for queue in order {
+                let deadline = self.clock.now() + self.invocation_timeout;
+                let outcome = self.runner.poll_queue(queue, 10, Duration::ZERO, deadline).await?;
+                if !outcome.records.is_empty() {
+                    return Ok(outcome.records.into_iter().map(|r| r.status).collect());
+                }
+            }
+            Ok(Vec::new())
         })
     }
+}
+
+/// The lanes' queues in a random order where each comes next with a chance in proportion to
+/// its lane's weight ([`Lane::weight`]) among those left.
+fn weighted_order<'a>(lanes: &'a [(Lane, String)], rng: &mut impl rand::Rng) -> Vec<&'a str> {
+    let mut left: Vec<&(Lane, String)> = lanes.iter().collect();
+    let mut order = Vec::with_capacity(lanes.len());
+    while !left.is_empty() {
+        let total: u32 = left.iter().map(|(lane, _)| lane.weight()).sum();
+        let mut pick = rng.random_range(0..total.max(1));
+        let index = left
+            .iter()
+            .position(|(lane, _)| {
+                let hit = pick < lane.weight();
+                pick = pick.saturating_sub(lane.weight());
+                hit
+            })
+            .unwrap_or(0);
+        order.push(left.remove(index).1.as_str());
+    }
+    order
 }
 
 /// Builds a worker per job of the registry, each on its own queue (by jobkit's convention, so a
@@ -179,14 +212,17 @@ struct Workers<'a> {
 
 impl EachJob for Workers<'_> {
     fn job<J: Job + Clone>(&mut self, job: &J) {
-        let name = registry::queue_name(J::NAME);
-        let config = RunnerConfig::new(name.clone(), registry::dlq_name(J::NAME));
+        let mut config = RunnerConfig::new(registry::queue_name(J::NAME), registry::dlq_name(J::NAME));
+        for &lane in J::OTHER_LANES {
+            config = config.with_lane(lane, jobkit::job::lane_queue_name(J::NAME, lane));
+        }
+        let lanes = jobkit::job::lanes_of::<J>().zip(config.queues().map(|(_, q)| q.to_owned())).collect();
         let runtime = self.runtime.clone();
         let clock = runtime.clock.clone();
         let invocation_timeout =
             chrono::Duration::from_std(job.timeout() * 2).unwrap_or(chrono::Duration::minutes(15));
         let runner = BatchRunner::new(job.clone(), runtime, config).with_shutdown(self.shutdown.clone());
-        self.built.push(Box::new(JobWorker { runner, name, clock, invocation_timeout }));
+        self.built.push(Box::new(JobWorker { runner, lanes, clock, invocation_timeout }));
     }
 }
 
@@ -342,8 +378,8 @@ impl Dev {
 
     /// True when no job queue holds a message in any state.
     fn idle(&self, paused: &[bool]) -> Result<bool, DevError> {
-        for worker in self.running(paused) {
-            let stats = self.queue.stats(worker.queue())?;
+        for queue in self.running(paused).flat_map(|w| w.queues()) {
+            let stats = self.queue.stats(queue)?;
             if stats.visible + stats.in_flight + stats.delayed > 0 {
                 return Ok(false);
             }
@@ -354,8 +390,8 @@ impl Dev {
     /// When the next message of any job queue becomes visible.
     fn next_due(&self, paused: &[bool]) -> Result<Option<DateTime<Utc>>, DevError> {
         let mut next = None;
-        for worker in self.running(paused) {
-            next = next.into_iter().chain(self.queue.next_visible_at(worker.queue())?).min();
+        for queue in self.running(paused).flat_map(|w| w.queues()) {
+            next = next.into_iter().chain(self.queue.next_visible_at(queue)?).min();
         }
         Ok(next)
     }
@@ -364,8 +400,8 @@ impl Dev {
     /// most a second (a message sent by another process is noticed within it).
     fn pause(&self, now: DateTime<Utc>, paused: &[bool]) -> Result<Duration, DevError> {
         let mut due: Vec<DateTime<Utc>> = self.tickers.iter().filter_map(|t| t.next).collect();
-        for worker in self.running(paused) {
-            due.extend(self.queue.next_visible_at(worker.queue())?);
+        for queue in self.running(paused).flat_map(|w| w.queues()) {
+            due.extend(self.queue.next_visible_at(queue)?);
         }
         let until = due
             .into_iter()
@@ -507,6 +543,28 @@ fn abandoned(why: &str) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn weighted_polling_looks_at_the_high_lane_first_six_times_in_ten_against_one_low() {
+        use jobkit::Lane;
+        use rand::SeedableRng;
+        let lanes = [
+            (Lane::High, "high".to_owned()),
+            (Lane::Default, "default".to_owned()),
+            (Lane::Low, "low".to_owned()),
+        ];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut first = std::collections::BTreeMap::new();
+        for _ in 0..10_000 {
+            let order = super::weighted_order(&lanes, &mut rng);
+            assert_eq!(order.len(), 3, "every lane is looked at: {order:?}");
+            *first.entry(order[0]).or_insert(0) += 1;
+        }
+        // 6 : 3 : 1 of 10,000, within a few percent.
+        assert!((5_700..6_300).contains(&first["high"]), "{first:?}");
+        assert!((2_700..3_300).contains(&first["default"]), "{first:?}");
+        assert!((800..1_200).contains(&first["low"]), "{first:?}");
+    }
+
     use chrono::TimeZone;
 
     use super::*;

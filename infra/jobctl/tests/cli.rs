@@ -160,6 +160,43 @@ fn an_enqueued_job_is_processed_by_jobctl_dev() {
     assert_eq!(queued(&dir, "clean_active_carts"), (0, 0));
 }
 
+/// Lanes under `jobctl`: a Basic store's recurring sync picks `store_sync`'s low lane, `--lane`
+/// chooses another of the job's lanes and refuses one it does not have, `stats` counts each lane
+/// under the job, and `jobctl dev` polls every lane.
+#[test]
+fn a_job_enqueued_on_another_lane_is_counted_there_and_processed_by_jobctl_dev() {
+    let dir = folder("lanes");
+    let lanes = |dir: &Path| {
+        let stats = json_of(dir, &["stats"]);
+        let entry = stats.as_array().unwrap().iter().find(|e| e["job"] == "store_sync").unwrap().clone();
+        let total = |q: &Value| q["visible"].as_u64().unwrap() + q["delayed"].as_u64().unwrap();
+        (total(&entry["queue"]), total(&entry["lanes"]["high"]), total(&entry["lanes"]["low"]))
+    };
+    expect(&dir, &["enqueue", "store_sync", "--args", r#"{"store_id":"st_basic","plan":"basic"}"#], 0);
+    assert_eq!(lanes(&dir), (1, 0, 1), "a Basic store's recurring sync waits on the low lane");
+    expect(&dir, &["enqueue", "store_sync", "--arg", "store_id=st_urgent"], 0);
+    expect(&dir, &["enqueue", "store_sync", "--arg", "store_id=st_later", "--lane", "low"], 0);
+    assert_eq!(lanes(&dir), (3, 1, 2));
+    let out = jobctl(&dir, &["enqueue", "store_sync", "--arg", "store_id=st_x", "--lane", "default"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("store_sync has no default lane (its lanes: high, low)"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = jobctl(&dir, &["enqueue", "store_sync", "--arg", "store_id=st_x", "--lane", "fast"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("no lane is named \"fast\""), "{}", text(&out.stderr));
+    let table = expect(&dir, &["stats"], 0);
+    assert!(table.contains("  low lane"), "{table}");
+
+    // Unknown stores: each discarded to the DLQ, from whichever lane it waited on.
+    let tally = dev(&dir);
+    assert_eq!(tally["store_sync"]["dead_lettered"], 3, "{tally}");
+    assert_eq!(lanes(&dir), (0, 0, 0));
+    assert_eq!(queued(&dir, "store_sync"), (0, 3));
+}
+
 #[test]
 fn a_file_of_jobs_is_checked_whole_then_enqueued_in_bulk_and_processed() {
     let dir = folder("bulk");

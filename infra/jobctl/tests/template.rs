@@ -93,27 +93,47 @@ fn every_job_has_a_function_queue_dlq_and_partial_batch_responses() {
         assert_eq!(function["Metadata"]["BuildProperties"]["Binary"].as_str(), Some(spec.name), "{id}");
         let events = function["Properties"]["Events"].as_mapping().expect("Events");
         let sqs: Vec<&Value> = events.values().filter(|e| e["Type"].as_str() == Some("SQS")).collect();
-        assert_eq!(sqs.len(), 1, "{}: one SQS event", spec.name);
-        let event = &sqs[0]["Properties"];
-        assert_eq!(intrinsic(&event["Queue"]), Some(("GetAtt".into(), format!("{id}Queue.Arn"))), "{id}");
-        let responses = event["FunctionResponseTypes"].as_sequence().expect("FunctionResponseTypes");
-        assert!(responses.iter().any(|r| r.as_str() == Some("ReportBatchItemFailures")), "{}", spec.name);
-        assert_eq!(
-            number(&event["ScalingConfig"]["MaximumConcurrency"], "MaximumConcurrency"),
-            u64::from(spec.lane.max_concurrency()),
-            "{}: concurrency follows the {} lane",
-            spec.name,
-            spec.lane
-        );
+        // One SQS event per lane: the job's own queue's, then one per other lane's queue, all
+        // redriving to the job's one DLQ.
+        let lanes: Vec<(jobkit::Lane, String, String)> =
+            std::iter::once((spec.lane, format!("{id}Queue"), registry::queue_name(spec.name)))
+                .chain(spec.other_lanes.iter().map(|&lane| {
+                    (
+                        lane,
+                        format!("{id}{}LaneQueue", logical_id(lane.as_str())),
+                        jobkit::job::lane_queue_name(spec.name, lane),
+                    )
+                }))
+                .collect();
+        assert_eq!(sqs.len(), lanes.len(), "{}: one SQS event per lane", spec.name);
+        for (lane, queue_id, queue_name) in &lanes {
+            let event = &sqs
+                .iter()
+                .find(|e| {
+                    intrinsic(&e["Properties"]["Queue"]) == Some(("GetAtt".into(), format!("{queue_id}.Arn")))
+                })
+                .unwrap_or_else(|| panic!("{}: no event reads {queue_id}", spec.name))["Properties"];
+            let responses = event["FunctionResponseTypes"].as_sequence().expect("FunctionResponseTypes");
+            assert!(responses.iter().any(|r| r.as_str() == Some("ReportBatchItemFailures")), "{}", spec.name);
+            assert_eq!(
+                number(&event["ScalingConfig"]["MaximumConcurrency"], "MaximumConcurrency"),
+                u64::from(lane.max_concurrency()),
+                "{}: concurrency follows the {lane} lane",
+                spec.name,
+            );
+            let queue = &resource(&template, queue_id)["Properties"];
+            assert_eq!(
+                intrinsic(&queue["RedrivePolicy"]["deadLetterTargetArn"]),
+                Some(("GetAtt".into(), format!("{id}DLQ.Arn"))),
+                "{} ({lane}): its job's DLQ",
+                spec.name
+            );
+            let expected = format!("${{AWS::StackName}}-{queue_name}");
+            assert_eq!(intrinsic(&queue["QueueName"]), Some(("Sub".into(), expected)), "{}", spec.name);
+        }
 
         let queue = &resource(&template, &format!("{id}Queue"))["Properties"];
         let dlq = &resource(&template, &format!("{id}DLQ"))["Properties"];
-        assert_eq!(
-            intrinsic(&queue["RedrivePolicy"]["deadLetterTargetArn"]),
-            Some(("GetAtt".into(), format!("{id}DLQ.Arn"))),
-            "{}: its own DLQ",
-            spec.name
-        );
         // jobctl --aws finds the queues by these names.
         for (q, name) in [(queue, registry::queue_name(spec.name)), (dlq, registry::dlq_name(spec.name))] {
             let expected = format!("${{AWS::StackName}}-{name}");

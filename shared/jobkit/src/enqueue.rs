@@ -14,7 +14,7 @@ use crate::{
     clock::SharedClock,
     error::{ErrorKind, JobError, PortError},
     ids::JobId,
-    job::{Job, queue_name},
+    job::{Job, Lane, lane_queue_name, queue_name},
     keys::{kind, state_key},
     message::{OutgoingMessage, attr, encode_args},
     ports::{PutOutcome, Queue, StateStore},
@@ -42,6 +42,18 @@ pub enum EnqueueError {
         /// When the window ends.
         until: DateTime<Utc>,
     },
+    /// The job's lane has no queue this process knows (on AWS, no `JOBKIT_QUEUE_URL_<JOB>__<LANE>`).
+    #[error(
+        "no queue is known for {job}'s {lane} lane: set JOBKIT_QUEUE_URL_{}__{} (the template gives it to every function that enqueues {job})",
+        job.to_ascii_uppercase(),
+        lane.as_str().to_ascii_uppercase()
+    )]
+    NoLaneQueue {
+        /// The job's name.
+        job: String,
+        /// The lane.
+        lane: Lane,
+    },
     /// The queue or store failed.
     #[error(transparent)]
     Port(#[from] PortError),
@@ -66,6 +78,9 @@ pub struct EnqueueOptions {
     pub idempotency_key: Option<String>,
     /// The FIFO message group.
     pub group_id: Option<String>,
+    /// The lane this run takes (ActiveJob's `set(queue:)`), instead of the one the job picks
+    /// from its arguments ([`Job::lane`]); it must be one of the job's lanes.
+    pub lane: Option<Lane>,
 }
 
 impl EnqueueOptions {
@@ -89,6 +104,11 @@ impl EnqueueOptions {
         Self { unique_until_done: Some(at_most), ..Self::default() }
     }
 
+    /// Run on `lane`, one of the job's lanes.
+    pub fn on_lane(lane: Lane) -> Self {
+        Self { lane: Some(lane), ..Self::default() }
+    }
+
     /// The unique lock's window, and whether the runner gives it back when the job is done;
     /// both kinds at once is refused.
     fn unique(&self) -> Result<Option<(Duration, bool)>, JobError> {
@@ -104,55 +124,175 @@ impl EnqueueOptions {
     }
 }
 
-/// Where each job's queue is: a queue id (an SQS URL, or an embedded queue's name) per job name.
+/// Where each job's queues are: a queue id (an SQS URL, or an embedded queue's name) per job
+/// name, and per lane of a job that has other lanes than its own.
 #[derive(Debug, Clone, Default)]
 pub struct QueueRoutes {
+    /// By `job` (its own lane's queue) and `job/lane` (another lane's).
     routes: HashMap<String, String>,
 }
 
+/// A route's key: the job, or the job and one of its other lanes.
+fn route_key(job: &str, lane: Option<Lane>) -> String {
+    match lane {
+        None => job.to_owned(),
+        Some(lane) => format!("{job}/{lane}"),
+    }
+}
+
 impl QueueRoutes {
-    /// Routes job `job` to `queue_id`.
+    /// Routes job `job` (its own lane) to `queue_id`.
     pub fn with(mut self, job: impl Into<String>, queue_id: impl Into<String>) -> Self {
         self.routes.insert(job.into(), queue_id.into());
         self
     }
 
-    /// Reads `JOBKIT_QUEUE_URL_<JOB>` variables (`JOBKIT_QUEUE_URL_CUSTOMER_SYNC=https://...`):
-    /// the template gives a function one per job it enqueues.
+    /// Routes job `job`'s other lane `lane` to `queue_id`.
+    pub fn with_lane(mut self, job: &str, lane: Lane, queue_id: impl Into<String>) -> Self {
+        self.routes.insert(route_key(job, Some(lane)), queue_id.into());
+        self
+    }
+
+    /// Reads `JOBKIT_QUEUE_URL_<JOB>` variables (`JOBKIT_QUEUE_URL_CUSTOMER_SYNC=https://...`)
+    /// and `JOBKIT_QUEUE_URL_<JOB>__<LANE>` ones for a job's other lanes
+    /// (`JOBKIT_QUEUE_URL_STORE_SYNC__LOW`): the template gives a function those of every job
+    /// it enqueues, and its own.
     pub fn from_env() -> Self {
-        let routes = std::env::vars()
-            .filter_map(|(k, v)| k.strip_prefix("JOBKIT_QUEUE_URL_").map(|job| (job.to_ascii_lowercase(), v)))
+        Self::from_vars(std::env::vars())
+    }
+
+    fn from_vars(vars: impl Iterator<Item = (String, String)>) -> Self {
+        let routes = vars
+            .filter_map(|(k, v)| {
+                let name = k.strip_prefix("JOBKIT_QUEUE_URL_")?.to_ascii_lowercase();
+                match name.split_once("__") {
+                    Some((job, lane)) => Some((route_key(job, Some(lane.parse().ok()?)), v)),
+                    None => Some((name, v)),
+                }
+            })
             .collect();
         Self { routes }
     }
 
-    /// The queue id of job `job`: its route, else its queue's name by the convention
-    /// ([`queue_name`]), which is the embedded backend's queue id.
+    /// The queue id of job `job` (its own lane): its route, else its queue's name by the
+    /// convention ([`queue_name`]), which is the embedded backend's queue id.
     pub fn resolve(&self, job: &str) -> std::borrow::Cow<'_, str> {
         match self.routes.get(job) {
             Some(id) => std::borrow::Cow::Borrowed(id.as_str()),
             None => std::borrow::Cow::Owned(queue_name(job)),
         }
     }
+
+    /// The queue id of job `job` on `lane` (`None`: its own lane): the lane's route, else, when
+    /// the job has no routes at all (the embedded backend), the lane queue's name by the
+    /// convention ([`lane_queue_name`]).
+    ///
+    /// # Errors
+    /// [`EnqueueError::NoLaneQueue`] when the job is routed (on AWS) but that lane is not.
+    pub fn resolve_lane(
+        &self,
+        job: &str,
+        lane: Option<Lane>,
+    ) -> Result<std::borrow::Cow<'_, str>, EnqueueError> {
+        let Some(lane) = lane else { return Ok(self.resolve(job)) };
+        match self.routes.get(&route_key(job, Some(lane))) {
+            Some(id) => Ok(std::borrow::Cow::Borrowed(id.as_str())),
+            None if self.routes.contains_key(job) => {
+                Err(EnqueueError::NoLaneQueue { job: job.to_owned(), lane })
+            }
+            None => Ok(std::borrow::Cow::Owned(lane_queue_name(job, lane))),
+        }
+    }
 }
 
-/// A job's address for the jobs that enqueue it without depending on its crate: its name and
-/// the type of its arguments (`shop::jobs::CUSTOMER_SYNC`). The job's own crate checks that its
-/// `Job::NAME` and `Job::Args` are these.
+/// A job's lanes as an enqueuer sees them: its own (whose queue is the job's) and its others.
+#[derive(Debug, Clone, Copy)]
+struct Lanes {
+    own: Lane,
+    others: &'static [Lane],
+}
+
+impl Lanes {
+    /// Where a run on `chosen` goes: `None` for the job's own queue, the lane for another's.
+    ///
+    /// # Errors
+    /// An invalid-arguments error naming the job's lanes when `chosen` is none of them.
+    fn route(self, job: &str, chosen: Lane) -> Result<Option<Lane>, JobError> {
+        if chosen == self.own {
+            Ok(None)
+        } else if self.others.contains(&chosen) {
+            Ok(Some(chosen))
+        } else {
+            let lanes: Vec<&str> =
+                std::iter::once(self.own).chain(self.others.iter().copied()).map(Lane::as_str).collect();
+            let message = format!("{job} has no {chosen} lane (its lanes: {})", lanes.join(", "));
+            Err(JobError::permanent(ErrorKind::INVALID_ARGUMENTS, message))
+        }
+    }
+}
+
+/// A job's address for the jobs that enqueue it without depending on its crate: its name, the
+/// type of its arguments (`shop::jobs::CUSTOMER_SYNC`) and, for a job with several lanes, its
+/// lanes and how it picks one. The job's own crate checks that these are its `Job::NAME`,
+/// `Job::Args`, `Job::LANE`, `Job::OTHER_LANES` and `Job::lane`.
 pub struct JobRef<A> {
     name: &'static str,
-    args: std::marker::PhantomData<fn(&A)>,
+    lanes: Option<(Lanes, LaneChooser<A>)>,
 }
 
+/// How a job picks a run's lane from its arguments (its `Job::lane`).
+type LaneChooser<A> = fn(&A) -> Lane;
+
+impl<A> Clone for JobRef<A> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<A> Copy for JobRef<A> {}
+
 impl<A> JobRef<A> {
-    /// The job named `name`, taking `A`.
+    /// The job named `name`, taking `A`, with one lane: every run goes to its queue.
     pub const fn new(name: &'static str) -> Self {
-        Self { name, args: std::marker::PhantomData }
+        Self { name, lanes: None }
+    }
+
+    /// The job with its own lane `own`, its `others`, and `choose` picking a run's lane from
+    /// its arguments (what its `Job::lane` does).
+    #[must_use]
+    pub const fn with_lanes(self, own: Lane, others: &'static [Lane], choose: fn(&A) -> Lane) -> Self {
+        Self { name: self.name, lanes: Some((Lanes { own, others }, choose)) }
     }
 
     /// The job's name.
     pub const fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// The job's own lane and its others, when this address declares them.
+    pub fn lanes(&self) -> Option<(Lane, &'static [Lane])> {
+        self.lanes.map(|(lanes, _)| (lanes.own, lanes.others))
+    }
+
+    /// The lane a run of `args` takes unless the enqueue chooses one, when this address
+    /// declares the job's lanes.
+    pub fn lane_of(&self, args: &A) -> Option<Lane> {
+        self.lanes.map(|(_, choose)| choose(args))
+    }
+
+    /// Where a run of `args` goes (`None`: the job's own queue).
+    fn route(&self, args: &A, chosen: Option<Lane>) -> Result<Option<Lane>, JobError> {
+        match (self.lanes, chosen) {
+            (Some((lanes, choose)), chosen) => lanes.route(self.name, chosen.unwrap_or_else(|| choose(args))),
+            (None, None) => Ok(None),
+            (None, Some(lane)) => {
+                let message = format!(
+                    "{} is addressed here with its own lane only: its address (JobRef) does not declare a {lane} lane",
+                    self.name
+                );
+                Err(JobError::permanent(ErrorKind::INVALID_ARGUMENTS, message))
+            }
+        }
     }
 }
 
@@ -237,7 +377,8 @@ impl Enqueuer {
         args: &J::Args,
         options: EnqueueOptions,
     ) -> Result<JobId, EnqueueError> {
-        self.send_to(J::NAME, encode_args(args)?, options).await
+        let lane = lane_of::<J>(args, options.lane)?;
+        self.send_to(J::NAME, encode_args(args)?, options, lane).await
     }
 
     /// Enqueues the job `to` names, from a job that does not depend on its crate (chaining:
@@ -251,15 +392,19 @@ impl Enqueuer {
         args: &A,
         options: EnqueueOptions,
     ) -> Result<JobId, EnqueueError> {
-        self.send_to(to.name(), encode_args(args)?, options).await
+        let lane = to.route(args, options.lane)?;
+        self.send_to(to.name(), encode_args(args)?, options, lane).await
     }
 
+    /// Sends one job to its queue on `lane` (`None`: the job's own).
     async fn send_to(
         &self,
         job: &'static str,
         body: String,
         mut options: EnqueueOptions,
+        lane: Option<Lane>,
     ) -> Result<JobId, EnqueueError> {
+        let queue = self.routes.resolve_lane(job, lane)?;
         let lock = match options.unique()? {
             Some((window, until_done)) => {
                 let (key, lock) = self.claim_unique(job, &body, window, options.job_id.take()).await?;
@@ -272,7 +417,7 @@ impl Enqueuer {
         if let Some((key, _, _, true)) = &lock {
             prepared.message.attributes.insert(attr::UNIQUE_LOCK.into(), key.clone());
         }
-        self.queue.send(&self.routes.resolve(job), prepared.message).await?;
+        self.queue.send(&queue, prepared.message).await?;
         if let Some((key, lock, window, _)) = lock {
             self.mark_sent(&key, lock, window).await;
         }
@@ -343,20 +488,28 @@ impl Enqueuer {
         Ok(answers)
     }
 
-    /// Sends `bodies` of `job` with `SendMessageBatch`, each with its unique lock if asked, and
-    /// registered in `batch` (its id and expiry) if given, before it is sent.
+    /// Sends `bodies` of `job` with `SendMessageBatch` (one call per lane they go to), each
+    /// with its unique lock if asked, and registered in `batch` (its id and expiry) if given,
+    /// before it is sent.
     async fn send_bulk(
         &self,
         job: &'static str,
-        bodies: Vec<String>,
+        bodies: Vec<(String, Option<Lane>)>,
         options: &EnqueueOptions,
         batch: Option<(&str, DateTime<Utc>)>,
     ) -> Result<Vec<Result<JobId, EnqueueError>>, EnqueueError> {
         // Each job's unique lock first (a duplicate is that job's answer), then one batch send.
         let mut answers: Vec<(usize, Result<JobId, EnqueueError>)> = Vec::new();
-        let mut ready: Vec<(usize, Prepared, Option<HeldLock>)> = Vec::new();
+        let mut ready: Vec<(usize, Prepared, Option<HeldLock>, Option<Lane>)> = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        for (index, body) in bodies.into_iter().enumerate() {
+        let lanes: Vec<Option<Lane>> = bodies.iter().map(|(_, lane)| *lane).collect();
+        let mut queues = HashMap::new();
+        for lane in lanes {
+            if let std::collections::hash_map::Entry::Vacant(slot) = queues.entry(lane) {
+                slot.insert(self.routes.resolve_lane(job, lane)?);
+            }
+        }
+        for (index, (body, lane)) in bodies.into_iter().enumerate() {
             let mut one = options.clone();
             // A batch's member has a job id of the batch's making: a retry re-sends the same job.
             one.job_id = batch.map(|(id, _)| JobId::from(format!("{id}.{}", payload_hash(&body))));
@@ -391,11 +544,21 @@ impl Enqueuer {
                     .await?;
                 prepared.message.attributes.insert(attr::BATCH.into(), id.to_owned());
             }
-            ready.push((index, prepared, lock));
+            ready.push((index, prepared, lock, lane));
         }
-        let messages = ready.iter().map(|(_, p, _)| p.message.clone()).collect();
-        let sent = self.queue.send_batch(&self.routes.resolve(job), messages).await?;
-        for ((index, prepared, lock), result) in ready.into_iter().zip(sent) {
+        // One send per lane, each keeping its members' order.
+        let mut sent = Vec::with_capacity(ready.len());
+        for (lane, queue) in &queues {
+            let of_lane: Vec<_> = ready.iter().filter(|(.., l)| l == lane).collect();
+            if of_lane.is_empty() {
+                continue;
+            }
+            let messages = of_lane.iter().map(|(_, p, ..)| p.message.clone()).collect();
+            let results = self.queue.send_batch(queue, messages).await?;
+            sent.extend(of_lane.iter().map(|(index, ..)| *index).zip(results));
+        }
+        sent.sort_by_key(|(index, _)| *index);
+        for ((index, prepared, lock, _), (_, result)) in ready.into_iter().zip(sent) {
             match result {
                 Ok(_) => {
                     if let Some((key, lock, window)) = lock {
@@ -512,16 +675,27 @@ impl Enqueuer {
     }
 }
 
-/// The bodies of a bulk enqueue, refusing options that name one job.
+/// The bodies of a bulk enqueue, each with the lane it goes to, refusing options that name
+/// one job.
 fn bulk_bodies<J: Job>(
     args: impl IntoIterator<Item = J::Args>,
     options: &EnqueueOptions,
-) -> Result<Vec<String>, EnqueueError> {
+) -> Result<Vec<(String, Option<Lane>)>, EnqueueError> {
     if options.job_id.is_some() || options.idempotency_key.is_some() || options.unique_for.is_some() {
         let message = "a job id, an idempotency key or unique_for names one job, not a bulk enqueue";
         return Err(JobError::permanent(ErrorKind::INVALID_ARGUMENTS, message).into());
     }
-    Ok(args.into_iter().map(|a| encode_args(&a)).collect::<Result<Vec<_>, _>>()?)
+    let bodies = args.into_iter().map(|a| Ok((encode_args(&a)?, lane_of::<J>(&a, options.lane)?)));
+    Ok(bodies.collect::<Result<Vec<_>, JobError>>()?)
+}
+
+/// Where a run of `J` with `args` goes (`None`: the job's own queue): the enqueue's lane if it
+/// chose one, else the job's pick.
+///
+/// # Errors
+/// An invalid-arguments error when the lane is none of the job's.
+fn lane_of<J: Job>(args: &J::Args, chosen: Option<Lane>) -> Result<Option<Lane>, JobError> {
+    Lanes { own: J::LANE, others: J::OTHER_LANES }.route(J::NAME, chosen.unwrap_or_else(|| J::lane(args)))
 }
 
 /// Gives back the `unique_until_done` lock at `key` held by job `job_id` of `job`, once the job
@@ -565,4 +739,33 @@ pub(crate) fn payload_hash(body: &str) -> String {
         .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]])
         .map(char::from)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> QueueRoutes {
+        QueueRoutes::from_vars(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())))
+    }
+
+    #[test]
+    fn the_templates_variables_route_a_job_and_each_of_its_other_lanes() {
+        let routes = vars(&[
+            ("JOBKIT_QUEUE_URL_STORE_SYNC", "https://sqs/store-sync"),
+            ("JOBKIT_QUEUE_URL_STORE_SYNC__LOW", "https://sqs/store-sync-low"),
+            ("JOBKIT_QUEUE_URL_CUSTOMER_SYNC", "https://sqs/customer-sync"),
+            // Not a lane: ignored rather than taken for a job named `store_sync__fast`.
+            ("JOBKIT_QUEUE_URL_STORE_SYNC__FAST", "https://sqs/nowhere"),
+        ]);
+        assert_eq!(routes.resolve("store_sync"), "https://sqs/store-sync");
+        assert_eq!(routes.resolve_lane("store_sync", Some(Lane::Low)).unwrap(), "https://sqs/store-sync-low");
+        assert_eq!(routes.resolve_lane("store_sync", None).unwrap(), "https://sqs/store-sync");
+        // Routed on AWS but not on that lane: a clear error, not a send to a made-up name.
+        let missing = routes.resolve_lane("customer_sync", Some(Lane::Low)).unwrap_err();
+        assert!(missing.to_string().contains("set JOBKIT_QUEUE_URL_CUSTOMER_SYNC__LOW"), "{missing}");
+        // Unrouted (the embedded backend): the convention's names.
+        assert_eq!(routes.resolve_lane("clean_database", Some(Lane::High)).unwrap(), "clean-database-high");
+        assert_eq!(routes.resolve("clean_database"), "clean-database");
+    }
 }

@@ -2,9 +2,10 @@
 //! policy, idempotency and timeout; a job's identity (its name, its queue named from it, its
 //! lane).
 //!
-//! Invariant: a job's queue is named from its name by one convention ([`queue_name`],
-//! [`dlq_name`]); the lane is a priority (how many of its executions run at once), never a
-//! routing key.
+//! Invariant: a job's queues are named from its name by one convention ([`queue_name`],
+//! [`lane_queue_name`], [`dlq_name`]). A lane is a priority (how many executions run at once)
+//! and, for a job with other lanes than its own, one queue of that job: a run never leaves its
+//! job's queues, and every lane of a job shares the job's DLQ.
 
 use std::{future::Future, time::Duration};
 
@@ -56,8 +57,20 @@ pub trait Job: Send + Sync + 'static {
     const NAME: &'static str;
 
     /// Its priority (ActiveJob's `queue_as`, Sidekiq's queue): how many of its executions run
-    /// at once. Defaults to [`Lane::Default`].
+    /// at once. Its queue ([`queue_name`]) is this lane's. Defaults to [`Lane::Default`].
     const LANE: Lane = Lane::Default;
+
+    /// The job's other lanes, each a queue of its own ([`lane_queue_name`]: `store-sync-low`)
+    /// feeding the same function with the lane's concurrency. A run takes one by
+    /// [`Job::lane`] or by the enqueue's [`crate::EnqueueOptions::lane`]. Defaults to none.
+    const OTHER_LANES: &'static [Lane] = &[];
+
+    /// The lane a run of `args` takes (ActiveJob's `queue_as` with a block): [`Job::LANE`] or
+    /// one of [`Job::OTHER_LANES`]; an enqueue may still choose another of them. Defaults to
+    /// [`Job::LANE`].
+    fn lane(_args: &Self::Args) -> Lane {
+        Self::LANE
+    }
 
     /// Does the work. Return a retryable error to be retried by the policy, a permanent one to
     /// be discarded to the DLQ.
@@ -163,6 +176,20 @@ impl Lane {
         }
     }
 
+    /// Every lane, fastest first.
+    pub const ALL: [Self; 3] = [Self::High, Self::Default, Self::Low];
+
+    /// How often a worker polling several lanes of one job (`jobctl dev`) looks at this one
+    /// first, relative to the others (Sidekiq's weighted queues, `urgent 6, default 3, low 1`):
+    /// a busy fast lane does not starve a slow one.
+    pub fn weight(self) -> u32 {
+        match self {
+            Self::High => 6,
+            Self::Default => 3,
+            Self::Low => 1,
+        }
+    }
+
     /// How many executions of one job of this lane may run at once on AWS (the event source
     /// mapping's `MaximumConcurrency`, at least 2).
     pub fn max_concurrency(self) -> u32 {
@@ -173,6 +200,19 @@ impl Lane {
         }
     }
 }
+
+impl std::str::FromStr for Lane {
+    type Err = UnknownLane;
+
+    fn from_str(name: &str) -> Result<Self, UnknownLane> {
+        Self::ALL.into_iter().find(|lane| lane.as_str() == name).ok_or_else(|| UnknownLane(name.to_owned()))
+    }
+}
+
+/// A lane's name that is none of `high`, `default`, `low`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no lane is named {0:?}: the lanes are high, default and low")]
+pub struct UnknownLane(pub String);
 
 impl std::fmt::Display for Lane {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -186,7 +226,18 @@ pub fn queue_name(job: &str) -> String {
     job.replace('_', "-")
 }
 
-/// The name of job `job`'s DLQ: `store-sync-dlq`.
+/// The name of the queue of job `job`'s lane `lane`, when that is not the job's own lane
+/// ([`Job::LANE`], whose queue is [`queue_name`]): `store-sync-low`.
+pub fn lane_queue_name(job: &str, lane: Lane) -> String {
+    format!("{}-{lane}", queue_name(job))
+}
+
+/// The lanes of `J`: its own first, then its others.
+pub fn lanes_of<J: Job>() -> impl Iterator<Item = Lane> {
+    std::iter::once(J::LANE).chain(J::OTHER_LANES.iter().copied().filter(|l| *l != J::LANE))
+}
+
+/// The name of job `job`'s DLQ, which every lane of the job shares: `store-sync-dlq`.
 pub fn dlq_name(job: &str) -> String {
     format!("{}-dlq", queue_name(job))
 }

@@ -129,7 +129,24 @@ fn runner_on<J: Job>(job: J, sdk: &SdkConfig) -> Result<BatchRunner<J>, SetupErr
     let queue_url = setting("JOBKIT_QUEUE_URL")?;
     let dlq_url = setting("JOBKIT_DLQ_URL")?;
     let table = setting("JOBKIT_STATE_TABLE")?;
-    let mut config = RunnerConfig::new(queue_url.clone(), dlq_url);
+    let routes = QueueRoutes::from_env().with(J::NAME, queue_url.clone());
+    let mut config = RunnerConfig::new(queue_url, dlq_url);
+    for &lane in J::OTHER_LANES {
+        // A lane's queue is one the function reads: without it, its records could not be settled.
+        let url = routes.resolve_lane(J::NAME, Some(lane)).map_err(|_| {
+            // Once per cold start, and only on the way to an error.
+            let name = format!(
+                "JOBKIT_QUEUE_URL_{}__{}",
+                J::NAME.to_ascii_uppercase(),
+                lane.as_str().to_ascii_uppercase()
+            );
+            SetupError {
+                name: Box::leak(name.into_boxed_str()),
+                problem: "is unset: it is the queue of one of the job's lanes",
+            }
+        })?;
+        config = config.with_lane(lane, url.into_owned());
+    }
     if let Ok(raw) = std::env::var("JOBKIT_CONCURRENCY") {
         config.concurrency = raw
             .parse()
@@ -143,7 +160,7 @@ fn runner_on<J: Job>(job: J, sdk: &SdkConfig) -> Result<BatchRunner<J>, SetupErr
         clock: Arc::new(SystemClock),
         notifier: NotifyConfig::from_env().map(|c| Notifier::new(Arc::new(ses), c)),
         metrics: Some(MetricsSink::stdout(&namespace)),
-        routes: QueueRoutes::from_env().with(J::NAME, queue_url),
+        routes,
     };
     Ok(BatchRunner::new(job, runtime, config))
 }
@@ -193,15 +210,41 @@ where
 }
 
 impl<J: Job> BatchRunner<J> {
-    /// Handles a Lambda SQS event; records to retry are reported as batch item failures.
+    /// Handles a Lambda SQS event; records to retry are reported as batch item failures. The
+    /// records are settled on the queue they came from (an event source mapping reads one
+    /// queue: the job's own, or one of its other lanes').
     pub async fn handle_sqs_event(&self, event: SqsEvent, deadline: DateTime<Utc>) -> SqsBatchResponse {
+        let source = event.records.first().and_then(|r| r.event_source_arn.clone());
+        let queue = self.queue_of_source(source.as_deref()).to_owned();
         let messages = event.records.into_iter().map(from_sqs_message).collect();
-        let outcome = self.process(messages, deadline).await;
+        let outcome = self.process_from(&queue, messages, deadline).await;
         let mut response = SqsBatchResponse::default();
         for id in outcome.failures() {
             response.add_failure(id);
         }
         response
+    }
+}
+
+impl<J: Job> BatchRunner<J> {
+    /// The queue (URL) of the runner's whose name ends the record's `eventSourceARN`
+    /// (`arn:aws:sqs:us-east-1:123456789012:store-jobs-store-sync-low`); the job's own when the
+    /// ARN is absent or names none of them (logged: a record from a queue the function was not
+    /// configured with is settled on the job's own).
+    fn queue_of_source(&self, arn: Option<&str>) -> &str {
+        let Some(name) = arn.and_then(|arn| arn.rsplit(':').next()) else {
+            return &self.config().queue;
+        };
+        match self.config().queues().find(|(_, url)| url.rsplit('/').next() == Some(name)) {
+            Some((_, url)) => url,
+            None => {
+                tracing::warn!(
+                    source = name,
+                    "records from a queue this function has no URL for; settling them on the job's own"
+                );
+                &self.config().queue
+            }
+        }
     }
 }
 

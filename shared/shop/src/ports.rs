@@ -20,6 +20,7 @@ use crate::{
     phone::PhoneNumber,
     secret::Secret,
     sms::SmsText,
+    store::Plan,
     store::{Store, SyncState},
 };
 
@@ -60,8 +61,8 @@ pub trait StoreRepository: Send + Sync + std::fmt::Debug {
     async fn put(&self, store: &Store) -> RepoResult;
     /// Records a store's sync state.
     async fn set_sync_state(&self, id: &StoreId, state: &SyncState) -> RepoResult;
-    /// The ids of every store the recurring sync includes.
-    async fn syncable(&self) -> RepoResult<Vec<StoreId>>;
+    /// Every store the recurring sync includes, by id, with its plan (it picks the sync's lane).
+    async fn syncable(&self) -> RepoResult<Vec<(StoreId, Plan)>>;
 }
 
 /// The catalog.

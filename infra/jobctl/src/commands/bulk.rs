@@ -5,7 +5,6 @@
 
 use std::{future::Future, pin::Pin, sync::Arc};
 
-use chrono::{DateTime, Utc};
 use jobkit::{
     EnqueueError, EnqueueOptions, Enqueuer, Job, JobError, clock::SystemClock, enqueue::QueueRoutes,
     message::parse_args,
@@ -87,7 +86,7 @@ pub fn check(job: &str, text: &str) -> Result<CheckedFile, CommandError> {
 /// Sends the lines as jobs of the visited type, a chunk at a time.
 struct SendAll {
     backend: Arc<Backend>,
-    queue_id: String,
+    routes: QueueRoutes,
     lines: Vec<Value>,
     options: EnqueueOptions,
 }
@@ -100,9 +99,8 @@ impl JobVisitor for SendAll {
     type Output = Sent;
     fn visit<J: Job>(self) -> Self::Output {
         Box::pin(async move {
-            let routes = QueueRoutes::default().with(J::NAME, self.queue_id);
             let enqueuer =
-                Enqueuer::new(self.backend.queue(), self.backend.store(), Arc::new(SystemClock), routes);
+                Enqueuer::new(self.backend.queue(), self.backend.store(), Arc::new(SystemClock), self.routes);
             let progress = Progress::new("enqueueing", Some(self.lines.len()));
             let mut results: Results = Vec::with_capacity(self.lines.len());
             for chunk in self.lines.chunks(CHUNK) {
@@ -137,16 +135,15 @@ impl JobVisitor for SendAll {
 pub async fn enqueue(
     out: Output,
     backend: Arc<Backend>,
-    delay: Option<std::time::Duration>,
-    at: Option<DateTime<Utc>>,
+    options: EnqueueOptions,
     checked: CheckedFile,
 ) -> Result<(), CommandError> {
     let CheckedFile { spec, lines } = checked;
     let total = lines.len();
-    let queue_id = backend.queue_id(spec.name).await?;
-    let options = EnqueueOptions { delay, wait_until: at, ..EnqueueOptions::default() };
+    let routes = backend.routes(&spec).await?;
+    let queue_id = routes.resolve(spec.name).into_owned();
     let (numbers, lines): (Vec<usize>, Vec<Value>) = lines.into_iter().unzip();
-    let send = SendAll { backend: backend.clone(), queue_id: queue_id.clone(), lines, options };
+    let send = SendAll { backend: backend.clone(), routes, lines, options };
     let results = registry::visit(spec.name, send)?.await;
     let failed: Vec<(usize, &String)> =
         numbers.iter().zip(&results).filter_map(|(line, r)| r.as_ref().err().map(|e| (*line, e))).collect();

@@ -68,6 +68,8 @@ pub struct Request {
     pub delay: Option<Duration>,
     /// `--at`.
     pub at: Option<DateTime<Utc>>,
+    /// `--lane`.
+    pub lane: Option<jobkit::Lane>,
 }
 
 /// The arguments object from `--args` and `--arg`s (`--arg` wins on a repeated key).
@@ -108,7 +110,7 @@ impl JobVisitor for CheckArgs<'_> {
 /// Sends `args` as a job of the visited type.
 struct SendJob {
     backend: Arc<Backend>,
-    queue_id: String,
+    routes: QueueRoutes,
     args: Value,
     options: EnqueueOptions,
 }
@@ -120,9 +122,8 @@ impl JobVisitor for SendJob {
     fn visit<J: Job>(self) -> Self::Output {
         Box::pin(async move {
             let args = parse_args::<J::Args>(&self.args)?;
-            let routes = QueueRoutes::default().with(J::NAME, self.queue_id);
             let enqueuer =
-                Enqueuer::new(self.backend.queue(), self.backend.store(), Arc::new(SystemClock), routes);
+                Enqueuer::new(self.backend.queue(), self.backend.store(), Arc::new(SystemClock), self.routes);
             enqueuer.perform_later_with::<J>(&args, self.options).await
         })
     }
@@ -162,10 +163,15 @@ pub async fn enqueue(
     checked: Checked,
 ) -> Result<(), CommandError> {
     let Checked { spec, args } = checked;
-    let options =
-        EnqueueOptions { delay: request.delay, wait_until: request.at, ..EnqueueOptions::default() };
-    let queue_id = backend.queue_id(spec.name).await?;
-    let send = SendJob { backend: backend.clone(), queue_id: queue_id.clone(), args, options };
+    let options = EnqueueOptions {
+        delay: request.delay,
+        wait_until: request.at,
+        lane: request.lane,
+        ..EnqueueOptions::default()
+    };
+    let routes = backend.routes(&spec).await?;
+    let queue_id = routes.resolve(spec.name).into_owned();
+    let send = SendJob { backend: backend.clone(), routes, args, options };
     let job_id = registry::visit(spec.name, send)?.await.map_err(|e| match e {
         EnqueueError::Port(port) => CommandError::from(port),
         other => CommandError::Input(other.to_string()),

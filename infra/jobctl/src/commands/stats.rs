@@ -1,8 +1,10 @@
 //! `jobctl stats`: per job, its queue's depth, in flight, delayed, oldest message's age, its
-//! DLQ's depth, and whether it is paused.
+//! DLQ's depth, and whether it is paused; for a job with other lanes, the sum of its queues and
+//! a row per lane.
 //!
 //! [`collect`] reads the numbers; [`stats`] prints them, and `jobctl console` renders them.
 
+use jobkit::Lane;
 use serde_json::json;
 
 use super::CommandError;
@@ -18,8 +20,10 @@ use crate::{
 pub struct JobStats {
     /// The job.
     pub job: &'static str,
-    /// Its queue.
+    /// Its queue, with its other lanes' queues added in.
     pub queue: Counts,
+    /// For a job with other lanes, each lane's queue (its own first); empty otherwise.
+    pub lanes: Vec<(Lane, Counts)>,
     /// Its DLQ.
     pub dlq: Counts,
     /// Whether it is paused; `None` when the backend could not tell.
@@ -42,23 +46,34 @@ pub struct Stats {
 pub async fn collect(backend: &Backend) -> Result<Stats, CommandError> {
     let mut jobs = Vec::new();
     let mut paused_unknown = None;
-    for &job in registry::JOB_NAMES {
-        jobs.push(job_stats(backend, job, &mut paused_unknown).await?);
+    for spec in registry::specs()? {
+        jobs.push(job_stats(backend, &spec, &mut paused_unknown).await?);
     }
     Ok(Stats { jobs, paused_unknown })
 }
 
-/// One job's numbers (`job` must be a registry name). A pause that cannot be read is noted in
-/// `paused_unknown` (the first such error only).
+/// One job's numbers. A pause that cannot be read is noted in `paused_unknown` (the first such
+/// error only).
 ///
 /// # Errors
 /// A backend error.
 pub async fn job_stats(
     backend: &Backend,
-    job: &'static str,
+    spec: &registry::JobSpec,
     paused_unknown: &mut Option<String>,
 ) -> Result<JobStats, CommandError> {
-    let queue = backend.counts(&backend.queue_id(job).await?).await?;
+    let job = spec.name;
+    let own = backend.counts(&backend.queue_id(job).await?).await?;
+    let mut queue = own.clone();
+    let mut lanes = Vec::new();
+    if !spec.other_lanes.is_empty() {
+        lanes.push((spec.lane, own));
+        for &lane in spec.other_lanes {
+            let counts = backend.counts(&backend.lane_queue_id(job, lane).await?).await?;
+            queue = queue.plus(&counts);
+            lanes.push((lane, counts));
+        }
+    }
     let dlq = backend.counts(&backend.dlq_id(job).await?).await?;
     // Whether it is paused is worth a column, not a failed command: on AWS it needs Lambda
     // permissions an operator reading queues may not have.
@@ -69,7 +84,7 @@ pub async fn job_stats(
             None
         }
     };
-    Ok(JobStats { job, queue, dlq, paused })
+    Ok(JobStats { job, queue, lanes, dlq, paused })
 }
 
 /// The age of a queue's oldest message for people (`-` when unknown or empty).
@@ -92,26 +107,42 @@ pub async fn stats(out: Output, backend: &Backend) -> Result<(), CommandError> {
         let entries: Vec<_> = stats
             .jobs
             .iter()
-            .map(|s| json!({"job": s.job, "queue": s.queue, "dlq_depth": s.dlq.total(), "paused": s.paused}))
+            .map(|s| {
+                let mut entry =
+                    json!({"job": s.job, "queue": s.queue, "dlq_depth": s.dlq.total(), "paused": s.paused});
+                if !s.lanes.is_empty() {
+                    entry["lanes"] = s
+                        .lanes
+                        .iter()
+                        .map(|(lane, counts)| (lane.as_str().to_owned(), json!(counts)))
+                        .collect();
+                }
+                entry
+            })
             .collect();
         out.json(&json!(entries));
         return Ok(());
     }
-    let rows: Vec<Vec<String>> = stats
-        .jobs
-        .iter()
-        .map(|s| {
-            vec![
-                s.job.to_owned(),
-                s.queue.visible.to_string(),
-                s.queue.in_flight.to_string(),
-                s.queue.delayed.to_string(),
-                oldest_cell(&s.queue),
-                s.dlq.total().to_string(),
-                s.paused.map_or("?", |p| if p { "paused" } else { "-" }).to_owned(),
-            ]
-        })
-        .collect();
+    let row = |name: String, queue: &Counts, dlq: String, paused: String| {
+        vec![
+            name,
+            queue.visible.to_string(),
+            queue.in_flight.to_string(),
+            queue.delayed.to_string(),
+            oldest_cell(queue),
+            dlq,
+            paused,
+        ]
+    };
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for s in &stats.jobs {
+        let paused = s.paused.map_or("?", |p| if p { "paused" } else { "-" }).to_owned();
+        rows.push(row(s.job.to_owned(), &s.queue, s.dlq.total().to_string(), paused));
+        // A job's lanes under it: how much of its work waits on each.
+        for (lane, counts) in &s.lanes {
+            rows.push(row(format!("  {lane} lane"), counts, String::new(), String::new()));
+        }
+    }
     println!("{}", backend.describe());
     out.table(&["JOB", "QUEUED", "IN FLIGHT", "DELAYED", "OLDEST", "DLQ", "PAUSED"], &rows);
     Ok(())

@@ -206,7 +206,7 @@ fn job_row(name: &str, spec: &JobSpec, stats: &JobStats, next: Option<DateTime<U
     html! {
         tr.job id=(format!("job-{name}")) {
             td.name { @if link { a href=(format!("/jobs/{name}")) { (name) } } @else { (name) } }
-            td.lane { (spec.lane.as_str()) }
+            td.lane { (spec.lanes_text()) }
             td.num.queued { (stats.queue.visible) }
             td.num.in-flight { (stats.queue.in_flight) }
             td.num.delayed { (stats.queue.delayed) }

@@ -245,7 +245,7 @@ async fn job_page(
 ) -> PageResult {
     let spec = known_job(job)?;
     let mut paused_unknown = None;
-    let stats = stats::job_stats(&state.backend, spec.name, &mut paused_unknown).await?;
+    let stats = stats::job_stats(&state.backend, &spec, &mut paused_unknown).await?;
     let letters = dlq::read(&state.backend, Some(spec.name), None, LIST_LIMIT).await?;
     let plans = info::plans(&spec);
     let view =

@@ -213,8 +213,10 @@ pub struct Deployment {
 pub struct JobSpec {
     /// The job's name (`store_sync`), which names its queue, DLQ, function and crate.
     pub name: &'static str,
-    /// Its lane (priority).
+    /// Its lane (priority), whose queue is the job's.
     pub lane: Lane,
+    /// Its other lanes, each a queue of its own feeding the same function (`store-sync-low`).
+    pub other_lanes: &'static [Lane],
     /// Its retry policy.
     pub policy: RetryPolicy,
     /// How long one execution may run.
@@ -266,5 +268,15 @@ impl JobSpec {
     /// The function's queue, DLQ and name on a stack (`store-jobs-store-sync`).
     pub fn queue_name(&self) -> String {
         jobkit::job::queue_name(self.name)
+    }
+
+    /// Every lane of the job, its own first.
+    pub fn lanes(&self) -> impl Iterator<Item = Lane> + '_ {
+        std::iter::once(self.lane).chain(self.other_lanes.iter().copied())
+    }
+
+    /// The lanes as the docs and `jobctl jobs` write them: `high` or `high, low`.
+    pub fn lanes_text(&self) -> String {
+        self.lanes().map(Lane::as_str).collect::<Vec<_>>().join(", ")
     }
 }

@@ -326,6 +326,7 @@ fn spec_of<J: Job>(
     JobSpec {
         name: J::NAME,
         lane: J::LANE,
+        other_lanes: J::OTHER_LANES,
         policy: job.retry_policy(),
         timeout: job.timeout(),
         schedule,
@@ -388,11 +389,15 @@ pub fn jobs_markdown(specs: &[JobSpec]) -> String {
                 )
             },
         );
+        let queues: Vec<String> = std::iter::once(spec.queue_name())
+            .chain(spec.other_lanes.iter().map(|&lane| jobkit::job::lane_queue_name(spec.name, lane)))
+            .map(|q| format!("`{q}`"))
+            .collect();
         lines.push(format!(
-            "| `{}` | {} | `{}` | `{}` | {schedule} | {} |",
+            "| `{}` | {} | {} | `{}` | {schedule} | {} |",
             spec.name,
-            spec.lane,
-            spec.queue_name(),
+            spec.lanes_text(),
+            queues.join(", "),
             spec.example,
             spec.policy.describe()
         ));

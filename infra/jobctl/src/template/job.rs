@@ -1,8 +1,11 @@
-//! One job's resources: its function, log group, role, queue and DLQ, its schedule and the role
-//! that schedule sends with (`schedule.rs`), four alarms, a dashboard, and its two outputs.
+//! One job's resources: its function, log group, role, queue and DLQ, a queue per other lane
+//! (each with its own event source mapping into the same function), its schedule and the role
+//! that schedule sends with (`schedule.rs`), four alarms, a dashboard, and its outputs.
 //!
 //! Every resource is named from the job's name (`store_sync` -> `StoreSync...`, queue
 //! `store-sync`), and every number is the spec's (timeouts, batch, concurrency, receives).
+
+use jobkit::Lane;
 
 use super::{TemplateError, comment, logical_id, quoted, role, schedule};
 use crate::registry::JobSpec;
@@ -15,16 +18,63 @@ pub(super) struct Names<'a> {
     pub id: String,
     /// Its queue's name without the stack's (`store-sync`); also its function's and policy's.
     pub queue: String,
+    /// The queues of its other lanes.
+    pub lanes: Vec<LaneQueue>,
+}
+
+/// The queue of one of a job's other lanes.
+pub(super) struct LaneQueue {
+    pub lane: Lane,
+    /// Its logical id (`StoreSyncLowLaneQueue`).
+    pub id: String,
+    /// Its name without the stack's (`store-sync-low`).
+    pub queue: String,
 }
 
 impl<'a> Names<'a> {
     pub(super) fn of(spec: &'a JobSpec) -> Self {
-        Self { spec, id: logical_id(spec.name), queue: spec.queue_name() }
+        let id = logical_id(spec.name);
+        let lanes = spec
+            .other_lanes
+            .iter()
+            .map(|&lane| LaneQueue {
+                lane,
+                id: format!("{id}{}LaneQueue", logical_id(lane.as_str())),
+                queue: jobkit::job::lane_queue_name(spec.name, lane),
+            })
+            .collect();
+        Self { spec, id, queue: spec.queue_name(), lanes }
     }
 
     /// The logical id of its resource `kind` (`Function` -> `StoreSyncFunction`).
     pub fn logical(&self, kind: &str) -> String {
         format!("{}{kind}", self.id)
+    }
+
+    /// "queue", or "queues" for a job with other lanes.
+    pub fn queues_word(&self) -> &'static str {
+        if self.lanes.is_empty() { "queue" } else { "queues" }
+    }
+
+    /// Its queues' ARNs as one resource of a policy: the job's own queue and its lanes'.
+    pub fn queue_arns(&self) -> String {
+        let own = format!("!GetAtt {}.Arn", self.logical("Queue"));
+        if self.lanes.is_empty() {
+            return own;
+        }
+        let lanes = self.lanes.iter().map(|l| format!("!GetAtt {}.Arn", l.id));
+        format!("[{}]", std::iter::once(own).chain(lanes).collect::<Vec<_>>().join(", "))
+    }
+
+    /// The variables that route jobkit to its queues: `JOBKIT_QUEUE_URL_<JOB>` and, per other
+    /// lane, `JOBKIT_QUEUE_URL_<JOB>__<LANE>`.
+    fn queue_variables(&self) -> Vec<String> {
+        let job = self.spec.name.to_uppercase();
+        std::iter::once(format!("JOBKIT_QUEUE_URL_{job}: !Ref {}", self.logical("Queue")))
+            .chain(self.lanes.iter().map(|l| {
+                format!("JOBKIT_QUEUE_URL_{job}__{}: !Ref {}", l.lane.as_str().to_uppercase(), l.id)
+            }))
+            .collect()
     }
 }
 
@@ -38,8 +88,9 @@ pub(super) fn resources(spec: &JobSpec, specs: &[JobSpec]) -> Result<String, Tem
         log_group(&job),
         role::role(&job, &enqueued)?,
         queue(&job),
-        dlq(&job),
     ];
+    blocks.extend(job.lanes.iter().map(|lane| lane_queue(&job, lane)));
+    blocks.push(dlq(&job));
     if let Some(declared) = &spec.schedule {
         blocks.extend(schedule::resources(&job, declared)?);
     }
@@ -53,23 +104,27 @@ pub(super) fn resources(spec: &JobSpec, specs: &[JobSpec]) -> Result<String, Tem
     Ok(blocks.join("\n"))
 }
 
-/// The jobs `spec` enqueues, as (name, logical id prefix), each checked against the registry.
-fn enqueued(spec: &JobSpec, specs: &[JobSpec]) -> Result<Vec<(&'static str, String)>, TemplateError> {
+/// The jobs `spec` enqueues, each checked against the registry.
+fn enqueued<'a>(spec: &JobSpec, specs: &'a [JobSpec]) -> Result<Vec<Names<'a>>, TemplateError> {
     spec.uses
         .enqueues
         .iter()
         .map(|&target| match specs.iter().find(|s| s.name == target) {
-            Some(other) => Ok((other.name, logical_id(other.name))),
+            Some(other) => Ok(Names::of(other)),
             None => Err(TemplateError::UnknownEnqueued { job: spec.name, target }),
         })
         .collect()
 }
 
 fn header(job: &Names) -> String {
+    let lanes = if job.lanes.is_empty() {
+        format!("{} priority", job.spec.lane)
+    } else {
+        format!("lanes {}", job.spec.lanes_text())
+    };
     format!(
-        "  # ---------------------------------------------------------------- {} ({} priority)\n  # {}.\n",
+        "  # ---------------------------------------------------------------- {} ({lanes})\n  # {}.\n",
         job.spec.name,
-        job.spec.lane,
         comment(job.spec.summary)
     )
 }
@@ -77,7 +132,7 @@ fn header(job: &Names) -> String {
 /// The longest description Lambda takes.
 const MAX_DESCRIPTION: usize = 256;
 
-fn function(job: &Names, enqueued: &[(&'static str, String)]) -> Result<String, TemplateError> {
+fn function(job: &Names, enqueued: &[Names]) -> Result<String, TemplateError> {
     let spec = job.spec;
     let description = format!("{}: {}", spec.name, spec.summary);
     let length = description.chars().count();
@@ -88,6 +143,11 @@ fn function(job: &Names, enqueued: &[(&'static str, String)]) -> Result<String, 
         format!("JOBKIT_QUEUE_URL: !Ref {}", job.logical("Queue")),
         format!("JOBKIT_DLQ_URL: !Ref {}", job.logical("DLQ")),
     ];
+    if !job.lanes.is_empty() {
+        variables
+            .push("# Its other lanes' queues: it settles each record on the queue it came from.".to_owned());
+        variables.extend(job.queue_variables().into_iter().skip(1));
+    }
     let mut tables = Vec::new();
     for table in spec.uses.tables.iter().map(|u| u.table) {
         // A table used twice (itself and an index) is one setting.
@@ -106,8 +166,8 @@ fn function(job: &Names, enqueued: &[(&'static str, String)]) -> Result<String, 
                 .to_owned(),
         );
     }
-    for (name, id) in enqueued {
-        variables.push(format!("JOBKIT_QUEUE_URL_{}: !Ref {id}Queue", name.to_uppercase()));
+    for other in enqueued {
+        variables.extend(other.queue_variables());
     }
     let variables: String = variables.iter().map(|v| format!("          {v}\n")).collect();
     Ok(format!(
@@ -140,7 +200,7 @@ fn function(job: &Names, enqueued: &[(&'static str, String)]) -> Result<String, 
             FunctionResponseTypes: [ReportBatchItemFailures]
             ScalingConfig:
               MaximumConcurrency: {concurrency}
-"#,
+{lane_events}"#,
         function = job.logical("Function"),
         name = spec.name,
         queue = job.queue,
@@ -154,7 +214,31 @@ fn function(job: &Names, enqueued: &[(&'static str, String)]) -> Result<String, 
         batch = spec.deployment.batch_size,
         window = spec.deployment.batching_window_s,
         concurrency = spec.lane.max_concurrency(),
+        lane_events = job.lanes.iter().map(|lane| lane_event(job, lane)).collect::<String>(),
     ))
+}
+
+/// The event source mapping of one of the job's other lanes: the same batching as its own
+/// queue's, the lane's concurrency.
+fn lane_event(job: &Names, lane: &LaneQueue) -> String {
+    let spec = job.spec;
+    format!(
+        r#"        {name}Lane:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt {queue_id}.Arn
+            BatchSize: {batch}
+            MaximumBatchingWindowInSeconds: {window}
+            FunctionResponseTypes: [ReportBatchItemFailures]
+            ScalingConfig:
+              MaximumConcurrency: {concurrency}
+"#,
+        name = logical_id(lane.lane.as_str()),
+        queue_id = lane.id,
+        batch = spec.deployment.batch_size,
+        window = spec.deployment.batching_window_s,
+        concurrency = lane.lane.max_concurrency(),
+    )
 }
 
 fn log_group(job: &Names) -> String {
@@ -174,9 +258,22 @@ fn log_group(job: &Names) -> String {
 const RETENTION_S: u32 = 14 * 24 * 3600;
 
 fn queue(job: &Names) -> String {
+    queue_resource(job, &job.logical("Queue"), &job.queue, "")
+}
+
+fn lane_queue(job: &Names, lane: &LaneQueue) -> String {
+    let why = format!(
+        "  # Its {} lane: runs of it that take this lane wait here, and its DLQ is the job's.\n",
+        lane.lane
+    );
+    queue_resource(job, &lane.id, &lane.queue, &why)
+}
+
+/// A queue of the job (its own or a lane's), `why` the comment lines above it.
+fn queue_resource(job: &Names, id: &str, queue: &str, why: &str) -> String {
     let spec = job.spec;
     format!(
-        r#"  # Visibility {visibility} s = 6 x the function's {function_timeout} s. The policy allows {attempts} attempts;
+        r#"{why}  # Visibility {visibility} s = 6 x the function's {function_timeout} s. The policy allows {attempts} attempts;
   # the redrive after {receives} receives only catches crashes and timeouts.
   {id}:
     Type: AWS::SQS::Queue
@@ -194,15 +291,13 @@ fn queue(job: &Names) -> String {
         function_timeout = spec.function_timeout().as_secs(),
         attempts = spec.policy.max_attempts(),
         receives = spec.max_receive_count(),
-        id = job.logical("Queue"),
-        queue = job.queue,
         dlq = job.logical("DLQ"),
     )
 }
 
 fn dlq(job: &Names) -> String {
     format!(
-        r#"  # Kept 14 days; only its own queue may redrive into it. Inspect with `jobctl dlq list {name}`.
+        r#"  # Kept 14 days; only its own {queues} may redrive into it. Inspect with `jobctl dlq list {name}`.
   {id}:
     Type: AWS::SQS::Queue
     Properties:
@@ -214,12 +309,17 @@ fn dlq(job: &Names) -> String {
         redrivePermission: byQueue
         # The source queue by name: its ARN would make the two queues depend on each other.
         sourceQueueArnList:
-          - !Sub "arn:${{AWS::Partition}}:sqs:${{AWS::Region}}:${{AWS::AccountId}}:${{AWS::StackName}}-{queue}"
-"#,
+{sources}"#,
         name = job.spec.name,
+        queues = job.queues_word(),
         id = job.logical("DLQ"),
         dlq_name = jobkit::job::dlq_name(job.spec.name),
-        queue = job.queue,
+        sources = std::iter::once(&job.queue)
+            .chain(job.lanes.iter().map(|l| &l.queue))
+            .map(|queue| format!(
+                "          - !Sub \"arn:${{AWS::Partition}}:sqs:${{AWS::Region}}:${{AWS::AccountId}}:${{AWS::StackName}}-{queue}\"\n"
+            ))
+            .collect::<String>(),
     )
 }
 
@@ -395,14 +495,27 @@ fn dashboard(job: &Names) -> String {
     DASHBOARD.replace("<Job>", &job.id).replace("<job>", job.spec.name).replace("<queue>", &job.queue)
 }
 
-/// The job's queue and DLQ URLs, which `jobctl --aws` reads from the stack's outputs.
+/// The job's queue (and its other lanes') and DLQ URLs, which `jobctl --aws` reads from the
+/// stack's outputs.
 pub(super) fn outputs(spec: &JobSpec) -> String {
     let job = Names::of(spec);
+    let lanes: String = job
+        .lanes
+        .iter()
+        .map(|lane| {
+            format!(
+                "  {id}Url:\n    Description: The {name} queue's {lane} lane\n    Value: !Ref {id}\n",
+                id = lane.id,
+                name = spec.name,
+                lane = lane.lane,
+            )
+        })
+        .collect();
     format!(
         r#"  {id}QueueUrl:
     Description: The {name} queue (send a job here)
     Value: !Ref {queue}
-  {id}DlqUrl:
+{lanes}  {id}DlqUrl:
     Description: The {name} dead-letter queue
     Value: !Ref {dlq}
 "#,

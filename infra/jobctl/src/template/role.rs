@@ -56,8 +56,8 @@ impl Statement {
     }
 }
 
-/// The role of `job`, which enqueues `enqueued` (name, logical id prefix).
-pub(super) fn role(job: &Names, enqueued: &[(&'static str, String)]) -> Result<String, TemplateError> {
+/// The role of `job`, which enqueues the `enqueued` jobs.
+pub(super) fn role(job: &Names, enqueued: &[Names]) -> Result<String, TemplateError> {
     let statements = statements(job, enqueued);
     let mut sids: Vec<&str> = Vec::new();
     for statement in &statements {
@@ -88,7 +88,7 @@ pub(super) fn role(job: &Names, enqueued: &[(&'static str, String)]) -> Result<S
     ))
 }
 
-fn statements(job: &Names, enqueued: &[(&'static str, String)]) -> Vec<Statement> {
+fn statements(job: &Names, enqueued: &[Names]) -> Vec<Statement> {
     let uses = &job.spec.uses;
     let mut all = vec![
         Statement::new(
@@ -105,16 +105,27 @@ fn statements(job: &Names, enqueued: &[(&'static str, String)]) -> Vec<Statement
                 "sqs:GetQueueAttributes",
                 "sqs:SendMessage",
             ],
-            format!("!GetAtt {}.Arn", job.logical("Queue")),
+            job.queue_arns(),
         )
-        .because(&[
-            "Receive and settle its records; send to itself for retries' hops, continuations",
-            "of long work and fan-out.",
-        ]),
+        .because(if job.lanes.is_empty() {
+            &[
+                "Receive and settle its records; send to itself for retries' hops, continuations",
+                "of long work and fan-out.",
+            ]
+        } else {
+            &[
+                "Receive and settle its records (each on the lane's queue it came from); send to",
+                "itself for retries' hops, continuations of long work and fan-out.",
+            ]
+        }),
     ];
-    all.extend(enqueued.iter().map(|(name, id)| Statement {
-        why: vec![format!("It enqueues {name}: send only, to that job's queue.")],
-        ..Statement::new(format!("Enqueues{id}"), &["sqs:SendMessage"], format!("!GetAtt {id}Queue.Arn"))
+    all.extend(enqueued.iter().map(|other| Statement {
+        why: vec![format!(
+            "It enqueues {}: send only, to that job's {}.",
+            other.spec.name,
+            other.queues_word()
+        )],
+        ..Statement::new(format!("Enqueues{}", other.id), &["sqs:SendMessage"], other.queue_arns())
     }));
     all.push(Statement::new(
         "OwnDeadLetters",
@@ -205,6 +216,7 @@ mod tests {
         JobSpec {
             name: "weekly_report",
             lane: Lane::Low,
+            other_lanes: &[],
             policy: RetryPolicy::default(),
             timeout: Duration::from_secs(60),
             schedule: None,
@@ -220,9 +232,14 @@ mod tests {
         }
     }
 
-    fn sids(spec: &JobSpec, enqueued: &[(&'static str, String)]) -> Vec<String> {
+    fn sids(spec: &JobSpec, enqueued: &[Names]) -> Vec<String> {
         let job = Names::of(spec);
         statements(&job, enqueued).into_iter().map(|s| s.sid).collect()
+    }
+
+    /// A job with two lanes that the job under test enqueues.
+    fn store_sync() -> JobSpec {
+        JobSpec { name: "store_sync", lane: Lane::High, other_lanes: &[Lane::Low], ..spec(Uses::NOTHING) }
     }
 
     #[test]
@@ -255,8 +272,9 @@ mod tests {
             ..Uses::NOTHING
         };
         let spec = spec(uses);
+        let store_sync = store_sync();
         assert_eq!(
-            sids(&spec, &[("store_sync", "StoreSync".to_owned())]),
+            sids(&spec, &[Names::of(&store_sync)]),
             [
                 "OwnLogs",
                 "OwnQueue",
@@ -271,7 +289,14 @@ mod tests {
                 "ErrorEmails",
             ]
         );
-        let text = role(&Names::of(&spec), &[("store_sync", "StoreSync".to_owned())]).expect("renders");
+        let text = role(&Names::of(&spec), &[Names::of(&store_sync)]).expect("renders");
+        // It may send to each of the job's lanes, and nothing else of it.
+        assert!(
+            text.contains(
+                "Action: [sqs:SendMessage]\n                Resource: [!GetAtt StoreSyncQueue.Arn, !GetAtt StoreSyncLowLaneQueue.Arn]"
+            ),
+            "{text}"
+        );
         assert!(text.contains("Resource: !Sub \"${HistoryTable.Arn}/index/by_kind_time\""), "{text}");
         assert!(text.contains("dynamodb:LeadingKeys: [\"weekly_report:*\"]"), "{text}");
         assert!(text.contains("              # History: its report.\n"), "{text}");

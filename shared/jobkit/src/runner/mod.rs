@@ -31,7 +31,7 @@ use crate::{
     clock::SharedClock,
     enqueue::{DEFAULT_MAX_SCHEDULE_AHEAD, Enqueuer, QueueRoutes},
     error::{ErrorKind, PortResult},
-    job::Job,
+    job::{Job, Lane},
     message::ReceivedMessage,
     notify::Notifier,
     ports::{Queue, StateStore},
@@ -66,8 +66,12 @@ impl Runtime {
 /// Where the runner's records come from and go, and how hard it works.
 #[derive(Debug, Clone)]
 pub struct RunnerConfig {
-    /// The queue the records came from (to re-send hops and continuations).
+    /// The job's queue (its own lane's).
     pub queue: String,
+    /// The queues of the job's other lanes ([`Job::OTHER_LANES`]). A record is settled on the
+    /// queue it came from: retried by its visibility there, and hops and continuations re-sent
+    /// there, so a run stays on its lane.
+    pub lanes: Vec<(Lane, String)>,
     /// The job's DLQ.
     pub dead_letter_queue: String,
     /// Records run at once within a batch. Defaults to 8.
@@ -95,6 +99,7 @@ impl RunnerConfig {
     pub fn new(queue: impl Into<String>, dead_letter_queue: impl Into<String>) -> Self {
         Self {
             queue: queue.into(),
+            lanes: Vec::new(),
             dead_letter_queue: dead_letter_queue.into(),
             concurrency: 8,
             continue_within: Duration::from_secs(10),
@@ -103,6 +108,19 @@ impl RunnerConfig {
             max_tick_ahead: Duration::from_secs(5 * 60),
             limit_wait: Duration::from_secs(10),
         }
+    }
+
+    /// The config with `queue` as the queue of the job's other lane `lane`.
+    #[must_use]
+    pub fn with_lane(mut self, lane: Lane, queue: impl Into<String>) -> Self {
+        self.lanes.push((lane, queue.into()));
+        self
+    }
+
+    /// Every queue the runner takes records from, each with its lane (`None`: the job's own).
+    pub fn queues(&self) -> impl Iterator<Item = (Option<Lane>, &str)> {
+        std::iter::once((None, self.queue.as_str()))
+            .chain(self.lanes.iter().map(|(lane, queue)| (Some(*lane), queue.as_str())))
     }
 }
 
@@ -257,24 +275,53 @@ impl<J: Job> BatchRunner<J> {
         wait: Duration,
         deadline: DateTime<Utc>,
     ) -> PortResult<BatchOutcome> {
+        let queue = self.config.queue.clone();
+        self.poll_queue(&queue, max, wait, deadline).await
+    }
+
+    /// [`Self::poll`] on `queue`, one of the runner's queues ([`RunnerConfig::queues`]): its
+    /// own lane's or another's.
+    ///
+    /// # Errors
+    /// The receive failing.
+    pub async fn poll_queue(
+        &self,
+        queue_id: &str,
+        max: usize,
+        wait: Duration,
+        deadline: DateTime<Utc>,
+    ) -> PortResult<BatchOutcome> {
         let queue = self.runtime.queue.as_ref();
-        let messages = queue.receive(&self.config.queue, max, wait).await?;
+        let messages = queue.receive(queue_id, max, wait).await?;
         if messages.is_empty() {
             return Ok(BatchOutcome::default());
         }
-        let outcome = self.process(messages, deadline).await;
+        let outcome = self.process_from(queue_id, messages, deadline).await;
         let done: Vec<String> =
             outcome.records.iter().filter(|r| r.status.is_done()).map(|r| r.receipt_handle.clone()).collect();
-        if let Err(e) = queue.delete_batch(&self.config.queue, &done).await {
+        if let Err(e) = queue.delete_batch(queue_id, &done).await {
             tracing::warn!(error = %e, "could not delete the records that are done; they come back as duplicates");
         }
         Ok(outcome)
     }
 
-    /// Runs a batch of received messages before `deadline`.
+    /// Runs a batch of messages received from the job's own queue before `deadline`.
     pub async fn process(&self, messages: Vec<ReceivedMessage>, deadline: DateTime<Utc>) -> BatchOutcome {
+        let queue = self.config.queue.clone();
+        self.process_from(&queue, messages, deadline).await
+    }
+
+    /// Runs a batch of messages received from `queue_id` (one of the runner's queues) before
+    /// `deadline`; they are settled there.
+    pub async fn process_from(
+        &self,
+        queue_id: &str,
+        messages: Vec<ReceivedMessage>,
+        deadline: DateTime<Utc>,
+    ) -> BatchOutcome {
         let count = messages.len();
-        let batch = record::Batch { deadline, received_at: self.runtime.clock.now() };
+        let batch =
+            record::Batch { deadline, received_at: self.runtime.clock.now(), queue: queue_id.to_owned() };
         let mut slots: Vec<Option<RecordOutcome>> = vec![None; count];
         let groups = group_in_order(messages);
         let mut results = futures::stream::iter(groups)
@@ -303,7 +350,7 @@ impl<J: Job> BatchRunner<J> {
         for (index, message) in group {
             let (status, timing) = if blocked {
                 // FIFO: a later record of a group must not overtake an unfinished earlier one.
-                (self.return_unstarted(&message, None, batch.deadline).await, Timing::default())
+                (self.return_unstarted(&message, None, batch).await, Timing::default())
             } else {
                 Box::pin(self.handle(&message, batch)).await
             };

@@ -38,6 +38,9 @@ pub(crate) struct Batch {
     pub(crate) deadline: DateTime<Utc>,
     /// When the batch was received: SQS counts a message's 12-hour visibility limit from here.
     pub(crate) received_at: DateTime<Utc>,
+    /// The queue it came from (the job's own lane's, or another's): its records are settled
+    /// there, so a retry, a hop or a continuation stays on the run's lane.
+    pub(crate) queue: String,
 }
 
 /// The attributes a continuation or a hop may add to a message.
@@ -232,7 +235,7 @@ impl<J: Job> BatchRunner<J> {
         let needed = chrono::Duration::from_std(self.job.timeout() + self.config.deadline_margin)
             .unwrap_or(chrono::Duration::MAX);
         if batch.deadline - now < needed || self.shutdown.requested() {
-            return Some(self.return_unstarted(message, None, batch.deadline).await);
+            return Some(self.return_unstarted(message, None, batch).await);
         }
         None
     }
@@ -275,7 +278,7 @@ impl<J: Job> BatchRunner<J> {
             }
             // Back when the holder's window ends: one more receive, well inside
             // maxReceiveCount's margin (looking sooner and more often could exhaust it).
-            Ok(Claim::Busy(until)) => Err(self.return_unstarted(message, Some(until), batch.deadline).await),
+            Ok(Claim::Busy(until)) => Err(self.return_unstarted(message, Some(until), batch).await),
             Ok(Claim::Mismatch) => {
                 let error = JobError::permanent(
                     ErrorKind::IDEMPOTENCY_KEY_REUSED,

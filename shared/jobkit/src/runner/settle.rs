@@ -170,8 +170,7 @@ impl<J: Job> BatchRunner<J> {
             // The run stays held until the deadline; its message comes back after it.
             Err(e) => tracing::warn!(error = %e, "could not record the failure"),
         }
-        let visibility =
-            self.runtime.queue.change_visibility(&self.config.queue, &message.receipt_handle, delay);
+        let visibility = self.runtime.queue.change_visibility(&batch.queue, &message.receipt_handle, delay);
         if let Err(e) = self.bounded(batch, "setting the retry delay", visibility).await {
             tracing::warn!(error = %e, "could not set the retry delay; the queue's visibility timeout applies");
         }
@@ -331,7 +330,7 @@ impl<J: Job> BatchRunner<J> {
             group_id: message.group_id.clone(),
             dedup_id: fifo_dedup_id(message),
         };
-        match self.bounded(batch, what, self.runtime.queue.send(&self.config.queue, again)).await {
+        match self.bounded(batch, what, self.runtime.queue.send(&batch.queue, again)).await {
             Ok(_) => Ok(()),
             Err(e) => Err(RecordStatus::Unhandled(format!("{what}: {e}"))),
         }
@@ -369,7 +368,7 @@ impl<J: Job> BatchRunner<J> {
             dedup_id: fifo_dedup_id(message),
         };
         match self
-            .bounded(batch, "sending the continuation", self.runtime.queue.send(&self.config.queue, again))
+            .bounded(batch, "sending the continuation", self.runtime.queue.send(&batch.queue, again))
             .await
         {
             Ok(_) => {
@@ -385,7 +384,7 @@ impl<J: Job> BatchRunner<J> {
     async fn hand_back_busy(&self, message: &ReceivedMessage, batch: &Batch) -> RecordStatus {
         let until =
             self.runtime.clock.now() + chrono::Duration::from_std(self.job.timeout()).unwrap_or_default();
-        self.return_unstarted(message, Some(until), batch.deadline).await
+        self.return_unstarted(message, Some(until), batch).await
     }
 
     /// Hands a record back without running it; `until` delays it (its run is busy elsewhere).
@@ -393,15 +392,14 @@ impl<J: Job> BatchRunner<J> {
         &self,
         message: &ReceivedMessage,
         until: Option<DateTime<Utc>>,
-        deadline: DateTime<Utc>,
+        batch: &Batch,
     ) -> RecordStatus {
         let now = self.runtime.clock.now();
         let wait = until.and_then(|t| (t - now).to_std().ok()).unwrap_or(Duration::ZERO);
         let wait =
             wait.max(if until.is_some() { Duration::from_secs(1) } else { Duration::ZERO }).min(MAX_WAIT);
-        let back = self.runtime.queue.change_visibility(&self.config.queue, &message.receipt_handle, wait);
-        let batch = Batch { deadline, received_at: now };
-        if let Err(e) = self.bounded(&batch, "handing the record back", back).await {
+        let back = self.runtime.queue.change_visibility(&batch.queue, &message.receipt_handle, wait);
+        if let Err(e) = self.bounded(batch, "handing the record back", back).await {
             tracing::warn!(error = %e, "could not hand the record back early");
         }
         if until.is_some() { RecordStatus::InProgressElsewhere } else { RecordStatus::ReturnedUnstarted }

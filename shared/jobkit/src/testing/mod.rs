@@ -43,7 +43,7 @@ use crate::{
     enqueue::{Enqueuer, QueueRoutes},
     error::JobError,
     ids::JobId,
-    job::{Job, dlq_name, queue_name},
+    job::{Job, dlq_name, lane_queue_name, queue_name},
     message::{Metadata, ReceivedMessage, decode},
     notify::{Notifier, NotifyConfig},
     ports::Email,
@@ -133,8 +133,27 @@ impl TestHarness {
         dlq_name(J::NAME)
     }
 
-    /// Creates `J`'s queue and DLQ (`maxReceiveCount` 3 above the policy's attempts, as the
-    /// template does) and returns a runner for it.
+    /// The names of `J`'s queues: its own, then one per other lane ([`lane_queue_name`]).
+    pub fn queue_names<J: Job>() -> Vec<String> {
+        std::iter::once(queue_name(J::NAME))
+            .chain(J::OTHER_LANES.iter().map(|&lane| lane_queue_name(J::NAME, lane)))
+            .collect()
+    }
+
+    /// The name of the queue of `J`'s lane `lane`.
+    ///
+    /// # Panics
+    /// When `lane` is not one of `J`'s.
+    pub fn lane_queue<J: Job>(lane: crate::Lane) -> String {
+        if lane == J::LANE {
+            return queue_name(J::NAME);
+        }
+        assert!(J::OTHER_LANES.contains(&lane), "{} has no {lane} lane", J::NAME);
+        lane_queue_name(J::NAME, lane)
+    }
+
+    /// Creates `J`'s queues (one per lane) and DLQ (`maxReceiveCount` 3 above the policy's
+    /// attempts, as the template does) and returns a runner for it.
     ///
     /// # Panics
     /// If the embedded queue cannot be created.
@@ -151,9 +170,14 @@ impl TestHarness {
             dead_letter_queue: Some(dlq.clone()),
             fifo: false,
         };
-        let queue = Self::queue_name::<J>();
-        self.queue.create_queue(&queue, config).expect("the queue is created");
-        BatchRunner::new(job, self.runtime.clone(), RunnerConfig::new(queue, dlq))
+        let mut runner = RunnerConfig::new(Self::queue_name::<J>(), dlq);
+        for &lane in J::OTHER_LANES {
+            runner = runner.with_lane(lane, lane_queue_name(J::NAME, lane));
+        }
+        for (_, queue) in runner.queues() {
+            self.queue.create_queue(queue, config.clone()).expect("the queue is created");
+        }
+        BatchRunner::new(job, self.runtime.clone(), runner)
     }
 
     /// Runs `job` with `args` right here, without a queue (ActiveJob's `perform_now`).
@@ -201,7 +225,13 @@ impl TestHarness {
     /// # Panics
     /// If the queue cannot be read or holds a message that is not `J`'s arguments.
     pub async fn enqueued<J: Job>(&self) -> Vec<J::Args> {
-        let messages = self.queue.peek(&Self::queue_name::<J>(), usize::MAX).expect("the queue can be read");
+        let mut messages = Vec::new();
+        for queue in Self::queue_names::<J>() {
+            // A lane whose queue was never created holds nothing.
+            if self.queue.queue_names().expect("the queues can be listed").contains(&queue) {
+                messages.extend(self.queue.peek(&queue, usize::MAX).expect("the queue can be read"));
+            }
+        }
         messages
             .iter()
             .filter(|m| m.attributes.get(crate::message::attr::JOB).is_none_or(|j| j == J::NAME))
@@ -300,7 +330,8 @@ impl TestHarness {
     }
 
     /// Receives one batch (up to 10) that is visible now, runs it with a 15-minute deadline and
-    /// deletes what is done, as Lambda's event source mapping does.
+    /// deletes what is done, as Lambda's event source mapping does: from the job's own queue,
+    /// else from the first of its other lanes' queues that has one.
     ///
     /// # Panics
     /// If the embedded queue fails.
@@ -318,9 +349,16 @@ impl TestHarness {
         runner: &BatchRunner<J>,
         deadline: DateTime<Utc>,
     ) -> Vec<RecordOutcome> {
-        let outcome =
-            runner.poll(10, Duration::ZERO, deadline).await.expect("the queue can be received from");
-        outcome.records
+        for (_, queue) in runner.config().queues() {
+            let outcome = runner
+                .poll_queue(queue, 10, Duration::ZERO, deadline)
+                .await
+                .expect("the queue can be received from");
+            if !outcome.records.is_empty() {
+                return outcome.records;
+            }
+        }
+        Vec::new()
     }
 
     /// Runs `J`'s queue until nothing is left, moving the clock to each next message's visibility
@@ -333,7 +371,14 @@ impl TestHarness {
         for _ in 0..MAX_DRAIN_BATCHES {
             let records = self.run_once(runner).await;
             if records.is_empty() {
-                match self.queue.next_visible_at(&Self::queue_name::<J>()).expect("the queue can be read") {
+                let next = runner
+                    .config()
+                    .queues()
+                    .filter_map(|(_, queue)| {
+                        self.queue.next_visible_at(queue).expect("the queue can be read")
+                    })
+                    .min();
+                match next {
                     Some(at) => self.clock.set(at.max(self.clock.now_utc())),
                     None => return report,
                 }

@@ -13,6 +13,7 @@ mod helpers;
 mod idempotency;
 mod job_batches;
 mod keys;
+mod lanes;
 mod limit;
 mod metrics;
 mod notify;

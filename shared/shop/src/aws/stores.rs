@@ -15,7 +15,7 @@ use super::{
 use crate::{
     ids::StoreId,
     ports::{RepoResult, StoreRepository},
-    store::{Store, SyncState},
+    store::{Plan, Store, SyncState},
 };
 
 /// [`StoreRepository`] on a DynamoDB table.
@@ -104,17 +104,17 @@ impl StoreRepository for DynamoStores {
         }
     }
 
-    async fn syncable(&self) -> RepoResult<Vec<StoreId>> {
+    async fn syncable(&self) -> RepoResult<Vec<(StoreId, Plan)>> {
         let mut ids = Vec::new();
         let mut pages = self.client.scan().table_name(&self.table).into_paginator().items().send();
         while let Some(item) = pages.next().await {
             let item = item.map_err(|e| sdk_error("Scan", e))?;
             let store = from_item(&item)?;
             if store.is_syncable() {
-                ids.push(store.id);
+                ids.push((store.id, store.plan));
             }
         }
-        ids.sort();
+        ids.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(ids)
     }
 }

@@ -10,7 +10,7 @@ use super::{
 use crate::{
     ids::StoreId,
     ports::{RepoResult, StoreRepository},
-    store::{Store, SyncState},
+    store::{Plan, Store, SyncState},
 };
 
 pub(super) const SCHEMA: &str = "
@@ -45,7 +45,7 @@ impl StoreRepository for ShopDb {
         self.put(&store).await
     }
 
-    async fn syncable(&self) -> RepoResult<Vec<StoreId>> {
+    async fn syncable(&self) -> RepoResult<Vec<(StoreId, Plan)>> {
         let conn = self.lock();
         let mut stmt = conn.prepare("SELECT body FROM stores ORDER BY id").map_err(unavailable)?;
         let bodies = stmt.query_map([], |row| row.get::<_, String>(0)).map_err(unavailable)?;
@@ -53,7 +53,7 @@ impl StoreRepository for ShopDb {
         for body in bodies {
             let store: Store = serde_json::from_str(&body.map_err(unavailable)?).map_err(corrupt)?;
             if store.is_syncable() {
-                ids.push(store.id);
+                ids.push((store.id, store.plan));
             }
         }
         Ok(ids)
