@@ -182,8 +182,27 @@ async fn a_low_budget_makes_the_next_request_wait() {
     let (client, pacer) = client(&server);
     client.products_page(&StoreId::from("st_1"), &shop(), None, 1).await.unwrap();
     client.products_page(&StoreId::from("st_1"), &shop(), Some("c1"), 1).await.unwrap();
-    // 100 of 2000 left, a tenth (200) wanted, 100 restored a second: one second.
-    assert_eq!(*pacer.0.lock().unwrap(), [Duration::from_secs(1)]);
+    // 100 of 2000 left; wanted: the page's last cost (52) and a tenth (200); 100 restored a
+    // second: 1.52 s.
+    assert_eq!(*pacer.0.lock().unwrap(), [Duration::from_millis(1520)]);
+}
+
+#[tokio::test]
+async fn the_next_request_waits_for_room_for_a_query_like_the_last_not_for_a_throttled_answer() {
+    let server = MockServer::start().await;
+    let mut costly = products_page(1, 1, Some("c1"));
+    costly["extensions"] = json!({"cost": {"requestedQueryCost": 1500, "actualQueryCost": 1500,
+        "throttleStatus": {"maximumAvailable": 2000.0, "currentlyAvailable": 300.0, "restoreRate": 100.0}}});
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(costly))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let (client, pacer) = client(&server);
+    client.products_page(&StoreId::from("st_1"), &shop(), None, 1).await.unwrap();
+    client.products_page(&StoreId::from("st_1"), &shop(), Some("c1"), 1).await.unwrap();
+    // 300 left, 1700 wanted (the last page's 1500 and a tenth), 100 a second: 14 s.
+    assert_eq!(*pacer.0.lock().unwrap(), [Duration::from_secs(14)]);
 }
 
 #[tokio::test]
