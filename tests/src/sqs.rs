@@ -109,7 +109,23 @@ pub async fn create_queue_with_dlq(
     max_receive_count: u32,
 ) -> anyhow::Result<(String, String)> {
     let dlq = create_queue(sqs, &format!("{name}-dlq")).await?;
-    let dlq_arn = queue_arn(sqs, &dlq).await?;
+    let queue = create_queue_redriving_to(sqs, name, &dlq, visibility, max_receive_count).await?;
+    Ok((queue, dlq))
+}
+
+/// Creates queue `name` whose messages move to the queue at `dlq` after `max_receive_count`
+/// receives (another lane of a job, sharing its DLQ); returns its URL.
+///
+/// # Errors
+/// If SQS refuses.
+pub async fn create_queue_redriving_to(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    dlq: &str,
+    visibility: std::time::Duration,
+    max_receive_count: u32,
+) -> anyhow::Result<String> {
+    let dlq_arn = queue_arn(sqs, dlq).await?;
     let redrive = serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count });
     let out = sqs
         .create_queue()
@@ -119,7 +135,7 @@ pub async fn create_queue_with_dlq(
         .send()
         .await
         .with_context(|| format!("creating queue {name}"))?;
-    Ok((out.queue_url().map(str::to_owned).context("queue without a URL")?, dlq))
+    out.queue_url().map(str::to_owned).context("queue without a URL")
 }
 
 /// Milliseconds since the epoch, for invocation deadlines.

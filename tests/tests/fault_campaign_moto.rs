@@ -13,15 +13,24 @@ use jobkit::{
     aws::{DynamoStore, SqsQueue},
     clock::SystemClock,
 };
-use system_tests::{moto, sqs::create_queue_with_dlq};
+use system_tests::{
+    moto,
+    sqs::{create_queue_redriving_to, create_queue_with_dlq},
+};
 
 async fn backend() -> campaign::Backend {
     let sdk = moto::sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     // A short visibility, so that a failed delete comes back within the run.
-    let (queue, dlq) = create_queue_with_dlq(
+    let name = moto::unique("campaign");
+    let (queue, dlq) =
+        create_queue_with_dlq(&sqs, &name, Duration::from_secs(2), campaign::max_receive_count())
+            .await
+            .unwrap();
+    let lane_queue = create_queue_redriving_to(
         &sqs,
-        &moto::unique("campaign"),
+        &format!("{name}-low"),
+        &dlq,
         Duration::from_secs(2),
         campaign::max_receive_count(),
     )
@@ -35,6 +44,7 @@ async fn backend() -> campaign::Backend {
         queue: sqs.clone(),
         store: Arc::new(DynamoStore::new(dynamo, table)),
         queue_id: queue,
+        lane_queue_id: lane_queue,
         dlq_id: dlq,
         clock: Arc::new(SystemClock),
         drive: campaign::Drive::Sqs(sqs),
@@ -45,6 +55,8 @@ fn assert_nothing_lost_or_doubled(report: &campaign::Report) {
     for (path, tally) in &report.paths {
         assert!(tally.is_clean(), "{path:?}: {tally:?}");
     }
+    assert!(report.other_lane.is_clean(), "the other lane: {:?}", report.other_lane);
+    assert!(report.other_lane.jobs > 0, "some jobs ran on the other lane");
 }
 
 #[tokio::test]

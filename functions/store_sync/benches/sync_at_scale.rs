@@ -203,7 +203,8 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     db.set_shopify_token(&store, &Secret::new("shpat_big"))?;
-    let config = ShopifyConfig { base_url: Some(format!("{}/{{shop}}", shopify.uri())), ..ShopifyConfig::default() };
+    let config =
+        ShopifyConfig { base_url: Some(format!("{}/{{shop}}", shopify.uri())), ..ShopifyConfig::default() };
     let client = ShopifyClient::with_pacer(config, Arc::new(ClockPacer(t.clock().clone())))?;
     let catalog = CatalogSync::new(client, Arc::new(db.clone()), Arc::new(db.clone()));
     let job = StoreSync::new(Arc::new(db.clone()), catalog, Arc::new(db.clone()));

@@ -21,7 +21,7 @@ async fn main() {
         total.add(&report);
     }
     println!("all seeds:\n\n{}\n\n{}", total.table(&format!("embedded, {seeds} seeds")), total.faults_line());
-    if !total.paths.values().all(|tally| tally.is_clean()) {
+    if !total.paths.values().all(|tally| tally.is_clean()) || !total.other_lane.is_clean() {
         eprintln!("FAILED: a step was lost or applied twice");
         std::process::exit(1);
     }

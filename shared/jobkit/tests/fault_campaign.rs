@@ -13,6 +13,12 @@ async fn on_every_path_under_injected_faults_no_step_is_lost_or_applied_twice() 
         assert!(tally.is_clean(), "{path:?}: {tally:?}");
         assert!(tally.in_dlq_scripted > 0 || tally.jobs < 100, "{path:?}: scripted failures reached the DLQ");
     }
+    assert!(report.other_lane.is_clean(), "the other lane: {:?}", report.other_lane);
+    assert!(
+        report.other_lane.jobs > 300,
+        "a third of the jobs ran on the other lane: {:?}",
+        report.other_lane
+    );
     let total = report.total();
     assert!(total.deliveries > total.jobs + 300, "duplicates were delivered: {total:?}");
     assert!(

@@ -8,7 +8,7 @@ use std::{
 };
 
 use jobkit::{
-    ErrorKind, Job, JobContext, JobError, RetryPolicy, Wait, batch::BatchSummary, shutdown::Shutdown,
+    ErrorKind, Job, JobContext, JobError, Lane, RetryPolicy, Wait, batch::BatchSummary, shutdown::Shutdown,
 };
 use serde::{Deserialize, Serialize};
 
@@ -158,6 +158,12 @@ pub const BATCH_SIZE: usize = 10;
 /// A batch callback's job number: this plus its batch's first member.
 pub const CALLBACK: u64 = 1 << 40;
 
+/// Whether job `n` runs on the job's other lane (a third of each path's jobs): its messages go
+/// to the lane's queue, where the runner must settle them (retries, hops, continuations).
+pub fn on_other_lane(n: u64) -> bool {
+    n < CALLBACK && (n / Path::ALL.len() as u64) % 3 == 2
+}
+
 /// The batches of the batch-path jobs among `numbers`: ten consecutive members each (the last
 /// one shorter), named by their first member.
 pub fn batches(numbers: std::ops::Range<u64>) -> Vec<Vec<u64>> {
@@ -223,6 +229,11 @@ pub struct CampaignJob {
 impl Job for CampaignJob {
     type Args = CampaignArgs;
     const NAME: &'static str = "campaign";
+    const OTHER_LANES: &'static [Lane] = &[Lane::Low];
+
+    fn lane(args: &CampaignArgs) -> Lane {
+        if on_other_lane(args.n) { Lane::Low } else { Self::LANE }
+    }
 
     async fn perform(&self, args: CampaignArgs, ctx: &mut JobContext) -> Result<(), JobError> {
         let n = args.n;

@@ -20,9 +20,9 @@ use std::{collections::BTreeMap, ops::Range, sync::Arc, time::Duration};
 
 pub use chaos::{Chaos, ChaosQueue, ChaosStore};
 use chrono::{DateTime, Utc};
-pub use job::{CampaignArgs, CampaignJob, Effects, FAULTS, Faults, Path, unit};
+pub use job::{CampaignArgs, CampaignJob, Effects, FAULTS, Faults, Path, on_other_lane, unit};
 use jobkit::{
-    EnqueueError, EnqueueOptions, Enqueuer, Job, JobId, JobRef, RetryPolicy,
+    EnqueueError, EnqueueOptions, Enqueuer, Job, JobId, JobRef, Lane, RetryPolicy,
     batch::JobBatch,
     clock::{Clock, ManualClock},
     embedded::{EmbeddedDb, EmbeddedQueue, EmbeddedStore, QueueConfig},
@@ -35,6 +35,7 @@ use jobkit::{
 pub use report::Report;
 
 const QUEUE: &str = "campaign";
+const LANE_QUEUE: &str = "campaign_low";
 const DLQ: &str = "campaign_dlq";
 /// Each batch's deadline, as a Lambda timeout: room for the job's timeout and the runner's 1 s
 /// margin, and the window of a run whose invocation was interrupted (real time on moto, so
@@ -51,6 +52,8 @@ pub struct Backend {
     pub store: Arc<dyn StateStore>,
     /// The job's queue.
     pub queue_id: String,
+    /// The queue of its other lane (low), redriving to the same DLQ.
+    pub lane_queue_id: String,
     /// Its DLQ.
     pub dlq_id: String,
     /// The runner's clock.
@@ -94,11 +97,13 @@ pub async fn run_embedded(jobs: u64, faults: Faults, seed: u64) -> Report {
         dead_letter_queue: Some(DLQ.to_owned()),
         fifo: false,
     };
-    raw.create_queue(QUEUE, config).expect("queue");
+    raw.create_queue(QUEUE, config.clone()).expect("queue");
+    raw.create_queue(LANE_QUEUE, config).expect("lane queue");
     let backend = Backend {
         queue: raw.clone(),
         store: Arc::new(EmbeddedStore::new(db)),
         queue_id: QUEUE.to_owned(),
+        lane_queue_id: LANE_QUEUE.to_owned(),
         dlq_id: DLQ.to_owned(),
         clock: Arc::new(clock.clone()),
         drive: Drive::Virtual(clock, raw),
@@ -158,7 +163,7 @@ impl Plant {
 pub async fn run_numbers(backend: Backend, numbers: Range<u64>, faults: Faults, seed: u64) -> Report {
     quiet_scripted_panics();
     let chaos = Arc::new(Chaos::new(faults.port, seed));
-    let routes = QueueRoutes::default().with(CampaignJob::NAME, backend.queue_id.clone());
+    let routes = backend.routes();
     let runtime = Runtime {
         queue: Arc::new(ChaosQueue { inner: backend.queue.clone(), chaos: chaos.clone() }),
         store: Arc::new(ChaosStore { inner: backend.store.clone(), chaos: chaos.clone() }),
@@ -171,6 +176,7 @@ pub async fn run_numbers(backend: Backend, numbers: Range<u64>, faults: Faults, 
     let config = RunnerConfig {
         continue_within: INVOCATION_TIMEOUT.to_std().unwrap_or_default(),
         ..RunnerConfig::new(backend.queue_id.clone(), backend.dlq_id.clone())
+            .with_lane(Lane::Low, backend.lane_queue_id.clone())
     };
     let plant = Plant { runtime, config, effects: Arc::new(Effects::default()), faults };
     let started = backend.clock.now();
@@ -197,8 +203,10 @@ pub async fn run_numbers(backend: Backend, numbers: Range<u64>, faults: Faults, 
         assert!(batches < (numbers.end - numbers.start) * 60, "the queue does not drain");
     }
     let dead = dead_letters(&backend).await;
+    let (paths, other_lane) = report::tally(numbers, &plant.effects, &faults, &deliveries, &dead);
     Report {
-        paths: report::tally(numbers, &plant.effects, &faults, &deliveries, &dead),
+        paths,
+        other_lane,
         port_faults: chaos.injected(),
         lost_send_answers: chaos.lost_send_answers(),
         workers_stopped,
@@ -216,26 +224,48 @@ async fn round(backend: &Backend, worker: &Worker) -> (usize, u64) {
         Drive::Virtual(..) => Duration::ZERO,
         Drive::Sqs(_) => Duration::from_secs(1),
     };
-    let deadline = backend.clock.now() + INVOCATION_TIMEOUT;
-    let outcome = worker.runner.poll(10, wait, deadline).await.expect("receive");
-    (outcome.records.len(), (outcome.counts.settle_ms_max * 1000.0) as u64)
+    // Both lanes' mappings feed this environment: one batch from each, but none once it is
+    // shutting down (Lambda gives a stopping environment no new invocation; receiving a batch
+    // only to hand every record back would spend their receives).
+    let (mut records, mut settle_us) = (0, 0);
+    for (index, (_, queue)) in worker.runner.config().queues().enumerate() {
+        if worker.shutdown.requested() {
+            break;
+        }
+        // Only the first long-polls: an empty round waits once, not once per lane.
+        let wait = if index == 0 { wait } else { Duration::ZERO };
+        let deadline = backend.clock.now() + INVOCATION_TIMEOUT;
+        let outcome = worker.runner.poll_queue(queue, 10, wait, deadline).await.expect("receive");
+        records += outcome.records.len();
+        settle_us = settle_us.max((outcome.counts.settle_ms_max * 1000.0) as u64);
+    }
+    (records, settle_us)
 }
 
 /// When every worker found nothing: moves the virtual clock to the next due message, or tells
 /// whether SQS still holds any. False when the queue is drained.
 async fn wait_for_more(backend: &Backend) -> bool {
     match &backend.drive {
-        Drive::Virtual(clock, queue) => match queue.next_visible_at(&backend.queue_id).expect("next visible")
-        {
-            Some(at) => {
-                clock.set(at.max(clock.now()));
-                true
+        Drive::Virtual(clock, queue) => {
+            let next = [&backend.queue_id, &backend.lane_queue_id]
+                .into_iter()
+                .filter_map(|q| queue.next_visible_at(q).expect("next visible"))
+                .min();
+            match next {
+                Some(at) => {
+                    clock.set(at.max(clock.now()));
+                    true
+                }
+                None => false,
             }
-            None => false,
-        },
+        }
         Drive::Sqs(sqs) => {
-            let counts = sqs.approximate_counts(&backend.queue_id).await.expect("counts");
-            counts.visible + counts.in_flight + counts.delayed > 0
+            let mut left = 0;
+            for queue in [&backend.queue_id, &backend.lane_queue_id] {
+                let counts = sqs.approximate_counts(queue).await.expect("counts");
+                left += counts.visible + counts.in_flight + counts.delayed;
+            }
+            left > 0
         }
     }
 }
@@ -280,7 +310,7 @@ async fn enqueue(
 ) -> BTreeMap<u64, u64> {
     // Producers' sends are not the runner's business: only the `unique_for` caller's go through
     // the failing queue.
-    let routes = QueueRoutes::default().with(CampaignJob::NAME, backend.queue_id.clone());
+    let routes = backend.routes();
     let enqueuer =
         Enqueuer::new(backend.queue.clone(), backend.store.clone(), backend.clock.clone(), routes.clone());
     let failing = Enqueuer::new(runtime.queue.clone(), backend.store.clone(), backend.clock.clone(), routes);
@@ -308,7 +338,7 @@ async fn enqueue(
                     (attr::NOT_BEFORE.to_owned(), due.to_rfc3339()),
                 ]);
                 for _ in 0..copies {
-                    send(backend, format!(r#"{{"n":{n}}}"#), attributes.clone()).await;
+                    send(backend, n, format!(r#"{{"n":{n}}}"#), attributes.clone()).await;
                 }
                 copies
             }
@@ -319,7 +349,7 @@ async fn enqueue(
                 );
                 let copies = 2 + n % 2;
                 for _ in 0..copies {
-                    send(backend, tick.clone(), BTreeMap::new()).await;
+                    send(backend, n, tick.clone(), BTreeMap::new()).await;
                 }
                 copies
             }
@@ -388,7 +418,20 @@ async fn enqueue_unique(enqueuer: &Enqueuer, n: u64) -> u64 {
     sends
 }
 
-async fn send(backend: &Backend, body: String, attributes: BTreeMap<String, String>) {
+/// Sends job `n` by hand (a producer's message, a scheduler's tick) to its lane's queue.
+async fn send(backend: &Backend, n: u64, body: String, attributes: BTreeMap<String, String>) {
     let message = OutgoingMessage { body, attributes, ..OutgoingMessage::default() };
-    backend.queue.send(&backend.queue_id, message).await.expect("send");
+    let queue = if on_other_lane(n) { &backend.lane_queue_id } else { &backend.queue_id };
+    backend.queue.send(queue, message).await.expect("send");
+}
+
+impl Backend {
+    /// The job's queue and its other lane's.
+    fn routes(&self) -> QueueRoutes {
+        QueueRoutes::default().with(CampaignJob::NAME, self.queue_id.clone()).with_lane(
+            CampaignJob::NAME,
+            Lane::Low,
+            self.lane_queue_id.clone(),
+        )
+    }
 }

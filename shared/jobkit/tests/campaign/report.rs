@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, ops::Range};
 
 use jobkit::{dead_letter::DeadLetterError, message::ReceivedMessage};
 
-use super::job::{Effects, Faults, Path, Script, batches, pages, script, scripted_page};
+use super::job::{Effects, Faults, Path, Script, batches, on_other_lane, pages, script, scripted_page};
 
 /// One path's counts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -79,6 +79,8 @@ pub const HEADER: &str = "| path | jobs | steps | deliveries sent | every step o
 pub struct Report {
     /// Per path.
     pub paths: BTreeMap<Path, Tally>,
+    /// The jobs of every path that ran on the job's other lane (counted in their paths too).
+    pub other_lane: Tally,
     /// Queue and store calls failed on purpose.
     pub port_faults: u64,
     /// Of those, sends made whose answer was lost.
@@ -109,6 +111,7 @@ impl Report {
         for (path, tally) in &other.paths {
             self.paths.entry(*path).or_default().add(tally);
         }
+        self.other_lane.add(&other.other_lane);
         self.port_faults += other.port_faults;
         self.lost_send_answers += other.lost_send_answers;
         self.workers_stopped += other.workers_stopped;
@@ -124,6 +127,7 @@ impl Report {
             lines.push(tally.row(path.name()));
         }
         lines.push(self.total().row(&format!("**all paths, {backend}**")));
+        lines.push(self.other_lane.row("of which on the job's other lane (its own queue)"));
         lines.join("\n")
     }
 
@@ -153,14 +157,15 @@ impl Report {
     }
 }
 
-/// Counts each job of `numbers` by its pages' effects and its place in the DLQ.
+/// Counts each job of `numbers` by its pages' effects and its place in the DLQ: per path, and
+/// for the jobs on the other lane.
 pub fn tally(
     numbers: Range<u64>,
     effects: &Effects,
     faults: &Faults,
     deliveries: &BTreeMap<u64, u64>,
     dead: &[ReceivedMessage],
-) -> BTreeMap<Path, Tally> {
+) -> (BTreeMap<Path, Tally>, Tally) {
     // A job's number is in its body, whatever its job id (a tick's is its message id).
     let mut dead_jobs: BTreeMap<u64, bool> = BTreeMap::new();
     for message in dead {
@@ -193,8 +198,28 @@ pub fn tally(
             _ => t.doubled += 1,
         }
     }
+    let mut other_lane = Tally::default();
     for n in numbers {
-        let t = paths.entry(Path::of(n)).or_default();
+        let mut one = Tally::default();
+        count_job(&mut one, n, effects, faults, deliveries, &dead_jobs);
+        paths.entry(Path::of(n)).or_default().add(&one);
+        if on_other_lane(n) {
+            other_lane.add(&one);
+        }
+    }
+    (paths, other_lane)
+}
+
+/// Counts job `n` into `t`.
+fn count_job(
+    t: &mut Tally,
+    n: u64,
+    effects: &Effects,
+    faults: &Faults,
+    deliveries: &BTreeMap<u64, u64>,
+    dead_jobs: &BTreeMap<u64, bool>,
+) {
+    {
         let applied: Vec<u32> = (0..pages(n)).map(|p| effects.applied(n, p)).collect();
         t.jobs += 1;
         t.steps += u64::from(pages(n));
@@ -214,7 +239,7 @@ pub fn tally(
                 Some(false) => t.in_dlq_without_reason += 1,
                 None => t.lost += 1,
             }
-            continue;
+            return;
         }
         match dead {
             None if applied.iter().all(|a| *a == 1) => t.exactly_once += 1,
@@ -225,5 +250,4 @@ pub fn tally(
             Some(false) => t.in_dlq_without_reason += 1,
         }
     }
-    paths
 }
