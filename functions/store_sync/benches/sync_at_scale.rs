@@ -79,7 +79,7 @@ struct ThrottledShop {
 
 impl ThrottledShop {
     fn variants_of(&self, product: usize) -> usize {
-        if product % self.wide_every == 0 { 250 } else { 2 }
+        if product.is_multiple_of(self.wide_every) { 250 } else { 2 }
     }
 
     fn variant(product: usize, v: usize) -> Value {
