@@ -203,6 +203,21 @@ def _item_size(attributes):
     return sum(len(name.encode()) + DynamoType(value).size() for name, value in (attributes or {}).items())
 
 
+def _kind(item_key):
+    """The kind of a `<name>:<kind>:<id>` key (how jobkit's state table names its records), so
+    the units of one table split by what they were spent on; None for any other key."""
+    for value in (item_key or {}).values():
+        text = value.get("S") if isinstance(value, dict) else None
+        if isinstance(text, str) and text.count(":") >= 2:
+            return text.split(":")[1]
+    return None
+
+
+def _by_kind(unit_name, item_key, units):
+    kind = _kind(item_key)
+    return {unit_name: units, **({f"{unit_name}.{kind}": units} if kind else {})}
+
+
 def _units(size, unit):
     return max(1, math.ceil(size / unit))
 
@@ -267,7 +282,8 @@ def _count_dynamodb_write(key, region, action, before, status, error):
     for table, item_key, size, transact in before:
         after = _stored_size(key, region, table, item_key) if item_key else 0
         units = _units(max(size, after), _WRITE_UNIT) * (2 if transact else 1)
-        _add(key, "dynamodb", action, table, wcu=units, **({"conditional_failures": 1} if status != 200 else {}))
+        failed = {"conditional_failures": 1} if status != 200 else {}
+        _add(key, "dynamodb", action, table, **_by_kind("wcu", item_key, units), **failed)
 
 
 def _count_dynamodb_read(key, action, params, response):
@@ -275,7 +291,8 @@ def _count_dynamodb_read(key, action, params, response):
     if action == "GetItem":
         factor = 1 if params.get("ConsistentRead") else eventual
         size = _item_size(response.get("Item"))
-        _add(key, "dynamodb", action, params.get("TableName"), rcu=_units(size, _READ_UNIT) * factor)
+        units = _units(size, _READ_UNIT) * factor
+        _add(key, "dynamodb", action, params.get("TableName"), **_by_kind("rcu", params.get("Key"), units))
     elif action in ("Query", "Scan"):
         factor = 1 if params.get("ConsistentRead") else eventual
         returned = response.get("Items", [])
