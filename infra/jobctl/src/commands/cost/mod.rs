@@ -534,9 +534,17 @@ pub fn estimates(job: Option<&str>) -> Result<Vec<JobCost>, CommandError> {
 /// The row of jobkit's no-op example job in the table of every job.
 pub const NOOP: &str = "(no-op job)";
 
-/// The fixed monthly cost of the stack's event source mappings polling idle queues.
-pub fn idle_polling_per_month() -> f64 {
-    registry::JOB_NAMES.len() as f64 * IDLE_RECEIVES_PER_QUEUE_MONTH * SQS_PER_REQUEST
+/// The queues the stack's event source mappings poll: each job's own and its other lanes'.
+///
+/// # Errors
+/// The registry failing to build.
+pub fn polled_queues() -> Result<usize, CommandError> {
+    Ok(registry::specs()?.iter().map(|s| 1 + s.other_lanes.len()).sum())
+}
+
+/// The fixed monthly cost of `queues` event source mappings polling idle queues.
+pub fn idle_polling_per_month(queues: usize) -> f64 {
+    queues as f64 * IDLE_RECEIVES_PER_QUEUE_MONTH * SQS_PER_REQUEST
 }
 
 fn money(dollars: f64) -> String {
@@ -561,6 +569,7 @@ pub fn cost(
 ) -> Result<(), CommandError> {
     let costs = estimates(job)?;
     let measured = measured()?;
+    let queues = polled_queues()?;
     let per_month =
         |usage: &Usage| jobs_per_day.map(|n| usage.dollars(arch).total() * n as f64 * DAYS_PER_MONTH);
     if out.json {
@@ -593,7 +602,7 @@ pub fn cost(
         out.json(&json!({
             "architecture": arch, "jobs_per_day": jobs_per_day, "measured_on": measured.measured_on,
             "jobs_per_run": measured.jobs_per_run, "prices_checked_on": "2026-12-01",
-            "idle_polling_dollars_per_month": idle_polling_per_month(), "jobs": jobs,
+            "polled_queues": queues, "idle_polling_dollars_per_month": idle_polling_per_month(queues), "jobs": jobs,
         }));
         return Ok(());
     }
@@ -682,9 +691,8 @@ pub fn cost(
         );
     }
     println!(
-        "Fixed, whatever the jobs: the {} mappings' idle long polls, about {} a month. See BENCHMARKS.md.",
-        registry::JOB_NAMES.len(),
-        money(idle_polling_per_month())
+        "Fixed, whatever the jobs: the {queues} mappings' idle long polls, about {} a month. See BENCHMARKS.md.",
+        money(idle_polling_per_month(queues))
     );
     Ok(())
 }
@@ -705,6 +713,14 @@ mod tests {
             assert!(c.jobkit.job.sqs_requests >= least - 1e-9, "{}: {:?}", c.job, c.jobkit.job);
             assert!(c.jobkit.retry.lambda_requests > 0.0, "{}: a retry is invoked again", c.job);
         }
+    }
+
+    #[test]
+    fn idle_mappings_cost_a_fixed_amount_per_polled_queue() {
+        // Five pollers, a 20 s long poll each, 30 days: 648,000 empty receives at $0.40 a million.
+        assert!((idle_polling_per_month(1) - 0.2592).abs() < 1e-9);
+        let queues = polled_queues().expect("the registry builds");
+        assert!(queues > registry::JOB_NAMES.len(), "store_sync's low lane has a mapping of its own");
     }
 
     #[test]
