@@ -3,6 +3,7 @@
 //! a Runtime API stub on their queues, and helpers to reach the moto server the test script
 //! starts.
 
+pub mod cost;
 pub mod example_stack;
 pub mod function;
 pub mod lambda;

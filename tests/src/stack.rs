@@ -518,9 +518,6 @@ impl Stack {
         lane: Option<&str>,
         sandbox: &[(&str, String)],
     ) -> anyhow::Result<Function> {
-        if let Some((name, _)) = sandbox.iter().find(|(name, _)| !SANDBOX_SETTINGS.contains(name)) {
-            bail!("{name} is the deployed stack's to set: configure it (Stack::configure) or deploy it");
-        }
         let mut deployment = self.deployment(binary).await?;
         if let Some(lane) = lane {
             let Some(fed) = deployment.lanes.iter().find(|l| l.lane == lane).cloned() else {
@@ -533,19 +530,7 @@ impl Stack {
             deployment.batching_window = fed.batching_window;
             deployment.report_batch_item_failures = fed.report_batch_item_failures;
         }
-        let lambda_adds = [
-            ("AWS_LAMBDA_FUNCTION_NAME", deployment.function_name.clone()),
-            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", deployment.memory_mb.to_string()),
-        ]
-        .into_iter()
-        .chain(deployment.log_group.clone().map(|group| ("AWS_LAMBDA_LOG_GROUP_NAME", group)))
-        .chain(moto::function_env());
-        let env: BTreeMap<String, String> = deployment
-            .env
-            .clone()
-            .into_iter()
-            .chain(lambda_adds.chain(sandbox.iter().cloned()).map(|(k, v)| (k.to_owned(), v)))
-            .collect();
+        let env = lambda_environment(&deployment, moto::function_env(), sandbox)?;
         let mapping = Mapping {
             queue_url: deployment.queue_url.clone(),
             batch_size: deployment.batch_size,
@@ -719,6 +704,35 @@ impl Stack {
         }
         Ok(environments)
     }
+}
+
+/// The environment Lambda gives `deployment`'s function: its deployed settings, what Lambda
+/// adds (name, memory, log group), `aws` (the region, credentials and endpoint; moto's) and
+/// `sandbox` (only [`SANDBOX_SETTINGS`]).
+///
+/// # Errors
+/// If `sandbox` names another setting.
+pub fn lambda_environment(
+    deployment: &Deployment,
+    aws: Vec<(&'static str, String)>,
+    sandbox: &[(&str, String)],
+) -> anyhow::Result<BTreeMap<String, String>> {
+    if let Some((name, _)) = sandbox.iter().find(|(name, _)| !SANDBOX_SETTINGS.contains(name)) {
+        bail!("{name} is the deployed stack's to set: configure it (Stack::configure) or deploy it");
+    }
+    let lambda_adds = [
+        ("AWS_LAMBDA_FUNCTION_NAME", deployment.function_name.clone()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", deployment.memory_mb.to_string()),
+    ]
+    .into_iter()
+    .chain(deployment.log_group.clone().map(|group| ("AWS_LAMBDA_LOG_GROUP_NAME", group)))
+    .chain(aws);
+    Ok(deployment
+        .env
+        .clone()
+        .into_iter()
+        .chain(lambda_adds.chain(sandbox.iter().cloned()).map(|(k, v)| (k.to_owned(), v)))
+        .collect())
 }
 
 /// Runs the packaging script: uploads the code artifact to moto's S3 and returns the template

@@ -304,3 +304,108 @@ async fn ses_sends_from_a_verified_identity_and_refuses_an_unverified_one() {
     let unverified = Email { from: "nobody@unverified.example".into(), ..email };
     assert!(mailer.send(&unverified).await.is_err(), "an unverified sender is refused");
 }
+
+/// moto's server counts what AWS would bill for each call (`scripts/lib/moto_server.py`), per
+/// access key, which `scripts/bench-cost` prices: one call of each kind here, and the units
+/// DynamoDB bills for each (a failed condition still pays its write; transactions pay double;
+/// an eventually consistent read half).
+#[tokio::test]
+async fn moto_counts_each_call_as_aws_bills_it() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
+        ScalarAttributeType, TransactWriteItem,
+    };
+    use system_tests::cost::Meter;
+
+    let meter = Meter::new();
+    let sdk = meter.sdk_config().await;
+    let (sqs, dynamo) = (aws_sdk_sqs::Client::new(&sdk), aws_sdk_dynamodb::Client::new(&sdk));
+    let queue = moto::unique("counted");
+    let url = sqs.create_queue().queue_name(&queue).send().await.unwrap().queue_url.unwrap();
+    let table = moto::unique("counted");
+    dynamo
+        .create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(KeySchemaElement::builder().attribute_name("pk").key_type(KeyType::Hash).build().unwrap())
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    meter.reset().await.unwrap();
+
+    sqs.send_message().queue_url(&url).message_body("{}").send().await.unwrap();
+    let received = sqs.receive_message().queue_url(&url).send().await.unwrap().messages.unwrap_or_default();
+    assert_eq!(received.len(), 1);
+    let nothing = sqs.receive_message().queue_url(&url).send().await.unwrap();
+    assert!(nothing.messages.unwrap_or_default().is_empty());
+    sqs.delete_message()
+        .queue_url(&url)
+        .receipt_handle(received[0].receipt_handle().unwrap())
+        .send()
+        .await
+        .unwrap();
+    // 1,500 bytes of value: two write units, one read unit.
+    let item = |pk: &str| {
+        [
+            ("pk".to_owned(), AttributeValue::S(pk.to_owned())),
+            ("v".to_owned(), AttributeValue::S("x".repeat(1500))),
+        ]
+        .into_iter()
+        .collect::<std::collections::HashMap<_, _>>()
+    };
+    dynamo.put_item().table_name(&table).set_item(Some(item("a"))).send().await.unwrap();
+    let refused = dynamo
+        .put_item()
+        .table_name(&table)
+        .set_item(Some(item("a")))
+        .condition_expression("attribute_not_exists(pk)")
+        .send()
+        .await;
+    assert!(refused.is_err(), "the item exists");
+    let key = |pk: &str| AttributeValue::S(pk.to_owned());
+    dynamo.get_item().table_name(&table).key("pk", key("a")).consistent_read(true).send().await.unwrap();
+    dynamo.get_item().table_name(&table).key("pk", key("a")).send().await.unwrap();
+    let put = Put::builder().table_name(&table).item("pk", key("b")).build().unwrap();
+    dynamo
+        .transact_write_items()
+        .transact_items(TransactWriteItem::builder().put(put).build())
+        .send()
+        .await
+        .unwrap();
+    meter.fail_dynamodb(1, "").await.unwrap();
+    assert!(
+        dynamo.get_item().table_name(&table).key("pk", key("a")).send().await.is_err(),
+        "the armed fault"
+    );
+    dynamo.get_item().table_name(&table).key("pk", key("a")).send().await.expect("a fault fails once");
+
+    let calls = meter.calls().await.unwrap();
+    let call = |service: &str, action: &str| {
+        calls
+            .iter()
+            .find(|c| c.service == service && c.action == action)
+            .unwrap_or_else(|| panic!("{service} {action} not counted: {calls:?}"))
+    };
+    assert_eq!(call("sqs", "SendMessage").requests, 1.0);
+    assert_eq!(call("sqs", "SendMessage").resource, queue);
+    let receives = call("sqs", "ReceiveMessage");
+    assert_eq!((receives.requests, receives.entries, receives.empty), (2.0, 1.0, 1.0));
+    assert_eq!(call("sqs", "DeleteMessage").requests, 1.0);
+    let puts = call("dynamodb", "PutItem");
+    assert_eq!(
+        (puts.requests, puts.wcu, puts.conditional_failures),
+        (2.0, 4.0, 1.0),
+        "a failed condition pays"
+    );
+    let gets = call("dynamodb", "GetItem");
+    assert_eq!((gets.requests, gets.rcu, gets.faults), (4.0, 2.0, 1.0), "consistent 1 + eventual 0.5 twice");
+    assert_eq!(call("dynamodb", "TransactWriteItems").wcu, 2.0, "a transaction pays double");
+    assert!(calls.iter().all(|c| c.action != "CreateQueue"), "nothing before the reset: {calls:?}");
+}

@@ -109,6 +109,19 @@ enum Command {
         /// The job.
         job: String,
     },
+    /// What each job costs on AWS per million jobs (and per month at --jobs-per-day), from
+    /// the calls counted on the stack deployed on moto, beside a Powertools-Python and a
+    /// lambdakiq-style deployment of the same jobs.
+    Cost {
+        /// Only this job.
+        job: Option<String>,
+        /// Also the cost of a month at this many jobs a day.
+        #[arg(long)]
+        jobs_per_day: Option<u64>,
+        /// The Lambda architecture to price (the template's default is arm64).
+        #[arg(long, value_enum, default_value_t = commands::cost::Architecture::Arm64)]
+        architecture: commands::cost::Architecture,
+    },
     /// Serve the operator console: a web page of the jobs, their DLQs and policies, on
     /// loopback; prints the URL to open (it carries the access token).
     Console(ConsoleArgs),
@@ -317,6 +330,9 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
         }
         Command::Cron { text } => commands::info::cron(out, &text, now),
         Command::RetryPlan { job } => commands::info::retry_plan(out, &job),
+        Command::Cost { job, jobs_per_day, architecture } => {
+            commands::cost::cost(out, job.as_deref(), jobs_per_day, architecture)
+        }
         Command::Template { write, check } => commands::template::template(match (write, check) {
             (true, _) => commands::template::Mode::Write,
             (_, true) => commands::template::Mode::Check,

@@ -829,3 +829,46 @@ async fn the_dlq_summary_groups_by_error_kind_and_a_short_listing_says_how_many_
     expect(&dir, &["dlq", "list", "--all", "--limit", "3"], 2);
     expect(&dir, &["dlq", "summary", "no_such_job"], 2);
 }
+
+/// `jobctl cost`: one job's row priced from the embedded counts, a month at --jobs-per-day as
+/// that many jobs a day for 30 days, x86_64 dearer than arm64, and an unknown job refused.
+#[test]
+fn cost_prices_a_job_per_million_and_per_month_and_refuses_an_unknown_job() {
+    let dir = folder("cost");
+    let table = expect(&dir, &["cost", "store_sync"], 0);
+    let mut lines = table.lines();
+    let header = lines.next().unwrap_or_default();
+    for column in ["JOB", "SQS", "LAMBDA", "DYNAMODB", "PER 1M JOBS", "PER 1M RETRIES", "LAMBDAKIQ 1M"] {
+        assert!(header.contains(column), "{column} in {header}");
+    }
+    let row = lines.next().unwrap_or_default();
+    assert!(row.starts_with("store_sync "), "{table}");
+    assert!(row.contains('$'), "{row}");
+    assert!(!table.contains("customer_sync "), "only the job asked for: {table}");
+    assert!(!header.contains("PER MONTH"), "no month without --jobs-per-day");
+
+    let priced = json_of(&dir, &["cost", "store_sync", "--jobs-per-day", "50000"]);
+    let job = &priced["jobs"][0];
+    assert_eq!(job["job"], "store_sync");
+    let per_million = job["jobkit"]["dollars_per_million_jobs"].as_f64().expect("per million");
+    let per_month = job["jobkit"]["dollars_per_month"].as_f64().expect("per month");
+    assert!(per_million > 0.0, "{job}");
+    assert!((per_month - per_million / 1e6 * 50_000.0 * 30.0).abs() < 1e-9 * per_month.max(1.0), "{job}");
+    let by_service = &job["jobkit"]["by_service_per_million_jobs"];
+    let sum: f64 = ["sqs", "lambda", "dynamodb", "ses", "logs", "secrets_manager"]
+        .iter()
+        .map(|s| by_service[s].as_f64().expect("a service"))
+        .sum();
+    assert!((sum - per_million).abs() < 1e-9 * per_million, "the services add up: {by_service}");
+    let month = expect(&dir, &["cost", "store_sync", "--jobs-per-day", "50000"], 0);
+    assert!(month.lines().next().unwrap_or_default().contains("PER MONTH"), "{month}");
+
+    let x86 = json_of(&dir, &["cost", "store_sync", "--architecture", "x86_64"]);
+    let x86_lambda = x86["jobs"][0]["jobkit"]["by_service_per_million_jobs"]["lambda"].as_f64().unwrap();
+    assert!(x86_lambda > by_service["lambda"].as_f64().unwrap(), "x86_64's GB-seconds cost more");
+
+    let out = jobctl(&dir, &["cost", "store_synk"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("the jobs are"), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty(), "nothing priced: {}", text(&out.stdout));
+}

@@ -4,6 +4,7 @@
 pub mod batches;
 pub mod bulk;
 pub mod cancel;
+pub mod cost;
 pub mod dlq;
 pub mod enqueue;
 pub mod info;

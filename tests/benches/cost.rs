@@ -1,0 +1,339 @@
+//! What each job costs on AWS, counted on the stack as deployed: `template.yaml` created on
+//! moto's CloudFormation (as the system tests deploy it), each function's binary run on its
+//! queue with its deployed configuration by a metered Lambda (`system_tests::cost`), and every
+//! call to SQS, DynamoDB, SES, SNS and Secrets Manager counted by moto's server per access key
+//! (`scripts/lib/moto_server.py`). Per job: `COST_JOBS` jobs (default 20) that each succeed the
+//! first time, then as many that each fail once (the first DynamoDB request of each to a table
+//! other than jobkit's state table fails, a 400 the SDK does not retry) and succeed on their
+//! retry; the same for jobkit's no-op example job, the framework's own share.
+//!
+//! Writes the counts to `infra/jobctl/src/commands/cost/measured.json` (or `COST_OUT`), which
+//! `jobctl cost` turns into dollars. Run with `./scripts/bench-cost`.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context, bail};
+use jobctl::sandbox::{Behaviour, FixturePos, FixtureShop, Fixtures, Sandbox};
+use serde::Serialize;
+use serde_json::json;
+use shop::{CatalogRepository, Money, Product, Variant, aws::DynamoCatalog};
+use system_tests::{
+    cost::{Call, Meter, MeteredLambda, MeteredMapping},
+    function::{deployed_binary, test_build_binary},
+    moto,
+    sqs::{create_queue_with_dlq, queue_arn},
+    stack::{Stack, lambda_environment},
+};
+
+/// Products per store in store_sync's runs (two variants each), customers per POS account in
+/// customer_sync's.
+const PRODUCTS: usize = 20;
+const CUSTOMERS: usize = 20;
+/// Long enough for a run's jobs and their retries (the first retry waits about 3 s).
+const RUN_LIMIT: Duration = Duration::from_secs(180);
+
+/// A job of the stack and the arguments of its `n`th run.
+struct Subject {
+    job: &'static str,
+    work: &'static str,
+    body: fn(usize) -> String,
+}
+
+const SUBJECTS: [Subject; 6] = [
+    Subject {
+        job: "store_sync",
+        work: "syncs a store of 20 products (40 variants) from the Shopify sandbox",
+        body: |n| json!({"store_id": format!("cost{n}")}).to_string(),
+    },
+    Subject {
+        job: "customer_sync",
+        work: "syncs 20 customers and their orders from the Square sandbox",
+        body: |n| json!({"store_id": format!("cost{n}")}).to_string(),
+    },
+    Subject {
+        job: "clean_active_carts",
+        work: "finds no idle cart and no expired session",
+        body: |_| "{}".to_owned(),
+    },
+    Subject { job: "clean_database", work: "finds nothing past its retention", body: |_| "{}".to_owned() },
+    Subject {
+        job: "create_shopify_webhook",
+        work: "lists a new store's webhooks and creates the template's topics",
+        body: |n| json!({"store_id": format!("cost{n}")}).to_string(),
+    },
+    Subject {
+        job: "share_product_text_message",
+        work: "texts one product to one phone (one SMS)",
+        body: |n| {
+            json!({"share_id": format!("sh_{n}"), "store_id": "cost0",
+                   "product_id": "gid://shopify/Product/1", "phone": "+14155550123"})
+            .to_string()
+        },
+    },
+];
+
+/// One run of `jobs` jobs, as counted.
+#[derive(Debug, Serialize)]
+struct Scenario {
+    jobs: usize,
+    /// Executions that failed and were retried.
+    failed_executions: usize,
+    invocations: usize,
+    records: usize,
+    /// Each invocation's duration rounded up to the millisecond, summed (Lambda's billing).
+    billed_ms: u64,
+    /// Cold starts (exec -> first next), in ms.
+    init_ms: Vec<f64>,
+    log_bytes: u64,
+    log_lines: u64,
+    /// moto's counts, each resource named by the setting that points the function at it.
+    calls: Vec<Call>,
+}
+
+#[derive(Debug, Serialize)]
+struct Measured {
+    job: String,
+    work: String,
+    memory_mb: i32,
+    batch_size: usize,
+    success: Scenario,
+    retry: Scenario,
+}
+
+fn output_path() -> PathBuf {
+    std::env::var_os("COST_OUT").map(PathBuf::from).unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/jobctl/src/commands/cost/measured.json")
+    })
+}
+
+/// `resource` named by the setting whose value it is (`JOBKIT_STATE_TABLE`, `JOBKIT_QUEUE_URL`),
+/// so the counts read the same on every deployment: a queue by the setting holding its URL
+/// (the function's own name is the queue's too), a table by the one holding its name.
+fn role(service: &str, resource: &str, env: &BTreeMap<String, String>) -> String {
+    if resource.is_empty() {
+        return String::new();
+    }
+    let names = |value: &String| match service {
+        "sqs" => value.starts_with("http") && value.rsplit('/').next() == Some(resource),
+        _ => value == resource,
+    };
+    env.iter().find(|(_, value)| names(value)).map_or_else(|| "other".to_owned(), |(name, _)| name.clone())
+}
+
+async fn run(
+    meter: &Meter,
+    lambda: &mut MeteredLambda,
+    bodies: Vec<String>,
+    env: &BTreeMap<String, String>,
+    queue_url: &str,
+) -> anyhow::Result<Scenario> {
+    let sqs = aws_sdk_sqs::Client::new(&meter.sdk_config().await);
+    let jobs = bodies.len();
+    for body in bodies {
+        sqs.send_message().queue_url(queue_url).message_body(body).send().await.context("enqueueing")?;
+    }
+    lambda.run_until_deleted(jobs, RUN_LIMIT).await?;
+    lambda.stop().await?;
+    let calls = meter
+        .calls()
+        .await?
+        .into_iter()
+        .map(|call| Call { resource: role(&call.service, &call.resource, env), ..call })
+        .collect();
+    Ok(Scenario {
+        jobs,
+        failed_executions: lambda.invocations.iter().map(|i| i.failed).sum(),
+        invocations: lambda.invocations.len(),
+        records: lambda.invocations.iter().map(|i| i.records).sum(),
+        billed_ms: lambda.invocations.iter().map(|i| billed_ms(i.duration)).sum(),
+        init_ms: lambda.inits.iter().map(|d| d.as_secs_f64() * 1000.0).collect(),
+        log_bytes: lambda.log_bytes,
+        log_lines: lambda.log_lines,
+        calls,
+    })
+}
+
+/// Lambda bills each invocation's duration rounded up to the millisecond.
+fn billed_ms(duration: Duration) -> u64 {
+    let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
+    micros.div_ceil(1000)
+}
+
+/// Runs `success` then `retry` bodies through a fresh metered function each; before the retry
+/// run, `fail` arms the faults that make each of its jobs fail once.
+async fn measure(
+    meter: &Meter,
+    binary: PathBuf,
+    mapping: &MeteredMapping,
+    env: &BTreeMap<String, String>,
+    success: Vec<String>,
+    retry: Vec<String>,
+    state_table: Option<&str>,
+) -> anyhow::Result<(Scenario, Scenario)> {
+    let sqs = aws_sdk_sqs::Client::new(&meter.sdk_config().await);
+    let pairs: Vec<(String, String)> = env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    meter.reset().await?;
+    let mut lambda = MeteredLambda::new(sqs.clone(), mapping.clone(), binary.clone(), pairs.clone());
+    let first = run(meter, &mut lambda, success, env, &mapping.queue_url).await?;
+    meter.reset().await?;
+    if let Some(table) = state_table {
+        meter.fail_dynamodb(retry.len(), table).await?;
+    }
+    let mut lambda = MeteredLambda::new(sqs, mapping.clone(), binary, pairs);
+    let second = run(meter, &mut lambda, retry, env, &mapping.queue_url).await?;
+    if second.failed_executions == 0 {
+        bail!("no job of the retry run failed: the faults were not hit");
+    }
+    Ok((first, second))
+}
+
+async fn sandbox(stores: usize) -> anyhow::Result<Sandbox> {
+    let fixtures = Fixtures {
+        shops: (0..stores)
+            .map(|n| {
+                let shop = FixtureShop {
+                    token: format!("shpat_cost{n}"),
+                    products: PRODUCTS,
+                    behaviour: Behaviour::Healthy,
+                };
+                (format!("cost{n}"), shop)
+            })
+            .collect(),
+        pos: (0..stores).map(|n| (format!("sq_cost{n}"), FixturePos { customers: CUSTOMERS })).collect(),
+    };
+    Ok(Sandbox::start(fixtures).await?)
+}
+
+async fn stack_jobs(meter: &Meter, jobs: usize) -> anyhow::Result<Vec<Measured>> {
+    let stack = Stack::deploy().await?;
+    eprintln!("stack {} deployed", stack.name);
+    let shop = sandbox(2 * jobs).await?;
+    for n in 0..2 * jobs {
+        let secret =
+            json!({"shopify_token": format!("shpat_cost{n}"), "square_token": format!("sq_cost{n}")});
+        stack.add_store(&format!("cost{n}"), secret).await?;
+    }
+    let catalog = DynamoCatalog::new(stack.dynamo(), stack.table("SHOP_PRODUCTS_TABLE")?);
+    let product = Product {
+        id: "gid://shopify/Product/1".into(),
+        store_id: "cost0".into(),
+        title: "Red Shoe".to_owned(),
+        handle: "red-shoe".to_owned(),
+        variants: vec![Variant {
+            id: "gid://shopify/ProductVariant/1".into(),
+            sku: None,
+            price: Money { minor: 4900, currency: "USD".into() },
+            inventory: 3,
+        }],
+    };
+    catalog.upsert_products(&[product]).await?;
+    let sandbox_settings = [("SHOPIFY_BASE_URL", shop.shopify_url()), ("SQUARE_BASE_URL", shop.square_url())];
+    let state_table = stack.table("JOBKIT_STATE_TABLE")?;
+
+    let mut measured = Vec::new();
+    for subject in &SUBJECTS {
+        let deployment = stack.deployment(subject.job).await?;
+        let env = lambda_environment(&deployment, meter.function_env(), &sandbox_settings)?;
+        let mapping = MeteredMapping {
+            queue_url: deployment.queue_url.clone(),
+            queue_arn: deployment.queue_arn.clone(),
+            batch_size: deployment.batch_size,
+            batching_window: deployment.batching_window,
+            timeout: deployment.timeout,
+        };
+        let binary = deployed_binary(subject.job, &deployment.logical_id)?;
+        let success = (0..jobs).map(subject.body).collect();
+        let retry = (jobs..2 * jobs).map(subject.body).collect();
+        let (success, retry) =
+            measure(meter, binary, &mapping, &env, success, retry, Some(&state_table)).await?;
+        eprintln!(
+            "{}: {} invocations, {} ms billed; retry run: {} failed executions",
+            subject.job, success.invocations, success.billed_ms, retry.failed_executions
+        );
+        measured.push(Measured {
+            job: subject.job.to_owned(),
+            work: subject.work.to_owned(),
+            memory_mb: deployment.memory_mb,
+            batch_size: deployment.batch_size,
+            success,
+            retry,
+        });
+    }
+    Ok(measured)
+}
+
+/// jobkit's example job doing nothing (`{"name": ...}`; `"fail": "flaky"` fails its first
+/// attempt), on a state table and queue of its own, as `system_tests::example_stack` deploys it.
+async fn noop(meter: &Meter, jobs: usize) -> anyhow::Result<Measured> {
+    let sdk = moto::sdk_config().await;
+    let state_table = moto::unique("cost-state");
+    jobkit::aws::DynamoStore::create_table(&aws_sdk_dynamodb::Client::new(&sdk), &state_table).await?;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let name = moto::unique("cost-noop");
+    let (queue_url, dlq_url) = create_queue_with_dlq(&sqs, &name, Duration::from_secs(600), 10).await?;
+    let memory_mb = 128;
+    let env: BTreeMap<String, String> = meter
+        .function_env()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .chain(
+            [
+                ("JOBKIT_QUEUE_URL", queue_url.clone()),
+                ("JOBKIT_DLQ_URL", dlq_url),
+                ("JOBKIT_STATE_TABLE", state_table),
+                ("RUST_LOG", "info".to_owned()),
+                ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory_mb.to_string()),
+            ]
+            .map(|(k, v)| (k.to_owned(), v)),
+        )
+        .collect();
+    let mapping = MeteredMapping {
+        queue_arn: queue_arn(&sqs, &queue_url).await?,
+        queue_url,
+        batch_size: 10,
+        batching_window: Duration::ZERO,
+        timeout: Duration::from_secs(600),
+    };
+    let success = (0..jobs).map(|n| json!({"name": format!("Ada{n}")}).to_string()).collect();
+    let retry = (0..jobs).map(|n| json!({"name": format!("Bob{n}"), "fail": "flaky"}).to_string()).collect();
+    let binary = test_build_binary("example_job")?;
+    let (success, retry) = measure(meter, binary, &mapping, &env, success, retry, None).await?;
+    Ok(Measured {
+        job: "noop".to_owned(),
+        work: "jobkit's example job, doing nothing".to_owned(),
+        memory_mb,
+        batch_size: 10,
+        success,
+        retry,
+    })
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let jobs: usize = std::env::var("COST_JOBS").ok().map(|n| n.parse()).transpose()?.unwrap_or(20);
+    let meter = Meter::new();
+    let measured = stack_jobs(&meter, jobs).await?;
+    let noop = noop(&meter, jobs).await?;
+    let binaries = if std::env::var_os("SYSTEM_TESTS_BOOTSTRAPS").is_some_and(|d| !d.is_empty()) {
+        "release bootstraps (sam build)"
+    } else {
+        "the test build's debug binaries"
+    };
+    let out = json!({
+        "measured_on": chrono::Utc::now().format("%Y-%m-%d").to_string(),
+        "jobs_per_run": jobs,
+        "binaries": binaries,
+        "jobs": measured,
+        "noop": noop,
+    });
+    let path = output_path();
+    let mut text = serde_json::to_string_pretty(&out)?;
+    text.push('\n');
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
