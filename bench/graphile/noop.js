@@ -44,7 +44,7 @@ if (values.help) {
 }
 const jobs = Number(values.jobs);
 const concurrency = Number(values.concurrency);
-// -1 turns each off, as in graphile-worker's own configuration.
+// -1 turns each off, as in graphile-worker's own configuration (write --local-queue=-1).
 const localQueueSize = Number(values["local-queue"]);
 const completeJobBatchDelay = Number(values["complete-batch-delay"]);
 const timeoutMs = Number(values.timeout) * 1000;
