@@ -1,7 +1,7 @@
 //! No-op jobs through the embedded backend end to end, as `jobctl dev` runs them: enqueued with
 //! `perform_later_bulk` into a SQLite file (WAL), received ten at a time, run by the batch
 //! runner, deleted. Prints jobs per second as one JSON line, for the side-by-side with Sidekiq
-//! on Redis (`./scripts/bench-throughput` runs both).
+//! on Redis (`./scripts/bench-throughput` runs all three, with graphile-worker).
 //!
 //! Run: `cargo bench -p jobkit --features testing --bench embedded -- --jobs 10000 [--workers 1] [--batch 10]
 //! [--idempotent]`.
