@@ -15,7 +15,7 @@ use std::{
 
 use anyhow::{Context, bail, ensure};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -293,28 +293,8 @@ impl MeteredLambda {
             .map(|items| items.iter().filter_map(|i| i["itemIdentifier"].as_str()).collect())
             .unwrap_or_default();
         self.invocations.push(Invocation { duration, records: messages.len(), failed: failed.len() });
-        let done: Vec<&Message> =
-            messages.iter().filter(|m| !failed.iter().any(|f| Some(*f) == m.message_id())).collect();
-        for chunk in done.chunks(10) {
-            let entries = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, m)| {
-                    DeleteMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .set_receipt_handle(m.receipt_handle.clone())
-                        .build()
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            self.sqs
-                .delete_message_batch()
-                .queue_url(&self.mapping.queue_url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .context("deleting what succeeded")?;
-        }
-        self.deleted += done.len();
+        self.deleted +=
+            crate::sqs::delete_all_but(&self.sqs, &self.mapping.queue_url, &messages, &failed).await?;
         Ok(())
     }
 

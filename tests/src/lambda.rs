@@ -14,7 +14,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 
 use crate::{
     function::FunctionProcess,
@@ -324,33 +324,8 @@ impl LocalLambda {
     }
 
     async fn delete_all_but(&self, messages: &[Message], failures: &[String]) -> anyhow::Result<()> {
-        let done: Vec<&Message> = messages
-            .iter()
-            .filter(|m| !failures.iter().any(|f| Some(f.as_str()) == m.message_id()))
-            .collect();
-        for chunk in done.chunks(10) {
-            let entries = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, m)| {
-                    DeleteMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .set_receipt_handle(m.receipt_handle.clone())
-                        .build()
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let out = self
-                .sqs
-                .delete_message_batch()
-                .queue_url(&self.mapping.queue_url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .context("deleting what succeeded")?;
-            if !out.failed().is_empty() {
-                bail!("deletes failed: {:?}", out.failed());
-            }
-        }
+        let failures: Vec<&str> = failures.iter().map(String::as_str).collect();
+        crate::sqs::delete_all_but(&self.sqs, &self.mapping.queue_url, messages, &failures).await?;
         Ok(())
     }
 }

@@ -235,3 +235,41 @@ pub async fn dead_letters(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Resul
         })
         .collect())
 }
+
+/// Deletes every message of `messages` whose id is not in `failures` from the queue at `url`, ten
+/// a call, as Lambda's event source mapping does after a batch; returns how many.
+///
+/// # Errors
+/// If SQS refuses a call or any delete.
+pub async fn delete_all_but(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    messages: &[aws_sdk_sqs::types::Message],
+    failures: &[&str],
+) -> anyhow::Result<usize> {
+    let done: Vec<&aws_sdk_sqs::types::Message> =
+        messages.iter().filter(|m| !failures.iter().any(|f| Some(*f) == m.message_id())).collect();
+    for chunk in done.chunks(10) {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .set_receipt_handle(m.receipt_handle.clone())
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = sqs
+            .delete_message_batch()
+            .queue_url(url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .context("deleting what succeeded")?;
+        if !out.failed().is_empty() {
+            anyhow::bail!("deletes failed: {:?}", out.failed());
+        }
+    }
+    Ok(done.len())
+}
