@@ -244,10 +244,10 @@ pub async fn dead_letters(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Resul
 pub async fn delete_all_but(
     sqs: &aws_sdk_sqs::Client,
     url: &str,
-    messages: &[aws_sdk_sqs::types::Message],
+    messages: &[Message],
     failures: &[&str],
 ) -> anyhow::Result<usize> {
-    let done: Vec<&aws_sdk_sqs::types::Message> =
+    let done: Vec<&Message> =
         messages.iter().filter(|m| !failures.iter().any(|f| Some(*f) == m.message_id())).collect();
     for chunk in done.chunks(10) {
         let entries = chunk
