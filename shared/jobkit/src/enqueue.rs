@@ -597,8 +597,8 @@ impl Enqueuer {
             message.attributes.insert(attr::IDEMPOTENCY_KEY.into(), key.clone());
         }
         // Enqueued by a running job: the new job joins its trace.
-        if let Some(trace) = crate::trace::current() {
-            message.attributes.insert(attr::TRACEPARENT.into(), trace.child_header());
+        if let Some(header) = crate::trace::header_for_child() {
+            message.attributes.insert(attr::TRACEPARENT.into(), header);
         }
         if let Some(run_at) = self.run_at(options, now)? {
             message.delay_seconds = hop_delay(run_at, now);

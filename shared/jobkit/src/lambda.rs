@@ -5,7 +5,8 @@
 //! `JOBKIT_STATE_TABLE` (the DynamoDB table), optional `JOBKIT_ALERT_FROM` / `JOBKIT_ALERT_TO`
 //! (error emails), `JOBKIT_METRICS_NAMESPACE` (default `Jobs`), `JOBKIT_CONCURRENCY` (default 8),
 //! and `JOBKIT_QUEUE_URL_<JOB>` (`JOBKIT_QUEUE_URL_CUSTOMER_SYNC`) for the queues of the jobs this
-//! one enqueues.
+//! one enqueues. With the `otel` feature, `OTEL_EXPORTER_OTLP_ENDPOINT` turns on the export of
+//! spans ([`crate::otel::SpanExport::from_env`]), flushed at the end of every invocation.
 
 use std::{collections::BTreeMap, future::Future, sync::Arc};
 
@@ -192,21 +193,81 @@ where
     Fut: Future<Output = Result<J, E>>,
     E: Into<Error>,
 {
+    #[cfg(feature = "otel")]
+    let export = init_logging_and_export::<J>();
+    #[cfg(not(feature = "otel"))]
     init_logging(true);
     let sdk = sdk_config()?;
     let job = build(sdk.clone()).await.map_err(Into::into)?;
-    let runner = Arc::new(runner_on(job, &sdk)?);
+    let handler = Arc::new(Handler {
+        runner: runner_on(job, &sdk)?,
+        #[cfg(feature = "otel")]
+        export,
+    });
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
-        let runner = runner.clone();
-        async move {
-            let deadline = i64::try_from(event.context.deadline)
-                .ok()
-                .and_then(DateTime::from_timestamp_millis)
-                .unwrap_or_else(|| Utc::now() + chrono::Duration::minutes(1));
-            Ok::<_, Error>(runner.handle_sqs_event(event.payload, deadline).await)
-        }
+        let handler = handler.clone();
+        async move { Ok::<_, Error>(handler.answer(event).await) }
     }))
     .await
+}
+
+/// What answers each invocation: the job's runner, and with `otel` the export of its spans.
+struct Handler<J: Job> {
+    runner: BatchRunner<J>,
+    #[cfg(feature = "otel")]
+    export: Option<crate::otel::SpanExport>,
+}
+
+impl<J: Job> Handler<J> {
+    async fn answer(&self, event: LambdaEvent<SqsEvent>) -> SqsBatchResponse {
+        let deadline = i64::try_from(event.context.deadline)
+            .ok()
+            .and_then(DateTime::from_timestamp_millis)
+            .unwrap_or_else(|| Utc::now() + chrono::Duration::minutes(1));
+        let response = self.runner.handle_sqs_event(event.payload, deadline).await;
+        #[cfg(feature = "otel")]
+        if let Some(export) = &self.export {
+            flush_before(export, deadline).await;
+        }
+        response
+    }
+}
+
+/// Time kept after the spans' flush to post the answer to the Runtime API (a loopback call).
+#[cfg(feature = "otel")]
+const ANSWER_RESERVE: chrono::Duration = chrono::Duration::milliseconds(200);
+
+/// Installs logging with the export of spans when the environment configures one; a
+/// configuration that cannot be used is logged and spans are not exported, but jobs run.
+#[cfg(feature = "otel")]
+fn init_logging_and_export<J: Job>() -> Option<crate::otel::SpanExport> {
+    match crate::otel::SpanExport::from_env(J::NAME) {
+        Ok(Some(export)) => {
+            crate::telemetry::init_logging_exporting(true, &export);
+            Some(export)
+        }
+        Ok(None) => {
+            init_logging(true);
+            None
+        }
+        Err(error) => {
+            init_logging(true);
+            tracing::error!(%error, "OpenTelemetry export is configured but cannot start: spans are not exported");
+            None
+        }
+    }
+}
+
+/// Exports the invocation's spans before Lambda gets its answer: once it has it, Lambda may
+/// freeze the process until the next event (as lambda_runtime's `OpenTelemetryLayer` flushes
+/// after each invocation). Bounded by the deadline: spans not exported by then are dropped
+/// rather than the invocation timing out.
+#[cfg(feature = "otel")]
+async fn flush_before(export: &crate::otel::SpanExport, deadline: DateTime<Utc>) {
+    let within = (deadline - Utc::now() - ANSWER_RESERVE).to_std().unwrap_or_default();
+    if let Err(error) = export.flush(within).await {
+        tracing::warn!(%error, "spans not exported");
+    }
 }
 
 impl<J: Job> BatchRunner<J> {
@@ -310,6 +371,111 @@ mod tests {
             Some("5759e988bd862e3fe1be46a994272793")
         );
         assert!(message.attributes.is_empty(), "a system attribute is not a message attribute");
+    }
+
+    #[cfg(all(feature = "otel", feature = "testing"))]
+    mod export {
+        use std::{
+            sync::{Arc, Mutex},
+            time::Instant,
+        };
+
+        use opentelemetry_sdk::{
+            Resource,
+            error::OTelSdkResult,
+            trace::{SpanData, SpanExporter},
+        };
+        use tracing_subscriber::layer::SubscriberExt as _;
+
+        use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+        use chrono::{DateTime, Utc};
+        use lambda_runtime::LambdaEvent;
+
+        use crate::{Job, JobContext, JobError, lambda::Handler, otel::SpanExport, testing::TestHarness};
+
+        struct Noop;
+
+        impl Job for Noop {
+            type Args = serde_json::Value;
+            const NAME: &'static str = "noop";
+
+            async fn perform(&self, _args: serde_json::Value, _ctx: &mut JobContext) -> Result<(), JobError> {
+                Ok(())
+            }
+        }
+
+        /// Keeps what it is given: each span's name and `status`. Never answers when `hang`.
+        #[derive(Debug, Clone, Default)]
+        struct Collector {
+            spans: Arc<Mutex<Vec<(String, String)>>>,
+            hang: bool,
+        }
+
+        impl SpanExporter for Collector {
+            async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+                if self.hang {
+                    std::future::pending::<()>().await;
+                }
+                let status = |span: &SpanData| {
+                    span.attributes
+                        .iter()
+                        .find(|kv| kv.key.as_str() == "status")
+                        .map(|kv| kv.value.to_string())
+                };
+                let mut spans = self.spans.lock().unwrap();
+                spans.extend(batch.iter().map(|s| (s.name.to_string(), status(s).unwrap_or_default())));
+                Ok(())
+            }
+        }
+
+        fn invocation(deadline: DateTime<Utc>) -> LambdaEvent<SqsEvent> {
+            let mut record = SqsMessage::default();
+            record.message_id = Some("m-1".into());
+            record.body = Some("{}".into());
+            let mut event = SqsEvent::default();
+            event.records.push(record);
+            let mut context = lambda_runtime::Context::default();
+            context.deadline = u64::try_from(deadline.timestamp_millis()).unwrap();
+            LambdaEvent::new(event, context)
+        }
+
+        #[tokio::test]
+        async fn an_invocations_spans_are_exported_before_it_answers() {
+            let harness = TestHarness::new();
+            let collector = Collector::default();
+            let export = SpanExport::with_exporter(collector.clone(), Resource::builder_empty().build());
+            let _logging =
+                tracing::subscriber::set_default(tracing_subscriber::registry().with(export.layer()));
+            let handler = Handler { runner: harness.runner(Noop), export: Some(export) };
+
+            let response = handler.answer(invocation(Utc::now() + chrono::Duration::minutes(10))).await;
+
+            assert!(response.batch_item_failures.is_empty(), "{response:?}");
+            assert_eq!(*collector.spans.lock().unwrap(), [("record".to_owned(), "succeeded".to_owned())]);
+        }
+
+        #[tokio::test]
+        async fn a_collector_that_does_not_answer_cannot_keep_an_invocation_past_its_deadline() {
+            let harness = TestHarness::new();
+            let collector = Collector { hang: true, ..Collector::default() };
+            let export = SpanExport::with_exporter(collector, Resource::builder_empty().build());
+            let _logging =
+                tracing::subscriber::set_default(tracing_subscriber::registry().with(export.layer()));
+            let handler = Handler { runner: harness.runner(Noop), export: Some(export) };
+
+            let started = Instant::now();
+            // The runner reads the harness's clock, so the record runs; the flush has what is
+            // left of the real deadline.
+            let deadline = Utc::now() + chrono::Duration::milliseconds(1500);
+            let response = handler.answer(invocation(deadline)).await;
+
+            assert!(response.batch_item_failures.is_empty(), "{response:?}");
+            assert!(
+                Utc::now() < deadline,
+                "answered {:?} after the start, past the deadline",
+                started.elapsed()
+            );
+        }
     }
 
     #[tokio::test]

@@ -28,6 +28,8 @@ pub mod lambda;
 pub mod limits;
 pub mod message;
 pub mod notify;
+#[cfg(feature = "otel")]
+pub mod otel;
 pub mod policy;
 pub mod ports;
 pub mod redact;

@@ -1,6 +1,7 @@
 //! Telemetry: `tracing` JSON logs (one span per record, set up by the runner) and CloudWatch
 //! Embedded Metric Format lines: succeeded, retried, failed, discarded, duration and queue
-//! latency per job, one line per batch.
+//! latency per job, one line per batch. With the `otel` feature the spans can be exported
+//! too ([`crate::otel`]).
 //!
 //! Invariant: metrics are aggregated per batch, so their cost per record is a few additions.
 
@@ -127,6 +128,32 @@ pub fn init_logging_to<W>(json: bool, writer: W)
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
+    install(
+        json,
+        writer,
+        #[cfg(feature = "otel")]
+        None,
+    );
+}
+
+/// [`init_logging`], the spans (each record's, and those jobs open) also exported through
+/// `export`; spans the filter leaves out are neither logged nor exported.
+#[cfg(feature = "otel")]
+pub fn init_logging_exporting(json: bool, export: &crate::otel::SpanExport) {
+    install(json, std::io::stderr, Some(export.layer()));
+}
+
+/// The layer exporting spans, on the registry under the log lines' layer.
+#[cfg(feature = "otel")]
+type ExportLayer = tracing_opentelemetry::OpenTelemetryLayer<
+    tracing_subscriber::Registry,
+    opentelemetry_sdk::trace::SdkTracer,
+>;
+
+fn install<W>(json: bool, writer: W, #[cfg(feature = "otel")] export: Option<ExportLayer>)
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
     // `Targets` (`info`, `warn,jobkit=debug`) rather than `EnvFilter`: the same syntax for
     // levels per target without a regex engine in every function's bootstrap.
     let raw = std::env::var("RUST_LOG").ok();
@@ -135,21 +162,22 @@ where
         Some(Ok(targets)) => targets.clone(),
         _ => Targets::new().with_default(tracing::Level::INFO),
     };
-    // The builder's own filter defaults to INFO, which would hide `jobkit=debug` whatever
-    // RUST_LOG says: let everything through it and filter with `Targets` alone.
-    let builder = tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_writer(writer);
+    // Layers on one registry (the exporting layer, when given, first: its type names the
+    // registry it sits on), filtered with `Targets` alone, as a whole.
+    let registry = tracing_subscriber::registry();
+    #[cfg(feature = "otel")]
+    let registry = registry.with(export);
+    let layer = tracing_subscriber::fmt::layer().with_writer(writer);
     let result = if json {
-        builder
+        let lines = layer
             .json()
             .with_current_span(true)
             .with_span_list(false)
             .flatten_event(true)
-            .fmt_fields(SpanFieldsJson)
-            .finish()
-            .with(filter)
-            .try_init()
+            .fmt_fields(SpanFieldsJson);
+        registry.with(lines).with(filter).try_init()
     } else {
-        builder.with_target(false).finish().with(filter).try_init()
+        registry.with(layer.with_target(false)).with(filter).try_init()
     };
     // Already installed (tests, a second runner in one process): keep the first one.
     if result.is_ok()

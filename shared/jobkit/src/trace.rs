@@ -3,6 +3,9 @@
 //! job it enqueues gets a `traceparent` in the same trace, so the enqueuer's and the job's log
 //! lines share a trace id across queues and functions.
 //!
+//! With the `otel` feature and an export configured (`crate::otel`), the record's span is
+//! exported in that trace, and a job enqueued under a span names that span as its parent.
+//!
 //! Invariant: only a well-formed `traceparent` (version 00, non-zero ids) is continued; any
 //! other value starts a new trace rather than failing the job.
 
@@ -56,9 +59,20 @@ impl TraceContext {
         Self { trace_id: random_hex(16), parent_id: random_hex(8) }
     }
 
+    /// The position of an exported span: its trace's id (32 hex digits) and its own (16).
+    #[cfg(feature = "otel")]
+    pub(crate) fn from_ids(trace_id: &str, span_id: &str) -> Self {
+        Self { trace_id: trace_id.to_owned(), parent_id: span_id.to_owned() }
+    }
+
     /// The trace's id (32 hex digits).
     pub fn trace_id(&self) -> &str {
         &self.trace_id
+    }
+
+    /// The id of the span a child hangs under (16 hex digits): the producer's, for a message's.
+    pub fn parent_id(&self) -> &str {
+        &self.parent_id
     }
 
     /// The `traceparent` of a child in this trace: a new span id under it, sampled.
@@ -70,6 +84,17 @@ impl TraceContext {
 /// The trace of the record running on this task, if any.
 pub(crate) fn current() -> Option<TraceContext> {
     CURRENT.try_with(Clone::clone).ok()
+}
+
+/// The `traceparent` of a job enqueued now: `None` outside a record; inside one, a child of the
+/// exported span it is enqueued under when there is one, else a new span in the record's trace.
+pub(crate) fn header_for_child() -> Option<String> {
+    let trace = current()?;
+    #[cfg(feature = "otel")]
+    if let Some(header) = crate::otel::current_span_header() {
+        return Some(header);
+    }
+    Some(trace.child_header())
 }
 
 /// Runs `work` inside `trace`: what it enqueues joins the trace.

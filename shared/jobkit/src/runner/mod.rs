@@ -171,6 +171,24 @@ pub enum RecordStatus {
 }
 
 impl RecordStatus {
+    /// The status's name, as an exported span's `status` gives it: `succeeded`, `retrying`,
+    /// `dead_lettered`, ...
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Duplicate => "duplicate",
+            Self::Hopped => "hopped",
+            Self::Continued => "continued",
+            Self::Limited => "limited",
+            Self::Cancelled => "cancelled",
+            Self::Retrying(_) => "retrying",
+            Self::DeadLettered(..) => "dead_lettered",
+            Self::ReturnedUnstarted => "returned_unstarted",
+            Self::InProgressElsewhere => "in_progress_elsewhere",
+            Self::Unhandled(_) => "unhandled",
+        }
+    }
+
     /// True when the record is finished with and may be deleted from its queue.
     pub fn is_done(&self) -> bool {
         matches!(

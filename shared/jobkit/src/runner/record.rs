@@ -48,25 +48,14 @@ const RE_SEND_ATTRIBUTES: [&str; 3] = [attr::JOB, attr::JOB_ID, attr::CONTINUATI
 
 impl<J: Job> BatchRunner<J> {
     pub(super) async fn handle(&self, message: &ReceivedMessage, batch: &Batch) -> (RecordStatus, Timing) {
-        // The span's fields are known before decoding, so they are formatted once, at creation.
-        let job_id =
-            message.attributes.get(attr::JOB_ID).filter(|id| !id.is_empty()).unwrap_or(&message.message_id);
-        // The trace its producer started (or a new one): the record's lines carry its id, and
-        // what the job enqueues joins it.
-        let trace = message
+        // The trace its producer started, if any: the record's lines carry its id, and what the
+        // job enqueues joins it.
+        let incoming = message
             .attributes
             .get(attr::TRACEPARENT)
             .and_then(|header| TraceContext::parse(header))
-            .or_else(|| message.aws_trace_header.as_deref().and_then(TraceContext::from_xray))
-            .unwrap_or_else(TraceContext::new_root);
-        let span = info_span!(
-            "record",
-            job = J::NAME,
-            message_id = message.message_id.as_str(),
-            job_id = job_id.as_str(),
-            attempt = message.receive_count.max(1),
-            trace_id = trace.trace_id(),
-        );
+            .or_else(|| message.aws_trace_header.as_deref().and_then(TraceContext::from_xray));
+        let (span, trace) = record_span::<J>(message, incoming);
         let in_trace = async {
             let mut timing = Timing::default();
             let status = self.handle_in_span(message, batch, &mut timing).await;
@@ -82,6 +71,8 @@ impl<J: Job> BatchRunner<J> {
                     "record handled"
                 );
             }
+            #[cfg(feature = "otel")]
+            crate::otel::record_outcome(&tracing::Span::current(), &status);
             (status, timing)
         };
         trace::scope(trace, in_trace.instrument(span)).await
@@ -343,6 +334,49 @@ impl<J: Job> BatchRunner<J> {
         let (meta, run) = ctx.into_parts();
         Execution { result, meta, run, interrupted, lost }
     }
+}
+
+/// The record's span and the trace it runs in: `incoming`'s, or a new one. The span's fields are
+/// known before decoding, so they are formatted once, at creation; but once spans are exported
+/// (`otel`), a record that starts a trace takes the one its exported span started, so that the
+/// logs' `trace_id` is the exported trace's, and that id is written when known.
+fn record_span<J: Job>(
+    message: &ReceivedMessage,
+    incoming: Option<TraceContext>,
+) -> (tracing::Span, TraceContext) {
+    let job_id =
+        message.attributes.get(attr::JOB_ID).filter(|id| !id.is_empty()).unwrap_or(&message.message_id);
+    macro_rules! record_span {
+        ($trace_id:expr) => {
+            info_span!(
+                "record",
+                job = J::NAME,
+                message_id = message.message_id.as_str(),
+                job_id = job_id.as_str(),
+                attempt = message.receive_count.max(1),
+                trace_id = $trace_id,
+            )
+        };
+    }
+    #[cfg(feature = "otel")]
+    if crate::otel::layer_made() {
+        return match incoming {
+            Some(trace) => {
+                let span = record_span!(trace.trace_id());
+                // Exported as a child of the producer's span, in the same trace.
+                crate::otel::join_trace(&span, Some(&trace));
+                (span, trace)
+            }
+            None => {
+                let span = record_span!(tracing::field::Empty);
+                let trace = crate::otel::join_trace(&span, None).unwrap_or_else(TraceContext::new_root);
+                span.record("trace_id", trace.trace_id());
+                (span, trace)
+            }
+        };
+    }
+    let trace = incoming.unwrap_or_else(TraceContext::new_root);
+    (record_span!(trace.trace_id()), trace)
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {

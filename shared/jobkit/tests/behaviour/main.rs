@@ -1,5 +1,6 @@
 //! The runner's behaviour on the embedded backend with a hand-turned clock: retries, the DLQ,
-//! idempotency, the deadline, delays, unique jobs, resumable steps and error emails.
+//! idempotency, the deadline, delays, unique jobs, resumable steps, error emails and the export
+//! of spans.
 
 mod after_discard;
 mod batch;
@@ -17,6 +18,7 @@ mod lanes;
 mod limit;
 mod metrics;
 mod notify;
+mod otel;
 mod retry;
 mod runs;
 mod steps;
