@@ -1,11 +1,13 @@
-//! The `store_sync` job (high lane): pulls a store's products, variants,
+//! The `store_sync` job (high lane; a Basic store's recurring sync on the low lane): pulls a
+//! store's products, variants,
 //! prices and inventory from Shopify into the catalog, 250 a page. The page cursor is a
 //! checkpointed step, so near the Lambda deadline the job continues in a new invocation, and a
 //! retry resumes where the last page ended. Progress (pages, products, status) is recorded on
 //! the store, and each finished run in the history (a sync run, kept 30 days).
 //!
 //! Arguments: `{"store_id": "st_42"}` syncs one store; `{"all_stores": true}` (the 15-minute
-//! EventBridge tick) enqueues one sync per syncable store with `SendMessageBatch`.
+//! EventBridge Scheduler tick) enqueues one sync per syncable store with `SendMessageBatch`,
+//! each with the store's `plan`, which picks its lane.
 
 use std::{sync::Arc, time::Duration};
 
