@@ -15,14 +15,13 @@ use std::{
 
 use anyhow::{Context, bail, ensure};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use serde::{Deserialize, Serialize};
 
 use crate::{
     function::FunctionProcess,
     moto,
     runtime_api::{Answer, RuntimeApi},
-    sqs::{now_ms, sqs_event},
+    sqs::{now_ms, receive_batch, sqs_event},
 };
 
 /// One line of moto's counts: a service's action on one resource.
@@ -263,7 +262,10 @@ impl MeteredLambda {
 
     /// One poll: a batch as the mapping gathers it, the invocation, the deletes.
     async fn poll(&mut self, wait: Duration) -> anyhow::Result<()> {
-        let messages = self.receive(wait).await?;
+        let mapping = &self.mapping;
+        let messages =
+            receive_batch(&self.sqs, &mapping.queue_url, mapping.batch_size, mapping.batching_window, wait)
+                .await?;
         if messages.is_empty() {
             return Ok(());
         }
@@ -296,39 +298,6 @@ impl MeteredLambda {
         self.deleted +=
             crate::sqs::delete_all_but(&self.sqs, &self.mapping.queue_url, &messages, &failed).await?;
         Ok(())
-    }
-
-    /// Up to the batch size: the first receive waits up to `wait`; with a batching window the
-    /// mapping keeps receiving until the batch is full or the window has passed.
-    async fn receive(&self, wait: Duration) -> anyhow::Result<Vec<Message>> {
-        let mut messages = self.receive_once(self.mapping.batch_size, wait).await?;
-        let window_ends = Instant::now() + self.mapping.batching_window;
-        while !messages.is_empty() && messages.len() < self.mapping.batch_size {
-            let left = window_ends.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            let more = self.receive_once(self.mapping.batch_size - messages.len(), left).await?;
-            messages.extend(more);
-        }
-        Ok(messages)
-    }
-
-    async fn receive_once(&self, up_to: usize, wait: Duration) -> anyhow::Result<Vec<Message>> {
-        // Long polls take whole seconds.
-        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        let out = self
-            .sqs
-            .receive_message()
-            .queue_url(&self.mapping.queue_url)
-            .max_number_of_messages(i32::try_from(up_to.min(10))?)
-            .message_attribute_names("All")
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .wait_time_seconds(i32::try_from(seconds.min(20))?)
-            .send()
-            .await
-            .context("receiving")?;
-        Ok(out.messages.unwrap_or_default())
     }
 
     /// Stops the function, counting what it wrote.

@@ -19,7 +19,7 @@ use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use crate::{
     function::FunctionProcess,
     runtime_api::{Answer, RuntimeApi},
-    sqs::{now_ms, queue_arn, queue_depth, queue_visibility, sqs_event},
+    sqs::{now_ms, queue_arn, queue_depth, queue_visibility, receive_batch, sqs_event},
 };
 
 /// How long past the deadline an answer is still taken (scheduling jitter on a busy machine)
@@ -280,17 +280,10 @@ impl LocalLambda {
     /// A batch: waits up to `wait` for the first records, then, with a batching window, keeps
     /// receiving until the batch is full or the window has passed.
     async fn receive(&mut self, wait: Duration) -> anyhow::Result<Vec<Message>> {
-        let mut messages = self.receive_once(self.mapping.batch_size, wait).await?;
-        let window_ends = Instant::now() + self.mapping.batching_window;
-        while !messages.is_empty() && messages.len() < self.mapping.batch_size {
-            let left = window_ends.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            // Long polls take whole seconds: the last one may end up to a second past the window.
-            let more = self.receive_once(self.mapping.batch_size - messages.len(), left).await?;
-            messages.extend(more);
-        }
+        let mapping = &self.mapping;
+        let messages =
+            receive_batch(&self.sqs, &mapping.queue_url, mapping.batch_size, mapping.batching_window, wait)
+                .await?;
         let at = Instant::now();
         for m in &messages {
             let receive_count = m
@@ -308,31 +301,11 @@ impl LocalLambda {
         Ok(messages)
     }
 
-    async fn receive_once(&self, up_to: usize, wait: Duration) -> anyhow::Result<Vec<Message>> {
-        let out = self
-            .sqs
-            .receive_message()
-            .queue_url(&self.mapping.queue_url)
-            .max_number_of_messages(i32::try_from(up_to.min(10)).unwrap_or(10))
-            .message_attribute_names("All")
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .wait_time_seconds(i32::try_from(whole_seconds(wait).min(20)).unwrap_or(20))
-            .send()
-            .await
-            .context("receiving")?;
-        Ok(out.messages.unwrap_or_default())
-    }
-
     async fn delete_all_but(&self, messages: &[Message], failures: &[String]) -> anyhow::Result<()> {
         let failures: Vec<&str> = failures.iter().map(String::as_str).collect();
         crate::sqs::delete_all_but(&self.sqs, &self.mapping.queue_url, messages, &failures).await?;
         Ok(())
     }
-}
-
-/// `wait` in whole seconds, rounded up (SQS long-polls take whole seconds).
-fn whole_seconds(wait: Duration) -> u64 {
-    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
 
 /// The reported failures, or `None` when Lambda would refuse the answer: an item that is not

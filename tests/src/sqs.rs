@@ -273,3 +273,51 @@ pub async fn delete_all_but(
     }
     Ok(done.len())
 }
+
+/// One batch as Lambda's event source mapping gathers it from the queue at `url`: waits up to
+/// `wait` for the first records, then, with a batching `window`, keeps receiving until
+/// `batch_size` are in or the window has passed. Long polls take whole seconds, so the last one
+/// may end up to a second past the window.
+///
+/// # Errors
+/// If SQS refuses.
+pub async fn receive_batch(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    batch_size: usize,
+    window: std::time::Duration,
+    wait: std::time::Duration,
+) -> anyhow::Result<Vec<Message>> {
+    let mut messages = receive_up_to(sqs, url, batch_size, wait).await?;
+    let window_ends = std::time::Instant::now() + window;
+    while !messages.is_empty() && messages.len() < batch_size {
+        let left = window_ends.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        messages.extend(receive_up_to(sqs, url, batch_size - messages.len(), left).await?);
+    }
+    Ok(messages)
+}
+
+/// One `ReceiveMessage` of up to `up_to` (at most 10) with every attribute, long-polling `wait`
+/// rounded up to whole seconds (at most 20).
+async fn receive_up_to(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    up_to: usize,
+    wait: std::time::Duration,
+) -> anyhow::Result<Vec<Message>> {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let out = sqs
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(i32::try_from(up_to.min(10)).unwrap_or(10))
+        .message_attribute_names("All")
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .wait_time_seconds(i32::try_from(seconds.min(20)).unwrap_or(20))
+        .send()
+        .await
+        .context("receiving")?;
+    Ok(out.messages.unwrap_or_default())
+}

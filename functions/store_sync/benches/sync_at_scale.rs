@@ -18,6 +18,10 @@
 //!
 //! `cargo bench -p store_sync --bench sync_at_scale -- [--products N] [--wide-every N]`
 
+// The benches' option reader (`--name value`), shared with jobkit's.
+#[path = "../../../shared/jobkit/benches/support/mod.rs"]
+mod support;
+
 use std::{
     sync::{Arc, Mutex},
     time::{Duration, Instant},
@@ -167,19 +171,10 @@ impl Respond for ThrottledShop {
     }
 }
 
-fn flag(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let products = flag("--products", 100_000);
-    let wide_every = flag("--wide-every", 100).max(1);
+    let products = support::option("--products", 100_000_usize);
+    let wide_every = support::option("--wide-every", 100_usize).max(1);
     let t = TestHarness::new();
     let counters = Arc::new(Mutex::new(Counters::default()));
     let shopify = MockServer::start().await;
