@@ -5,6 +5,6 @@ deploy_pins=(aws-sam-cli==1.170.0 cfn-lint==1.58.0 cargo-lambda==1.9.2 ziglang==
 if ! "$deploy_venv/bin/python" -m pip freeze 2>/dev/null | grep -qx "cargo-lambda==1.9.2"; then
   echo "==> installing ${deploy_pins[*]} into $deploy_venv"
   python3 -m venv "$deploy_venv"
-  "$deploy_venv/bin/pip" install --quiet --disable-pip-version-check "${deploy_pins[@]}"
+  "$deploy_venv/bin/pip" install --quiet --no-compile --disable-pip-version-check "${deploy_pins[@]}"
 fi
 export PATH="$(cd "$deploy_venv" && pwd)/bin:$PATH" SAM_CLI_TELEMETRY=0

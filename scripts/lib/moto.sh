@@ -1,15 +1,8 @@
-# Sourced by the scripts that need moto: installs moto into a venv (once), starts it on a free
-# loopback port, exports MOTO_ENDPOINT, and stops it when the calling script exits. Also installs
-# the SAM translator (scripts/lib/sam-translator.sh): the system tests deploy template.yaml on moto.
-# shellcheck source=sam-translator.sh
-source scripts/lib/sam-translator.sh
-MOTO_VERSION=5.2.5
-moto_venv=${JOBKIT_MOTO_VENV:-.venv-moto}
-if ! "$moto_venv/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
-  echo "==> installing moto $MOTO_VERSION into $moto_venv"
-  python3 -m venv "$moto_venv"
-  "$moto_venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
-fi
+# Sourced by the scripts that need moto: installs moto and the SAM translator (moto-install.sh),
+# starts moto on a free loopback port, exports MOTO_ENDPOINT, and stops it when the calling
+# script exits. The system tests deploy template.yaml on moto.
+# shellcheck source=moto-install.sh
+source scripts/lib/moto-install.sh
 
 mkdir -p target
 moto_port=$("$moto_venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -14,7 +14,7 @@ if ! "$sam_translator_venv/bin/python" -m pip freeze 2>/dev/null \
   | grep -qx "aws-sam-translator==$SAM_TRANSLATOR_VERSION"; then
   echo "==> installing ${sam_translator_pins[*]} into $sam_translator_venv"
   python3 -m venv "$sam_translator_venv"
-  "$sam_translator_venv/bin/pip" install --quiet --disable-pip-version-check "${sam_translator_pins[@]}"
+  "$sam_translator_venv/bin/pip" install --quiet --no-compile --disable-pip-version-check "${sam_translator_pins[@]}"
 fi
 SAM_TRANSLATOR_PYTHON="$(cd "$sam_translator_venv" && pwd)/bin/python"
 export SAM_TRANSLATOR_PYTHON
