@@ -185,6 +185,8 @@ async fn a_corrupt_store_goes_to_the_dlq_and_unknown_arguments_are_refused() {
         .into_iter()
         .map(|e| e.expect("the error is recorded").message)
         .collect();
-    assert!(dead[0].contains("history row without a kind"), "{dead:?}");
-    assert!(dead[1].contains("older_than_days"), "{dead:?}");
+    // In the order they reached the DLQ, which the batch's concurrency decides.
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert!(dead.iter().any(|e| e.contains("history row without a kind")), "{dead:?}");
+    assert!(dead.iter().any(|e| e.contains("older_than_days")), "{dead:?}");
 }

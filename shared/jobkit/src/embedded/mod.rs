@@ -3,6 +3,7 @@
 //! They keep SQS's semantics (visibility timeout, receive count, redrive after
 //! `max_receive_count`, delays, FIFO groups) so that `jobctl dev` and the tests behave as AWS does.
 
+mod group_commit;
 mod mailbox;
 mod sqlite_db;
 mod sqlite_queue;

@@ -2,7 +2,9 @@
 //! behind a mutex, the schema created on open.
 //!
 //! Invariant: the lock is never held across an `.await`; every operation is one short
-//! transaction, so the embedded queue's receive and the store's conditional put are atomic.
+//! transaction (the store's writes: one savepoint in a transaction they share, see
+//! `group_commit.rs`), so the embedded queue's receive and the store's conditional put are
+//! atomic.
 
 use std::{
     path::Path,
@@ -11,6 +13,7 @@ use std::{
 
 use rusqlite::Connection;
 
+use super::group_commit::Group;
 use crate::error::{PortError, PortResult};
 
 const SCHEMA: &str = "
@@ -73,6 +76,8 @@ fn add_received_at(conn: &Connection) -> PortResult {
 #[derive(Clone)]
 pub struct EmbeddedDb {
     conn: Arc<Mutex<Connection>>,
+    /// The state store's writes waiting to share a transaction (`group_commit.rs`).
+    group: Arc<Group>,
 }
 
 impl std::fmt::Debug for EmbeddedDb {
@@ -114,7 +119,12 @@ impl EmbeddedDb {
     fn with_schema(conn: Connection) -> PortResult<Self> {
         conn.execute_batch(SCHEMA).map_err(sql_error("schema"))?;
         add_received_at(&conn)?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Self { conn: Arc::new(Mutex::new(conn)), group: Arc::default() })
+    }
+
+    /// The group commit of the state store's writes.
+    pub(crate) fn group(&self) -> &Group {
+        &self.group
     }
 
     /// The connection, for one short operation.

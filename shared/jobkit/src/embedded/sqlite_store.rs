@@ -1,7 +1,7 @@
 //! The state store on SQLite: a `records` table with an expiry per key.
 //!
-//! Invariants: an expired row reads as absent everywhere; conditional writes are single
-//! statements, so they are atomic; a key or an item DynamoDB would refuse (the limits of
+//! Invariants: an expired row reads as absent everywhere; every write is atomic (a savepoint
+//! of the transaction the writes arriving together share: `group_commit.rs`); a key or an item DynamoDB would refuse (the limits of
 //! [`crate::limits`]) is refused here too, as the DynamoDB adapter reports it.
 
 use async_trait::async_trait;
@@ -108,36 +108,45 @@ impl StateStore for EmbeddedStore {
         now: DateTime<Utc>,
     ) -> PortResult<PutOutcome> {
         check_write(key, value, expires_at)?;
-        let conn = self.db.lock();
-        let written = execute(
-            &conn,
-            "put_if_vacant",
-            "INSERT INTO records (key, value, expires_at_ms, count) VALUES (?1, ?2, ?3, 0)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at_ms = excluded.expires_at_ms, count = 0
-             WHERE records.expires_at_ms <= ?4",
-            params![key, value, expires_at.timestamp_millis(), now.timestamp_millis()],
-        )?;
-        if written == 1 {
-            return Ok(PutOutcome::Written);
-        }
-        let existing = conn
-            .prepare_cached("SELECT value, expires_at_ms FROM records WHERE key = ?1")
-            .and_then(|mut stmt| stmt.query_row(params![key], read_record))
-            .map_err(sql_error("put_if_vacant"))?;
-        Ok(PutOutcome::Taken(existing))
+        let (key, value) = (key.to_owned(), value.to_owned());
+        let (expires, at) = (expires_at.timestamp_millis(), now.timestamp_millis());
+        self.db
+            .write("put_if_vacant", move |conn| {
+                let written = execute(
+                    conn,
+                    "put_if_vacant",
+                    "INSERT INTO records (key, value, expires_at_ms, count) VALUES (?1, ?2, ?3, 0)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at_ms = excluded.expires_at_ms, count = 0
+                     WHERE records.expires_at_ms <= ?4",
+                    params![key, value, expires, at],
+                )?;
+                if written == 1 {
+                    return Ok(PutOutcome::Written);
+                }
+                let existing = conn
+                    .prepare_cached("SELECT value, expires_at_ms FROM records WHERE key = ?1")
+                    .and_then(|mut stmt| stmt.query_row(params![key], read_record))
+                    .map_err(sql_error("put_if_vacant"))?;
+                Ok(PutOutcome::Taken(existing))
+            })
+            .await
     }
 
     async fn put(&self, key: &str, value: &str, expires_at: DateTime<Utc>) -> PortResult {
         check_write(key, value, expires_at)?;
-        let conn = self.db.lock();
-        execute(
-            &conn,
-            "put",
-            "INSERT INTO records (key, value, expires_at_ms, count) VALUES (?1, ?2, ?3, 0)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at_ms = excluded.expires_at_ms",
-            params![key, value, expires_at.timestamp_millis()],
-        )?;
-        Ok(())
+        let (key, value, expires) = (key.to_owned(), value.to_owned(), expires_at.timestamp_millis());
+        self.db
+            .write("put", move |conn| {
+                execute(
+                    conn,
+                    "put",
+                    "INSERT INTO records (key, value, expires_at_ms, count) VALUES (?1, ?2, ?3, 0)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at_ms = excluded.expires_at_ms",
+                    params![key, value, expires],
+                )
+                .map(drop)
+            })
+            .await
     }
 
     async fn replace(
@@ -148,40 +157,49 @@ impl StateStore for EmbeddedStore {
         expires_at: DateTime<Utc>,
     ) -> PortResult<bool> {
         check_write(key, value, expires_at)?;
-        let conn = self.db.lock();
-        let written = execute(
-            &conn,
-            "replace",
-            "UPDATE records SET value = ?3, expires_at_ms = ?4 WHERE key = ?1 AND value = ?2",
-            params![key, expected, value, expires_at.timestamp_millis()],
-        )?;
-        Ok(written == 1)
+        let (key, expected, value) = (key.to_owned(), expected.to_owned(), value.to_owned());
+        let expires = expires_at.timestamp_millis();
+        self.db
+            .write("replace", move |conn| {
+                let written = execute(
+                    conn,
+                    "replace",
+                    "UPDATE records SET value = ?3, expires_at_ms = ?4 WHERE key = ?1 AND value = ?2",
+                    params![key, expected, value, expires],
+                )?;
+                Ok(written == 1)
+            })
+            .await
     }
 
     async fn delete(&self, key: &str) -> PortResult {
         limits::check_key(key)?;
-        let conn = self.db.lock();
-        execute(&conn, "delete", "DELETE FROM records WHERE key = ?1", params![key])?;
-        Ok(())
+        let key = key.to_owned();
+        self.db
+            .write("delete", move |conn| {
+                execute(conn, "delete", "DELETE FROM records WHERE key = ?1", params![key]).map(drop)
+            })
+            .await
     }
 
     async fn increment(&self, key: &str, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> PortResult<i64> {
         // The counter's item has an empty value: only its key can break a limit.
         limits::check_key(key)?;
-        let conn = self.db.lock();
-        conn.prepare_cached(
-            "INSERT INTO records (key, value, expires_at_ms, count) VALUES (?1, '', ?2, 1)
-             ON CONFLICT (key) DO UPDATE SET
-                 count = CASE WHEN records.expires_at_ms > ?3 THEN records.count + 1 ELSE 1 END,
-                 expires_at_ms = excluded.expires_at_ms
-             RETURNING count",
-        )
-        .and_then(|mut stmt| {
-            stmt.query_row(params![key, expires_at.timestamp_millis(), now.timestamp_millis()], |row| {
-                row.get(0)
+        let key = key.to_owned();
+        let (expires, at) = (expires_at.timestamp_millis(), now.timestamp_millis());
+        self.db
+            .write("increment", move |conn| {
+                conn.prepare_cached(
+                    "INSERT INTO records (key, value, expires_at_ms, count) VALUES (?1, '', ?2, 1)
+                     ON CONFLICT (key) DO UPDATE SET
+                         count = CASE WHEN records.expires_at_ms > ?3 THEN records.count + 1 ELSE 1 END,
+                         expires_at_ms = excluded.expires_at_ms
+                     RETURNING count",
+                )
+                .and_then(|mut stmt| stmt.query_row(params![key, expires, at], |row| row.get(0)))
+                .map_err(sql_error("increment"))
             })
-        })
-        .map_err(sql_error("increment"))
+            .await
     }
 
     async fn increment_once(
@@ -194,31 +212,34 @@ impl StateStore for EmbeddedStore {
     ) -> PortResult<bool> {
         check_write(marker, value, expires_at)?;
         limits::check_key(counter)?;
-        let mut conn = self.db.lock();
-        // One transaction, as DynamoDB's TransactWriteItems: both writes or neither.
-        let tx = conn.transaction().map_err(sql_error("increment_once"))?;
+        let (marker, value, counter) = (marker.to_owned(), value.to_owned(), counter.to_owned());
         let (expires, at) = (expires_at.timestamp_millis(), now.timestamp_millis());
-        let taken = execute(
-            &tx,
-            "increment_once",
-            "INSERT INTO records (key, value, expires_at_ms, count) VALUES (?1, ?2, ?3, 0)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at_ms = excluded.expires_at_ms, count = 0
-             WHERE records.expires_at_ms <= ?4",
-            params![marker, value, expires, at],
-        )?;
-        if taken == 1 {
-            execute(
-                &tx,
-                "increment_once",
-                "INSERT INTO records (key, value, expires_at_ms, count) VALUES (?1, '', ?2, 1)
-                 ON CONFLICT (key) DO UPDATE SET
-                     count = CASE WHEN records.expires_at_ms > ?3 THEN records.count + 1 ELSE 1 END,
-                     expires_at_ms = excluded.expires_at_ms",
-                params![counter, expires, at],
-            )?;
-        }
-        tx.commit().map_err(sql_error("increment_once"))?;
-        Ok(taken == 1)
+        // Both writes or neither, as DynamoDB's TransactWriteItems: a group write is one
+        // transaction (or one savepoint of it) and a failed one is undone whole.
+        self.db
+            .write("increment_once", move |conn| {
+                let taken = execute(
+                    conn,
+                    "increment_once",
+                    "INSERT INTO records (key, value, expires_at_ms, count) VALUES (?1, ?2, ?3, 0)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at_ms = excluded.expires_at_ms, count = 0
+                     WHERE records.expires_at_ms <= ?4",
+                    params![marker, value, expires, at],
+                )?;
+                if taken == 1 {
+                    execute(
+                        conn,
+                        "increment_once",
+                        "INSERT INTO records (key, value, expires_at_ms, count) VALUES (?1, '', ?2, 1)
+                         ON CONFLICT (key) DO UPDATE SET
+                             count = CASE WHEN records.expires_at_ms > ?3 THEN records.count + 1 ELSE 1 END,
+                             expires_at_ms = excluded.expires_at_ms",
+                        params![counter, expires, at],
+                    )?;
+                }
+                Ok(taken == 1)
+            })
+            .await
     }
 
     async fn count(&self, key: &str, now: DateTime<Utc>) -> PortResult<i64> {
