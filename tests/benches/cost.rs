@@ -22,10 +22,8 @@ use serde::Serialize;
 use serde_json::json;
 use shop::{CatalogRepository, Money, Product, Variant, aws::DynamoCatalog};
 use system_tests::{
-    cost::{Call, Meter, MeteredLambda, MeteredMapping},
+    cost::{Call, Meter, MeteredLambda, MeteredMapping, noop_function},
     function::{deployed_binary, test_build_binary},
-    moto,
-    sqs::{create_queue_with_dlq, queue_arn},
     stack::{Stack, lambda_environment},
 };
 
@@ -269,35 +267,8 @@ async fn stack_jobs(meter: &Meter, jobs: usize) -> anyhow::Result<Vec<Measured>>
 /// jobkit's example job doing nothing (`{"name": ...}`; `"fail": "flaky"` fails its first
 /// attempt), on a state table and queue of its own, as `system_tests::example_stack` deploys it.
 async fn noop(meter: &Meter, jobs: usize) -> anyhow::Result<Measured> {
-    let sdk = moto::sdk_config().await;
-    let state_table = moto::unique("cost-state");
-    jobkit::aws::DynamoStore::create_table(&aws_sdk_dynamodb::Client::new(&sdk), &state_table).await?;
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let name = moto::unique("cost-noop");
-    let (queue_url, dlq_url) = create_queue_with_dlq(&sqs, &name, Duration::from_secs(600), 10).await?;
     let memory_mb = 128;
-    let env: BTreeMap<String, String> = meter
-        .function_env()
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .chain(
-            [
-                ("JOBKIT_QUEUE_URL", queue_url.clone()),
-                ("JOBKIT_DLQ_URL", dlq_url),
-                ("JOBKIT_STATE_TABLE", state_table),
-                ("RUST_LOG", "info".to_owned()),
-                ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory_mb.to_string()),
-            ]
-            .map(|(k, v)| (k.to_owned(), v)),
-        )
-        .collect();
-    let mapping = MeteredMapping {
-        queue_arn: queue_arn(&sqs, &queue_url).await?,
-        queue_url,
-        batch_size: 10,
-        batching_window: Duration::ZERO,
-        timeout: Duration::from_secs(600),
-    };
+    let (env, mapping) = noop_function(meter, memory_mb, 10, Duration::ZERO).await?;
     let success = (0..jobs).map(|n| json!({"name": format!("Ada{n}")}).to_string()).collect();
     let retry = (0..jobs).map(|n| json!({"name": format!("Bob{n}"), "fail": "flaky"}).to_string()).collect();
     let binary = test_build_binary("example_job")?;

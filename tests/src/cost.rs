@@ -21,7 +21,7 @@ use crate::{
     function::FunctionProcess,
     moto,
     runtime_api::{Answer, RuntimeApi},
-    sqs::{now_ms, receive_batch, sqs_event},
+    sqs::{create_queue_with_dlq, now_ms, queue_arn, receive_batch, sqs_event},
 };
 
 /// One line of moto's counts: a service's action on one resource.
@@ -172,11 +172,60 @@ async fn post(path: String, body: String) -> anyhow::Result<()> {
     .await?
 }
 
-/// One invocation: how long it ran and what it was given.
-#[derive(Debug, Clone, Copy)]
+/// jobkit's example job (`{"name": ...}`, doing nothing; `"fail": "flaky"` fails its first
+/// attempt) at `memory_mb`, on a state table and a queue of its own as
+/// `system_tests::example_stack` deploys it, under `meter`: its environment and its mapping
+/// (`batch_size` records gathered for up to `batching_window`). The table and queues are
+/// created outside the meter, so they are not counted.
+///
+/// # Errors
+/// If moto refuses.
+pub async fn noop_function(
+    meter: &Meter,
+    memory_mb: i32,
+    batch_size: usize,
+    batching_window: Duration,
+) -> anyhow::Result<(std::collections::BTreeMap<String, String>, MeteredMapping)> {
+    let sdk = moto::sdk_config().await;
+    let state_table = moto::unique("noop-state");
+    jobkit::aws::DynamoStore::create_table(&aws_sdk_dynamodb::Client::new(&sdk), &state_table).await?;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let (queue_url, dlq_url) =
+        create_queue_with_dlq(&sqs, &moto::unique("noop"), Duration::from_secs(600), 10).await?;
+    let env = meter
+        .function_env()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .chain(
+            [
+                ("JOBKIT_QUEUE_URL", queue_url.clone()),
+                ("JOBKIT_DLQ_URL", dlq_url),
+                ("JOBKIT_STATE_TABLE", state_table),
+                ("RUST_LOG", "info".to_owned()),
+                ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory_mb.to_string()),
+            ]
+            .map(|(k, v)| (k.to_owned(), v)),
+        )
+        .collect();
+    let mapping = MeteredMapping {
+        queue_arn: queue_arn(&sqs, &queue_url).await?,
+        queue_url,
+        batch_size,
+        batching_window,
+        timeout: Duration::from_secs(600),
+    };
+    Ok((env, mapping))
+}
+
+/// One invocation: when it started, how long it ran and what it was given.
+#[derive(Debug, Clone)]
 pub struct Invocation {
+    /// When the event was handed to the function.
+    pub invoked_at: Instant,
     /// Invoke -> answer, what Lambda bills (rounded up to the millisecond).
     pub duration: Duration,
+    /// The ids of the messages in its event.
+    pub message_ids: Vec<String>,
     /// Records in its event.
     pub records: usize,
     /// Records it reported failed.
@@ -294,7 +343,13 @@ impl MeteredLambda {
             .as_array()
             .map(|items| items.iter().filter_map(|i| i["itemIdentifier"].as_str()).collect())
             .unwrap_or_default();
-        self.invocations.push(Invocation { duration, records: messages.len(), failed: failed.len() });
+        self.invocations.push(Invocation {
+            invoked_at: invoked,
+            duration,
+            message_ids: messages.iter().filter_map(|m| m.message_id.clone()).collect(),
+            records: messages.len(),
+            failed: failed.len(),
+        });
         self.deleted +=
             crate::sqs::delete_all_but(&self.sqs, &self.mapping.queue_url, &messages, &failed).await?;
         Ok(())
