@@ -86,6 +86,46 @@ fn execute(
     conn.prepare_cached(sql).and_then(|mut stmt| stmt.execute(args)).map_err(sql_error(op))
 }
 
+/// Writes `value` under `key` unless a live record holds it (an expired one is taken over);
+/// true when written.
+fn take_if_vacant(
+    conn: &rusqlite::Connection,
+    op: &'static str,
+    key: &str,
+    value: &str,
+    expires_at_ms: i64,
+    now_ms: i64,
+) -> PortResult<bool> {
+    let written = execute(
+        conn,
+        op,
+        "INSERT INTO records (key, value, expires_at_ms, count) VALUES (?1, ?2, ?3, 0)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at_ms = excluded.expires_at_ms, count = 0
+         WHERE records.expires_at_ms <= ?4",
+        params![key, value, expires_at_ms, now_ms],
+    )?;
+    Ok(written == 1)
+}
+
+/// Adds one to the counter at `key` (restarting an expired one at 1) and returns its count.
+fn bump(
+    conn: &rusqlite::Connection,
+    op: &'static str,
+    key: &str,
+    expires_at_ms: i64,
+    now_ms: i64,
+) -> PortResult<i64> {
+    conn.prepare_cached(
+        "INSERT INTO records (key, value, expires_at_ms, count) VALUES (?1, '', ?2, 1)
+         ON CONFLICT (key) DO UPDATE SET
+             count = CASE WHEN records.expires_at_ms > ?3 THEN records.count + 1 ELSE 1 END,
+             expires_at_ms = excluded.expires_at_ms
+         RETURNING count",
+    )
+    .and_then(|mut stmt| stmt.query_row(params![key, expires_at_ms, now_ms], |row| row.get(0)))
+    .map_err(sql_error(op))
+}
+
 fn read_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRecord> {
     Ok(StoredRecord { value: row.get(0)?, expires_at: to_time(row.get(1)?) })
 }
@@ -112,15 +152,7 @@ impl StateStore for EmbeddedStore {
         let (expires, at) = (expires_at.timestamp_millis(), now.timestamp_millis());
         self.db
             .write("put_if_vacant", move |conn| {
-                let written = execute(
-                    conn,
-                    "put_if_vacant",
-                    "INSERT INTO records (key, value, expires_at_ms, count) VALUES (?1, ?2, ?3, 0)
-                     ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at_ms = excluded.expires_at_ms, count = 0
-                     WHERE records.expires_at_ms <= ?4",
-                    params![key, value, expires, at],
-                )?;
-                if written == 1 {
+                if take_if_vacant(conn, "put_if_vacant", &key, &value, expires, at)? {
                     return Ok(PutOutcome::Written);
                 }
                 let existing = conn
@@ -187,19 +219,7 @@ impl StateStore for EmbeddedStore {
         limits::check_key(key)?;
         let key = key.to_owned();
         let (expires, at) = (expires_at.timestamp_millis(), now.timestamp_millis());
-        self.db
-            .write("increment", move |conn| {
-                conn.prepare_cached(
-                    "INSERT INTO records (key, value, expires_at_ms, count) VALUES (?1, '', ?2, 1)
-                     ON CONFLICT (key) DO UPDATE SET
-                         count = CASE WHEN records.expires_at_ms > ?3 THEN records.count + 1 ELSE 1 END,
-                         expires_at_ms = excluded.expires_at_ms
-                     RETURNING count",
-                )
-                .and_then(|mut stmt| stmt.query_row(params![key, expires, at], |row| row.get(0)))
-                .map_err(sql_error("increment"))
-            })
-            .await
+        self.db.write("increment", move |conn| bump(conn, "increment", &key, expires, at)).await
     }
 
     async fn increment_once(
@@ -218,26 +238,11 @@ impl StateStore for EmbeddedStore {
         // transaction (or one savepoint of it) and a failed one is undone whole.
         self.db
             .write("increment_once", move |conn| {
-                let taken = execute(
-                    conn,
-                    "increment_once",
-                    "INSERT INTO records (key, value, expires_at_ms, count) VALUES (?1, ?2, ?3, 0)
-                     ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at_ms = excluded.expires_at_ms, count = 0
-                     WHERE records.expires_at_ms <= ?4",
-                    params![marker, value, expires, at],
-                )?;
-                if taken == 1 {
-                    execute(
-                        conn,
-                        "increment_once",
-                        "INSERT INTO records (key, value, expires_at_ms, count) VALUES (?1, '', ?2, 1)
-                         ON CONFLICT (key) DO UPDATE SET
-                             count = CASE WHEN records.expires_at_ms > ?3 THEN records.count + 1 ELSE 1 END,
-                             expires_at_ms = excluded.expires_at_ms",
-                        params![counter, expires, at],
-                    )?;
+                let taken = take_if_vacant(conn, "increment_once", &marker, &value, expires, at)?;
+                if taken {
+                    bump(conn, "increment_once", &counter, expires, at)?;
                 }
-                Ok(taken == 1)
+                Ok(taken)
             })
             .await
     }
