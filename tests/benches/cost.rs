@@ -20,7 +20,6 @@ use anyhow::{Context, bail};
 use jobctl::sandbox::{Behaviour, FixturePos, FixtureShop, Fixtures, Sandbox};
 use serde::Serialize;
 use serde_json::json;
-use shop::{CatalogRepository, Money, Product, Variant, aws::DynamoCatalog};
 use system_tests::{
     cost::{Call, Meter, MeteredLambda, MeteredMapping, noop_function},
     function::{deployed_binary, test_build_binary},
@@ -215,20 +214,7 @@ async fn stack_jobs(meter: &Meter, jobs: usize) -> anyhow::Result<Vec<Measured>>
             json!({"shopify_token": format!("shpat_cost{n}"), "square_token": format!("sq_cost{n}")});
         stack.add_store(&format!("cost{n}"), secret).await?;
     }
-    let catalog = DynamoCatalog::new(stack.dynamo(), stack.table("SHOP_PRODUCTS_TABLE")?);
-    let product = Product {
-        id: "gid://shopify/Product/1".into(),
-        store_id: "cost0".into(),
-        title: "Red Shoe".to_owned(),
-        handle: "red-shoe".to_owned(),
-        variants: vec![Variant {
-            id: "gid://shopify/ProductVariant/1".into(),
-            sku: None,
-            price: Money { minor: 4900, currency: "USD".into() },
-            inventory: 3,
-        }],
-    };
-    catalog.upsert_products(&[product]).await?;
+    stack.add_shared_product("cost0", "Red Shoe").await?;
     let sandbox_settings = [("SHOPIFY_BASE_URL", shop.shopify_url()), ("SQUARE_BASE_URL", shop.square_url())];
     let state_table = stack.table("JOBKIT_STATE_TABLE")?;
 

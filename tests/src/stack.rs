@@ -29,7 +29,10 @@ use aws_sdk_lambda::types::FunctionResponseType;
 use aws_sdk_scheduler::operation::get_schedule::GetScheduleOutput;
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value;
-use shop::{Plan, Store, StoreRepository, SyncState, aws::DynamoStores};
+use shop::{
+    CatalogRepository, Money, Plan, Product, Store, StoreRepository, SyncState, Variant,
+    aws::{DynamoCatalog, DynamoStores},
+};
 
 use crate::{
     function::deployed_binary,
@@ -309,6 +312,30 @@ impl Stack {
     /// A Lambda client on moto.
     pub fn lambda(&self) -> aws_sdk_lambda::Client {
         aws_sdk_lambda::Client::new(&self.sdk)
+    }
+
+    /// Adds to the products table the product a text shares: `gid://shopify/Product/1` of store
+    /// `store_id`, titled `title`, one variant at $49.00 with 3 in stock.
+    ///
+    /// # Errors
+    /// If moto refuses.
+    pub async fn add_shared_product(&self, store_id: &str, title: &str) -> anyhow::Result<()> {
+        let product = Product {
+            id: "gid://shopify/Product/1".into(),
+            store_id: store_id.into(),
+            title: title.to_owned(),
+            handle: "red-shoe".to_owned(),
+            variants: vec![Variant {
+                id: "gid://shopify/ProductVariant/1".into(),
+                sku: None,
+                price: Money { minor: 4900, currency: "USD".into() },
+                inventory: 3,
+            }],
+        };
+        DynamoCatalog::new(self.dynamo(), self.table("SHOP_PRODUCTS_TABLE")?)
+            .upsert_products(&[product])
+            .await?;
+        Ok(())
     }
 
     /// Adds the store `id` (shop `<id>.myshopify.com`, with `-` for `_`) to the stores table and

@@ -11,8 +11,8 @@ use chrono::Utc;
 use jobctl::sandbox::{Behaviour, FixturePos, FixtureShop, Fixtures, Sandbox};
 use serde_json::json;
 use shop::{
-    Cart, CartItem, CartStatus, CatalogRepository, History, HistoryEntry, Money, Plan, Product, RecordKind,
-    StoreRepository, SyncState, Variant,
+    Cart, CartItem, CartStatus, CatalogRepository, History, HistoryEntry, Plan, RecordKind, StoreRepository,
+    SyncState,
     aws::{DynamoCarts, DynamoCatalog, DynamoHistory, DynamoStores},
 };
 use system_tests::{
@@ -364,20 +364,7 @@ async fn share_product_text_message_texts_once_per_share_and_discards_an_invalid
     let stack = Stack::deploy().await.expect("stack");
     stack.add_store("acme", json!({"shopify_token": "x"})).await.unwrap();
     let title = moto::unique("Red Shoe");
-    let product = Product {
-        id: "gid://shopify/Product/1".into(),
-        store_id: "acme".into(),
-        title: title.clone(),
-        handle: "red-shoe".to_owned(),
-        variants: vec![Variant {
-            id: "gid://shopify/ProductVariant/1".into(),
-            sku: None,
-            price: Money { minor: 4900, currency: "USD".into() },
-            inventory: 3,
-        }],
-    };
-    let catalog = DynamoCatalog::new(stack.dynamo(), stack.table("SHOP_PRODUCTS_TABLE").unwrap());
-    catalog.upsert_products(&[product]).await.unwrap();
+    stack.add_shared_product("acme", &title).await.unwrap();
     // The three deliveries arrive in one batch: the twins wait for the first in the invocation
     // and are acknowledged as duplicates once it is done.
     let mut fn_ = stack.start("share_product_text_message", &[]).await.expect("started");
