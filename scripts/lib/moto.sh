@@ -16,7 +16,7 @@ import sys, time, urllib.request
 deadline = time.time() + 60
 while True:
     try:
-        urllib.request.urlopen(sys.argv[1] + "/moto-api/data.json", timeout=2)
+        urllib.request.urlopen(sys.argv[1] + "/moto-api/outbox", timeout=2)
         break
     except Exception:
         if time.time() > deadline:

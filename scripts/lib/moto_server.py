@@ -37,6 +37,13 @@
    runs on the same server (moto serves every unknown key as the default account).
    `scripts/bench-cost` turns the counts into `jobctl cost`'s numbers.
 
+5. It answers what was sent, and nothing else: `GET /moto-api/outbox` lists the texts SNS sent
+   (id, phone, message) and the emails SES sent (every field of moto's message), from every
+   account and region. Tests read this instead of /moto-api/data.json, which dumps every model
+   of every service, each read while other tests' requests change it: a queue's or function's
+   dict resized under its JSON dump is a 500 to the test reading it (issue 24's flake).
+   Each list is copied in one step under the GIL before it is serialised.
+
 Run with moto's venv and moto_server's arguments (scripts/lib/moto.sh does).
 """
 
@@ -57,6 +64,8 @@ from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.moto_api._internal.responses import MotoAPIResponse
 from moto.scheduler.models import scheduler_backends
+from moto.ses.models import ses_backends
+from moto.sns.models import sns_backends
 import moto.server
 from moto.server import main
 from moto.utilities.docker_utilities import DockerModel
@@ -413,6 +422,38 @@ def _armed_fault(described):
     return False
 
 
+# ------------------------------------------------------------------ 5. what was sent
+
+
+def _plain(value):
+    """`value` as JSON can hold it: a moto message's fields, whatever their types."""
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _backends(backend_dict):
+    # list() takes each level in one step: a region created meanwhile cannot resize it under us.
+    for regions in list(backend_dict.values()):
+        yield from list(regions.values())
+
+
+def _outbox():
+    texts = [
+        {"id": message_id, "phone": phone, "message": message}
+        for backend in _backends(sns_backends)
+        for message_id, (phone, message) in list(backend.sms_messages.items())
+    ]
+    emails = [
+        {name: _plain(value) for name, value in list(vars(message).items())}
+        for backend in _backends(ses_backends)
+        for message in list(backend.sent_messages)
+    ]
+    return {"texts": texts, "emails": emails}
+
+
 def _json_response(start_response, status, value):
     payload = json.dumps(value).encode()
     start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
@@ -462,6 +503,8 @@ class CountingApplication(moto.server.DomainDispatcherApplication):
         environ["wsgi.input"] = io.BytesIO(body)
         if environ.get("PATH_INFO", "").startswith("/moto-api/counts"):
             return _counts_api(environ, start_response, body)
+        if environ.get("PATH_INFO", "").rstrip("/") == "/moto-api/outbox":
+            return _json_response(start_response, "200 OK", _outbox())
         described = _describe(environ, body)
         if described is None:
             return super().__call__(environ, start_response)

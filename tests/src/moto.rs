@@ -74,3 +74,49 @@ fn http_get_with(url: &str, headers: &str) -> anyhow::Result<String> {
     );
     Ok(body.to_owned())
 }
+
+/// What moto's SNS and SES have sent, from every account and region (`GET /moto-api/outbox`,
+/// served by `scripts/lib/moto_server.py`). Read this rather than `/moto-api/data.json`: that
+/// dumps every model of every service while other tests change them, and a model resized under
+/// its dump answers 500.
+#[derive(Debug, serde::Deserialize)]
+pub struct Outbox {
+    /// The texts SNS sent.
+    pub texts: Vec<Text>,
+    /// The emails SES sent, each with every field moto keeps (`source`, `subject`, `body`,
+    /// `destinations`, or `raw_data` for a raw email).
+    pub emails: Vec<serde_json::Value>,
+}
+
+/// A text SNS sent.
+#[derive(Debug, serde::Deserialize)]
+pub struct Text {
+    /// SNS's message id.
+    pub id: String,
+    /// The number it went to.
+    pub phone: String,
+    /// What it said.
+    pub message: String,
+}
+
+impl Outbox {
+    /// Reads the outbox.
+    ///
+    /// # Errors
+    /// If moto cannot be reached or answers something else than the outbox.
+    pub async fn read() -> anyhow::Result<Self> {
+        let url = format!("{}/moto-api/outbox", endpoint());
+        let body = tokio::task::spawn_blocking(move || http_get(&url)).await??;
+        Ok(serde_json::from_str(&body)?)
+    }
+
+    /// How many texts contain `needle`.
+    pub fn texts_containing(&self, needle: &str) -> usize {
+        self.texts.iter().filter(|text| text.message.contains(needle)).count()
+    }
+
+    /// The emails that name `needle` anywhere (a recipient, a subject).
+    pub fn emails_naming(&self, needle: &str) -> Vec<&serde_json::Value> {
+        self.emails.iter().filter(|email| email.to_string().contains(needle)).collect()
+    }
+}

@@ -107,16 +107,8 @@ async fn store_sync_stores_a_shops_catalog_and_discards_an_unknown_store() {
 
 /// The emails moto's SES sent to `recipient`.
 async fn emails_to(recipient: &str) -> Vec<serde_json::Value> {
-    let url = format!("{}/moto-api/data.json", moto::endpoint());
-    let data = tokio::task::spawn_blocking(move || moto::http_get(&url)).await.unwrap().unwrap();
-    let data: serde_json::Value = serde_json::from_str(&data).unwrap();
-    let models = data["ses"].as_object().into_iter().flat_map(|models| models.values());
-    models
-        .filter_map(|m| m.as_array())
-        .flatten()
-        .filter(|m| m.to_string().contains(recipient))
-        .cloned()
-        .collect()
+    let outbox = moto::Outbox::read().await.expect("moto's outbox");
+    outbox.emails_naming(recipient).into_iter().cloned().collect()
 }
 
 #[tokio::test]
@@ -381,9 +373,8 @@ async fn share_product_text_message_texts_once_per_share_and_discards_an_invalid
     fn_.send(&sqs, &invalid).await.unwrap();
     let logs = drain(&mut fn_).await;
 
-    let url = format!("{}/moto-api/data.json", moto::endpoint());
-    let data = tokio::task::spawn_blocking(move || moto::http_get(&url)).await.unwrap().unwrap();
-    assert_eq!(data.matches(&title).count(), 1, "one text for the share\n{logs}");
+    let outbox = moto::Outbox::read().await.expect("moto's outbox");
+    assert_eq!(outbox.texts_containing(&title), 1, "one text for the share\n{logs}");
     assert_eq!(logs.matches(r#""status":"Duplicate""#).count(), 2, "the twins acknowledged\n{logs}");
     let reason = discarded(&stack, &fn_, &invalid, "invalid_arguments").await;
     assert!(reason.contains("E.164"), "the reason names the problem: {reason}");

@@ -96,9 +96,8 @@ async fn sms_goes_out_through_sns_and_opt_outs_are_read() {
     let text = SmsText::compose(&marker, "https://acme.myshopify.com/products/red-shoe", 1).unwrap();
     let id = sms.send(&phone, &text).await.unwrap();
     assert!(!id.is_empty());
-    let url = format!("{}/moto-api/data.json", moto::endpoint());
-    let data = tokio::task::spawn_blocking(move || moto::http_get(&url)).await.unwrap().unwrap();
-    assert!(data.contains(&marker), "moto recorded the SMS");
+    let outbox = moto::Outbox::read().await.expect("moto's outbox");
+    assert_eq!(outbox.texts_containing(&marker), 1, "moto recorded the SMS");
 }
 
 #[tokio::test]
