@@ -1,9 +1,12 @@
 //! Telemetry: `tracing` JSON logs (one span per record, set up by the runner) and CloudWatch
 //! Embedded Metric Format lines: succeeded, retried, failed, discarded, duration and queue
-//! latency per job, one line per batch. With the `otel` feature the spans can be exported
-//! too ([`crate::otel`]).
+//! latency per job, one line per batch (per 100 records of a larger one). With the `otel`
+//! feature the spans can be exported too ([`crate::otel`]).
 //!
-//! Invariant: metrics are aggregated per batch, so their cost per record is a few additions.
+//! Invariants: counts are aggregated per batch, so their cost per record is a few additions;
+//! durations, queue latencies and settle times go out as every record's value (EMF takes an
+//! array of up to 100 values per metric), so CloudWatch's percentiles are per record, not per
+//! batch maximum.
 
 use std::{
     io::Write,
@@ -43,12 +46,14 @@ impl MetricsSink {
         Self { writer: Arc::new(Mutex::new(writer)), namespace: namespace.into() }
     }
 
-    /// Writes one EMF line for a batch of `job`.
+    /// Writes the EMF lines of a batch of `job`: one, or one per [`EMF_MAX_VALUES`] records.
     pub(crate) fn emit(&self, job: &str, counts: &BatchCounts, timestamp_ms: i64) {
-        let line = emf_line(&self.namespace, job, counts, timestamp_ms);
+        let lines = emf_lines(&self.namespace, job, counts, timestamp_ms);
         let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        // Metrics must never fail a batch: a broken pipe loses a line, not a job.
-        let _ = writeln!(writer, "{line}");
+        for line in lines {
+            // Metrics must never fail a batch: a broken pipe loses a line, not a job.
+            let _ = writeln!(writer, "{line}");
+        }
     }
 }
 
@@ -80,41 +85,94 @@ pub struct BatchCounts {
     /// Longest time a record took to settle after its execution (DLQ copy, run record,
     /// retry delay, email), milliseconds: what the runner's deadline margin must cover.
     pub settle_ms_max: f64,
+    /// Each executed record's duration, milliseconds, in the order they finished.
+    pub durations_ms: Vec<f64>,
+    /// Each started record's time from enqueue to start, milliseconds.
+    pub queue_latencies_ms: Vec<f64>,
+    /// Each settled record's settle time, milliseconds.
+    pub settles_ms: Vec<f64>,
 }
 
-fn emf_line(namespace: &str, job: &str, c: &BatchCounts, timestamp_ms: i64) -> String {
-    serde_json::json!({
-        "_aws": {
+/// The most values one EMF metric may carry in one line (CloudWatch's embedded metric format
+/// specification: a target member's array "MUST NOT contain more than 100 members").
+pub const EMF_MAX_VALUES: usize = 100;
+
+/// The batch's EMF lines: the counts and the first [`EMF_MAX_VALUES`] records' values in the
+/// first; the values of a larger batch's further records, 100 at a time, in lines of their own.
+fn emf_lines(namespace: &str, job: &str, c: &BatchCounts, timestamp_ms: i64) -> Vec<String> {
+    let chunks = |values: &[f64]| values.chunks(EMF_MAX_VALUES).map(<[f64]>::to_vec).collect::<Vec<_>>();
+    let (durations, latencies, settles) =
+        (chunks(&c.durations_ms), chunks(&c.queue_latencies_ms), chunks(&c.settles_ms));
+    let lines = durations.len().max(latencies.len()).max(settles.len()).max(1);
+    (0..lines)
+        .map(|i| {
+            let values = Values {
+                duration: durations.get(i).map_or(&[], Vec::as_slice),
+                queue_latency: latencies.get(i).map_or(&[], Vec::as_slice),
+                settle: settles.get(i).map_or(&[], Vec::as_slice),
+            };
+            emf_line(namespace, job, (i == 0).then_some(c), &values, timestamp_ms)
+        })
+        .collect()
+}
+
+/// One line's per-record values.
+struct Values<'a> {
+    duration: &'a [f64],
+    queue_latency: &'a [f64],
+    settle: &'a [f64],
+}
+
+/// One EMF line: the batch's counts when `counts` is given, and the values. A metric is
+/// declared only with values to carry: the specification requires every declared metric's
+/// member on the line, and an empty array would publish nothing.
+fn emf_line(
+    namespace: &str,
+    job: &str,
+    counts: Option<&BatchCounts>,
+    values: &Values<'_>,
+    timestamp_ms: i64,
+) -> String {
+    let mut metrics = Vec::new();
+    let mut line = serde_json::Map::new();
+    line.insert("job".into(), job.into());
+    if let Some(c) = counts {
+        for (name, count) in [
+            ("succeeded", c.succeeded),
+            ("retried", c.retried),
+            ("failed", c.failed),
+            ("discarded", c.discarded),
+        ] {
+            metrics.push(serde_json::json!({"Name": name, "Unit": "Count"}));
+            line.insert(name.into(), count.into());
+        }
+        // Logged beside the metrics for whoever reads the line, not published as metrics.
+        for (name, count) in [
+            ("duplicates", c.duplicates),
+            ("returned", c.returned),
+            ("limited", c.limited),
+            ("cancelled", c.cancelled),
+        ] {
+            line.insert(name.into(), count.into());
+        }
+        line.insert("duration_sum".into(), c.duration_ms_sum.into());
+    }
+    for (name, values) in
+        [("duration", values.duration), ("queue_latency", values.queue_latency), ("settle", values.settle)]
+    {
+        if !values.is_empty() {
+            metrics.push(serde_json::json!({"Name": name, "Unit": "Milliseconds"}));
+            line.insert(name.into(), values.into());
+        }
+    }
+    line.insert(
+        "_aws".into(),
+        serde_json::json!({
             "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": namespace,
-                "Dimensions": [["job"]],
-                "Metrics": [
-                    {"Name": "succeeded", "Unit": "Count"},
-                    {"Name": "retried", "Unit": "Count"},
-                    {"Name": "failed", "Unit": "Count"},
-                    {"Name": "discarded", "Unit": "Count"},
-                    {"Name": "duration", "Unit": "Milliseconds"},
-                    {"Name": "queue_latency", "Unit": "Milliseconds"},
-                    {"Name": "settle", "Unit": "Milliseconds"}
-                ]
-            }]
-        },
-        "job": job,
-        "succeeded": c.succeeded,
-        "retried": c.retried,
-        "failed": c.failed,
-        "discarded": c.discarded,
-        "duplicates": c.duplicates,
-        "returned": c.returned,
-        "limited": c.limited,
-        "cancelled": c.cancelled,
-        "duration": c.duration_ms_max,
-        "duration_sum": c.duration_ms_sum,
-        "queue_latency": c.queue_latency_ms_max,
-        "settle": c.settle_ms_max,
-    })
-    .to_string()
+            "CloudWatchMetrics": [{"Namespace": namespace, "Dimensions": [["job"]], "Metrics": metrics}],
+        }),
+    );
+    serde_json::Value::Object(line).to_string()
 }
 
 /// Installs the global `tracing` subscriber: JSON lines (Lambda, `--json`) or readable text,
@@ -301,6 +359,8 @@ fn push_json_string(out: &mut String, value: &str) {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -351,22 +411,68 @@ mod tests {
         assert_eq!(line["status"], "ok");
     }
 
-    #[test]
-    fn emf_line_names_every_metric_with_the_job_dimension() {
-        let counts = BatchCounts { succeeded: 3, retried: 1, ..Default::default() };
-        let line: serde_json::Value = serde_json::from_str(&emf_line("Jobs", "cart", &counts, 1)).unwrap();
-        assert_eq!(line["job"], "cart");
-        assert_eq!(line["succeeded"], 3);
-        assert_eq!(line["retried"], 1);
-        let names: Vec<_> = line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+    fn metric_names(line: &serde_json::Value) -> Vec<String> {
+        line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
             .as_array()
             .unwrap()
             .iter()
             .map(|m| m["Name"].as_str().unwrap().to_owned())
-            .collect();
+            .collect()
+    }
+
+    fn parsed(lines: &[String]) -> Vec<serde_json::Value> {
+        lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    #[test]
+    fn emf_line_names_every_metric_with_the_job_dimension_and_every_records_values() {
+        let counts = BatchCounts {
+            succeeded: 3,
+            retried: 1,
+            durations_ms: vec![5.0, 7.5, 1.0, 40.0],
+            queue_latencies_ms: vec![100.0, 90.0, 80.0, 70.0],
+            settles_ms: vec![2.0],
+            ..Default::default()
+        };
+        let lines = parsed(&emf_lines("Jobs", "cart", &counts, 1));
+        assert_eq!(lines.len(), 1);
+        let line = &lines[0];
         assert_eq!(
-            names,
+            (&line["job"], &line["succeeded"], &line["retried"]),
+            (&json!("cart"), &json!(3), &json!(1))
+        );
+        assert_eq!(
+            metric_names(line),
             ["succeeded", "retried", "failed", "discarded", "duration", "queue_latency", "settle"]
         );
+        assert_eq!(line["duration"], json!([5.0, 7.5, 1.0, 40.0]), "each record's value, not the maximum");
+        assert_eq!(line["queue_latency"], json!([100.0, 90.0, 80.0, 70.0]));
+    }
+
+    #[test]
+    fn a_batch_without_executions_declares_no_timing_metric() {
+        let counts = BatchCounts { duplicates: 2, ..Default::default() };
+        let line = &parsed(&emf_lines("Jobs", "cart", &counts, 1))[0];
+        assert_eq!(metric_names(line), ["succeeded", "retried", "failed", "discarded"]);
+        assert!(line.get("duration").is_none(), "{line}");
+    }
+
+    #[test]
+    fn a_batch_over_100_records_carries_its_values_100_to_a_line_and_its_counts_once() {
+        let counts = BatchCounts {
+            succeeded: 250,
+            durations_ms: (0..250).map(f64::from).collect(),
+            queue_latencies_ms: (0..250).map(f64::from).collect(),
+            ..Default::default()
+        };
+        let lines = parsed(&emf_lines("Jobs", "cart", &counts, 1));
+        let sizes: Vec<usize> = lines.iter().map(|l| l["duration"].as_array().unwrap().len()).collect();
+        assert_eq!(sizes, [100, 100, 50]);
+        assert_eq!(lines[2]["duration"][49], json!(249.0), "nothing lost");
+        assert_eq!(lines[0]["succeeded"], 250);
+        for later in &lines[1..] {
+            assert!(later.get("succeeded").is_none(), "counted once: {later}");
+            assert_eq!(metric_names(later), ["duration", "queue_latency"]);
+        }
     }
 }

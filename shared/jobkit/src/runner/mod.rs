@@ -409,12 +409,15 @@ fn record_counts(counts: &mut BatchCounts, status: &RecordStatus, timing: Timing
     if let Some(d) = timing.duration_ms {
         counts.duration_ms_sum += d;
         counts.duration_ms_max = counts.duration_ms_max.max(d);
+        counts.durations_ms.push(d);
     }
     if let Some(l) = timing.queue_latency_ms {
         counts.queue_latency_ms_max = counts.queue_latency_ms_max.max(l);
+        counts.queue_latencies_ms.push(l);
     }
     if let Some(s) = timing.settle_ms {
         counts.settle_ms_max = counts.settle_ms_max.max(s);
+        counts.settles_ms.push(s);
     }
 }
 

@@ -56,5 +56,11 @@ async fn each_batch_writes_one_emf_line_with_its_outcomes() {
         (line["succeeded"].as_u64(), line["retried"].as_u64(), line["discarded"].as_u64()),
         (Some(1), Some(1), Some(1))
     );
-    assert_eq!(line["queue_latency"].as_f64(), Some(2000.0), "enqueued two seconds of the test clock ago");
+    // Every started record's value, not the batch's maximum: CloudWatch's p50 and p99 are per record.
+    assert_eq!(
+        line["queue_latency"],
+        serde_json::json!([2000.0, 2000.0, 2000.0]),
+        "each enqueued two seconds of the test clock ago"
+    );
+    assert_eq!(line["duration"].as_array().map(Vec::len), Some(3), "one duration per execution: {line}");
 }
