@@ -275,7 +275,6 @@ async fn dynamodb_refuses_an_item_over_400_kb_as_invalid() {
     assert!(invalid(&over), "{over:?}");
 }
 
-
 #[tokio::test]
 async fn ses_sends_from_a_verified_identity_and_refuses_an_unverified_one() {
     let sdk = moto::sdk_config().await;
