@@ -104,6 +104,9 @@ enum Command {
         /// The schedule, in English or as cron(...), optionally followed by a time zone.
         text: String,
     },
+    /// The outside APIs' versions the jobs pin (Shopify's Admin API, Square), and how long
+    /// each is supported.
+    Versions,
     /// The backoff timeline of a job's retry policy.
     RetryPlan {
         /// The job.
@@ -161,6 +164,9 @@ struct DevArgs {
     /// Log JSON lines instead of readable text.
     #[arg(long)]
     json_logs: bool,
+    /// With --demo: every record's log lines on stderr, not only in <dir>/demo/demo.log.
+    #[arg(long, requires = "demo")]
+    verbose: bool,
 }
 
 /// The zone of the schedules declared in the stack's zone (its `ScheduleTimeZone` parameter).
@@ -330,6 +336,10 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
         }
         Command::Cron { text } => commands::info::cron(out, &text, now),
         Command::RetryPlan { job } => commands::info::retry_plan(out, &job),
+        Command::Versions => {
+            commands::versions::versions(out);
+            Ok(())
+        }
         Command::Cost { job, jobs_per_day, architecture } => {
             commands::cost::cost(out, job.as_deref(), jobs_per_day, architecture)
         }
@@ -419,12 +429,24 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
 }
 
 async fn dev(out: Output, dir: PathBuf, args: DevArgs) -> Result<(), CommandError> {
-    jobkit::telemetry::init_logging(args.json_logs);
     if args.demo {
-        let report = crate::demo::run(&dir).await?;
-        print_demo(out, &report, &dir.join("demo"));
+        let folder = crate::demo::fresh_folder(&dir)?;
+        let log = if args.verbose {
+            jobkit::telemetry::init_logging(args.json_logs);
+            None
+        } else {
+            let (path, file) = crate::demo::log_file(&folder)?;
+            jobkit::telemetry::init_logging_to(args.json_logs, std::sync::Mutex::new(file));
+            Some(path)
+        };
+        let report = crate::demo::run(&folder).await?;
+        print_demo(out, &report, &folder);
+        if let (Some(log), false) = (log, out.json) {
+            println!("every record's log lines: {} (--verbose shows them here)", log.display());
+        }
         return Ok(());
     }
+    jobkit::telemetry::init_logging(args.json_logs);
     let options = DevOptions {
         until_idle: args.until_idle,
         shopify_url: args.shopify_url,

@@ -7,7 +7,10 @@
 //! clock that jumps to the next due message, so hours of retries take no real time. Ends with
 //! what happened: per job, the DLQ with its reasons, the outbox.
 
-use std::{path::Path, time::Instant};
+use std::{
+    path::{Path, PathBuf},
+    time::Instant,
+};
 
 use chrono::{DateTime, Utc};
 use jobkit::{
@@ -160,16 +163,37 @@ fn files_in(folder: &Path) -> usize {
     std::fs::read_dir(folder).map_or(0, |entries| entries.filter_map(Result::ok).count())
 }
 
-/// Runs the demo in `dir/demo` (emptied first).
+/// The demo's folder, `dir/demo`, emptied: each demo starts from nothing.
+///
+/// # Errors
+/// The folder cannot be emptied or made.
+pub fn fresh_folder(dir: &Path) -> Result<PathBuf, DevError> {
+    let dir = dir.join("demo");
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(failed)?;
+    }
+    std::fs::create_dir_all(&dir).map_err(failed)?;
+    Ok(dir)
+}
+
+/// Creates the file the demo's per-record logs go to, in its folder, unless `--verbose` asks
+/// for them on stderr: the story and the summary are what a first run should show.
+///
+/// # Errors
+/// The file cannot be created.
+pub fn log_file(folder: &Path) -> Result<(PathBuf, std::fs::File), DevError> {
+    let path = folder.join("demo.log");
+    let file = std::fs::File::create(&path).map_err(failed)?;
+    Ok((path, file))
+}
+
+/// Runs the demo in `dir` (a [`fresh_folder`]).
 ///
 /// # Errors
 /// The sandbox, the backend or the database failing.
 pub async fn run(dir: &Path) -> Result<DemoReport, DevError> {
     let started = Instant::now();
-    let dir = dir.join("demo");
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).map_err(failed)?;
-    }
+    let dir = dir.to_path_buf();
     let sandbox = Sandbox::start(fixtures()).await.map_err(failed)?;
     let clock = ManualClock::new(Utc::now());
     let options = DevOptions {

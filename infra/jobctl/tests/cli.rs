@@ -73,6 +73,20 @@ fn dev(dir: &Path) -> Value {
 }
 
 #[test]
+fn versions_shows_each_pinned_api_version_and_when_its_support_ends() {
+    let dir = folder("versions");
+    let apis = json_of(&dir, &["versions"]);
+    let shopify = &apis[0];
+    assert_eq!(shopify["version"], shop::shopify::API_VERSION, "{apis}");
+    assert_eq!(shopify["supported_until"], shop::shopify::API_VERSION_SUPPORTED_UNTIL, "{apis}");
+    // Shopify supports a version for 12 months: a pin past its end is served another version.
+    assert!(shopify["days_left"].as_i64().unwrap() >= 0, "the pinned Shopify version is supported: {apis}");
+    assert_eq!(apis[1]["version"], shop::square::SQUARE_VERSION, "{apis}");
+    let table = expect(&dir, &["versions"], 0);
+    assert!(table.contains("SUPPORTED UNTIL") && table.contains(shop::shopify::API_VERSION), "{table}");
+}
+
+#[test]
 fn bad_arguments_are_refused_before_anything_is_sent() {
     let dir = folder("refused");
     let cases: [(&[&str], &str); 5] = [
@@ -473,6 +487,30 @@ fn the_demo_runs_every_job_and_ends_with_retries_in_the_dlq_and_mail_and_a_text_
     assert_eq!(listed.as_array().unwrap().len(), 2);
 }
 
+#[test]
+fn the_demo_shows_its_story_and_summary_and_keeps_every_records_log_in_a_file() {
+    let dir = folder("demo-quiet");
+    let out = jobctl_command(&dir, &["dev", "--demo"]).env("RUST_LOG", "info").output().expect("jobctl runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (stderr, stdout) = (text(&out.stderr), text(&out.stdout));
+    assert!(!stderr.contains("record handled"), "no record's log on the terminal: {stderr}");
+    assert!(stderr.lines().count() <= 5, "the story only: {stderr}");
+    assert!(stdout.contains("SUCCEEDED") && stdout.contains("in the DLQs (2)"), "the summary: {stdout}");
+    assert!(stdout.contains("demo.log"), "the summary names the log file: {stdout}");
+    let log = std::fs::read_to_string(dir.join("demo/demo.log")).expect("the demo's log file");
+    assert!(
+        log.lines().filter(|l| l.contains("record handled")).count() >= 5,
+        "the retries and the DLQ: {log}"
+    );
+
+    let verbose = jobctl_command(&dir, &["dev", "--demo", "--verbose"])
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("jobctl runs");
+    assert!(text(&verbose.stderr).contains("record handled"), "--verbose logs every record on stderr");
+    assert!(!dir.join("demo/demo.log").exists(), "and writes no log file");
+}
+
 /// Every file under `dir`, read as text.
 fn texts_under(dir: &Path) -> Vec<(PathBuf, String)> {
     let mut found = Vec::new();
@@ -495,8 +533,9 @@ fn tokens_emails_and_phone_numbers_never_reach_logs_or_the_outbox() {
         .output()
         .expect("jobctl runs");
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let logs = text(&out.stderr) + &text(&out.stdout);
-    assert!(logs.lines().count() > 50, "debug logs were written: {logs}");
+    let log_file = std::fs::read_to_string(dir.join("demo/demo.log")).expect("the demo's log file");
+    let logs = text(&out.stderr) + &text(&out.stdout) + &log_file;
+    assert!(log_file.lines().count() > 50, "debug logs were written: {logs}");
     let outbox = texts_under(&dir.join("demo/outbox"));
     assert!(outbox.len() >= 3, "emails and a text were written: {outbox:?}");
     // The text went out, to a number shown masked.

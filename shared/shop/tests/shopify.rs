@@ -11,14 +11,15 @@ use jobkit::IntegrationErrorKind;
 use serde_json::{Value, json};
 use shop::{
     Secret, StoreId,
-    shopify::{Pacer, ShopifyClient, ShopifyConfig, ShopifyShop},
+    shopify::{API_VERSION, Pacer, ShopifyClient, ShopifyConfig, ShopifyShop},
 };
 use wiremock::{
     Mock, MockServer, ResponseTemplate,
     matchers::{body_partial_json, header, method, path},
 };
 
-const GRAPHQL_PATH: &str = "/acme/admin/api/2025-10/graphql.json";
+/// The pinned version, spelled out: a bump of `API_VERSION` shows here too.
+const GRAPHQL_PATH: &str = "/acme/admin/api/2026-10/graphql.json";
 
 /// Records waits instead of sleeping.
 #[derive(Debug, Default)]
@@ -356,4 +357,115 @@ async fn a_product_with_more_variants_than_a_page_gets_all_of_them() {
     assert_eq!(variants.len(), 250, "none of the 150 past the first page lost");
     assert_eq!(variants[249], "gid://shopify/ProductVariant/7-249");
     assert_eq!(page.products[1].variants.len(), 2, "a product within one page asks nothing more");
+}
+
+#[tokio::test]
+async fn a_mutation_that_failed_as_a_whole_reports_shopifys_errors() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": {"webhookSubscriptionCreate": null},
+            "errors": [{"message": "Access denied for webhookSubscriptionCreate field.",
+                        "extensions": {"code": "ACCESS_DENIED"}}]
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let (client, _) = client(&server);
+    let err = client
+        .create_webhook_subscription(&shop(), "ORDERS_CREATE", "https://hooks.example.com/orders")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, IntegrationErrorKind::InvalidInput);
+    assert!(err.message.contains("Access denied"), "{}", err.message);
+}
+
+/// A buffer the client's metric lines and the test's log lines are written into.
+#[derive(Debug, Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+/// Shopify falls forward to the oldest supported version once the pinned one is retired, and
+/// says so in `X-Shopify-Api-Version`: the client warns (both versions named), counts it and
+/// writes the EMF metric line; an answer of the pinned version does none of that.
+#[tokio::test]
+async fn an_answer_served_by_another_api_version_is_logged_and_counted() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({"variables": {"after": null}})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("X-Shopify-Api-Version", API_VERSION)
+                .set_body_json(products_page(1, 1, Some("c1"))),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({"variables": {"after": "c1"}})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("X-Shopify-Api-Version", "2027-01")
+                .set_body_json(products_page(2, 1, None)),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let metrics = Captured::default();
+    let logs = Captured::default();
+    let subscriber = {
+        let logs = logs.clone();
+        tracing_subscriber::fmt()
+            .with_writer(move || logs.clone())
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .finish()
+    };
+    let _default = tracing::subscriber::set_default(subscriber);
+    let (client, _) = client(&server);
+    let client = client.with_metrics_writer("Jobs", Box::new(metrics.clone()));
+
+    client.products_page(&StoreId::from("st_1"), &shop(), None, 1).await.unwrap();
+    assert_eq!(client.api_version_mismatches(), 0, "the pinned version was served");
+    assert!(metrics.text().is_empty() && logs.text().is_empty(), "{}{}", metrics.text(), logs.text());
+
+    let page = client.products_page(&StoreId::from("st_1"), &shop(), Some("c1"), 1).await.unwrap();
+    assert_eq!(page.products.len(), 1, "the answer is still used");
+    assert_eq!(client.api_version_mismatches(), 1);
+    assert_eq!(client.clone().api_version_mismatches(), 1, "clones share the count");
+
+    let log = logs.text();
+    assert!(log.contains("WARN"), "{log}");
+    assert!(log.contains(&format!("requested_version=\"{API_VERSION}\"")), "{log}");
+    assert!(log.contains("served_version=\"2027-01\""), "{log}");
+    assert!(log.contains("document=\"Products\""), "{log}");
+    assert!(!log.contains("shpat_test"), "the token never shows in logs");
+
+    let lines: Vec<Value> = metrics.text().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line = &lines[0];
+    let directive = &line["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(directive["Namespace"], "Jobs");
+    assert_eq!(directive["Metrics"][0], json!({"Name": "shopify_api_version_mismatch", "Unit": "Count"}));
+    assert_eq!(directive["Dimensions"], json!([[]]));
+    assert!(line["_aws"]["Timestamp"].as_i64().unwrap() > 0);
+    assert_eq!(line["shopify_api_version_mismatch"], 1);
+    assert_eq!(line["requested_version"], API_VERSION);
+    assert_eq!(line["served_version"], "2027-01");
 }

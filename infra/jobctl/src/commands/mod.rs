@@ -11,6 +11,7 @@ pub mod info;
 pub mod pause;
 pub mod stats;
 pub mod template;
+pub mod versions;
 
 use crate::{
     backend::BackendError,

@@ -2,7 +2,11 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    io::Write,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -11,7 +15,7 @@ use serde::de::DeserializeOwned;
 
 use super::{
     API_VERSION, Pacer, TokioPacer,
-    queries::{self, GraphqlResponse, ThrottleStatus},
+    queries::{self, Document, GraphqlResponse, ThrottleStatus},
 };
 use crate::{
     catalog::{Money, Product, Variant},
@@ -90,7 +94,9 @@ pub struct ShopifyClient {
     /// Per shop: its bucket as last answered.
     budgets: Arc<Mutex<HashMap<String, ThrottleStatus>>>,
     /// Per shop and document: what it cost last time (a sync's pages cost alike).
-    costs: Arc<Mutex<HashMap<(String, u64), f64>>>,
+    costs: Arc<Mutex<HashMap<(String, &'static str), f64>>>,
+    /// Answers served by another API version than [`API_VERSION`].
+    versions: VersionWatch,
 }
 
 fn error(kind: IntegrationErrorKind, message: impl Into<String>) -> IntegrationError {
@@ -112,7 +118,28 @@ impl ShopifyClient {
     /// If the HTTP client cannot be built.
     pub fn with_pacer(config: ShopifyConfig, pacer: Arc<dyn Pacer>) -> Result<Self, IntegrationError> {
         let http = crate::http::client(SOURCE, config.timeout)?;
-        Ok(Self { http, config, pacer, budgets: Arc::default(), costs: Arc::default() })
+        let versions = VersionWatch { mismatches: Arc::default(), emf: EmfOut::from_env() };
+        Ok(Self { http, config, pacer, budgets: Arc::default(), costs: Arc::default(), versions })
+    }
+
+    /// This client, writing the version-mismatch metric's EMF lines (see
+    /// [`ShopifyClient::api_version_mismatches`]) into `writer` in namespace `namespace`: tests
+    /// read them. By default they go to stdout in a Lambda function and nowhere elsewhere.
+    #[must_use]
+    pub fn with_metrics_writer(mut self, namespace: &str, writer: Box<dyn Write + Send>) -> Self {
+        self.versions.emf =
+            Some(EmfOut { namespace: namespace.into(), writer: Arc::new(Mutex::new(writer)) });
+        self
+    }
+
+    /// How many answers, since this client was made (clones share the count), Shopify served
+    /// with another API version than [`API_VERSION`] (its `X-Shopify-Api-Version` header): it
+    /// falls forward so when the pinned version is no longer supported. Each one is also logged
+    /// (a warning naming both versions) and, in a Lambda function, written as the CloudWatch
+    /// EMF metric `shopify_api_version_mismatch` (Count, no dimension) in the namespace of
+    /// jobkit's metrics (`JOBKIT_METRICS_NAMESPACE`, default `Jobs`).
+    pub fn api_version_mismatches(&self) -> u64 {
+        self.versions.mismatches.load(Ordering::Relaxed)
     }
 
     /// One page of products after `cursor`, `page_size` at a time (at most 250).
@@ -184,7 +211,9 @@ impl ShopifyClient {
     ) -> Result<WebhookSubscription, IntegrationError> {
         let variables = serde_json::json!({ "topic": topic, "uri": uri });
         let data: queries::CreateWebhookData = self.graphql(shop, queries::CREATE_WEBHOOK, variables).await?;
-        let payload = data.webhook_subscription_create;
+        let payload = data.webhook_subscription_create.ok_or_else(|| {
+            error(IntegrationErrorKind::Unexpected, "webhookSubscriptionCreate returned nothing")
+        })?;
         if !payload.user_errors.is_empty() {
             let messages: Vec<String> = payload
                 .user_errors
@@ -214,20 +243,20 @@ impl ShopifyClient {
     async fn graphql<T: DeserializeOwned>(
         &self,
         shop: &ShopifyShop,
-        query: &str,
+        document: Document,
         variables: serde_json::Value,
     ) -> Result<T, IntegrationError> {
-        let body = serde_json::json!({ "query": query, "variables": variables });
+        let body = serde_json::json!({ "query": document.source(), "variables": variables });
         let mut tries = 0;
         loop {
             tries += 1;
             // A retry has just waited for its own reason; the budget seen before that is stale.
             if tries == 1
-                && let Some(wait) = self.budget_wait(shop, query)
+                && let Some(wait) = self.budget_wait(shop, document)
             {
                 self.pacer.wait(wait).await;
             }
-            match self.send_once::<T>(shop, query, &body).await {
+            match self.send_once::<T>(shop, document, &body).await {
                 Ok(data) => return Ok(data),
                 Err(Failure::Retry { error, wait }) if tries < self.config.max_tries => {
                     tracing::info!(shop = %shop.domain, tries, wait_ms = wait.as_millis() as u64, error = %error, "shopify asked to wait");
@@ -241,7 +270,7 @@ impl ShopifyClient {
     async fn send_once<T: DeserializeOwned>(
         &self,
         shop: &ShopifyShop,
-        query: &str,
+        document: Document,
         body: &serde_json::Value,
     ) -> Result<T, Failure> {
         let response = self
@@ -267,6 +296,9 @@ impl ShopifyClient {
         }
         let status = response.status();
         let retry_after = crate::http::retry_after(response.headers());
+        if let Some(served) = response.headers().get("x-shopify-api-version") {
+            self.versions.check(shop, document, served);
+        }
         let text = response.text().await.map_err(|e| Failure::Retry {
             error: error(IntegrationErrorKind::Unavailable, format!("reading the answer: {e}")),
             wait: Duration::from_secs(1),
@@ -279,7 +311,7 @@ impl ShopifyClient {
         if let Some(status) = throttle {
             self.budgets.lock().unwrap_or_else(|p| p.into_inner()).insert(shop.domain.to_string(), status);
             let asked = answer_cost(&answer);
-            self.costs.lock().unwrap_or_else(|p| p.into_inner()).insert(cost_key(shop, query), asked);
+            self.costs.lock().unwrap_or_else(|p| p.into_inner()).insert(cost_key(shop, document), asked);
         }
         if let Some(throttled) = answer
             .errors
@@ -301,11 +333,12 @@ impl ShopifyClient {
         })
     }
 
-    /// How long to wait so that `query`, at what it cost last time, fits the shop's budget.
-    fn budget_wait(&self, shop: &ShopifyShop, query: &str) -> Option<Duration> {
+    /// How long to wait so that `document`, at what it cost last time, fits the shop's budget.
+    fn budget_wait(&self, shop: &ShopifyShop, document: Document) -> Option<Duration> {
         let budgets = self.budgets.lock().unwrap_or_else(|p| p.into_inner());
         let status = budgets.get(shop.domain.as_str())?;
-        let asked = self.costs.lock().unwrap_or_else(|p| p.into_inner()).get(&cost_key(shop, query)).copied();
+        let asked =
+            self.costs.lock().unwrap_or_else(|p| p.into_inner()).get(&cost_key(shop, document)).copied();
         let asked = asked.unwrap_or(0.0);
         // Room for this document at its last cost (a sync's pages cost about alike), plus a
         // tenth of the bucket: a margin for a page that costs a little more and for other
@@ -317,12 +350,84 @@ impl ShopifyClient {
     }
 }
 
-/// A document's key among a shop's costs.
-fn cost_key(shop: &ShopifyShop, query: &str) -> (String, u64) {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    query.hash(&mut hasher);
-    (shop.domain.to_string(), hasher.finish())
+/// A document's key among a shop's costs: its operation's name, unique among [`queries::DOCUMENTS`].
+fn cost_key(shop: &ShopifyShop, document: Document) -> (String, &'static str) {
+    (shop.domain.to_string(), document.name())
+}
+
+/// Answers served by another API version than the one asked for: counted, logged, and written
+/// as an EMF metric line where one is wanted.
+#[derive(Debug, Clone)]
+struct VersionWatch {
+    /// Since the client was made; its clones share it.
+    mismatches: Arc<AtomicU64>,
+    /// Where the metric's lines go: stdout in a Lambda function, none elsewhere.
+    emf: Option<EmfOut>,
+}
+
+impl VersionWatch {
+    /// Compares the `X-Shopify-Api-Version` an answer carries with [`API_VERSION`].
+    fn check(&self, shop: &ShopifyShop, document: Document, served: &reqwest::header::HeaderValue) {
+        let served = String::from_utf8_lossy(served.as_bytes());
+        let served = served.trim();
+        if served == API_VERSION {
+            return;
+        }
+        let count = self.mismatches.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::warn!(
+            shop = %shop.domain,
+            document = document.name(),
+            requested_version = API_VERSION,
+            served_version = served,
+            mismatches = count,
+            "shopify served another API version than the pinned one (falling forward from an unsupported one)"
+        );
+        if let Some(emf) = &self.emf {
+            emf.emit(served, chrono::Utc::now().timestamp_millis());
+        }
+    }
+}
+
+/// An EMF line per mismatched answer, in the namespace of jobkit's batch metrics.
+#[derive(Clone)]
+struct EmfOut {
+    namespace: Arc<str>,
+    writer: Arc<Mutex<Box<dyn Write + Send>>>,
+}
+
+impl std::fmt::Debug for EmfOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmfOut").field("namespace", &self.namespace).finish_non_exhaustive()
+    }
+}
+
+impl EmfOut {
+    /// Stdout in a Lambda function (`AWS_LAMBDA_FUNCTION_NAME` set), where CloudWatch reads
+    /// EMF lines from the log stream as it does jobkit's; nothing elsewhere (`jobctl`, tests).
+    fn from_env() -> Option<Self> {
+        std::env::var_os("AWS_LAMBDA_FUNCTION_NAME")?;
+        let namespace = std::env::var("JOBKIT_METRICS_NAMESPACE").unwrap_or_else(|_| "Jobs".to_owned());
+        Some(Self { namespace: namespace.into(), writer: Arc::new(Mutex::new(Box::new(std::io::stdout()))) })
+    }
+
+    fn emit(&self, served: &str, timestamp_ms: i64) {
+        let line = serde_json::json!({
+            "_aws": {
+                "Timestamp": timestamp_ms,
+                "CloudWatchMetrics": [{
+                    "Namespace": &*self.namespace,
+                    "Dimensions": [[]],
+                    "Metrics": [{"Name": "shopify_api_version_mismatch", "Unit": "Count"}]
+                }]
+            },
+            "shopify_api_version_mismatch": 1,
+            "requested_version": API_VERSION,
+            "served_version": served,
+        });
+        let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        // A metric never fails a request: a broken pipe loses a line.
+        let _ = writeln!(writer, "{line}");
+    }
 }
 
 fn answer_cost<T>(answer: &GraphqlResponse<T>) -> f64 {

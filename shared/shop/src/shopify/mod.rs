@@ -2,7 +2,9 @@
 //! pagination), webhook subscriptions; cost-based throttling and 429/`THROTTLED` answered with
 //! backoff.
 //!
-//! Invariants: the API version is pinned ([`API_VERSION`]); a request goes only to a validated
+//! Invariants: the API version is pinned ([`API_VERSION`]) and every document the client sends
+//! is one of [`DOCUMENTS`], validated against that version's schema by the tests; an answer
+//! served by another version is logged and counted; a request goes only to a validated
 //! `*.myshopify.com` domain (the type says so) unless a test or the local sandbox overrides the
 //! base URL; the access token is sent in its header and never logged; a redirect is not
 //! followed (reqwest would carry the token's header to another host) but is a permanent error.
@@ -13,6 +15,15 @@ mod queries;
 
 pub use client::{ProductPage, ShopifyClient, ShopifyConfig, ShopifyShop, WebhookSubscription};
 pub use pacer::{Pacer, TokioPacer};
+pub use queries::{DOCUMENTS, Document};
 
-/// The Admin API version every request uses.
-pub const API_VERSION: &str = "2025-10";
+/// The Admin API version every request uses (in the path). Every document in [`DOCUMENTS`] is
+/// validated against this version's schema, `tests/schema/admin_{API_VERSION}.graphql`
+/// (`scripts/shopify-schema` makes it).
+pub const API_VERSION: &str = "2026-10";
+
+/// The day Shopify stops supporting [`API_VERSION`] (ISO 8601): each stable version is supported
+/// for at least 12 months from its release (2026-10 from 2026-10-01). After it Shopify falls
+/// forward and serves the oldest supported version instead, which the client logs and counts
+/// (`X-Shopify-Api-Version`, [`ShopifyClient::api_version_mismatches`]).
+pub const API_VERSION_SUPPORTED_UNTIL: &str = "2027-10-01";

@@ -2,7 +2,45 @@
 
 use serde::Deserialize;
 
-pub(crate) const PRODUCTS: &str = "query Products($first: Int!, $after: String) {
+/// A GraphQL document the client sends: one named operation.
+///
+/// Only the `documents!` macro of this module makes one (the fields are private), and it lists
+/// each in [`DOCUMENTS`]; the client's `graphql` takes a `Document`, so it sends nothing that is
+/// not in the list, and `tests/shopify_schema.rs` validates the whole list against the Admin
+/// schema of [`super::API_VERSION`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Document {
+    name: &'static str,
+    source: &'static str,
+}
+
+impl Document {
+    /// The operation's name (`Products`).
+    pub const fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The GraphQL text sent.
+    pub const fn source(&self) -> &'static str {
+        self.source
+    }
+}
+
+/// Defines each document as a constant and lists them all in [`DOCUMENTS`].
+macro_rules! documents {
+    ($($(#[$meta:meta])* $constant:ident = $name:literal, $source:literal;)+) => {
+        $(
+            $(#[$meta])*
+            pub(crate) const $constant: Document = Document { name: $name, source: $source };
+        )+
+        /// Every document the client sends, in the order they are defined.
+        pub const DOCUMENTS: &[Document] = &[$($constant),+];
+    };
+}
+
+documents! {
+    /// A page of products with their first 100 variants, and the shop's currency.
+    PRODUCTS = "Products", "query Products($first: Int!, $after: String) {
   shop { currencyCode }
   products(first: $first, after: $after) {
     pageInfo { hasNextPage endCursor }
@@ -13,8 +51,8 @@ pub(crate) const PRODUCTS: &str = "query Products($first: Int!, $after: String) 
   }
 }";
 
-/// The variants of one product past the first page the products query brings.
-pub(crate) const PRODUCT_VARIANTS: &str = "query ProductVariants($id: ID!, $after: String) {
+    /// The variants of one product past the first page the products query brings.
+    PRODUCT_VARIANTS = "ProductVariants", "query ProductVariants($id: ID!, $after: String) {
   product(id: $id) {
     variants(first: 250, after: $after) {
       pageInfo { hasNextPage endCursor }
@@ -23,17 +61,22 @@ pub(crate) const PRODUCT_VARIANTS: &str = "query ProductVariants($id: ID!, $afte
   }
 }";
 
-pub(crate) const WEBHOOKS: &str = "query Webhooks {
+    /// The shop's webhook subscriptions (this app's), with where they deliver (`uri`: since
+    /// 2025-10 the one field for HTTPS, Pub/Sub and EventBridge; `callbackUrl` and `endpoint`
+    /// are deprecated).
+    WEBHOOKS = "Webhooks", "query Webhooks {
   webhookSubscriptions(first: 100) { nodes { id topic uri } }
 }";
 
-pub(crate) const CREATE_WEBHOOK: &str =
+    /// Subscribes a `uri` to a topic, in JSON.
+    CREATE_WEBHOOK = "CreateWebhook",
     "mutation CreateWebhook($topic: WebhookSubscriptionTopic!, $uri: String!) {
   webhookSubscriptionCreate(topic: $topic, webhookSubscription: { uri: $uri, format: JSON }) {
     webhookSubscription { id topic uri }
     userErrors { field message }
   }
 }";
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -108,7 +151,8 @@ pub(crate) struct WebhookNode {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct CreateWebhookData {
-    pub webhook_subscription_create: CreateWebhookPayload,
+    /// Null when the mutation failed as a whole (the answer's `errors` then say why).
+    pub webhook_subscription_create: Option<CreateWebhookPayload>,
 }
 
 #[derive(Debug, Deserialize)]
