@@ -21,8 +21,13 @@ use wiremock::{
 };
 
 const CUSTOMERS: u32 = 250;
+/// Order searches of a whole sync: 10 customer ids a search (25 of them for 250 customers),
+/// each answered in two pages.
+const SEARCHES: u64 = 2 * 25;
 
 /// Customers `c0`..`c249`, 100 a page; customer `cN` has `N % 3` completed orders of 10.00.
+/// A search of more than 10 customer ids is refused, as Square refuses it
+/// (`SearchOrdersCustomerFilter.customer_ids`: "Max: 10 customer ids").
 struct StubSquare;
 
 impl Respond for StubSquare {
@@ -57,6 +62,11 @@ impl Respond for StubSquare {
         let ids: Vec<String> =
             serde_json::from_value(search["query"]["filter"]["customer_filter"]["customer_ids"].clone())
                 .expect("ids");
+        if ids.len() > 10 {
+            return ResponseTemplate::new(400).set_body_json(json!({"errors": [{
+                "category": "INVALID_REQUEST_ERROR", "code": "ARRAY_LENGTH_TOO_LONG",
+                "field": "query.filter.customer_filter.customer_ids"}]}));
+        }
         let orders: Vec<Value> = ids
             .iter()
             .flat_map(|id| {
@@ -108,7 +118,7 @@ async fn customers_and_their_order_history_are_synced_across_pages() {
     Mock::given(method("GET"))
         .and(path("/v2/customers"))
         .and(header("Authorization", "Bearer sq0atp-test"))
-        .and(header("Square-Version", "2025-10-16"))
+        .and(header("Square-Version", "2026-09-16"))
         .respond_with(StubSquare)
         .expect(3)
         .mount(&square)
@@ -116,7 +126,7 @@ async fn customers_and_their_order_history_are_synced_across_pages() {
     Mock::given(method("POST"))
         .and(path("/v2/orders/search"))
         .respond_with(StubSquare)
-        .expect(6)
+        .expect(SEARCHES)
         .mount(&square)
         .await;
     Mock::given(method("GET"))
@@ -201,7 +211,7 @@ async fn a_second_delivery_changes_nothing() {
     Mock::given(method("POST"))
         .and(path("/v2/orders/search"))
         .respond_with(StubSquare)
-        .expect(6)
+        .expect(SEARCHES)
         .mount(&square)
         .await;
     let runner = t.runner(job(&db, &square));
@@ -212,7 +222,7 @@ async fn a_second_delivery_changes_nothing() {
     t.enqueuer().perform_later_with::<CustomerSyncJob>(&args(), again).await.unwrap();
     assert_eq!(t.drain(&runner).await.count(|s| *s == RecordStatus::Duplicate), 1);
     assert_eq!(db.recent(RecordKind::SyncRun, 10).await.unwrap().len(), 1, "the run is recorded once");
-    // `expect(3)` and `expect(6)` are checked when the stub drops: the POS was not called again.
+    // `expect(3)` and `expect(SEARCHES)` are checked when the stub drops: the POS was not called again.
 }
 
 #[tokio::test]

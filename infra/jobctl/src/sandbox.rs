@@ -4,7 +4,8 @@
 //! Shopify: `POST /shopify/{shop}/admin/api/{version}/graphql.json` with `X-Shopify-Access-Token`
 //! answers the products, webhook subscriptions and `webhookSubscriptionCreate` documents the
 //! client sends. Square: `GET /square/v2/customers` and `POST /square/v2/orders/search` with a
-//! bearer token. A shop or token can be made to fail (503 or 401) to show retries and the DLQ.
+//! bearer token, refusing what Square refuses (`sandbox/square.rs`). A shop or token can be made to fail
+//! (503 or 401) to show retries and the DLQ.
 //! Tests can pause it to catch a job in the middle of a request.
 
 use std::{
@@ -30,6 +31,8 @@ use tokio::{
     sync::{Notify, watch},
 };
 
+mod square;
+
 /// How a fixture answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Behaviour {
@@ -53,7 +56,8 @@ pub struct FixtureShop {
 /// A POS account of the sandbox, by its token.
 #[derive(Debug, Clone)]
 pub struct FixturePos {
-    /// How many customers it has (each with a few completed orders).
+    /// How many customers it has (most with a few orders, most of those completed: what a
+    /// customer's add up to is [`FixturePos::completed_orders`]).
     pub customers: usize,
 }
 
@@ -207,15 +211,16 @@ async fn route(state: &State, request: Request<Incoming>) -> Answer {
         (Method::POST, ["shopify", shop, "admin", "api", _, "graphql.json"]) => {
             shopify(state, shop, &header("x-shopify-access-token"), &body)
         }
-        (Method::GET, ["square", "v2", "customers"]) => {
-            let cursor = parts.uri.query().and_then(|q| {
-                q.split('&').find_map(|kv| kv.strip_prefix("cursor=")).and_then(|c| c.parse::<usize>().ok())
-            });
-            square_customers(state, &header("authorization"), cursor.unwrap_or(0))
-        }
-        (Method::POST, ["square", "v2", "orders", "search"]) => {
-            square_orders(state, &header("authorization"), &body)
-        }
+        (method, ["square", rest @ ..]) => square::answer(
+            state,
+            &square::SquareRequest {
+                method: &method,
+                path: rest,
+                query: parts.uri.query(),
+                headers: &parts.headers,
+                body: &body,
+            },
+        ),
         _ => reply(StatusCode::NOT_FOUND, &json!({"error": format!("the sandbox has no {path}")})),
     }
 }
@@ -295,50 +300,4 @@ fn title(i: usize) -> &'static str {
     const TITLES: [&str; 6] =
         ["Red Shoe", "Blue Scarf", "Linen Shirt", "Wool Hat", "Canvas Bag", "Rain Jacket"];
     TITLES[i % TITLES.len()]
-}
-
-fn pos<'a>(state: &'a State, authorization: &str) -> Option<&'a FixturePos> {
-    authorization.strip_prefix("Bearer ").and_then(|token| state.fixtures.pos.get(token))
-}
-
-fn refused() -> Answer {
-    reply(
-        StatusCode::UNAUTHORIZED,
-        &json!({"errors": [{"category": "AUTHENTICATION_ERROR", "code": "UNAUTHORIZED"}]}),
-    )
-}
-
-const CUSTOMERS_PER_PAGE: usize = 100;
-
-fn square_customers(state: &State, authorization: &str, start: usize) -> Answer {
-    let Some(fixture) = pos(state, authorization) else { return refused() };
-    let end = (start + CUSTOMERS_PER_PAGE).min(fixture.customers);
-    let customers: Vec<Value> = (start..end)
-        .map(|i| {
-            let given_name = ["Ada", "Grace", "Alan", "Edsger"][i % 4];
-            json!({"id": format!("CUST{i:05}"), "given_name": given_name,
-                   "family_name": format!("Customer{i}"), "email_address": format!("customer{i}@example.com"),
-                   "phone_number": format!("+1415555{:04}", i % 10_000),
-                   "preferences": {"email_unsubscribed": i % 5 == 0}})
-        })
-        .collect();
-    let cursor = (end < fixture.customers).then(|| end.to_string());
-    reply(StatusCode::OK, &json!({"customers": customers, "cursor": cursor}))
-}
-
-fn square_orders(state: &State, authorization: &str, body: &Value) -> Answer {
-    if pos(state, authorization).is_none() {
-        return refused();
-    }
-    let ids =
-        body["query"]["filter"]["customer_filter"]["customer_ids"].as_array().cloned().unwrap_or_default();
-    let orders: Vec<Value> = ids
-        .iter()
-        .filter_map(Value::as_str)
-        .flat_map(|id| {
-            let n: usize = id.trim_start_matches("CUST").parse().unwrap_or(0);
-            (0..n % 4).map(move |k| json!({"customer_id": id, "total_money": {"amount": 1500 + 250 * k, "currency": "USD"}}))
-        })
-        .collect();
-    reply(StatusCode::OK, &json!({"orders": orders}))
 }

@@ -1,10 +1,12 @@
 //! The POS client for Square's Customers and Orders APIs: customers page by page with a cursor,
-//! and the completed orders of those customers summed up. 429 is retried after `Retry-After`
-//! (up to a minute; a longer wait is left to the job's retry policy).
+//! and the completed orders of those customers summed up, searched [`ORDERS_SEARCH_CUSTOMERS`]
+//! customers at a time (Square's limit) and each search paged by its own cursor. 429 is retried
+//! after `Retry-After` (up to a minute; a longer wait is left to the job's retry policy).
 //!
-//! Invariants: the API version is pinned ([`SQUARE_VERSION`]); the token goes in the
-//! `Authorization` header only and never into an error or a log; a redirect is not followed
-//! but answered with a permanent error.
+//! Invariants: the API version is pinned ([`SQUARE_VERSION`]) and every request keeps within
+//! the limits Square publishes for it (the constants below name their source); the token goes
+//! in the `Authorization` header only and never into an error or a log; a redirect is not
+//! followed but answered with a permanent error.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -19,8 +21,26 @@ use crate::{
     shopify::{Pacer, TokioPacer},
 };
 
-/// The `Square-Version` every request sends.
-pub const SQUARE_VERSION: &str = "2025-10-16";
+/// The `Square-Version` every request sends: the newest Square's own SDK pins (npm `square`
+/// 46.0.0, 2026-09-20: `BaseClient.js` sends `"Square-Version": options.version ?? "2026-09-16"`).
+pub const SQUARE_VERSION: &str = "2026-09-16";
+
+/// Customers asked for per `ListCustomers` page: its maximum. "If the specified limit is less
+/// than 1 or greater than 100, Square returns a `400 VALUE_TOO_LOW` or `400 VALUE_TOO_HIGH`
+/// error" (npm `square` 46.0.0, `api/resources/customers/client/requests/ListCustomersRequest.d.ts`).
+const CUSTOMERS_PER_PAGE: u32 = 100;
+
+/// Customer ids per `SearchOrders` request: `SearchOrdersCustomerFilter.customer_ids` takes
+/// "Max: 10 customer ids" (npm `square` 46.0.0, `api/types/SearchOrdersCustomerFilter.d.ts`;
+/// Square's API reference, object `SearchOrdersCustomerFilter`). Square refuses more with a 400,
+/// which is permanent: a page's 100 ids in one search sent every store over 10 customers to
+/// the DLQ.
+pub const ORDERS_SEARCH_CUSTOMERS: usize = 10;
+
+/// Orders asked for per `SearchOrders` page: its maximum, "Default: `500` Max: `1000`" (npm
+/// `square` 46.0.0, `api/resources/orders/client/requests/SearchOrdersRequest.d.ts`). Square may
+/// answer with fewer and a cursor, which is followed.
+const ORDERS_PER_PAGE: u32 = 1000;
 const SOURCE: &str = "square";
 const PRODUCTION: &str = "https://connect.squareup.com";
 
@@ -95,7 +115,45 @@ struct OrdersResponse {
 #[derive(Deserialize)]
 struct SquareOrder {
     customer_id: Option<String>,
+    state: Option<String>,
     total_money: Option<SquareMoney>,
+    #[serde(default)]
+    tenders: Vec<SquareTender>,
+}
+
+#[derive(Deserialize)]
+struct SquareTender {
+    customer_id: Option<String>,
+}
+
+impl SquareOrder {
+    /// Whose order it is: the order's customer, else the first customer a tender names (an
+    /// order rung up without a customer but paid on a customer's card on file).
+    ///
+    /// One owner per order, because Square's customer filter matches "the order `customer_id`
+    /// and any tender `customer_id`" (`SearchOrdersCustomerFilter`): an order one customer paid
+    /// for another comes back in both customers' searches and must be counted once.
+    fn owner(&self) -> Option<&str> {
+        self.customer_id
+            .as_deref()
+            .or_else(|| self.tenders.iter().find_map(|t| t.customer_id.as_deref()))
+            .filter(|id| !id.is_empty())
+    }
+}
+
+/// Square's error body: `{"errors": [{"category", "code", "detail", "field"}]}` (npm `square`
+/// 46.0.0, `api/types/Error_.d.ts`).
+#[derive(Deserialize)]
+struct SquareErrors {
+    #[serde(default)]
+    errors: Vec<SquareErrorBody>,
+}
+
+#[derive(Deserialize)]
+struct SquareErrorBody {
+    code: Option<String>,
+    field: Option<String>,
+    detail: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -134,7 +192,7 @@ impl SquareClient {
         token: &Secret,
         cursor: Option<&str>,
     ) -> Result<CustomerPage, IntegrationError> {
-        let mut query = vec![("limit", "100".to_owned())];
+        let mut query = vec![("limit", CUSTOMERS_PER_PAGE.to_string())];
         if let Some(cursor) = cursor {
             query.push(("cursor", cursor.to_owned()));
         }
@@ -168,6 +226,13 @@ impl SquareClient {
     }
 
     /// Completed orders per customer id: (count, total in minor units).
+    ///
+    /// The ids are searched [`ORDERS_SEARCH_CUSTOMERS`] at a time, each search walked to its
+    /// last page with the same body but the cursor (Square: "when retrieving additional pages
+    /// using a cursor, you must use the original query"). An order counts for its owner only,
+    /// and only in the search of the batch that holds the owner: an order another customer
+    /// paid for also comes back in the payer's search, and its owner may be in another batch
+    /// or on another page of customers, whose own search counts it.
     async fn order_history(
         &self,
         location: &str,
@@ -175,33 +240,49 @@ impl SquareClient {
         customers: &[String],
     ) -> Result<HashMap<String, (u32, i64)>, IntegrationError> {
         let mut history: HashMap<String, (u32, i64)> = HashMap::new();
-        if customers.is_empty() {
-            return Ok(history);
-        }
-        let mut cursor: Option<String> = None;
-        loop {
-            let body = serde_json::json!({
-                "location_ids": [location],
-                "limit": 500,
-                "cursor": cursor,
-                "query": {"filter": {
-                    "customer_filter": {"customer_ids": customers},
-                    "state_filter": {"states": ["COMPLETED"]}
-                }}
-            });
-            let page: OrdersResponse =
-                self.call(token, reqwest::Method::POST, "/v2/orders/search", &[], Some(&body)).await?;
-            for order in page.orders {
-                let Some(customer) = order.customer_id else { continue };
-                let entry = history.entry(customer).or_default();
-                entry.0 += 1;
-                entry.1 += order.total_money.map_or(0, |m| m.amount);
+        for batch in customers.chunks(ORDERS_SEARCH_CUSTOMERS) {
+            let mut cursor: Option<String> = None;
+            loop {
+                let mut body = serde_json::json!({
+                    "location_ids": [location],
+                    "limit": ORDERS_PER_PAGE,
+                    "query": {"filter": {
+                        "customer_filter": {"customer_ids": batch},
+                        "state_filter": {"states": ["COMPLETED"]}
+                    }}
+                });
+                if let Some(cursor) = &cursor {
+                    body["cursor"] = serde_json::Value::from(cursor.as_str());
+                }
+                let page: OrdersResponse =
+                    self.call(token, reqwest::Method::POST, "/v2/orders/search", &[], Some(&body)).await?;
+                for order in &page.orders {
+                    // The state filter asked for completed orders; one that says otherwise is
+                    // not counted rather than trusted.
+                    if order.state.as_deref().is_some_and(|state| state != "COMPLETED") {
+                        continue;
+                    }
+                    let Some(owner) = order.owner().filter(|owner| batch.iter().any(|id| id == owner)) else {
+                        continue;
+                    };
+                    let entry = history.entry(owner.to_owned()).or_default();
+                    entry.0 = entry.0.saturating_add(1);
+                    entry.1 = entry.1.saturating_add(order.total_money.as_ref().map_or(0, |m| m.amount));
+                }
+                match page.cursor.filter(|c| !c.is_empty()) {
+                    // The same cursor again would walk the same page forever.
+                    Some(next) if cursor.as_deref() == Some(next.as_str()) => {
+                        return Err(error(
+                            IntegrationErrorKind::Unexpected,
+                            "the orders search answered with the cursor it was given",
+                        ));
+                    }
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
             }
-            match page.cursor.filter(|c| !c.is_empty()) {
-                Some(next) => cursor = Some(next),
-                None => return Ok(history),
-            }
         }
+        Ok(history)
     }
 
     async fn call<T: DeserializeOwned>(
@@ -275,13 +356,7 @@ impl SquareClient {
                             };
                             (failure, wait)
                         }
-                        _ => {
-                            let snippet: String = text.chars().take(200).collect();
-                            return Err(error(
-                                IntegrationErrorKind::InvalidInput,
-                                format!("HTTP {status}: {snippet}"),
-                            ));
-                        }
+                        _ => return Err(refused(status, path, &text)),
                     }
                 }
             };
@@ -291,4 +366,27 @@ impl SquareClient {
             self.pacer.wait(wait).await;
         }
     }
+}
+
+/// A request Square refused (a 4xx other than those above): permanent, with Square's first
+/// error's code and field in the message and the details, so the DLQ says which limit it was.
+fn refused(status: u16, path: &str, text: &str) -> IntegrationError {
+    let first = serde_json::from_str::<SquareErrors>(text).ok().and_then(|e| e.errors.into_iter().next());
+    let Some(first) = first else {
+        let snippet: String = text.chars().take(200).collect();
+        return error(IntegrationErrorKind::InvalidInput, format!("HTTP {status} from {path}: {snippet}"));
+    };
+    let code = first.code.unwrap_or_default();
+    let field = first.field.as_deref().map(|field| format!(" ({field})")).unwrap_or_default();
+    let detail = first
+        .detail
+        .as_deref()
+        .map(|detail| format!(": {}", detail.chars().take(200).collect::<String>()))
+        .unwrap_or_default();
+    let message = format!("HTTP {status} from {path}: {code}{field}{detail}");
+    let mut failure = error(IntegrationErrorKind::InvalidInput, message).with_detail("code", code);
+    if let Some(field) = first.field {
+        failure = failure.with_detail("field", field);
+    }
+    failure
 }

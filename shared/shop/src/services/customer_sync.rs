@@ -1,5 +1,7 @@
 //! Customer sync: one page of a store's POS customers, with their order history summed up, into
-//! the customer profiles at a time, so the job can checkpoint the cursor between pages.
+//! the customer profiles at a time, so the job can checkpoint the cursor between pages. A page of
+//! 100 customers takes one `ListCustomers` call and a paged `SearchOrders` per 10 of them
+//! (Square's limit on a search's customer ids, [`crate::square::ORDERS_SEARCH_CUSTOMERS`]).
 
 use std::sync::Arc;
 
