@@ -3,11 +3,16 @@
 //! that schedule sends with (`schedule.rs`), four alarms, a dashboard, and its outputs.
 //!
 //! Every resource is named from the job's name (`store_sync` -> `StoreSync...`, queue
-//! `store-sync`), and every number is the spec's (timeouts, batch, concurrency, receives).
+//! `store-sync`), and every number is the spec's (timeouts, batch, concurrency, receives). Queues
+//! and log groups are encrypted with the stack's KMS key when it has one, and the function says
+//! in its `Metadata` why checkov's checks that do not apply to it are skipped.
 
 use jobkit::Lane;
 
-use super::{TemplateError, comment, logical_id, quoted, role, schedule};
+use super::{
+    KMS_KEY_PARAMETER, TemplateError, checkov_skips, comment, logical_id, quoted, role, schedule,
+    with_kms_key,
+};
 use crate::registry::JobSpec;
 
 /// What one job's resources are named.
@@ -177,7 +182,7 @@ fn function(job: &Names, enqueued: &[Names]) -> Result<String, TemplateError> {
       BuildMethod: rust-cargolambda
       BuildProperties:
         Binary: {name}
-    Properties:
+{skips}    Properties:
       FunctionName: !Sub "${{AWS::StackName}}-{queue}"
       Description: {description}
       Role: !GetAtt {role}.Arn
@@ -215,7 +220,58 @@ fn function(job: &Names, enqueued: &[Names]) -> Result<String, TemplateError> {
         window = spec.deployment.batching_window_s,
         concurrency = spec.lane.max_concurrency(),
         lane_events = job.lanes.iter().map(|lane| lane_event(job, lane)).collect::<String>(),
+        skips = checkov_skips(&function_skips(job)),
     ))
+}
+
+/// checkov's checks of a function that do not apply to a job's, and why (rendered into the
+/// function's `Metadata`, so the template says why each is skipped).
+fn function_skips(job: &Names) -> Vec<(&'static str, String)> {
+    let spec = job.spec;
+    let concurrency = std::iter::once(spec.lane)
+        .chain(spec.other_lanes.iter().copied())
+        .map(|lane| format!("{} on its {lane} lane's queue", lane.max_concurrency()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    vec![
+        (
+            "CKV_AWS_115",
+            format!(
+                "Its concurrency is capped where its work arrives, by the SQS event source mapping's \
+                 ScalingConfig.MaximumConcurrency ({concurrency}). Reserved concurrency would also \
+                 set that much aside from the account's pool, and any below the mapping's cap makes \
+                 Lambda throttle polled records back onto the queue."
+            ),
+        ),
+        (
+            "CKV_AWS_116",
+            format!(
+                "Lambda's DeadLetterQueue is for asynchronous invokes; SQS event source mappings invoke \
+                 synchronously, so it would never receive anything. A failed job goes to its DLQ \
+                 {dlq}: jobkit sends it there with the error, and the redrive policy of its {queues} \
+                 catches crashes and timeouts.",
+                dlq = job.logical("DLQ"),
+                queues = job.queues_word(),
+            ),
+        ),
+        (
+            "CKV_AWS_117",
+            "It reaches only public endpoints: AWS APIs (SQS, DynamoDB, SES, SNS, Secrets Manager) \
+             and Shopify's and Square's APIs, while its logs and metrics leave through Lambda's log \
+             stream; there is no private resource to reach. A VPC would add NAT gateways or VPC \
+             endpoints, and their cost, for nothing."
+                .to_owned(),
+        ),
+        (
+            "CKV_AWS_173",
+            format!(
+                "Its variables hold no secret: resource names, queue URLs, the alert addresses and \
+                 settings (store tokens are in Secrets Manager, read at run time). Lambda encrypts \
+                 them at rest with its AWS managed key; a {KMS_KEY_PARAMETER} for them would protect \
+                 nothing more."
+            ),
+        ),
+    ]
 }
 
 /// The event source mapping of one of the job's other lanes: the same batching as its own
@@ -248,9 +304,12 @@ fn log_group(job: &Names) -> String {
     Properties:
       LogGroupName: !Sub "/aws/lambda/${{AWS::StackName}}-{queue}"
       RetentionInDays: !Ref LogRetentionDays
+      # CloudWatch Logs encrypts every log group; with KmsKeyArn, with that key.
+      KmsKeyId: {kms}
 "#,
         id = job.logical("LogGroup"),
         queue = job.queue,
+        kms = with_kms_key(&format!("!Ref {KMS_KEY_PARAMETER}")),
     )
 }
 
@@ -282,8 +341,7 @@ fn queue_resource(job: &Names, id: &str, queue: &str, why: &str) -> String {
       VisibilityTimeout: {visibility}
       MaximumMessageSize: 1048576
       MessageRetentionPeriod: {RETENTION_S}
-      SqsManagedSseEnabled: true
-      RedrivePolicy:
+{encryption}      RedrivePolicy:
         deadLetterTargetArn: !GetAtt {dlq}.Arn
         maxReceiveCount: {receives}
 "#,
@@ -292,6 +350,17 @@ fn queue_resource(job: &Names, id: &str, queue: &str, why: &str) -> String {
         attempts = spec.policy.max_attempts(),
         receives = spec.max_receive_count(),
         dlq = job.logical("DLQ"),
+        encryption = queue_encryption(),
+    )
+}
+
+/// A queue's encryption at rest: with KmsKeyArn, SSE-KMS with that key; else SQS's own keys
+/// (SSE-SQS).
+fn queue_encryption() -> String {
+    format!(
+        "      KmsMasterKeyId: {}\n      SqsManagedSseEnabled: {}\n",
+        with_kms_key(&format!("!Ref {KMS_KEY_PARAMETER}")),
+        super::unless_kms_key("true"),
     )
 }
 
@@ -304,8 +373,7 @@ fn dlq(job: &Names) -> String {
       QueueName: !Sub "${{AWS::StackName}}-{dlq_name}"
       MaximumMessageSize: 1048576
       MessageRetentionPeriod: {RETENTION_S}
-      SqsManagedSseEnabled: true
-      RedriveAllowPolicy:
+{encryption}      RedriveAllowPolicy:
         redrivePermission: byQueue
         # The source queue by name: its ARN would make the two queues depend on each other.
         sourceQueueArnList:
@@ -314,6 +382,7 @@ fn dlq(job: &Names) -> String {
         queues = job.queues_word(),
         id = job.logical("DLQ"),
         dlq_name = jobkit::job::dlq_name(job.spec.name),
+        encryption = queue_encryption(),
         sources = std::iter::once(&job.queue)
             .chain(job.lanes.iter().map(|l| &l.queue))
             .map(|queue| format!(

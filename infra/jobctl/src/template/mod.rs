@@ -30,6 +30,12 @@ const RESOURCES_MARKER: &str = "  # <jobctl template: each job's resources>";
 /// The line of [`SHARED`] that each job's queue and DLQ URL outputs replace.
 const OUTPUTS_MARKER: &str = "  # <jobctl template: each job's queue and DLQ URLs>";
 
+/// The parameter of [`SHARED`] that names the optional customer managed KMS key (empty: none).
+pub const KMS_KEY_PARAMETER: &str = "KmsKeyArn";
+
+/// The condition of [`SHARED`] that holds when [`KMS_KEY_PARAMETER`] names a key.
+pub const KMS_KEY_CONDITION: &str = "HasKmsKey";
+
 /// What the rendered file says first, so no one edits it by hand.
 const BANNER: &str = "\
 # GENERATED FILE: do not edit. `cargo run -p jobctl -- template --write` renders it from the job
@@ -235,6 +241,26 @@ fn comment(text: &str) -> String {
     text.replace(['\r', '\n'], " ")
 }
 
+/// `value` when the stack is given a KMS key, else nothing: `!If [HasKmsKey, value, !Ref AWS::NoValue]`.
+fn with_kms_key(value: &str) -> String {
+    format!("!If [{KMS_KEY_CONDITION}, {value}, !Ref AWS::NoValue]")
+}
+
+/// `value` when the stack is given no KMS key, else nothing: `!If [HasKmsKey, !Ref AWS::NoValue, value]`.
+fn unless_kms_key(value: &str) -> String {
+    format!("!If [{KMS_KEY_CONDITION}, !Ref AWS::NoValue, {value}]")
+}
+
+/// The `checkov:` block of a resource's `Metadata`, indented under it: the checks that do not
+/// apply to the resource, each `(id, why)`, so checkov reports them skipped with the reason.
+fn checkov_skips(skips: &[(&str, String)]) -> String {
+    let mut text = String::from("      checkov:\n        skip:\n");
+    for (id, why) in skips {
+        text.push_str(&format!("          - id: {id}\n            comment: {}\n", quoted(&comment(why))));
+    }
+    text
+}
+
 /// `text` with its first letter upper-case, to open a sentence.
 fn sentence(text: &str) -> String {
     let mut chars = text.chars();
@@ -288,6 +314,110 @@ mod tests {
         let shorter = first_difference("a\nb\n", "a\n").expect("differs");
         assert_eq!((shorter.line, shorter.actual), (2, None));
         assert!(first_difference("a\n", "a").is_some(), "a missing final newline is a difference");
+    }
+
+    fn rendered() -> serde_yaml_ng::Value {
+        let text = render_repository(&repository_root()).expect("the repository renders");
+        serde_yaml_ng::from_str(&text).expect("the render parses")
+    }
+
+    /// `!Tag value` as ("Tag", value).
+    fn tagged(value: &serde_yaml_ng::Value) -> Option<(String, &serde_yaml_ng::Value)> {
+        match value {
+            serde_yaml_ng::Value::Tagged(t) => {
+                Some((t.tag.to_string().trim_start_matches('!').to_owned(), &t.value))
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether `value` is `!Ref <name>`.
+    fn is_ref(value: &serde_yaml_ng::Value, name: &str) -> bool {
+        tagged(value).is_some_and(|(tag, target)| tag == "Ref" && target.as_str() == Some(name))
+    }
+
+    /// `!If [HasKmsKey, then, else]` as (then, else).
+    fn if_kms_key(value: &serde_yaml_ng::Value) -> Option<(&serde_yaml_ng::Value, &serde_yaml_ng::Value)> {
+        let (tag, args) = tagged(value)?;
+        let args = args.as_sequence()?;
+        (tag == "If" && args.len() == 3 && args[0].as_str() == Some(KMS_KEY_CONDITION))
+            .then(|| (&args[1], &args[2]))
+    }
+
+    fn resources(template: &serde_yaml_ng::Value) -> Vec<(String, &serde_yaml_ng::Value)> {
+        template["Resources"]
+            .as_mapping()
+            .expect("Resources")
+            .iter()
+            .map(|(id, r)| (id.as_str().unwrap_or_default().to_owned(), r))
+            .collect()
+    }
+
+    #[test]
+    fn the_kms_key_is_an_optional_parameter_with_its_condition() {
+        let template = rendered();
+        assert_eq!(template["Parameters"][KMS_KEY_PARAMETER]["Default"].as_str(), Some(""), "optional");
+        assert!(template["Conditions"].get(KMS_KEY_CONDITION).is_some(), "{KMS_KEY_CONDITION}");
+    }
+
+    #[test]
+    fn what_stores_data_is_encrypted_and_with_the_kms_key_when_one_is_given() {
+        let template = rendered();
+        let mut seen = std::collections::BTreeMap::<String, usize>::new();
+        for (id, resource) in resources(&template) {
+            let kind = resource["Type"].as_str().unwrap_or_default().to_owned();
+            let props = &resource["Properties"];
+            let key = match kind.as_str() {
+                "AWS::SQS::Queue" => {
+                    // SQS's own keys without one: SSE-SQS, never unencrypted.
+                    let (with, without) = if_kms_key(&props["SqsManagedSseEnabled"]).expect(&id);
+                    assert!(is_ref(with, "AWS::NoValue") && without.as_bool() == Some(true), "{id}");
+                    &props["KmsMasterKeyId"]
+                }
+                "AWS::DynamoDB::Table" => &props["SSESpecification"]["KMSMasterKeyId"],
+                "AWS::Logs::LogGroup" => &props["KmsKeyId"],
+                "AWS::SNS::Topic" => &props["KmsMasterKeyId"],
+                _ => continue,
+            };
+            let (with, without) = if_kms_key(key).unwrap_or_else(|| panic!("{id}: {key:?}"));
+            assert!(is_ref(with, KMS_KEY_PARAMETER) && is_ref(without, "AWS::NoValue"), "{id}: {key:?}");
+            *seen.entry(kind).or_default() += 1;
+        }
+        assert_eq!(seen.len(), 4, "queues, tables, log groups and the alarm topic: {seen:?}");
+    }
+
+    #[test]
+    fn every_checkov_skip_names_a_check_and_says_why() {
+        let template = rendered();
+        let mut skipped = std::collections::BTreeMap::<(String, Vec<String>), usize>::new();
+        for (id, resource) in resources(&template) {
+            let skips = resource["Metadata"]["checkov"]["skip"].as_sequence().cloned().unwrap_or_default();
+            for skip in &skips {
+                let check = skip["id"].as_str().unwrap_or_default();
+                assert!(check.starts_with("CKV_AWS_"), "{id}: {skip:?}");
+                assert!(skip["comment"].as_str().is_some_and(|why| why.len() > 80), "{id}: {check} says why");
+            }
+            if !skips.is_empty() {
+                let kind = resource["Type"].as_str().unwrap_or_default().to_owned();
+                let ids = skips.iter().filter_map(|s| s["id"].as_str().map(str::to_owned)).collect();
+                *skipped.entry((kind, ids)).or_default() += 1;
+            }
+        }
+        let kinds: Vec<(&str, Vec<&str>)> = skipped
+            .keys()
+            .map(|(kind, ids)| (kind.as_str(), ids.iter().map(String::as_str).collect()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("AWS::SNS::Topic", vec!["CKV_AWS_26"]),
+                (
+                    "AWS::Serverless::Function",
+                    vec!["CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"]
+                ),
+            ],
+            "what is skipped, by kind: each is the same for every resource of its kind"
+        );
     }
 
     #[test]
