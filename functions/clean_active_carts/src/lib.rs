@@ -104,7 +104,9 @@ impl Job for CleanActiveCarts {
         Ok(())
     }
 
-    /// Storage outages retry (5 attempts, polynomial waits); a corrupt record goes to the DLQ.
+    /// Storage outages and throttles retry (5 attempts, polynomial waits); a corrupt record goes
+    /// to the DLQ, and so does what the table refuses (a missing table or index, access denied:
+    /// permanent, naming the table and the operation).
     fn retry_policy(&self) -> RetryPolicy {
         RetryPolicy::new()
             .retry_on([ErrorKind::UNAVAILABLE, ErrorKind::THROTTLED, ErrorKind::TIMEOUT], Wait::Polynomial, 5)

@@ -2,10 +2,12 @@
 //! credentials come from and how texts go out. Each has an embedded adapter (`embedded`: SQLite;
 //! `sms_outbox`) and an AWS one (`aws`: DynamoDB, Secrets Manager, SNS).
 //!
-//! Invariants: a repository fails with [`RepoError::Unavailable`] (the job retries) or
-//! [`RepoError::Corrupt`] (a retry would read the same record: the job goes to the DLQ); writes
-//! are keyed so that a job delivered twice writes once (upserts by id, history entries by (kind,
-//! id), a cart abandoned only while still active).
+//! Invariants: a repository fails with [`RepoError::Throttled`] or [`RepoError::Unavailable`]
+//! (the job retries), or with [`RepoError::Rejected`] (the backing store refused the request:
+//! a missing table, index or permission, an invalid or oversized item) or
+//! [`RepoError::Corrupt`] (a retry would read the same record), which send the job to the DLQ
+//! at its first failure; writes are keyed so that a job delivered twice writes once (upserts by
+//! id, history entries by (kind, id), a cart abandoned only while still active).
 
 use async_trait::async_trait;
 
@@ -28,24 +30,65 @@ use crate::{
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RepoError {
-    /// The backing store could not be reached or failed; try again later.
+    /// The backing store asked us to slow down (DynamoDB's throughput or request limits); try
+    /// again later.
+    #[error("storage throttled: {0}")]
+    Throttled(String),
+    /// The backing store could not be reached, failed (5xx), did not answer in time or was busy
+    /// with a concurrent transaction; try again later.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
-    /// A stored record could not be read.
+    /// The backing store refused the request and will refuse it again: the table, index or
+    /// secret does not exist, the caller lacks the permission, the request or item is invalid
+    /// (an item over DynamoDB's 400 KB). Needs an operator (or a fix), not a retry.
+    #[error("{service} refused {operation} on {resource}: {code}: {message}")]
+    Rejected {
+        /// The service (`DynamoDB`, `Secrets Manager`).
+        service: &'static str,
+        /// The operation (`PutItem`, `Query`, `GetSecretValue`).
+        operation: String,
+        /// What it was asked about: ``table `<name>` ``, ``tables `<a>` and `<b>` `` (a
+        /// transaction) or ``secret `<name>` ``. Names are in backticks so that jobkit's
+        /// redaction does not take a CloudFormation-generated name for a token.
+        resource: String,
+        /// The service's error code (`ResourceNotFoundException`, `AccessDeniedException`), or
+        /// `HTTP <status>` when it gave none.
+        code: String,
+        /// The service's message.
+        message: String,
+    },
+    /// A stored record could not be read (or a request to store one could not be built).
     #[error("corrupt record: {0}")]
     Corrupt(String),
 }
 
+impl RepoError {
+    /// True when a later try may succeed (the job retries).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Throttled(_) | Self::Unavailable(_))
+    }
+}
+
+/// Throttles retry as `throttled`, outages as `unavailable`; a refused request is permanent,
+/// `not_found` when the service answered `ResourceNotFoundException` (a missing table) and
+/// `invalid_input` otherwise (a missing index, an oversized item, access denied), as jobkit's
+/// own AWS ports classify the same codes; a corrupt record is permanent `corrupt_record`.
+/// Permanent errors go to the DLQ after one attempt under every job's policy (none retries
+/// `not_found`, `invalid_input` or `corrupt_record`).
 impl From<RepoError> for jobkit::JobError {
     fn from(e: RepoError) -> Self {
-        match e {
-            RepoError::Unavailable(_) => {
-                jobkit::JobError::retryable(jobkit::ErrorKind::UNAVAILABLE, e.to_string())
+        use jobkit::{ErrorKind, JobError};
+        let message = e.to_string();
+        let error = match &e {
+            RepoError::Throttled(_) => JobError::retryable(ErrorKind::THROTTLED, message),
+            RepoError::Unavailable(_) => JobError::retryable(ErrorKind::UNAVAILABLE, message),
+            RepoError::Rejected { code, .. } if code == "ResourceNotFoundException" => {
+                JobError::permanent(ErrorKind::NOT_FOUND, message)
             }
-            RepoError::Corrupt(_) => {
-                jobkit::JobError::permanent(jobkit::ErrorKind::CORRUPT_RECORD, e.to_string())
-            }
-        }
+            RepoError::Rejected { .. } => JobError::permanent(ErrorKind::INVALID_INPUT, message),
+            RepoError::Corrupt(_) => JobError::permanent(ErrorKind::CORRUPT_RECORD, message),
+        };
+        error.with_source(e)
     }
 }
 

@@ -70,13 +70,14 @@ pub(crate) async fn write_batch(client: &Client, table: &str, mut requests: Vec<
             .request_items(table, requests)
             .send()
             .await
-            .map_err(|e| sdk_error("BatchWriteItem", e))?;
+            .map_err(|e| sdk_error("BatchWriteItem", table, e))?;
         requests = out.unprocessed_items.and_then(|mut u| u.remove(table)).unwrap_or_default();
         if requests.is_empty() {
             return Ok(());
         }
     }
-    Err(RepoError::Unavailable(format!(
+    // DynamoDB leaves items unprocessed when the table's throughput is exceeded.
+    Err(RepoError::Throttled(format!(
         "{} writes to {table} still unprocessed after {TRIES} tries",
         requests.len()
     )))
@@ -96,6 +97,6 @@ pub(crate) async fn get_document(
         .key("id", AttributeValue::S(id.to_owned()))
         .send()
         .await
-        .map_err(|e| sdk_error("GetItem", e))?;
+        .map_err(|e| sdk_error("GetItem", table, e))?;
     Ok(out.item)
 }

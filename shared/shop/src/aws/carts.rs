@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     attributes::{self, Item, decode, encode},
-    sdk_error,
+    sdk_error, transaction_error,
 };
 use crate::{
     cart::{Cart, CartStatus, StockRelease},
@@ -109,7 +109,7 @@ impl DynamoCarts {
             .item("expires_ms", n(cart.expires_at.timestamp_millis()))
             .send()
             .await
-            .map_err(|e| sdk_error("PutItem", e))?;
+            .map_err(|e| sdk_error("PutItem", &self.carts, e))?;
         Ok(())
     }
 
@@ -126,7 +126,7 @@ impl DynamoCarts {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| sdk_error("GetItem", e))?;
+            .map_err(|e| sdk_error("GetItem", &self.inventory, e))?;
         Ok(out
             .item()
             .and_then(|i| i.get("available"))
@@ -156,7 +156,7 @@ impl CartRepository for DynamoCarts {
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
             .send()
             .await
-            .map_err(|e| sdk_error("Query", e))?;
+            .map_err(|e| sdk_error("Query", &self.carts, e))?;
         out.items().iter().map(from_item).collect()
     }
 
@@ -189,7 +189,11 @@ impl CartRepository for DynamoCarts {
             Err(e) => {
                 let lost_race = e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception());
                 // Canceled means the cart's condition failed: another run abandoned it first.
-                if lost_race { Ok(false) } else { Err(sdk_error("TransactWriteItems", e)) }
+                if lost_race {
+                    Ok(false)
+                } else {
+                    Err(transaction_error("TransactWriteItems", &[&self.carts, &self.inventory], e))
+                }
             }
         }
     }
@@ -208,7 +212,7 @@ impl CartRepository for DynamoCarts {
             .items()
             .send();
         while let Some(item) = pages.next().await {
-            let item = item.map_err(|e| sdk_error("Scan", e))?;
+            let item = item.map_err(|e| sdk_error("Scan", &self.carts, e))?;
             if let Some(id) = item.get("id").and_then(|v| v.as_s().ok()) {
                 ids.push(CartId::from(id.as_str()));
             }
@@ -227,7 +231,7 @@ impl CartRepository for DynamoCarts {
                 .key("id", s(id.as_str()))
                 .send()
                 .await
-                .map_err(|e| sdk_error("DeleteItem", e))?;
+                .map_err(|e| sdk_error("DeleteItem", &self.carts, e))?;
         }
         Ok(carts.len())
     }

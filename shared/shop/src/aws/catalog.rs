@@ -68,7 +68,7 @@ impl CatalogRepository for DynamoCatalog {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            count += page.map_err(|e| sdk_error("Query", e))?.count().unsigned_abs() as u64;
+            count += page.map_err(|e| sdk_error("Query", &self.table, e))?.count().unsigned_abs() as u64;
         }
         Ok(count)
     }

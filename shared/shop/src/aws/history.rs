@@ -60,7 +60,7 @@ impl History for DynamoHistory {
             .item("body", encode(RECORD, "body", entry)?)
             .send()
             .await
-            .map_err(|e| sdk_error("PutItem", e))?;
+            .map_err(|e| sdk_error("PutItem", &self.table, e))?;
         Ok(())
     }
 
@@ -77,7 +77,7 @@ impl History for DynamoHistory {
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
             .send()
             .await
-            .map_err(|e| sdk_error("Query", e))?;
+            .map_err(|e| sdk_error("Query", &self.table, e))?;
         let deletes = out
             .items()
             .iter()
@@ -108,7 +108,7 @@ impl History for DynamoHistory {
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
             .send()
             .await
-            .map_err(|e| sdk_error("Query", e))?;
+            .map_err(|e| sdk_error("Query", &self.table, e))?;
         out.items().iter().map(|item| decode(RECORD, item, "body")).collect()
     }
 }

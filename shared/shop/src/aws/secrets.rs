@@ -54,7 +54,7 @@ impl SecretsManagerCredentials {
                 return Ok(StoreSecret::default());
             }
             // The SDK's error never includes the secret's value.
-            Err(e) => return Err(super::sdk_error("GetSecretValue", e)),
+            Err(e) => return Err(super::secrets_error("GetSecretValue", &self.secret_name(store), e)),
         };
         let Some(raw) = out.secret_string() else { return Ok(StoreSecret::default()) };
         let parsed: StoreSecret = serde_json::from_str(raw).map_err(|_| {

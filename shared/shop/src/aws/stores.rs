@@ -59,7 +59,7 @@ impl StoreRepository for DynamoStores {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| sdk_error("GetItem", e))?;
+            .map_err(|e| sdk_error("GetItem", &self.table, e))?;
         out.item().map(from_item).transpose()
     }
 
@@ -79,7 +79,7 @@ impl StoreRepository for DynamoStores {
             .set_item(Some(item))
             .send()
             .await
-            .map_err(|e| sdk_error("PutItem", e))?;
+            .map_err(|e| sdk_error("PutItem", &self.table, e))?;
         Ok(())
     }
 
@@ -100,7 +100,7 @@ impl StoreRepository for DynamoStores {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
                 Ok(())
             }
-            Err(e) => Err(sdk_error("UpdateItem", e)),
+            Err(e) => Err(sdk_error("UpdateItem", &self.table, e)),
         }
     }
 
@@ -108,7 +108,7 @@ impl StoreRepository for DynamoStores {
         let mut ids = Vec::new();
         let mut pages = self.client.scan().table_name(&self.table).into_paginator().items().send();
         while let Some(item) = pages.next().await {
-            let item = item.map_err(|e| sdk_error("Scan", e))?;
+            let item = item.map_err(|e| sdk_error("Scan", &self.table, e))?;
             let store = from_item(&item)?;
             if store.is_syncable() {
                 ids.push((store.id, store.plan));

@@ -34,7 +34,7 @@ impl CartJanitor {
     /// Abandons up to `limit` carts idle for `idle_after` at `now`, releasing their stock.
     ///
     /// # Errors
-    /// A storage failure (retryable).
+    /// A storage failure: retryable when transient, permanent when the table refuses the request.
     pub async fn abandon_idle(
         &self,
         now: DateTime<Utc>,
@@ -56,7 +56,7 @@ impl CartJanitor {
     /// Deletes up to `limit` carts whose session expired at `now`; returns how many.
     ///
     /// # Errors
-    /// A storage failure (retryable).
+    /// A storage failure: retryable when transient, permanent when the table refuses the request.
     pub async fn delete_expired(&self, now: DateTime<Utc>, limit: usize) -> Result<usize, JobError> {
         let expired = self.carts.expired(now, limit).await?;
         Ok(self.carts.delete(&expired).await?)
