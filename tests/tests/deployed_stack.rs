@@ -33,7 +33,7 @@ async fn the_translated_template_is_created_whole() {
     assert_eq!(
         declared_kinds,
         BTreeMap::from([
-            ("AWS::CloudWatch::Alarm", 24),
+            ("AWS::CloudWatch::Alarm", 25),
             ("AWS::CloudWatch::Dashboard", 6),
             ("AWS::DynamoDB::Table", 7),
             ("AWS::IAM::Role", 9),

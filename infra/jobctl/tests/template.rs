@@ -479,3 +479,41 @@ fn jobctl_finds_the_state_table_the_functions_are_given_by_its_logical_id() {
     // CloudFormation names it; a TableName added now would replace the table on the next deploy.
     assert!(resource(&template, id)["Properties"].get("TableName").is_none());
 }
+
+/// The `!GetAtt <queue>.QueueName` an alarm watches, with its metric.
+fn watched_queue(alarm: &Value) -> Option<(String, String)> {
+    let dimension = &alarm["Properties"]["Dimensions"][0];
+    if dimension["Name"].as_str() != Some("QueueName") {
+        return None;
+    }
+    let (_, target) = intrinsic(&dimension["Value"])?;
+    let queue = target.strip_suffix(".QueueName")?.to_owned();
+    Some((queue, alarm["Properties"]["MetricName"].as_str()?.to_owned()))
+}
+
+#[test]
+fn every_queue_and_dlq_has_its_alarm_and_a_place_on_its_jobs_dashboard() {
+    let template = template();
+    let watched: BTreeSet<(String, String)> = resources_of_type(&template, "AWS::CloudWatch::Alarm")
+        .into_iter()
+        .filter_map(|(_, alarm)| watched_queue(alarm))
+        .collect();
+    let dashboards: String = resources_of_type(&template, "AWS::CloudWatch::Dashboard")
+        .into_iter()
+        .filter_map(|(_, d)| intrinsic(&d["Properties"]["DashboardBody"]).map(|(_, body)| body))
+        .collect();
+    let queues = resources_of_type(&template, "AWS::SQS::Queue");
+    assert!(queues.len() > specs().len() * 2, "every job's queue and DLQ, and the lanes' queues: {queues:?}");
+    for (id, _) in queues {
+        let metric = if id.ends_with("DLQ") {
+            "ApproximateNumberOfMessagesVisible"
+        } else {
+            "ApproximateAgeOfOldestMessage"
+        };
+        assert!(watched.contains(&(id.clone(), metric.to_owned())), "{id} has no {metric} alarm: {watched:?}");
+        assert!(dashboards.contains(&format!("${{{id}.QueueName}}")), "{id} is on no dashboard");
+    }
+    // store_sync's low lane is a queue of its own, with an alarm of its own.
+    let lane = format!("{}LowLaneQueue", logical_id("store_sync"));
+    assert!(watched.contains(&(lane.clone(), "ApproximateAgeOfOldestMessage".to_owned())), "{lane}");
+}

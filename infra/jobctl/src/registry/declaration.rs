@@ -258,7 +258,15 @@ impl JobSpec {
     /// The age of the queue's oldest message, in seconds, past which its alarm fires: the
     /// deployment's, else the lane's (work users wait for is late sooner than a cleanup).
     pub fn oldest_message_alarm_s(&self) -> u32 {
-        self.deployment.oldest_message_alarm_s.unwrap_or(match self.lane {
+        self.oldest_message_alarm_s_on(self.lane)
+    }
+
+    /// The age past which the oldest message of the job's queue on `lane` raises its alarm:
+    /// the deployment's own for the job's lane, the lane's default on its other lanes (a low
+    /// lane's runs may wait longer than the job's own).
+    pub fn oldest_message_alarm_s_on(&self, lane: Lane) -> u32 {
+        let declared = self.deployment.oldest_message_alarm_s.filter(|_| lane == self.lane);
+        declared.unwrap_or(match lane {
             Lane::High => 15 * 60,
             Lane::Default => 30 * 60,
             Lane::Low => 2 * 3600,

@@ -1,6 +1,8 @@
 //! One job's resources: its function, log group, role, queue and DLQ, a queue per other lane
 //! (each with its own event source mapping into the same function), its schedule and the role
-//! that schedule sends with (`schedule.rs`), four alarms, a dashboard, and its outputs.
+//! that schedule sends with (`schedule.rs`), an alarm per queue (its oldest message's age; the
+//! DLQ's: not empty), two on the function (errors, throttles), a dashboard showing every queue,
+//! and its outputs.
 //!
 //! Every resource is named from the job's name (`store_sync` -> `StoreSync...`, queue
 //! `store-sync`), and every number is the spec's (timeouts, batch, concurrency, receives). Queues
@@ -99,13 +101,9 @@ pub(super) fn resources(spec: &JobSpec, specs: &[JobSpec]) -> Result<String, Tem
     if let Some(declared) = &spec.schedule {
         blocks.extend(schedule::resources(&job, declared)?);
     }
-    blocks.extend([
-        dlq_alarm(&job),
-        age_alarm(&job),
-        errors_alarm(&job),
-        throttles_alarm(&job),
-        dashboard(&job),
-    ]);
+    blocks.extend([dlq_alarm(&job), age_alarm(&job)]);
+    blocks.extend(job.lanes.iter().map(|lane| lane_age_alarm(&job, lane)));
+    blocks.extend([errors_alarm(&job), throttles_alarm(&job), dashboard(&job)]);
     Ok(blocks.join("\n"))
 }
 
@@ -394,7 +392,10 @@ fn dlq(job: &Names) -> String {
 
 /// What differs between the four alarms; the rest is one shape.
 struct Alarm<'a> {
-    kind: &'a str,
+    /// Its logical id.
+    id: String,
+    /// The queue it names itself after (the job's, or a lane's).
+    queue: &'a str,
     name: &'a str,
     description: String,
     namespace: &'a str,
@@ -407,7 +408,7 @@ struct Alarm<'a> {
     ok_actions: bool,
 }
 
-fn alarm(job: &Names, alarm: Alarm) -> String {
+fn alarm(alarm: Alarm) -> String {
     let ok = if alarm.ok_actions { "      OKActions: [!Ref AlarmTopic]\n" } else { "" };
     format!(
         r#"  {id}:
@@ -427,8 +428,8 @@ fn alarm(job: &Names, alarm: Alarm) -> String {
       TreatMissingData: notBreaching
       AlarmActions: [!Ref AlarmTopic]
 {ok}"#,
-        id = job.logical(alarm.kind),
-        queue = job.queue,
+        id = alarm.id,
+        queue = alarm.queue,
         name = alarm.name,
         description = quoted(&alarm.description),
         namespace = alarm.namespace,
@@ -443,9 +444,9 @@ fn alarm(job: &Names, alarm: Alarm) -> String {
 fn dlq_alarm(job: &Names) -> String {
     let name = job.spec.name;
     alarm(
-        job,
         Alarm {
-            kind: "DlqAlarm",
+            id: job.logical("DlqAlarm"),
+            queue: &job.queue,
             name: "dlq-not-empty",
             description: format!("{name} has failed jobs in its DLQ: jobctl dlq list {name}"),
             namespace: "AWS/SQS",
@@ -463,9 +464,9 @@ fn age_alarm(job: &Names) -> String {
     let spec = job.spec;
     let threshold = spec.oldest_message_alarm_s();
     alarm(
-        job,
         Alarm {
-            kind: "AgeAlarm",
+            id: job.logical("AgeAlarm"),
+            queue: &job.queue,
             name: "oldest-message-age",
             description: format!(
                 "{}'s oldest message waited over {threshold} s: the job is falling behind ({} priority)",
@@ -482,13 +483,34 @@ fn age_alarm(job: &Names) -> String {
     )
 }
 
+/// The age alarm of one of the job's other lanes: each queue a job is fed from has its own.
+fn lane_age_alarm(job: &Names, lane: &LaneQueue) -> String {
+    let threshold = job.spec.oldest_message_alarm_s_on(lane.lane);
+    alarm(Alarm {
+        id: format!("{}AgeAlarm", lane.id),
+        queue: &lane.queue,
+        name: "oldest-message-age",
+        description: format!(
+            "{}'s oldest message on its {} lane waited over {threshold} s: the lane is falling behind",
+            job.spec.name, lane.lane
+        ),
+        namespace: "AWS/SQS",
+        metric: "ApproximateAgeOfOldestMessage",
+        dimension: format!("Name: QueueName, Value: !GetAtt {}.QueueName", lane.id),
+        statistic: "Maximum",
+        period: 300,
+        threshold,
+        ok_actions: true,
+    })
+}
+
 fn errors_alarm(job: &Names) -> String {
     let why = "  # Function errors are crashes, timeouts and setup failures: a failing job is a reported\n  \
                # record, not a function error.\n";
     let alarm = alarm(
-        job,
         Alarm {
-            kind: "ErrorsAlarm",
+            id: job.logical("ErrorsAlarm"),
+            queue: &job.queue,
             name: "function-errors",
             description: format!("{}'s function crashed, timed out or failed to start", job.spec.name),
             namespace: "AWS/Lambda",
@@ -505,9 +527,9 @@ fn errors_alarm(job: &Names) -> String {
 
 fn throttles_alarm(job: &Names) -> String {
     alarm(
-        job,
         Alarm {
-            kind: "ThrottlesAlarm",
+            id: job.logical("ThrottlesAlarm"),
+            queue: &job.queue,
             name: "function-throttles",
             description: format!(
                 "{}'s function was throttled: the account's concurrency is exhausted",
@@ -537,11 +559,11 @@ const DASHBOARD: &str = r#"  <Job>Dashboard:
             "title": "Queue depth", "region": "${AWS::Region}", "stat": "Maximum", "period": 60,
             "metrics": [["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", "${<Job>Queue.QueueName}", {"label": "visible"}],
                         [".", "ApproximateNumberOfMessagesNotVisible", ".", ".", {"label": "in flight"}],
-                        [".", "ApproximateNumberOfMessagesDelayed", ".", ".", {"label": "delayed"}]]}},
+                        [".", "ApproximateNumberOfMessagesDelayed", ".", ".", {"label": "delayed"}]<lane_depth>]}},
           {"type": "metric", "x": 12, "y": 0, "width": 12, "height": 6, "properties": {
             "title": "Oldest message age (s) and DLQ depth", "region": "${AWS::Region}", "stat": "Maximum", "period": 60,
             "metrics": [["AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", "${<Job>Queue.QueueName}", {"label": "oldest age"}],
-                        [".", "ApproximateNumberOfMessagesVisible", ".", "${<Job>DLQ.QueueName}", {"label": "DLQ depth", "yAxis": "right"}]]}},
+                        [".", "ApproximateNumberOfMessagesVisible", ".", "${<Job>DLQ.QueueName}", {"label": "DLQ depth", "yAxis": "right"}]<lane_age>]}},
           {"type": "metric", "x": 0, "y": 6, "width": 12, "height": 6, "properties": {
             "title": "Function duration (ms)", "region": "${AWS::Region}", "period": 300,
             "metrics": [["AWS/Lambda", "Duration", "FunctionName", "${<Job>Function}", {"stat": "p50"}],
@@ -560,8 +582,26 @@ const DASHBOARD: &str = r#"  <Job>Dashboard:
         ]}
 "#;
 
+/// The dashboard: its queue widgets show every queue of the job, its other lanes' too.
 fn dashboard(job: &Names) -> String {
-    DASHBOARD.replace("<Job>", &job.id).replace("<job>", job.spec.name).replace("<queue>", &job.queue)
+    let lane_lines = |metric: &str, what: &str| -> String {
+        job.lanes
+            .iter()
+            .map(|lane| {
+                format!(
+                    ",\n                        [\"AWS/SQS\", \"{metric}\", \"QueueName\", \"${{{id}.QueueName}}\", {{\"label\": \"{lane} lane {what}\"}}]",
+                    id = lane.id,
+                    lane = lane.lane,
+                )
+            })
+            .collect()
+    };
+    DASHBOARD
+        .replace("<lane_depth>", &lane_lines("ApproximateNumberOfMessagesVisible", "visible"))
+        .replace("<lane_age>", &lane_lines("ApproximateAgeOfOldestMessage", "oldest age"))
+        .replace("<Job>", &job.id)
+        .replace("<job>", job.spec.name)
+        .replace("<queue>", &job.queue)
 }
 
 /// The job's queue (and its other lanes') and DLQ URLs, which `jobctl --aws` reads from the
