@@ -510,7 +510,10 @@ fn every_queue_and_dlq_has_its_alarm_and_a_place_on_its_jobs_dashboard() {
         } else {
             "ApproximateAgeOfOldestMessage"
         };
-        assert!(watched.contains(&(id.clone(), metric.to_owned())), "{id} has no {metric} alarm: {watched:?}");
+        assert!(
+            watched.contains(&(id.clone(), metric.to_owned())),
+            "{id} has no {metric} alarm: {watched:?}"
+        );
         assert!(dashboards.contains(&format!("${{{id}.QueueName}}")), "{id} is on no dashboard");
     }
     // store_sync's low lane is a queue of its own, with an alarm of its own.

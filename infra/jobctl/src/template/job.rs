@@ -443,44 +443,40 @@ fn alarm(alarm: Alarm) -> String {
 
 fn dlq_alarm(job: &Names) -> String {
     let name = job.spec.name;
-    alarm(
-        Alarm {
-            id: job.logical("DlqAlarm"),
-            queue: &job.queue,
-            name: "dlq-not-empty",
-            description: format!("{name} has failed jobs in its DLQ: jobctl dlq list {name}"),
-            namespace: "AWS/SQS",
-            metric: "ApproximateNumberOfMessagesVisible",
-            dimension: format!("Name: QueueName, Value: !GetAtt {}.QueueName", job.logical("DLQ")),
-            statistic: "Maximum",
-            period: 60,
-            threshold: 0,
-            ok_actions: true,
-        },
-    )
+    alarm(Alarm {
+        id: job.logical("DlqAlarm"),
+        queue: &job.queue,
+        name: "dlq-not-empty",
+        description: format!("{name} has failed jobs in its DLQ: jobctl dlq list {name}"),
+        namespace: "AWS/SQS",
+        metric: "ApproximateNumberOfMessagesVisible",
+        dimension: format!("Name: QueueName, Value: !GetAtt {}.QueueName", job.logical("DLQ")),
+        statistic: "Maximum",
+        period: 60,
+        threshold: 0,
+        ok_actions: true,
+    })
 }
 
 fn age_alarm(job: &Names) -> String {
     let spec = job.spec;
     let threshold = spec.oldest_message_alarm_s();
-    alarm(
-        Alarm {
-            id: job.logical("AgeAlarm"),
-            queue: &job.queue,
-            name: "oldest-message-age",
-            description: format!(
-                "{}'s oldest message waited over {threshold} s: the job is falling behind ({} priority)",
-                spec.name, spec.lane
-            ),
-            namespace: "AWS/SQS",
-            metric: "ApproximateAgeOfOldestMessage",
-            dimension: format!("Name: QueueName, Value: !GetAtt {}.QueueName", job.logical("Queue")),
-            statistic: "Maximum",
-            period: 300,
-            threshold,
-            ok_actions: true,
-        },
-    )
+    alarm(Alarm {
+        id: job.logical("AgeAlarm"),
+        queue: &job.queue,
+        name: "oldest-message-age",
+        description: format!(
+            "{}'s oldest message waited over {threshold} s: the job is falling behind ({} priority)",
+            spec.name, spec.lane
+        ),
+        namespace: "AWS/SQS",
+        metric: "ApproximateAgeOfOldestMessage",
+        dimension: format!("Name: QueueName, Value: !GetAtt {}.QueueName", job.logical("Queue")),
+        statistic: "Maximum",
+        period: 300,
+        threshold,
+        ok_actions: true,
+    })
 }
 
 /// The age alarm of one of the job's other lanes: each queue a job is fed from has its own.
@@ -507,43 +503,39 @@ fn lane_age_alarm(job: &Names, lane: &LaneQueue) -> String {
 fn errors_alarm(job: &Names) -> String {
     let why = "  # Function errors are crashes, timeouts and setup failures: a failing job is a reported\n  \
                # record, not a function error.\n";
-    let alarm = alarm(
-        Alarm {
-            id: job.logical("ErrorsAlarm"),
-            queue: &job.queue,
-            name: "function-errors",
-            description: format!("{}'s function crashed, timed out or failed to start", job.spec.name),
-            namespace: "AWS/Lambda",
-            metric: "Errors",
-            dimension: format!("Name: FunctionName, Value: !Ref {}", job.logical("Function")),
-            statistic: "Sum",
-            period: 300,
-            threshold: 0,
-            ok_actions: false,
-        },
-    );
+    let alarm = alarm(Alarm {
+        id: job.logical("ErrorsAlarm"),
+        queue: &job.queue,
+        name: "function-errors",
+        description: format!("{}'s function crashed, timed out or failed to start", job.spec.name),
+        namespace: "AWS/Lambda",
+        metric: "Errors",
+        dimension: format!("Name: FunctionName, Value: !Ref {}", job.logical("Function")),
+        statistic: "Sum",
+        period: 300,
+        threshold: 0,
+        ok_actions: false,
+    });
     format!("{why}{alarm}")
 }
 
 fn throttles_alarm(job: &Names) -> String {
-    alarm(
-        Alarm {
-            id: job.logical("ThrottlesAlarm"),
-            queue: &job.queue,
-            name: "function-throttles",
-            description: format!(
-                "{}'s function was throttled: the account's concurrency is exhausted",
-                job.spec.name
-            ),
-            namespace: "AWS/Lambda",
-            metric: "Throttles",
-            dimension: format!("Name: FunctionName, Value: !Ref {}", job.logical("Function")),
-            statistic: "Sum",
-            period: 300,
-            threshold: 0,
-            ok_actions: false,
-        },
-    )
+    alarm(Alarm {
+        id: job.logical("ThrottlesAlarm"),
+        queue: &job.queue,
+        name: "function-throttles",
+        description: format!(
+            "{}'s function was throttled: the account's concurrency is exhausted",
+            job.spec.name
+        ),
+        namespace: "AWS/Lambda",
+        metric: "Throttles",
+        dimension: format!("Name: FunctionName, Value: !Ref {}", job.logical("Function")),
+        statistic: "Sum",
+        period: 300,
+        threshold: 0,
+        ok_actions: false,
+    })
 }
 
 /// The dashboard's body, a `!Sub` of CloudWatch's JSON. `<Job>` and `<job>` stand for the
