@@ -1,5 +1,10 @@
 //! The shop's AWS adapters through the real SDK clients against moto.
 
+// What the adapters make of DynamoDB's refusals: a module of this binary rather than a test
+// binary of its own, which would link the AWS SDK once more.
+#[path = "shop_adapters/dynamodb_errors.rs"]
+mod dynamodb_errors;
+
 use aws_sdk_dynamodb::types::{AttributeValue, KeyType};
 use shop::{
     CatalogRepository, Credentials, CustomerRepository, Money, Plan, Product, Store, StoreId,
@@ -127,7 +132,7 @@ async fn carts_on_dynamodb_abandon_once_and_expire() {
     carts.put_cart(&cart("old", CartStatus::Abandoned, 48, -1)).await.unwrap();
 
     let idle = carts.idle_active(now - chrono::Duration::hours(2), 10).await.unwrap();
-    assert_eq!(idle.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["idle"]);
+    assert_eq!(idle.iter().map(|c| c.as_ref().unwrap().id.as_str()).collect::<Vec<_>>(), ["idle"]);
     let releases = [StockRelease { variant_id: "v1".into(), quantity: 3 }];
     assert!(carts.abandon(&"idle".into(), &releases).await.unwrap());
     assert!(!carts.abandon(&"idle".into(), &releases).await.unwrap(), "the second run loses the race");
@@ -152,6 +157,136 @@ async fn carts_on_dynamodb_abandon_once_and_expire() {
     assert_eq!(expired, [shop::CartId::from("old")]);
     assert_eq!(carts.delete(&expired).await.unwrap(), 1);
     assert!(carts.expired(now, 10).await.unwrap().is_empty());
+}
+
+/// The carts and inventory tables on moto, and the janitor on them.
+async fn janitor_on_dynamodb() -> (aws_sdk_dynamodb::Client, String, std::sync::Arc<shop::aws::DynamoCarts>) {
+    let client = aws_sdk_dynamodb::Client::new(&moto::sdk_config().await);
+    let carts_table =
+        tables::indexed_table(&client, "id", shop::aws::BY_STATUS_ACTIVITY, "status", "last_activity_ms")
+            .await
+            .unwrap();
+    let inventory_table = tables::table(&client, &[("variant_id", KeyType::Hash)]).await.unwrap();
+    let carts = shop::aws::DynamoCarts::new(client.clone(), carts_table.clone(), inventory_table);
+    (client, carts_table, std::sync::Arc::new(carts))
+}
+
+/// Cart `n` of a backlog, idle past the 2-hour threshold (the lower `n`, the older), with
+/// `lines` lines of 2 units.
+fn backlog_cart(n: usize, lines: &[&str], now: chrono::DateTime<chrono::Utc>) -> shop::Cart {
+    shop::Cart {
+        id: format!("cart-{n:03}").into(),
+        store_id: "st_1".into(),
+        items: lines.iter().map(|v| shop::CartItem { variant_id: (*v).into(), quantity: 2 }).collect(),
+        status: shop::CartStatus::Active,
+        stock_reserved: true,
+        last_activity_at: now - chrono::Duration::hours(3) - chrono::Duration::minutes(500 - n as i64),
+        expires_at: now + chrono::Duration::days(1),
+    }
+}
+
+/// The cleanup job's loop over the janitor: batches of 100 until one comes back short.
+async fn clean(
+    janitor: &shop::services::CartJanitor,
+    now: chrono::DateTime<chrono::Utc>,
+) -> (usize, u64, Vec<jobkit::SetAside>) {
+    let (mut abandoned, mut units, mut set_aside) = (0, 0, Vec::new());
+    loop {
+        let batch = janitor.abandon_idle(now, chrono::Duration::hours(2), 100).await.unwrap();
+        abandoned += batch.abandoned;
+        units += batch.units_released;
+        set_aside.extend(batch.set_aside);
+        if batch.examined < 100 {
+            return (abandoned, units, set_aside);
+        }
+    }
+}
+
+const VARIANTS: [&str; 7] = ["v0", "v1", "v2", "v3", "v4", "v5", "v6"];
+
+#[tokio::test]
+async fn a_cart_too_big_for_one_transaction_among_500_is_set_aside_and_the_499_others_abandoned() {
+    use futures::StreamExt;
+
+    let (client, carts_table, carts) = janitor_on_dynamodb().await;
+    let now = chrono::Utc::now();
+    // 120 lines, 120 variants: its abandon would be 121 actions, and TransactWriteItems takes 100.
+    let big: Vec<String> = (0..120).map(|l| format!("big-{l}")).collect();
+    let big: Vec<&str> = big.iter().map(String::as_str).collect();
+    let backlog: Vec<shop::Cart> = (0..500)
+        .map(|n| if n == 137 { backlog_cart(n, &big, now) } else { backlog_cart(n, &[VARIANTS[n % 7]], now) })
+        .collect();
+    futures::stream::iter(&backlog)
+        .for_each_concurrent(16, |cart| async { carts.put_cart(cart).await.unwrap() })
+        .await;
+    let janitor = shop::services::CartJanitor::new(carts.clone());
+
+    let (abandoned, units, set_aside) = clean(&janitor, now).await;
+
+    assert_eq!((abandoned, units), (499, 998));
+    let mut available = 0;
+    for variant in VARIANTS {
+        available += carts.available(variant).await.unwrap();
+    }
+    assert_eq!(available, 998, "the 499 gave their stock back");
+    assert_eq!(carts.available("big-0").await.unwrap(), 0, "the big one's stock stays reserved");
+    assert_eq!(set_aside.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["cart-137"], "reported once");
+    assert!(set_aside[0].reason.contains("120 variants"), "{}", set_aside[0].reason);
+    let item = raw_item(&client, &carts_table, &[("id", "cart-137")]).await;
+    assert_eq!(item["status"], s("set_aside"), "out of the index's active partition");
+    assert_eq!(item["set_aside_reason"], s(&set_aside[0].reason));
+    assert_eq!(
+        carts.set_aside_reason(&"cart-137".into()).await.unwrap().as_deref(),
+        Some(set_aside[0].reason.as_str())
+    );
+
+    // The next hourly run finds nothing: the set-aside cart is not picked up again.
+    let (abandoned, _, set_aside) = clean(&janitor, now + chrono::Duration::hours(1)).await;
+    assert_eq!((abandoned, set_aside), (0, vec![]));
+    // Its session, once expired, is kept for the operator.
+    let expired = janitor.delete_expired(now + chrono::Duration::days(2), 1000).await.unwrap();
+    assert_eq!(expired, 499);
+    assert_eq!(raw_item(&client, &carts_table, &[("id", "cart-137")]).await["status"], s("set_aside"));
+}
+
+#[tokio::test]
+async fn a_cart_item_that_does_not_read_is_set_aside_and_repeated_variants_are_one_action() {
+    use shop::CartRepository;
+
+    let (client, carts_table, carts) = janitor_on_dynamodb().await;
+    let now = chrono::Utc::now();
+    for n in 0..20 {
+        // Each cart holds its variant on two lines: one update of the variant, as DynamoDB
+        // refuses two actions on one item in a transaction.
+        let variant = VARIANTS[n % 7];
+        carts.put_cart(&backlog_cart(n, &[variant, "v-shared", variant], now)).await.unwrap();
+    }
+    client
+        .update_item()
+        .table_name(&carts_table)
+        .key("id", s("cart-005"))
+        .update_expression("SET #items = :garbage")
+        .expression_attribute_names("#items", "items")
+        .expression_attribute_values(":garbage", s("three socks"))
+        .send()
+        .await
+        .expect("updated");
+    let idle = carts.idle_active(now - chrono::Duration::hours(2), 100).await.unwrap();
+    assert_eq!(
+        idle.iter().filter(|c| c.is_err()).count(),
+        1,
+        "one bad item fails neither the query nor the others"
+    );
+
+    let janitor = shop::services::CartJanitor::new(carts.clone());
+    let (abandoned, units, set_aside) = clean(&janitor, now).await;
+
+    assert_eq!((abandoned, units), (19, 19 * 6));
+    assert_eq!(carts.available("v-shared").await.unwrap(), 19 * 2);
+    assert_eq!(set_aside.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["cart-005"]);
+    assert!(set_aside[0].reason.contains("items"), "names the attribute: {}", set_aside[0].reason);
+    assert_eq!(raw_item(&client, &carts_table, &[("id", "cart-005")]).await["status"], s("set_aside"));
+    assert_eq!(clean(&janitor, now).await, (0, 0, vec![]), "not picked up again");
 }
 
 #[tokio::test]
@@ -204,6 +339,43 @@ async fn history_on_dynamodb_keeps_one_entry_per_id_and_purges_the_oldest_first(
     let left = history.recent(RecordKind::SyncRun, 10).await.unwrap();
     assert_eq!(left.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["store_sync:j99"], "one per id");
     assert_eq!(history.recent(RecordKind::AuditLog, 10).await.unwrap(), [audit], "other kinds untouched");
+}
+
+#[tokio::test]
+async fn a_history_entry_that_does_not_decode_is_purged_like_the_others_on_dynamodb() {
+    use shop::{History, HistoryEntry, RecordKind, aws::DynamoHistory};
+
+    let client = aws_sdk_dynamodb::Client::new(&moto::sdk_config().await);
+    let table = tables::indexed_table(&client, "id", shop::aws::BY_KIND_TIME, "kind", "at_ms").await.unwrap();
+    let history = DynamoHistory::new(client.clone(), table.clone());
+    let now = chrono::Utc::now();
+    for n in 0..30 {
+        let at = now - chrono::Duration::days(40 + n);
+        let run = HistoryEntry::sync_run(
+            "store_sync",
+            &format!("j{n}"),
+            &"st_1".into(),
+            at,
+            at,
+            serde_json::json!({}),
+        );
+        history.append(&run).await.unwrap();
+    }
+    client
+        .update_item()
+        .table_name(&table)
+        .key("id", s("sync_run#store_sync:j7"))
+        .update_expression("SET body = :garbage")
+        .expression_attribute_values(":garbage", s("not an entry"))
+        .send()
+        .await
+        .expect("updated");
+    assert!(history.recent(RecordKind::SyncRun, 30).await.is_err(), "the entry no longer decodes");
+
+    let cutoff = now - chrono::Duration::days(30);
+    assert_eq!(history.purge_before(RecordKind::SyncRun, cutoff, 25).await.unwrap(), 25);
+    assert_eq!(history.purge_before(RecordKind::SyncRun, cutoff, 25).await.unwrap(), 5, "past it");
+    assert!(history.recent(RecordKind::SyncRun, 30).await.unwrap().is_empty(), "the bad one went too");
 }
 
 /// The item `key` of `table` as DynamoDB holds it, read with the raw SDK client.
@@ -338,7 +510,11 @@ async fn carts_hold_their_lines_as_a_list_of_maps() {
         .expect("scanned");
     assert_eq!(out.count(), 1);
     let idle = carts.idle_active(now + chrono::Duration::minutes(1), 10).await.unwrap();
-    assert_eq!(idle.iter().map(|c| &c.items).collect::<Vec<_>>(), [&cart.items], "and reads back");
+    assert_eq!(
+        idle.iter().map(|c| &c.as_ref().unwrap().items).collect::<Vec<_>>(),
+        [&cart.items],
+        "and reads back"
+    );
 }
 
 #[tokio::test]

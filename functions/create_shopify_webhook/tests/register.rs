@@ -1,5 +1,6 @@
 //! create_shopify_webhook on the embedded backend against a stub shop that remembers its
-//! subscriptions.
+//! subscriptions, lists them a page at a time and refuses what Shopify refuses before running a
+//! document (`shop::shopify::cost`).
 
 use std::sync::{Arc, Mutex};
 
@@ -15,23 +16,39 @@ use shop::{
     History, Plan, RecordKind, Secret, Store, StoreRepository, SyncState,
     embedded::ShopDb,
     services::WebhookRegistrar,
-    shopify::{ShopifyClient, ShopifyConfig},
+    shopify::{ShopifyClient, ShopifyConfig, cost},
 };
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::method};
 
 const URI: &str = "https://hooks.example.com/shopify";
 
-/// A shop's webhook subscriptions: listed and created through the GraphQL shapes.
+/// A shop's webhook subscriptions: listed (as many a page as the document's `first`, after the
+/// cursor) and created through the GraphQL shapes.
 #[derive(Clone, Default)]
 struct StubWebhooks {
     subscriptions: Arc<Mutex<Vec<(String, String)>>>,
     creates: Arc<Mutex<u32>>,
+    /// Pages listed.
+    pages: Arc<Mutex<u32>>,
+}
+
+impl StubWebhooks {
+    /// A shop with these subscriptions already.
+    fn with(existing: impl IntoIterator<Item = (String, String)>) -> Self {
+        let stub = Self::default();
+        stub.subscriptions.lock().unwrap().extend(existing);
+        stub
+    }
 }
 
 impl Respond for StubWebhooks {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let body: Value = serde_json::from_slice(&request.body).expect("JSON request");
         let query = body["query"].as_str().expect("query");
+        let analysis = match cost::analyze(query, None, &body["variables"]) {
+            Ok(analysis) => analysis,
+            Err(refusal) => return ResponseTemplate::new(200).set_body_json(refusal.answer()),
+        };
         let mut subscriptions = self.subscriptions.lock().unwrap();
         if query.contains("webhookSubscriptionCreate") {
             *self.creates.lock().unwrap() += 1;
@@ -49,12 +66,18 @@ impl Respond for StubWebhooks {
             return ResponseTemplate::new(200).set_body_json(json!({"data": {"webhookSubscriptionCreate": {
                 "webhookSubscription": {"id": id, "topic": topic, "uri": uri}, "userErrors": []}}}));
         }
-        let nodes: Vec<Value> = subscriptions
-            .iter()
-            .enumerate()
-            .map(|(i, (topic, uri))| json!({"id": format!("gid://shopify/WebhookSubscription/{}", i + 1), "topic": topic, "uri": uri}))
+        *self.pages.lock().unwrap() += 1;
+        let first = analysis.page_size("webhookSubscriptions").expect("a page size") as usize;
+        let start = body["variables"]["after"].as_str().map_or(0, |c| c.parse().expect("cursor"));
+        let end = (start + first).min(subscriptions.len());
+        let nodes: Vec<Value> = (start..end)
+            .map(|i| {
+                let (topic, uri) = &subscriptions[i];
+                json!({"id": format!("gid://shopify/WebhookSubscription/{}", i + 1), "topic": topic, "uri": uri})
+            })
             .collect();
-        ResponseTemplate::new(200).set_body_json(json!({"data": {"webhookSubscriptions": {"nodes": nodes}}}))
+        ResponseTemplate::new(200).set_body_json(json!({"data": {"webhookSubscriptions": {
+            "pageInfo": {"hasNextPage": end < subscriptions.len(), "endCursor": end.to_string()}, "nodes": nodes}}}))
     }
 }
 
@@ -94,8 +117,7 @@ fn args(store: &str) -> CreateShopifyWebhookArgs {
 #[tokio::test]
 async fn creates_only_what_is_missing_and_nothing_the_second_time() {
     let w = world().await;
-    let stub = StubWebhooks::default();
-    stub.subscriptions.lock().unwrap().push(("ORDERS_CREATE".into(), URI.into()));
+    let stub = StubWebhooks::with([("ORDERS_CREATE".to_owned(), URI.to_owned())]);
     Mock::given(method("POST")).respond_with(stub.clone()).mount(&w.shopify).await;
     let runner = w.t.runner(job(&w, &["ORDERS_CREATE", "PRODUCTS_UPDATE", "APP_UNINSTALLED"]));
 
@@ -113,6 +135,42 @@ async fn creates_only_what_is_missing_and_nothing_the_second_time() {
         w.db.recent(RecordKind::AuditLog, 10).await.unwrap().into_iter().map(|e| e.id).collect();
     audited.sort();
     assert_eq!(audited, ["webhook_created:st_42:APP_UNINSTALLED", "webhook_created:st_42:PRODUCTS_UPDATE"]);
+}
+
+/// A shop of 120 subscriptions (other addresses and topics; the listing gives 100 a page), ours
+/// for ORDERS_CREATE the 111th: every page is read, so only PRODUCTS_UPDATE is created, and a
+/// second run creates nothing.
+#[tokio::test]
+async fn a_shop_with_more_than_a_page_of_subscriptions_gets_only_what_is_missing() {
+    let w = world().await;
+    let existing = (0..120).map(|i| match i {
+        110 => ("ORDERS_CREATE".to_owned(), URI.to_owned()),
+        _ => ("ORDERS_UPDATED".to_owned(), format!("https://other-app.example.com/{i}")),
+    });
+    let stub = StubWebhooks::with(existing);
+    Mock::given(method("POST")).respond_with(stub.clone()).mount(&w.shopify).await;
+    let runner = w.t.runner(job(&w, &["ORDERS_CREATE", "PRODUCTS_UPDATE"]));
+
+    w.t.enqueuer().perform_later::<CreateShopifyWebhook>(&args("st_42")).await.unwrap();
+    assert_eq!(w.t.drain(&runner).await.succeeded(), 1);
+    assert_eq!(*stub.pages.lock().unwrap(), 2, "120 subscriptions are two pages");
+    assert_eq!(*stub.creates.lock().unwrap(), 1, "ORDERS_CREATE existed on the second page");
+
+    w.t.enqueuer().perform_later::<CreateShopifyWebhook>(&args("st_42")).await.unwrap();
+    assert_eq!(w.t.drain(&runner).await.succeeded(), 1);
+    assert_eq!(*stub.creates.lock().unwrap(), 1, "nothing created the second time");
+    let ours: Vec<String> = stub
+        .subscriptions
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, uri)| uri == URI)
+        .map(|(t, _)| t.clone())
+        .collect();
+    assert_eq!(ours, ["ORDERS_CREATE", "PRODUCTS_UPDATE"]);
+    let audited: Vec<String> =
+        w.db.recent(RecordKind::AuditLog, 10).await.unwrap().into_iter().map(|e| e.id).collect();
+    assert_eq!(audited, ["webhook_created:st_42:PRODUCTS_UPDATE"]);
 }
 
 #[tokio::test]

@@ -9,12 +9,12 @@
 //! seconds of real time, and the runner continues it near each invocation's deadline as it
 //! would on Lambda (a 600 s function, the job's 300 s executions).
 //!
-//! Cost model (Shopify's documented rules for calculated query cost): an object costs 1, a
-//! connection 2 plus its nodes; a query is charged what it returned. The bucket holds 2,000
-//! points and restores 100 a second (what a current shop answers in `throttleStatus`; the
-//! older documented Standard limit is 1,000 and 50). Requested costs are not checked against a
-//! single-query maximum: by the documented rule `products(first: 250)` with `variants(first:
-//! 100)` would request 25,753 points, while current API versions charge connections far less.
+//! Cost model: Shopify's published rules (`shop::shopify::cost`, each rule naming its source):
+//! a scalar 0, an object 1, a connection 2 and its `first` times a node, a mutation 10. A
+//! document requesting over 1,000 points is refused (`MAX_COST_EXCEEDED`) as a page or an input
+//! array over 250 is; the bucket must hold the requested cost, and is charged the actual cost
+//! (what was returned). The bucket holds 2,000 points and restores 100 a second (what a current
+//! shop answers in `throttleStatus`; the older documented Standard limit is 1,000 and 50).
 //!
 //! `cargo bench -p store_sync --bench sync_at_scale -- [--products N] [--wide-every N]`
 
@@ -39,7 +39,7 @@ use shop::{
     CatalogRepository, Plan, Secret, Store, StoreId, StoreRepository, SyncState,
     embedded::ShopDb,
     services::CatalogSync,
-    shopify::{Pacer, ShopifyClient, ShopifyConfig},
+    shopify::{Pacer, ShopifyClient, ShopifyConfig, cost},
 };
 use store_sync::{StoreSync, StoreSyncArgs};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::method};
@@ -47,9 +47,6 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::m
 /// The bucket's size and its restore rate, points a second.
 const BUCKET: f64 = 2000.0;
 const RESTORE_PER_SECOND: f64 = 100.0;
-/// What the products query asks of each product's variants, and the variants query a page.
-const VARIANTS_ON_PRODUCT_PAGE: usize = 100;
-const VARIANTS_PAGE: usize = 250;
 /// Lambda: the function's timeout (the template's for store_sync).
 const INVOCATION: chrono::Duration = chrono::Duration::seconds(600);
 
@@ -96,29 +93,24 @@ impl ThrottledShop {
                "nodes": (from..to).map(|v| Self::variant(product, v)).collect::<Vec<_>>()})
     }
 
-    /// A page of products and what it costs: the shop object, the connection, and per product
-    /// the object, its variants' connection and each variant.
-    fn products_page(&self, variables: &Value) -> (Value, f64) {
-        let first = variables["first"].as_u64().unwrap_or(50) as usize;
+    /// A page of `first` products, each with its first `shown` variants (the pages the
+    /// document asks for).
+    fn products_page(&self, variables: &Value, (first, shown): (usize, usize)) -> Value {
         let start = variables["after"].as_str().and_then(|c| c.parse().ok()).unwrap_or(0);
         let end = (start + first).min(self.products);
-        let mut cost = 1.0 + 2.0;
         let nodes: Vec<Value> = (start..end)
             .map(|i| {
                 let total = self.variants_of(i);
-                let shown = total.min(VARIANTS_ON_PRODUCT_PAGE);
-                cost += 1.0 + 2.0 + shown as f64;
                 json!({"id": format!("gid://shopify/Product/{i}"), "title": format!("Product {i}"),
-                       "handle": format!("product-{i}"), "variants": Self::variants(i, 0, shown, total)})
+                       "handle": format!("product-{i}"), "variants": Self::variants(i, 0, shown.min(total), total)})
             })
             .collect();
-        let data = json!({"shop": {"currencyCode": "USD"},
-            "products": {"pageInfo": {"hasNextPage": end < self.products, "endCursor": end.to_string()}, "nodes": nodes}});
-        (data, cost)
+        json!({"shop": {"currencyCode": "USD"},
+            "products": {"pageInfo": {"hasNextPage": end < self.products, "endCursor": end.to_string()}, "nodes": nodes}})
     }
 
-    /// A product's variants after a cursor.
-    fn variants_page(&self, variables: &Value) -> (Value, f64) {
+    /// A product's variants after a cursor, `first` of them.
+    fn variants_page(&self, variables: &Value, first: usize) -> Value {
         let product: usize = variables["id"]
             .as_str()
             .and_then(|id| id.rsplit('/').next())
@@ -126,9 +118,8 @@ impl ThrottledShop {
             .unwrap_or(0);
         let from = variables["after"].as_str().and_then(|c| c.parse().ok()).unwrap_or(0);
         let total = self.variants_of(product);
-        let to = (from + VARIANTS_PAGE).min(total);
-        let data = json!({"product": {"variants": Self::variants(product, from, to, total)}});
-        (data, 1.0 + 2.0 + (to - from) as f64)
+        let to = (from + first).min(total);
+        json!({"product": {"variants": Self::variants(product, from, to, total)}})
     }
 
     fn throttle_status(available: f64) -> Value {
@@ -140,33 +131,41 @@ impl Respond for ThrottledShop {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let body: Value = serde_json::from_slice(&request.body).unwrap_or_default();
         let query = body["query"].as_str().unwrap_or_default();
-        let (data, cost) = if query.contains("products(") {
-            self.products_page(&body["variables"])
-        } else {
-            self.variants_page(&body["variables"])
+        // Refused before running, as Shopify refuses it (a page, an array, the cost over its limit).
+        let analysis = match cost::analyze(query, None, &body["variables"]) {
+            Ok(analysis) => analysis,
+            Err(refusal) => return ResponseTemplate::new(200).set_body_json(refusal.answer()),
         };
+        let page = |key| analysis.page_size(key).unwrap_or(0) as usize;
+        let data = if query.contains("products(") {
+            self.products_page(&body["variables"], (page("products"), page("variants")))
+        } else {
+            self.variants_page(&body["variables"], page("variants"))
+        };
+        let (requested, actual) = (analysis.requested_cost() as f64, analysis.actual_cost(&data) as f64);
         let now = self.clock.now();
         let mut bucket = self.bucket.lock().unwrap_or_else(|p| p.into_inner());
         let refilled = (now - bucket.1).num_milliseconds().max(0) as f64 / 1000.0 * RESTORE_PER_SECOND;
         let available = (bucket.0 + refilled).min(BUCKET);
         *bucket = (available, now);
         let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        if available < cost {
+        // The bucket must hold the requested cost; it is charged the actual one.
+        if available < requested {
             counters.throttled += 1;
             return ResponseTemplate::new(200).set_body_json(json!({
                 "errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED"}}],
-                "extensions": {"cost": {"requestedQueryCost": cost, "actualQueryCost": null,
+                "extensions": {"cost": {"requestedQueryCost": requested, "actualQueryCost": null,
                                         "throttleStatus": Self::throttle_status(available)}}}));
         }
-        bucket.0 = available - cost;
-        counters.cost_points += cost;
+        bucket.0 = available - actual;
+        counters.cost_points += actual;
         if query.contains("products(") {
             counters.product_pages += 1;
         } else {
             counters.variant_pages += 1;
         }
         ResponseTemplate::new(200).set_body_json(json!({"data": data,
-            "extensions": {"cost": {"requestedQueryCost": cost, "actualQueryCost": cost,
+            "extensions": {"cost": {"requestedQueryCost": requested, "actualQueryCost": actual,
                                     "throttleStatus": Self::throttle_status(bucket.0)}}}))
     }
 }

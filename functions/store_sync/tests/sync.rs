@@ -1,4 +1,6 @@
-//! store_sync on the embedded backend against a stub Shopify shop of 5,000 products.
+//! store_sync on the embedded backend against a stub Shopify shop of 1,000 products, which
+//! prices each document by Shopify's rules and refuses what Shopify refuses before running one
+//! (`shop::shopify::cost`): store_sync's pages must fit Shopify's single-query cost maximum.
 
 use std::sync::Arc;
 
@@ -15,19 +17,28 @@ use shop::{
     StoreRepository, SyncState,
     embedded::ShopDb,
     services::CatalogSync,
-    shopify::{ShopifyClient, ShopifyConfig},
+    shopify::{ShopifyClient, ShopifyConfig, cost},
 };
 use store_sync::{StoreSync, StoreSyncArgs};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::method};
 
-const PRODUCTS: u32 = 5_000;
+const PRODUCTS: u32 = 1_000;
+/// store_sync's pages of 50 products (the most a products page asks within Shopify's cost maximum).
+const PAGES: u32 = PRODUCTS / 50;
 
-/// A shop of `PRODUCTS` products served 250 a page by cursor (`p<page>`).
+/// A shop of `PRODUCTS` products served a page of the `first` asked by cursor (`p<page>`), each
+/// answer with its requested and actual cost by Shopify's rules, and Shopify's refusal of a
+/// document over its limits.
 struct StubShop;
 
 impl Respond for StubShop {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let body: Value = serde_json::from_slice(&request.body).expect("JSON request");
+        let query = body["query"].as_str().expect("query");
+        let analysis = match cost::analyze(query, None, &body["variables"]) {
+            Ok(analysis) => analysis,
+            Err(refusal) => return ResponseTemplate::new(200).set_body_json(refusal.answer()),
+        };
         let first = body["variables"]["first"].as_u64().expect("first") as u32;
         let page: u32 = body["variables"]["after"].as_str().map_or(0, |c| c[1..].parse().expect("cursor"));
         let start = page * first;
@@ -40,17 +51,19 @@ impl Respond for StubShop {
             })
             .collect();
         let next = (end < PRODUCTS).then(|| format!("p{}", page + 1));
+        let data = json!({"shop": {"currencyCode": "USD"},
+                          "products": {"pageInfo": {"hasNextPage": next.is_some(), "endCursor": next}, "nodes": nodes}});
+        let (requested, actual) = (analysis.requested_cost(), analysis.actual_cost(&data));
         ResponseTemplate::new(200).set_body_json(json!({
-            "data": {"shop": {"currencyCode": "USD"},
-                     "products": {"pageInfo": {"hasNextPage": next.is_some(), "endCursor": next}, "nodes": nodes}},
-            "extensions": {"cost": {"requestedQueryCost": 502, "throttleStatus":
-                {"maximumAvailable": 20000.0, "currentlyAvailable": 19000.0, "restoreRate": 1000.0}}}
+            "data": data,
+            "extensions": {"cost": {"requestedQueryCost": requested, "actualQueryCost": actual, "throttleStatus":
+                {"maximumAvailable": 20000.0, "currentlyAvailable": 20000.0 - actual as f64, "restoreRate": 1000.0}}}
         }))
     }
 }
 
 /// The catalog, with each write taking 40 s of the test clock (a slow page), so that a 20-page
-/// sync cannot finish in one 300 s execution.
+/// sync (`PAGES`) cannot finish in one 300 s execution.
 #[derive(Debug)]
 struct SlowCatalog {
     db: ShopDb,
@@ -106,9 +119,9 @@ fn job(w: &World) -> StoreSync {
 }
 
 #[tokio::test]
-async fn a_5000_product_shop_syncs_across_continuations_with_every_product_once() {
+async fn a_1000_product_shop_syncs_across_continuations_with_every_product_once() {
     let w = world().await;
-    Mock::given(method("POST")).respond_with(StubShop).expect(20).mount(&w.shopify).await;
+    Mock::given(method("POST")).respond_with(StubShop).expect(u64::from(PAGES)).mount(&w.shopify).await;
     let runner = w.t.runner(job(&w));
     w.t.enqueuer().perform_later::<StoreSync>(&StoreSyncArgs::store(w.store.clone())).await.unwrap();
 
@@ -125,8 +138,8 @@ async fn a_5000_product_shop_syncs_across_continuations_with_every_product_once(
     );
     let runs = w.db.recent(RecordKind::SyncRun, 10).await.unwrap();
     assert_eq!(runs.len(), 1, "one run recorded across its continuations");
-    assert_eq!(runs[0].detail["counts"], serde_json::json!({ "pages": 20, "products": PRODUCTS }));
-    // `expect(20)` is checked when the stub drops: each page was fetched exactly once.
+    assert_eq!(runs[0].detail["counts"], serde_json::json!({ "pages": PAGES, "products": PRODUCTS }));
+    // `expect(PAGES)` is checked when the stub drops: each page was fetched exactly once.
 }
 
 #[tokio::test]
@@ -176,7 +189,7 @@ async fn a_refused_token_is_discarded_and_an_outage_is_retried_with_backoff() {
 #[tokio::test]
 async fn a_second_delivery_changes_nothing() {
     let w = world().await;
-    Mock::given(method("POST")).respond_with(StubShop).expect(20).mount(&w.shopify).await;
+    Mock::given(method("POST")).respond_with(StubShop).expect(u64::from(PAGES)).mount(&w.shopify).await;
     let runner = w.t.runner(job(&w));
     let id = w.t.enqueuer().perform_later::<StoreSync>(&StoreSyncArgs::store(w.store.clone())).await.unwrap();
     w.t.drain(&runner).await;
@@ -272,7 +285,7 @@ async fn a_redirect_elsewhere_is_not_followed_and_the_job_is_discarded_to_the_dl
 #[tokio::test]
 async fn two_syncs_of_one_store_never_overlap_the_second_waits_without_spending_an_attempt() {
     let w = world().await;
-    Mock::given(method("POST")).respond_with(StubShop).expect(40).mount(&w.shopify).await;
+    Mock::given(method("POST")).respond_with(StubShop).expect(u64::from(2 * PAGES)).mount(&w.shopify).await;
     let runner = w.t.runner(job(&w));
     // An operator's sync and the fan-out's, two jobs for one store, in one batch.
     for _ in 0..2 {
@@ -284,7 +297,7 @@ async fn two_syncs_of_one_store_never_overlap_the_second_waits_without_spending_
     assert_eq!(report.retried(), 0, "waiting is not a failure");
     let runs = w.db.recent(RecordKind::SyncRun, 10).await.unwrap();
     assert_eq!(runs.len(), 2);
-    // `expect(40)`: each sync fetched its 20 pages once.
+    // `expect(2 * PAGES)`: each sync fetched its pages once.
 }
 
 #[tokio::test]

@@ -2,8 +2,11 @@
 //! GraphQL shape and a POS over Square's, so the real HTTP clients run against something.
 //!
 //! Shopify: `POST /shopify/{shop}/admin/api/{version}/graphql.json` with `X-Shopify-Access-Token`
-//! answers the products, webhook subscriptions and `webhookSubscriptionCreate` documents the
-//! client sends. Square: `GET /square/v2/customers` and `POST /square/v2/orders/search` with a
+//! answers the products, webhook subscriptions (a page at a time) and `webhookSubscriptionCreate`
+//! documents the client sends, each with its cost by Shopify's rules, refusing what Shopify
+//! refuses before running a document (over 1,000 points, a page or an input array over 250) in
+//! Shopify's shape (`shop::shopify::cost`).
+//! Square: `GET /square/v2/customers` and `POST /square/v2/orders/search` with a
 //! bearer token, refusing what Square refuses (`sandbox/square.rs`). A shop or token can be made to fail
 //! (503 or 401) to show retries and the DLQ.
 //! Tests can pause it to catch a job in the middle of a request.
@@ -225,10 +228,19 @@ async fn route(state: &State, request: Request<Incoming>) -> Answer {
     }
 }
 
-/// Shopify's cost extension with a full bucket, so the client never waits.
-fn cost() -> Value {
-    json!({"cost": {"requestedQueryCost": 10, "throttleStatus": {
-        "maximumAvailable": 2000.0, "currentlyAvailable": 1990.0, "restoreRate": 100.0}}})
+/// The bucket the sandbox's Shopify answers with: 2,000 points restoring 100 a second (what a
+/// current Standard shop answers in `throttleStatus`), full before every request. The sandbox
+/// prices each document by Shopify's rules and refuses what Shopify refuses before running one
+/// (`shop::shopify::cost`, which names each rule's source), but does not throttle: the client's
+/// pacing is tested against throttling stubs (shop's tests, store_sync's bench).
+const BUCKET: f64 = 2000.0;
+const RESTORE_RATE: f64 = 100.0;
+
+/// Shopify's cost extension: what the document requested, what its answer cost, and the
+/// bucket once that is spent.
+fn cost(requested: u64, actual: u64) -> Value {
+    json!({"cost": {"requestedQueryCost": requested, "actualQueryCost": actual, "throttleStatus": {
+        "maximumAvailable": BUCKET, "currentlyAvailable": BUCKET - actual as f64, "restoreRate": RESTORE_RATE}}})
 }
 
 fn shopify(state: &State, shop: &str, token: &str, body: &Value) -> Answer {
@@ -243,6 +255,11 @@ fn shopify(state: &State, shop: &str, token: &str, body: &Value) -> Answer {
     }
     let query = body["query"].as_str().unwrap_or_default();
     let variables = &body["variables"];
+    // What Shopify refuses before running a document, answered as Shopify does (HTTP 200).
+    let analysis = match shop::shopify::cost::analyze(query, body["operationName"].as_str(), variables) {
+        Ok(analysis) => analysis,
+        Err(refusal) => return reply(StatusCode::OK, &refusal.answer()),
+    };
     let data = if query.contains("webhookSubscriptionCreate") {
         let mut webhooks = state.webhooks.lock().unwrap_or_else(|p| p.into_inner());
         let list = webhooks.entry(shop.to_owned()).or_default();
@@ -253,32 +270,45 @@ fn shopify(state: &State, shop: &str, token: &str, body: &Value) -> Answer {
         json!({"webhookSubscriptionCreate": {
             "webhookSubscription": {"id": id, "topic": topic, "uri": uri}, "userErrors": []}})
     } else if query.contains("webhookSubscriptions") {
-        let webhooks = state.webhooks.lock().unwrap_or_else(|p| p.into_inner());
-        let nodes: Vec<Value> = webhooks
-            .get(shop)
-            .into_iter()
-            .flatten()
-            .map(|s| json!({"id": s.id, "topic": s.topic, "uri": s.uri}))
-            .collect();
-        json!({"webhookSubscriptions": {"nodes": nodes}})
+        let page = analysis.page_size("webhookSubscriptions").unwrap_or(0);
+        webhook_page(state, shop, page, variables)
     } else if query.contains("products(") {
-        products(shop, fixture.products, variables)
+        let page = (analysis.page_size("products").unwrap_or(0), analysis.page_size("variants").unwrap_or(0));
+        products(shop, fixture.products, page, variables)
     } else {
         return reply(
             StatusCode::OK,
-            &json!({"errors": [{"message": "the sandbox does not know this document"}]}),
+            &json!({"errors": [{"message": "the sandbox does not know this document"}],
+                    "extensions": cost(analysis.requested_cost(), 0)}),
         );
     };
-    reply(StatusCode::OK, &json!({"data": data, "extensions": cost()}))
+    let actual = analysis.actual_cost(&data);
+    reply(StatusCode::OK, &json!({"data": data, "extensions": cost(analysis.requested_cost(), actual)}))
 }
 
-fn products(shop: &str, total: usize, variables: &Value) -> Value {
-    let first = variables["first"].as_u64().map_or(50, |n| usize::try_from(n).unwrap_or(50)).max(1);
+/// A page of the shop's webhook subscriptions: `first` of them after the cursor (an index).
+fn webhook_page(state: &State, shop: &str, first: u64, variables: &Value) -> Value {
+    let webhooks = state.webhooks.lock().unwrap_or_else(|p| p.into_inner());
+    let all = webhooks.get(shop).map_or(&[][..], Vec::as_slice);
+    let start = variables["after"].as_str().and_then(|c| c.parse::<usize>().ok()).unwrap_or(0).min(all.len());
+    let end = (start + usize::try_from(first).unwrap_or(0)).min(all.len());
+    let nodes: Vec<Value> =
+        all[start..end].iter().map(|s| json!({"id": s.id, "topic": s.topic, "uri": s.uri})).collect();
+    let end_cursor = (end > start).then(|| end.to_string());
+    json!({"webhookSubscriptions": {
+        "pageInfo": {"hasNextPage": end < all.len(), "endCursor": end_cursor}, "nodes": nodes}})
+}
+
+/// A page of `first` products after the cursor (an index), each with its first `variants` of
+/// two variants.
+fn products(shop: &str, total: usize, (first, variants): (u64, u64), variables: &Value) -> Value {
+    let first = usize::try_from(first).unwrap_or(0);
+    let shown = usize::try_from(variants).unwrap_or(0).min(2);
     let start = variables["after"].as_str().and_then(|c| c.parse::<usize>().ok()).unwrap_or(0);
     let end = (start + first).min(total);
     let nodes: Vec<Value> = (start..end)
         .map(|i| {
-            let variants: Vec<Value> = (0..2)
+            let variants: Vec<Value> = (0..shown)
                 .map(|v| {
                     json!({"id": format!("gid://shopify/ProductVariant/{shop}-{i}-{v}"),
                            "sku": format!("{}-{i:04}-{v}", shop.to_uppercase()),
@@ -287,7 +317,8 @@ fn products(shop: &str, total: usize, variables: &Value) -> Value {
                 })
                 .collect();
             json!({"id": format!("gid://shopify/Product/{shop}-{i}"), "title": format!("{} #{i}", title(i)),
-                   "handle": format!("product-{i}"), "variants": {"nodes": variants}})
+                   "handle": format!("product-{i}"), "variants": {
+                       "pageInfo": {"hasNextPage": shown < 2, "endCursor": shown.to_string()}, "nodes": variants}})
         })
         .collect();
     json!({

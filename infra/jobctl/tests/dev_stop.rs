@@ -21,6 +21,8 @@ use tokio::{
 };
 
 const PRODUCTS: usize = 1000;
+/// The products a sync's page brings.
+const PAGE: usize = shop::shopify::MAX_PRODUCTS_PAGE as usize;
 /// How long a step of these tests may take before it counts as hung.
 const HUNG: Duration = Duration::from_secs(60);
 
@@ -119,7 +121,7 @@ async fn ctrl_c_stops_a_sync_at_its_next_checkpoint_and_the_next_run_continues_i
     assert_eq!((sync["succeeded"].as_u64(), sync["other"].as_u64()), (Some(0), Some(1)), "{summary}");
 
     let db = ShopDb::open(dir.join("jobs.sqlite3")).unwrap();
-    assert_eq!(db.count_products(&"st_1".into()).await.unwrap(), 250, "the page in hand was stored");
+    assert_eq!(db.count_products(&"st_1".into()).await.unwrap(), PAGE as u64, "the page in hand was stored");
     let queue = queued(&dir).await;
     assert_eq!((queue["visible"].as_u64(), queue["in_flight"].as_u64()), (Some(1), Some(0)), "{queue}");
 
@@ -135,7 +137,7 @@ async fn ctrl_c_stops_a_sync_at_its_next_checkpoint_and_the_next_run_continues_i
         "{:?}",
         store.sync_state
     );
-    assert_eq!(sandbox.answered(), PRODUCTS / 250, "each page fetched once: the sync resumed at its cursor");
+    assert_eq!(sandbox.answered(), PRODUCTS / PAGE, "each page fetched once: the sync resumed at its cursor");
 }
 
 #[tokio::test]

@@ -130,7 +130,7 @@ async fn a_throttled_answer_waits_for_the_bucket_to_refill_then_retries() {
         .mount(&server)
         .await;
     let (client, pacer) = client(&server);
-    let page = client.products_page(&StoreId::from("st_1"), &shop(), None, 250).await.unwrap();
+    let page = client.products_page(&StoreId::from("st_1"), &shop(), None, 50).await.unwrap();
     assert_eq!(page.products.len(), 1);
     // 52 points requested, 2 left, 100 restored a second: half a second.
     assert_eq!(*pacer.0.lock().unwrap(), [Duration::from_millis(500)]);
@@ -319,14 +319,15 @@ fn variant_nodes(product: u32, range: std::ops::Range<u32>) -> Vec<Value> {
         .collect()
 }
 
-/// A product of 250 variants: the products page carries the first 100 and says there are more;
-/// the rest come from the product's own variant pages.
+/// A product of 300 variants: the products page carries the first 16 (what the products query
+/// asks, to stay under Shopify's single-query cost maximum) and says there are more; the rest
+/// come from the product's own variant pages, 250 at a time.
 #[tokio::test]
 async fn a_product_with_more_variants_than_a_page_gets_all_of_them() {
     let server = MockServer::start().await;
     let big = json!({
         "id": "gid://shopify/Product/7", "title": "Many sizes", "handle": "many-sizes",
-        "variants": {"pageInfo": {"hasNextPage": true, "endCursor": "v100"}, "nodes": variant_nodes(7, 0..100)}
+        "variants": {"pageInfo": {"hasNextPage": true, "endCursor": "v16"}, "nodes": variant_nodes(7, 0..16)}
     });
     let page = json!({"data": {"shop": {"currencyCode": "EUR"},
         "products": {"pageInfo": {"hasNextPage": false, "endCursor": null}, "nodes": [big, product_node(8)]}},
@@ -338,7 +339,7 @@ async fn a_product_with_more_variants_than_a_page_gets_all_of_them() {
         .expect(1)
         .mount(&server)
         .await;
-    for (after, range, next) in [("v100", 100..200, Some("v200")), ("v200", 200..250, None)] {
+    for (after, range, next) in [("v16", 16..266, Some("v266")), ("v266", 266..300, None)] {
         let answer = json!({"data": {"product": {"variants": {
             "pageInfo": {"hasNextPage": next.is_some(), "endCursor": next}, "nodes": variant_nodes(7, range)}}},
             "extensions": cost(1900.0)});
@@ -354,9 +355,51 @@ async fn a_product_with_more_variants_than_a_page_gets_all_of_them() {
     let page = client.products_page(&StoreId::from("st_42"), &shop(), None, 50).await.unwrap();
     assert_eq!(page.products.len(), 2);
     let variants: Vec<&str> = page.products[0].variants.iter().map(|v| v.id.as_str()).collect();
-    assert_eq!(variants.len(), 250, "none of the 150 past the first page lost");
-    assert_eq!(variants[249], "gid://shopify/ProductVariant/7-249");
+    assert_eq!(variants.len(), 300, "none of the 284 past the first page lost");
+    assert_eq!(variants[299], "gid://shopify/ProductVariant/7-299");
     assert_eq!(page.products[1].variants.len(), 2, "a product within one page asks nothing more");
+}
+
+fn webhook_nodes(range: std::ops::Range<u32>) -> Vec<Value> {
+    range
+        .map(|n| {
+            json!({"id": format!("gid://shopify/WebhookSubscription/{n}"), "topic": "ORDERS_CREATE",
+                   "uri": format!("https://hooks.example.com/{n}")})
+        })
+        .collect()
+}
+
+/// The shop's webhook subscriptions are read page by page to the last (120 in pages of 100);
+/// a next page without a new cursor is an error, not a loop.
+#[tokio::test]
+async fn webhook_subscriptions_are_read_to_the_last_page() {
+    let server = MockServer::start().await;
+    for (after, range, next) in [(Value::Null, 0..100, Some("c100")), (json!("c100"), 100..120, None)] {
+        let answer = json!({"data": {"webhookSubscriptions": {
+            "pageInfo": {"hasNextPage": next.is_some(), "endCursor": next}, "nodes": webhook_nodes(range)}}});
+        Mock::given(method("POST"))
+            .and(body_partial_json(json!({"variables": {"after": after}})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(answer))
+            .expect(1)
+            .mount(&server)
+            .await;
+    }
+    let (paged, _) = client(&server);
+    let listed = paged.webhook_subscriptions(&shop()).await.unwrap();
+    assert_eq!(listed.len(), 120);
+    assert_eq!(listed[119].uri.as_deref(), Some("https://hooks.example.com/119"));
+
+    let stuck = MockServer::start().await;
+    let answer = json!({"data": {"webhookSubscriptions": {
+        "pageInfo": {"hasNextPage": true, "endCursor": "same"}, "nodes": webhook_nodes(0..1)}}});
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(answer))
+        .expect(2)
+        .mount(&stuck)
+        .await;
+    let (stuck_client, _) = client(&stuck);
+    let err = stuck_client.webhook_subscriptions(&shop()).await.unwrap_err();
+    assert_eq!(err.kind, IntegrationErrorKind::Unexpected, "{err:?}");
 }
 
 #[tokio::test]

@@ -7,7 +7,10 @@
 //! `scripts/shopify-schema` (its header names the package, its version and the API version): a
 //! bump of `API_VERSION` without it fails here.
 
-use std::{collections::BTreeSet, sync::LazyLock};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::LazyLock,
+};
 
 use apollo_compiler::{
     ExecutableDocument, Node, Schema,
@@ -23,7 +26,7 @@ use shop::{
     Secret, StoreId,
     shopify::{
         API_VERSION, API_VERSION_SUPPORTED_UNTIL, DOCUMENTS, Document, ShopifyClient, ShopifyConfig,
-        ShopifyShop,
+        ShopifyShop, cost,
     },
 };
 use wiremock::{Mock, MockServer, Request, ResponseTemplate, matchers::method};
@@ -104,7 +107,7 @@ fn a_document_the_schema_does_not_allow_fails_validation() {
         ("a variable of the wrong type", products.replace("$first: Int!", "$first: String!"), "first"),
         (
             "an argument that does not exist",
-            products.replace("variants(first: 100)", "variants(size: 100)"),
+            products.replace("variants(first: 16)", "variants(size: 16)"),
             "size",
         ),
     ];
@@ -191,6 +194,47 @@ async fn what_the_client_sends_is_a_listed_document_with_variables_of_its_types(
     }
     let listed: BTreeSet<&str> = DOCUMENTS.iter().map(Document::name).collect();
     assert_eq!(sent, listed, "every document is exercised here");
+}
+
+/// Every document the client sends, priced by Shopify's published rules (`shop::shopify::cost`,
+/// each rule naming its source) with the variables the client really sends, at the largest page
+/// a caller can ask for: each requests at most Shopify's single-query maximum of 1,000 points,
+/// which Shopify checks before running a document (and refuses with `MAX_COST_EXCEEDED`).
+#[tokio::test]
+async fn every_document_the_client_sends_requests_at_most_shopifys_single_query_maximum() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(answer).mount(&server).await;
+    let config =
+        ShopifyConfig { base_url: Some(format!("{}/{{shop}}", server.uri())), ..ShopifyConfig::default() };
+    let client = ShopifyClient::new(config).unwrap();
+    // The client caps the page a caller asks for.
+    client.products_page(&StoreId::from("st_1"), &shop(), None, u32::MAX).await.unwrap();
+    client.webhook_subscriptions(&shop()).await.unwrap();
+    client.create_webhook_subscription(&shop(), "PRODUCTS_UPDATE", "https://h.example/p").await.unwrap();
+
+    let mut priced = BTreeMap::new();
+    for request in server.received_requests().await.unwrap() {
+        let body: Value = serde_json::from_slice(&request.body).unwrap();
+        let query = body["query"].as_str().unwrap();
+        let document = DOCUMENTS.iter().find(|d| d.source() == query).expect("a listed document");
+        let requested = match cost::analyze(query, None, &body["variables"]) {
+            Ok(analysis) => analysis.requested_cost(),
+            Err(refusal) => panic!("Shopify refuses {}: {}", document.name(), refusal.answer()),
+        };
+        assert!(requested <= cost::SINGLE_QUERY_MAX_COST, "{}: {requested}", document.name());
+        priced.insert(document.name(), requested);
+    }
+    // By hand: an object 1, a scalar 0, a connection 2 and its page times a node (an object and
+    // what it selects), a mutation 10.
+    let expected = BTreeMap::from([
+        ("Products", 1 + 2 + 50 * (1 + 2 + 16)),
+        ("ProductVariants", 1 + 2 + 250),
+        ("Webhooks", 2 + 100),
+        ("CreateWebhook", 10),
+    ]);
+    assert_eq!(priced, expected);
+    let listed: BTreeSet<&str> = DOCUMENTS.iter().map(Document::name).collect();
+    assert_eq!(priced.keys().copied().collect::<BTreeSet<_>>(), listed, "every document is priced");
 }
 
 /// The variables' values are checked, not only their declarations: a topic Shopify does not

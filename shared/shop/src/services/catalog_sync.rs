@@ -12,8 +12,8 @@ use crate::{
     store::Store,
 };
 
-/// Products per page (Shopify's most).
-pub const PAGE_SIZE: u32 = 250;
+/// Products per page: the most a products page asks within Shopify's single-query cost maximum.
+pub const PAGE_SIZE: u32 = crate::shopify::MAX_PRODUCTS_PAGE;
 
 /// What one page did.
 #[derive(Debug, Clone, PartialEq, Eq)]

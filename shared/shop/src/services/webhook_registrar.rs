@@ -1,5 +1,5 @@
-//! Webhook registration: list the shop's subscriptions, then create only what is missing, so a
-//! second run creates nothing.
+//! Webhook registration: list the shop's subscriptions (every page of them: one of ours may be
+//! past the first hundred), then create only what is missing, so a second run creates nothing.
 
 use std::sync::Arc;
 
@@ -33,7 +33,8 @@ impl WebhookRegistrar {
         Self { shopify, credentials }
     }
 
-    /// Subscribes `uri` to each of `topics` that is not subscribed to it yet.
+    /// Subscribes `uri` to each of `topics` that is not subscribed to it yet, among all the
+    /// shop's subscriptions.
     ///
     /// # Errors
     /// `unauthorized` (permanent) without a token; Shopify's classified errors.

@@ -142,7 +142,9 @@ impl ShopifyClient {
         self.versions.mismatches.load(Ordering::Relaxed)
     }
 
-    /// One page of products after `cursor`, `page_size` at a time (at most 250).
+    /// One page of products after `cursor`, `page_size` at a time (at most
+    /// [`MAX_PRODUCTS_PAGE`](super::MAX_PRODUCTS_PAGE), which keeps the document's requested
+    /// cost under Shopify's single-query maximum).
     ///
     /// # Errors
     /// A classified [`IntegrationError`]: throttled past the tries (retryable), revoked token
@@ -154,7 +156,8 @@ impl ShopifyClient {
         cursor: Option<&str>,
         page_size: u32,
     ) -> Result<ProductPage, IntegrationError> {
-        let variables = serde_json::json!({ "first": page_size.clamp(1, 250), "after": cursor });
+        let first = page_size.clamp(1, queries::MAX_PRODUCTS_PAGE);
+        let variables = serde_json::json!({ "first": first, "after": cursor });
         let data: queries::ProductsData = self.graphql(shop, queries::PRODUCTS, variables).await?;
         let currency = data.shop.currency_code;
         let mut products = Vec::with_capacity(data.products.nodes.len());
@@ -167,7 +170,7 @@ impl ShopifyClient {
     }
 
     /// Adds to `node` the variants past the page the products query brought (Shopify allows
-    /// up to 2,048 a product; the products query asks 100 to keep its cost down).
+    /// up to 2,048 a product; the products query asks 16 to keep its cost down, this 250 a page).
     async fn rest_of_variants(
         &self,
         shop: &ShopifyShop,
@@ -186,17 +189,34 @@ impl ShopifyClient {
         Ok(())
     }
 
-    /// The shop's webhook subscriptions.
+    /// The shop's webhook subscriptions, every page of them.
     ///
     /// # Errors
-    /// As [`ShopifyClient::products_page`].
+    /// As [`ShopifyClient::products_page`]; `Unexpected` when Shopify says there is a next page
+    /// but gives no new cursor to it.
     pub async fn webhook_subscriptions(
         &self,
         shop: &ShopifyShop,
     ) -> Result<Vec<WebhookSubscription>, IntegrationError> {
-        let data: queries::WebhooksData =
-            self.graphql(shop, queries::WEBHOOKS, serde_json::json!({})).await?;
-        Ok(data.webhook_subscriptions.nodes.into_iter().map(subscription).collect())
+        let mut subscriptions = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let variables = serde_json::json!({ "after": after });
+            let data: queries::WebhooksData = self.graphql(shop, queries::WEBHOOKS, variables).await?;
+            let connection = data.webhook_subscriptions;
+            subscriptions.extend(connection.nodes.into_iter().map(subscription));
+            let next = connection.page_info.filter(|p| p.has_next_page).map(|p| p.end_cursor);
+            match next {
+                None => return Ok(subscriptions),
+                Some(Some(cursor)) if after.as_deref() != Some(cursor.as_str()) => after = Some(cursor),
+                Some(_) => {
+                    return Err(error(
+                        IntegrationErrorKind::Unexpected,
+                        "webhookSubscriptions has a next page but no new cursor to it",
+                    ));
+                }
+            }
+        }
     }
 
     /// Subscribes `uri` to `topic`.

@@ -1,6 +1,8 @@
 //! The Shopify Admin GraphQL client: products with variants, prices and inventory (cursor
-//! pagination), webhook subscriptions; cost-based throttling and 429/`THROTTLED` answered with
-//! backoff.
+//! pagination), webhook subscriptions (every page); cost-based throttling and 429/`THROTTLED`
+//! answered with backoff. Every document's requested cost stays under Shopify's single-query
+//! maximum of 1,000 points (`tests/shopify_schema.rs` prices each by Shopify's rules: `cost`,
+//! with the `shopify-cost` feature).
 //!
 //! Invariants: the API version is pinned ([`API_VERSION`]) and every document the client sends
 //! is one of [`DOCUMENTS`], validated against that version's schema by the tests; an answer
@@ -10,12 +12,14 @@
 //! followed (reqwest would carry the token's header to another host) but is a permanent error.
 
 mod client;
+#[cfg(feature = "shopify-cost")]
+pub mod cost;
 mod pacer;
 mod queries;
 
 pub use client::{ProductPage, ShopifyClient, ShopifyConfig, ShopifyShop, WebhookSubscription};
 pub use pacer::{Pacer, TokioPacer};
-pub use queries::{DOCUMENTS, Document};
+pub use queries::{DOCUMENTS, Document, MAX_PRODUCTS_PAGE};
 
 /// The Admin API version every request uses (in the path). Every document in [`DOCUMENTS`] is
 /// validated against this version's schema, `tests/schema/admin_{API_VERSION}.graphql`

@@ -38,20 +38,28 @@ macro_rules! documents {
     };
 }
 
+/// The most products one [`PRODUCTS`] page asks for: its requested cost, 1 + 2 + 50 × 19 = 953,
+/// stays under Shopify's single-query maximum of 1,000 points (53 would not).
+pub const MAX_PRODUCTS_PAGE: u32 = 50;
+
 documents! {
-    /// A page of products with their first 100 variants, and the shop's currency.
+    /// A page of products with their first 16 variants, and the shop's currency. Its requested
+    /// cost (Shopify's rules: an object 1, a connection 2 and `first` times a node) is
+    /// 1 + 2 + `$first` × (1 + 2 + 16): 953 points at [`MAX_PRODUCTS_PAGE`], under Shopify's
+    /// single-query maximum of 1,000 (250 products with 100 variants each would ask 25,753).
     PRODUCTS = "Products", "query Products($first: Int!, $after: String) {
   shop { currencyCode }
   products(first: $first, after: $after) {
     pageInfo { hasNextPage endCursor }
     nodes {
       id title handle
-      variants(first: 100) { pageInfo { hasNextPage endCursor } nodes { id sku price inventoryQuantity } }
+      variants(first: 16) { pageInfo { hasNextPage endCursor } nodes { id sku price inventoryQuantity } }
     }
   }
 }";
 
-    /// The variants of one product past the first page the products query brings.
+    /// The variants of one product past the first page the products query brings, 250 at a
+    /// time (requested cost 1 + 2 + 250 = 253).
     PRODUCT_VARIANTS = "ProductVariants", "query ProductVariants($id: ID!, $after: String) {
   product(id: $id) {
     variants(first: 250, after: $after) {
@@ -61,14 +69,17 @@ documents! {
   }
 }";
 
-    /// The shop's webhook subscriptions (this app's), with where they deliver (`uri`: since
-    /// 2025-10 the one field for HTTPS, Pub/Sub and EventBridge; `callbackUrl` and `endpoint`
-    /// are deprecated).
-    WEBHOOKS = "Webhooks", "query Webhooks {
-  webhookSubscriptions(first: 100) { nodes { id topic uri } }
+    /// A page of the shop's webhook subscriptions (this app's), 100 at a time after `$after`,
+    /// with where they deliver (`uri`: since 2025-10 the one field for HTTPS, Pub/Sub and
+    /// EventBridge; `callbackUrl` and `endpoint` are deprecated). Requested cost 2 + 100 = 102.
+    WEBHOOKS = "Webhooks", "query Webhooks($after: String) {
+  webhookSubscriptions(first: 100, after: $after) {
+    pageInfo { hasNextPage endCursor }
+    nodes { id topic uri }
+  }
 }";
 
-    /// Subscribes a `uri` to a topic, in JSON.
+    /// Subscribes a `uri` to a topic, in JSON (a mutation: requested cost 10).
     CREATE_WEBHOOK = "CreateWebhook",
     "mutation CreateWebhook($topic: WebhookSubscriptionTopic!, $uri: String!) {
   webhookSubscriptionCreate(topic: $topic, webhookSubscription: { uri: $uri, format: JSON }) {
