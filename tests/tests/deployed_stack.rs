@@ -47,7 +47,7 @@ async fn the_translated_template_is_created_whole() {
         ]),
         "what the SAM translator makes of template.yaml"
     );
-    assert_eq!(declared.len(), 83);
+    assert_eq!(declared.len(), 84);
 
     assert_eq!(stack.resources.len(), declared.len(), "one resource per declaration");
     let created = count(stack.resources.iter().map(|r| r.kind.as_str()));
