@@ -55,13 +55,22 @@ impl CartRepository for SlowCarts {
         &self,
         idle_since: chrono::DateTime<chrono::Utc>,
         limit: usize,
-    ) -> RepoResult<Vec<Cart>> {
+    ) -> RepoResult<Vec<Result<Cart, jobkit::SetAside>>> {
         self.clock.advance(Duration::seconds(150));
         self.db.idle_active(idle_since, limit).await
     }
 
     async fn abandon(&self, cart: &CartId, releases: &[StockRelease]) -> RepoResult<bool> {
         self.db.abandon(cart, releases).await
+    }
+
+    async fn set_aside(
+        &self,
+        cart: &CartId,
+        reason: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> RepoResult<bool> {
+        self.db.set_aside(cart, reason, at).await
     }
 
     async fn expired(&self, now: chrono::DateTime<chrono::Utc>, limit: usize) -> RepoResult<Vec<CartId>> {

@@ -1,13 +1,15 @@
-//! What a running job can see and do: its metadata, the time left, enqueueing other jobs, and
-//! resumable steps (ActiveJob::Continuable) with checkpointed cursors.
+//! What a running job can see and do: its metadata, the time left, enqueueing other jobs,
+//! resumable steps (ActiveJob::Continuable) with checkpointed cursors, and setting aside a record
+//! it cannot process ([`crate::set_aside`]).
 //!
 //! Invariant: a checkpoint is saved to the run's record before the job is interrupted, so the
 //! continuation (or a crash's redelivery) resumes from the last cursor, never from before it;
 //! a checkpoint is written only while this execution holds the run.
 
 use std::{
+    fmt,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -20,7 +22,10 @@ use crate::{
     enqueue::Enqueuer,
     error::{ErrorKind, JobError},
     message::Metadata,
+    notify::{SetAsideNotice, SetAsideReport},
+    redact::redact,
     runs::{Checkpoint, Run, RunWriteError},
+    set_aside::{Reports, SetAside},
     shutdown::Shutdown,
 };
 
@@ -51,6 +56,12 @@ pub struct JobContext {
     /// True while a checkpoint is being written: the runner lets that write finish rather than
     /// cut the job off between a step's effect and its record.
     saving: Arc<AtomicBool>,
+    /// Where records set aside are emailed; `None` (only logged and counted) outside a runner.
+    reports: Option<Reports>,
+    /// The records this execution set aside, their reasons redacted: the runner counts them.
+    /// Behind a lock because a job sets records aside through `&self` (from inside a step,
+    /// whose [`crate::Step::context`] is shared); never held across an await.
+    set_aside: Mutex<Vec<SetAside>>,
 }
 
 /// Where a context's execution runs: its deadline and how near it a step job continues.
@@ -82,7 +93,20 @@ impl JobContext {
             steps_seen: Vec::new(),
             step_finished_here: false,
             saving: Arc::default(),
+            reports: None,
+            set_aside: Mutex::default(),
         }
+    }
+
+    /// The context, reporting the records the job sets aside through `reports`.
+    pub(crate) fn with_reports(mut self, reports: Reports) -> Self {
+        self.reports = Some(reports);
+        self
+    }
+
+    /// The records this execution set aside, in the order it set them aside.
+    pub(crate) fn take_set_aside(&mut self) -> Vec<SetAside> {
+        std::mem::take(self.set_aside.get_mut().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// A flag that is true while a checkpoint is being written.
@@ -119,6 +143,76 @@ impl JobContext {
     /// near, or the worker is shutting down.
     pub fn should_continue_later(&self) -> bool {
         self.shutdown.requested() || self.remaining() <= self.continue_within
+    }
+
+    /// Sets aside record `record_id`, which the job cannot process, and lets the job go on
+    /// without it: one bad record must not fail the run (and, when the next run meets it first,
+    /// every run after it). The job's part is to leave the record out of the next runs' work
+    /// (mark it) where it can; jobkit's is to report it:
+    ///
+    /// - logged at warn, with the job, the job id, `record_id` and `reason` (redacted);
+    /// - counted in the batch's `set_aside` metric (its EMF line), and listed in the record's
+    ///   [`RecordOutcome::set_aside`](crate::runner::RecordOutcome::set_aside);
+    /// - emailed to the operators once per (job, `record_id`): set aside again by a later run,
+    ///   it is not emailed again for [`SET_ASIDE_REPORTED_FOR`](crate::set_aside::SET_ASIDE_REPORTED_FOR)
+    ///   (and past [`MAX_SET_ASIDE_EMAILS`](crate::set_aside::MAX_SET_ASIDE_EMAILS) records of
+    ///   the job in an hour, one email says so instead of one each).
+    ///
+    /// `record_id` is an id, never personal data: it is logged and mailed as it is. Setting the
+    /// same record aside twice in one execution counts it once. Never fails: the email is
+    /// best effort, within the time the execution has left, and a failure to send it is logged.
+    ///
+    /// ```
+    /// # use jobkit::{JobContext, JobError, ErrorKind};
+    /// # struct Cart { id: String, lines: usize }
+    /// async fn clean(carts: Vec<Cart>, ctx: &JobContext) -> Result<u32, JobError> {
+    ///     let mut cleaned = 0;
+    ///     for cart in carts {
+    ///         if cart.lines > 99 {
+    ///             ctx.set_aside(&cart.id, format_args!("{} lines: more than one transaction takes", cart.lines)).await;
+    ///             continue;
+    ///         }
+    ///         cleaned += 1;
+    ///     }
+    ///     Ok(cleaned)
+    /// }
+    /// ```
+    pub async fn set_aside(&self, record_id: &str, reason: impl fmt::Display) {
+        let reason = redact(&reason.to_string());
+        let job =
+            self.reports.as_ref().map_or_else(|| self.meta.job.as_deref().unwrap_or_default(), |r| r.job);
+        let job_id = self.meta.job_id.as_str();
+        {
+            let mut set_aside = self.set_aside.lock().unwrap_or_else(|p| p.into_inner());
+            if set_aside.iter().any(|r| r.id == record_id) {
+                tracing::debug!(job, job_id, record_id, "record already set aside in this execution");
+                return;
+            }
+            set_aside.push(SetAside { id: record_id.to_owned(), reason: reason.clone() });
+        }
+        tracing::warn!(job, job_id, record_id, reason = %reason, "record set aside");
+        let Some(Reports { job, notifier: Some(notifier), store }) = &self.reports else { return };
+        let report = SetAsideReport {
+            job,
+            job_id,
+            message_id: &self.meta.message_id,
+            attempt: self.meta.attempt,
+            record_id,
+            reason: &reason,
+        };
+        // Within the execution's own time: a slow mail service must not make the job overrun.
+        let notice = notifier.notify_set_aside(store.as_ref(), &report, self.now());
+        match tokio::time::timeout(self.remaining(), notice).await {
+            Ok(Ok(SetAsideNotice::Sent)) => tracing::debug!(record_id, "set-aside record emailed"),
+            Ok(Ok(SetAsideNotice::AlreadyReported)) => {
+                tracing::debug!(record_id, "set-aside record emailed before: not again");
+            }
+            Ok(Ok(SetAsideNotice::FloodReported | SetAsideNotice::Suppressed)) => {
+                tracing::debug!(record_id, "too many records set aside this hour: not emailed one by one");
+            }
+            Ok(Err(e)) => tracing::warn!(record_id, error = %e, "could not email the set-aside record"),
+            Err(_) => tracing::warn!(record_id, "no time left to email the set-aside record"),
+        }
     }
 
     pub(crate) fn checkpoint_state(&self) -> &Checkpoint {

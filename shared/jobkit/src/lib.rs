@@ -60,6 +60,10 @@
 //! # fn main() {}
 //! ```
 //!
+//! **A record it cannot process**, in a job that walks many (carts, products, customers), is
+//! set aside with [`JobContext::set_aside`] and the job goes on: logged, counted in the
+//! `set_aside` metric and emailed once per record ([`set_aside`]), never a failed run.
+//!
 //! **Enqueueing**: `ctx.enqueuer().perform_later::<Other>(&args)` from a job (to `Other`'s
 //! queue), an [`Enqueuer`] elsewhere, or a bare `aws sqs send-message` whose body is the
 //! arguments: metadata (job id, attempt, idempotency key, trace context) rides in message
@@ -122,6 +126,7 @@ pub mod ports;
 pub mod redact;
 pub mod runner;
 mod runs;
+pub mod set_aside;
 pub mod shutdown;
 mod steps;
 pub mod telemetry;
@@ -142,4 +147,5 @@ pub use ids::JobId;
 pub use job::{Discarded, Job, Lane};
 pub use message::Tick;
 pub use policy::{RetryPolicy, Wait};
+pub use set_aside::SetAside;
 pub use steps::Step;

@@ -1,6 +1,6 @@
 //! Telemetry: `tracing` JSON logs (one span per record, set up by the runner) and CloudWatch
-//! Embedded Metric Format lines: succeeded, retried, failed, discarded, duration and queue
-//! latency per job, one line per batch (per 100 records of a larger one). With the `otel`
+//! Embedded Metric Format lines: succeeded, retried, failed, discarded, set aside, duration and
+//! queue latency per job, one line per batch (per 100 records of a larger one). With the `otel`
 //! feature the spans can be exported too ([`crate::otel`]).
 //!
 //! Invariants: counts are aggregated per batch, so their cost per record is a few additions;
@@ -76,6 +76,9 @@ pub struct BatchCounts {
     pub limited: u64,
     /// Records of jobs an operator cancelled, acknowledged without running.
     pub cancelled: u64,
+    /// Records (carts, products, ...) the jobs set aside ([`crate::JobContext::set_aside`]):
+    /// records inside the jobs' work, not messages of the batch.
+    pub set_aside: u64,
     /// Total execution time, milliseconds.
     pub duration_ms_sum: f64,
     /// Longest execution, milliseconds.
@@ -145,6 +148,13 @@ fn emf_line(
         ] {
             metrics.push(serde_json::json!({"Name": name, "Unit": "Count"}));
             line.insert(name.into(), count.into());
+        }
+        // Declared only when the batch set something aside: most batches of most jobs never
+        // do, and their lines stay as they were. An alarm on it treats missing data as zero
+        // (`TreatMissingData: notBreaching`).
+        if c.set_aside > 0 {
+            metrics.push(serde_json::json!({"Name": "set_aside", "Unit": "Count"}));
+            line.insert("set_aside".into(), c.set_aside.into());
         }
         // Logged beside the metrics for whoever reads the line, not published as metrics.
         for (name, count) in [
@@ -455,6 +465,20 @@ mod tests {
         let line = &parsed(&emf_lines("Jobs", "cart", &counts, 1))[0];
         assert_eq!(metric_names(line), ["succeeded", "retried", "failed", "discarded"]);
         assert!(line.get("duration").is_none(), "{line}");
+    }
+
+    #[test]
+    fn records_set_aside_are_a_count_metric_of_the_batch_that_set_them_aside() {
+        let counts =
+            BatchCounts { succeeded: 1, set_aside: 2, durations_ms: vec![3.0], ..Default::default() };
+        let line = &parsed(&emf_lines("Jobs", "cart", &counts, 1))[0];
+        assert_eq!(
+            metric_names(line),
+            ["succeeded", "retried", "failed", "discarded", "set_aside", "duration"]
+        );
+        let declared = &line["_aws"]["CloudWatchMetrics"][0]["Metrics"][4];
+        assert_eq!(declared, &json!({"Name": "set_aside", "Unit": "Count"}));
+        assert_eq!(line["set_aside"], 2);
     }
 
     #[test]

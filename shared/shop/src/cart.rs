@@ -1,7 +1,9 @@
 //! Carts: items with reserved stock, and the transitions the cart janitor makes.
 //!
-//! Invariant: a cart's reserved stock is released exactly once: the transition that releases it
-//! also clears `stock_reserved`, and repositories write it with a condition on the old status.
+//! Invariants: a cart's reserved stock is released exactly once: the transition that releases it
+//! also clears `stock_reserved`, and repositories write it with a condition on the old status. A
+//! cart the janitor cannot process is set aside ([`CartStatus::SetAside`]): out of its work for
+//! good, its stock still reserved, until an operator deals with it.
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -17,6 +19,11 @@ pub enum CartStatus {
     Abandoned,
     /// Bought.
     CheckedOut,
+    /// Set aside by the cart janitor, which could not process it (it does not read, or gives
+    /// stock back to more variants than one transaction takes): left out of every later run,
+    /// its stock still reserved, the reason stored with it, until an operator fixes it (and
+    /// makes it active again) or deletes it. Its expired session is not deleted meanwhile.
+    SetAside,
 }
 
 /// A line of a cart.
@@ -67,8 +74,12 @@ impl Cart {
         self.expires_at <= now
     }
 
-    /// Marks an idle active cart abandoned and returns the stock to release; `None` (and no
-    /// change) when it is not idle, no longer active, or its stock was already released.
+    /// Marks an idle active cart abandoned and returns the stock to release, one release per
+    /// variant (in the order the variants first appear); `None` (and no change) when it is not
+    /// idle, no longer active, or its stock was already released.
+    ///
+    /// Lines of the same variant are summed: a transaction may write an item once (DynamoDB
+    /// refuses two actions on one item), and the release is by variant anyway.
     pub fn abandon(&mut self, now: DateTime<Utc>, threshold: Duration) -> Option<Vec<StockRelease>> {
         if !self.is_idle(now, threshold) {
             return None;
@@ -77,13 +88,15 @@ impl Cart {
         if !std::mem::replace(&mut self.stock_reserved, false) {
             return Some(Vec::new());
         }
-        Some(
-            self.items
-                .iter()
-                .filter(|i| i.quantity > 0)
-                .map(|i| StockRelease { variant_id: i.variant_id.clone(), quantity: i.quantity })
-                .collect(),
-        )
+        let mut releases: Vec<StockRelease> = Vec::new();
+        for item in self.items.iter().filter(|i| i.quantity > 0) {
+            match releases.iter_mut().find(|r| r.variant_id == item.variant_id) {
+                Some(release) => release.quantity = release.quantity.saturating_add(item.quantity),
+                None => releases
+                    .push(StockRelease { variant_id: item.variant_id.clone(), quantity: item.quantity }),
+            }
+        }
+        Some(releases)
     }
 }
 
@@ -114,6 +127,22 @@ mod tests {
     }
 
     #[test]
+    fn lines_of_one_variant_give_their_stock_back_in_one_release() {
+        let now = Utc::now();
+        let line = |variant: &str, quantity| CartItem { variant_id: variant.into(), quantity };
+        let mut c = cart(now);
+        c.items = vec![line("v1", 2), line("v2", 1), line("v1", 3), line("v3", 0)];
+        let released = c.abandon(now, Duration::hours(2)).unwrap();
+        assert_eq!(
+            released,
+            vec![
+                StockRelease { variant_id: "v1".into(), quantity: 5 },
+                StockRelease { variant_id: "v2".into(), quantity: 1 },
+            ]
+        );
+    }
+
+    #[test]
     fn a_recent_or_checked_out_cart_is_left_alone() {
         let now = Utc::now();
         let mut recent = cart(now);
@@ -121,5 +150,8 @@ mod tests {
         let mut bought = Cart { status: CartStatus::CheckedOut, ..cart(now) };
         assert_eq!(bought.abandon(now, Duration::hours(2)), None);
         assert!(bought.stock_reserved);
+        let mut set_aside = Cart { status: CartStatus::SetAside, ..cart(now) };
+        assert_eq!(set_aside.abandon(now, Duration::hours(2)), None, "set aside: left alone");
+        assert!(set_aside.stock_reserved);
     }
 }

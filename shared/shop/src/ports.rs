@@ -7,11 +7,15 @@
 //! a missing table, index or permission, an invalid or oversized item) or
 //! [`RepoError::Corrupt`] (a retry would read the same record), which send the job to the DLQ
 //! at its first failure; writes are keyed so that a job delivered twice writes once (upserts by
-//! id, history entries by (kind, id), a cart abandoned only while still active).
+//! id, history entries by (kind, id), a cart abandoned only while still active). A record that
+//! cannot be processed as it stands (it does not read, or the store cannot take the write it
+//! needs) is named by its id ([`jobkit::SetAside`], [`RepoError::Unprocessable`]) rather than
+//! failing the whole read or walk, so the service can set it aside and go on.
 
 use async_trait::async_trait;
 
 use chrono::{DateTime, Utc};
+use jobkit::SetAside;
 
 use crate::{
     cart::{Cart, StockRelease},
@@ -60,6 +64,16 @@ pub enum RepoError {
     /// A stored record could not be read (or a request to store one could not be built).
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// One record cannot be processed as it stands, and no retry will change that: the write
+    /// it needs is more than the store takes at once (a cart giving stock back to more variants
+    /// than one DynamoDB transaction holds). The caller sets the record aside and goes on.
+    #[error("record {id} cannot be processed: {reason}")]
+    Unprocessable {
+        /// The record's id.
+        id: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl RepoError {
@@ -72,7 +86,8 @@ impl RepoError {
 /// Throttles retry as `throttled`, outages as `unavailable`; a refused request is permanent,
 /// `not_found` when the service answered `ResourceNotFoundException` (a missing table) and
 /// `invalid_input` otherwise (a missing index, an oversized item, access denied), as jobkit's
-/// own AWS ports classify the same codes; a corrupt record is permanent `corrupt_record`.
+/// own AWS ports classify the same codes; a corrupt or unprocessable record is permanent
+/// `corrupt_record` (a service that walks records sets such a record aside before it gets here).
 /// Permanent errors go to the DLQ after one attempt under every job's policy (none retries
 /// `not_found`, `invalid_input` or `corrupt_record`).
 impl From<RepoError> for jobkit::JobError {
@@ -86,7 +101,9 @@ impl From<RepoError> for jobkit::JobError {
                 JobError::permanent(ErrorKind::NOT_FOUND, message)
             }
             RepoError::Rejected { .. } => JobError::permanent(ErrorKind::INVALID_INPUT, message),
-            RepoError::Corrupt(_) => JobError::permanent(ErrorKind::CORRUPT_RECORD, message),
+            RepoError::Corrupt(_) | RepoError::Unprocessable { .. } => {
+                JobError::permanent(ErrorKind::CORRUPT_RECORD, message)
+            }
         };
         error.with_source(e)
     }
@@ -131,13 +148,29 @@ pub trait CustomerRepository: Send + Sync + std::fmt::Debug {
 /// Carts and the stock they hold.
 #[async_trait]
 pub trait CartRepository: Send + Sync + std::fmt::Debug {
-    /// Active carts whose last activity is at or before `idle_since`, oldest first, at most `limit`.
-    async fn idle_active(&self, idle_since: DateTime<Utc>, limit: usize) -> RepoResult<Vec<Cart>>;
+    /// Active carts whose last activity is at or before `idle_since`, oldest first, at most
+    /// `limit`: each cart that reads, or (`Err`) the id of one that does not and why, so that
+    /// one unreadable cart neither fails the read nor hides the carts after it.
+    async fn idle_active(
+        &self,
+        idle_since: DateTime<Utc>,
+        limit: usize,
+    ) -> RepoResult<Vec<Result<Cart, SetAside>>>;
     /// In one atomic write: marks the cart abandoned if it is still active, and gives its stock
-    /// back. Returns `false` (and changes nothing) when someone else got there first, so stock is
-    /// released exactly once.
+    /// back (`releases`: one per variant). Returns `false` (and changes nothing) when someone
+    /// else got there first, so stock is released exactly once.
+    ///
+    /// # Errors
+    /// [`RepoError::Unprocessable`] when the write is more than the store takes at once (on
+    /// DynamoDB, stock given back to more than 99 variants); a storage failure otherwise.
     async fn abandon(&self, cart: &CartId, releases: &[StockRelease]) -> RepoResult<bool>;
-    /// Ids of carts whose session expired at or before `now`, at most `limit`.
+    /// Sets the cart aside ([`crate::CartStatus::SetAside`]) if it is still active, keeping
+    /// `reason` and `at` with it: no later [`Self::idle_active`] returns it, and its stock stays
+    /// reserved. Returns `false` (and changes nothing) when it is no longer active. Works on a
+    /// cart that does not read: only its id and status are used.
+    async fn set_aside(&self, cart: &CartId, reason: &str, at: DateTime<Utc>) -> RepoResult<bool>;
+    /// Ids of carts whose session expired at or before `now`, at most `limit`; carts set aside
+    /// are kept for the operator, expired or not.
     async fn expired(&self, now: DateTime<Utc>, limit: usize) -> RepoResult<Vec<CartId>>;
     /// Deletes carts; returns how many were there.
     async fn delete(&self, carts: &[CartId]) -> RepoResult<usize>;
@@ -169,7 +202,9 @@ pub trait History: Send + Sync + std::fmt::Debug {
     /// leaves one record.
     async fn append(&self, entry: &HistoryEntry) -> RepoResult;
     /// Deletes up to `limit` entries of `kind` that happened before `cutoff`, oldest first;
-    /// returns how many it deleted (fewer than `limit` means none are left).
+    /// returns how many it deleted (fewer than `limit` means none are left). Goes by kind and
+    /// time alone, never reading an entry's body: an entry that does not decode is deleted like
+    /// any other, and cannot stop the purge.
     async fn purge_before(&self, kind: RecordKind, cutoff: DateTime<Utc>, limit: usize) -> RepoResult<usize>;
     /// Entries of `kind`, newest first, at most `limit`.
     async fn recent(&self, kind: RecordKind, limit: usize) -> RepoResult<Vec<HistoryEntry>>;

@@ -35,6 +35,7 @@ use crate::{
     message::ReceivedMessage,
     notify::Notifier,
     ports::{Queue, StateStore},
+    set_aside::SetAside,
     shutdown::Shutdown,
     telemetry::{BatchCounts, MetricsSink},
 };
@@ -213,6 +214,9 @@ pub struct RecordOutcome {
     pub receipt_handle: String,
     /// What happened.
     pub status: RecordStatus,
+    /// The records its execution set aside ([`crate::JobContext::set_aside`]), their reasons
+    /// redacted; counted in the batch's `set_aside` metric.
+    pub set_aside: Vec<SetAside>,
 }
 
 /// A batch's verdicts, in the order of the input.
@@ -348,7 +352,7 @@ impl<J: Job> BatchRunner<J> {
         let mut counts = BatchCounts::default();
         while let Some(group) = results.next().await {
             for (index, outcome, timing) in group {
-                record_counts(&mut counts, &outcome.status, timing);
+                record_counts(&mut counts, &outcome, timing);
                 slots[index] = Some(outcome);
             }
         }
@@ -366,7 +370,7 @@ impl<J: Job> BatchRunner<J> {
         let mut out = Vec::with_capacity(group.len());
         let mut blocked = false;
         for (index, message) in group {
-            let (status, timing) = if blocked {
+            let (status, mut timing) = if blocked {
                 // FIFO: a later record of a group must not overtake an unfinished earlier one.
                 (self.return_unstarted(&message, None, batch).await, Timing::default())
             } else {
@@ -377,6 +381,7 @@ impl<J: Job> BatchRunner<J> {
                 message_id: message.message_id,
                 receipt_handle: message.receipt_handle,
                 status,
+                set_aside: std::mem::take(&mut timing.set_aside),
             };
             out.push((index, outcome, timing));
         }
@@ -384,16 +389,19 @@ impl<J: Job> BatchRunner<J> {
     }
 }
 
-/// Execution time, queue latency and settling time of one record, for metrics.
-#[derive(Debug, Default, Clone, Copy)]
+/// Execution time, queue latency and settling time of one record, for metrics, and the records
+/// its execution set aside (for the record's outcome).
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Timing {
     duration_ms: Option<f64>,
     queue_latency_ms: Option<f64>,
     settle_ms: Option<f64>,
+    set_aside: Vec<SetAside>,
 }
 
-fn record_counts(counts: &mut BatchCounts, status: &RecordStatus, timing: Timing) {
-    match status {
+fn record_counts(counts: &mut BatchCounts, outcome: &RecordOutcome, timing: Timing) {
+    counts.set_aside += outcome.set_aside.len() as u64;
+    match &outcome.status {
         RecordStatus::Succeeded => counts.succeeded += 1,
         RecordStatus::Retrying(_) => counts.retried += 1,
         RecordStatus::DeadLettered(DlqReason::Exhausted, _) => counts.failed += 1,

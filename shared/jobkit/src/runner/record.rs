@@ -28,6 +28,7 @@ use crate::{
     limits::MAX_MESSAGE_ATTRIBUTES,
     message::{ArgsJson, Envelope, Metadata, ReceivedMessage, attr, decode},
     runs::{Claim, Claimant, Run},
+    set_aside::Reports,
     trace::{self, TraceContext},
 };
 
@@ -141,8 +142,11 @@ impl<J: Job> BatchRunner<J> {
         let now = self.runtime.clock.now();
         timing.queue_latency_ms = meta.enqueued_at.map(|t| (now - t).num_milliseconds().max(0) as f64);
         let started = Instant::now();
-        let execution = self.execute(args, meta, run, now, batch.deadline).await;
+        let mut execution = self.execute(args, meta, run, now, batch.deadline).await;
         timing.duration_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+        // Whatever the execution's outcome: what it set aside was set aside (and reported, and
+        // maybe marked by the job) before it failed or stopped, so it is counted.
+        timing.set_aside = std::mem::take(&mut execution.set_aside);
         let settling = Instant::now();
         let status = self.settle(message, execution, args_json, batch).await;
         timing.settle_ms = Some(settling.elapsed().as_secs_f64() * 1000.0);
@@ -303,7 +307,12 @@ impl<J: Job> BatchRunner<J> {
             self.enqueuer.clone(),
             self.shutdown.clone(),
             run,
-        );
+        )
+        .with_reports(Reports {
+            job: J::NAME,
+            notifier: self.runtime.notifier.clone(),
+            store: self.runtime.store.clone(),
+        });
         let saving = ctx.saving();
         // Boxed: a job's future can be large, and every enclosing future would otherwise carry (and move) it.
         let mut perform = AssertUnwindSafe(Box::pin(self.job.perform(args, &mut ctx))).catch_unwind();
@@ -331,8 +340,9 @@ impl<J: Job> BatchRunner<J> {
         };
         drop(perform);
         let (interrupted, lost) = (ctx.interrupted, ctx.lost);
+        let set_aside = ctx.take_set_aside();
         let (meta, run) = ctx.into_parts();
-        Execution { result, meta, run, interrupted, lost }
+        Execution { result, meta, run, interrupted, lost, set_aside }
     }
 }
 

@@ -24,6 +24,7 @@ use crate::{
     policy::{Decision, MAX_WAIT},
     redact::redact,
     runs::{Ending, Run, RunWriteError},
+    set_aside::SetAside,
 };
 
 /// Kept back from every settle call's time for answering the batch.
@@ -45,6 +46,8 @@ pub(crate) struct Execution {
     pub(crate) interrupted: bool,
     /// Another delivery took the run over while this one ran.
     pub(crate) lost: bool,
+    /// The records the job set aside (already reported; counted by the runner).
+    pub(crate) set_aside: Vec<SetAside>,
 }
 
 impl<J: Job> BatchRunner<J> {
@@ -55,7 +58,7 @@ impl<J: Job> BatchRunner<J> {
         args_json: &ArgsJson<'_>,
         batch: &Batch,
     ) -> RecordStatus {
-        let Execution { result, meta, mut run, interrupted, lost } = execution;
+        let Execution { result, meta, mut run, interrupted, lost, set_aside: _ } = execution;
         match result {
             Ok(()) => {
                 let keep_until = self.runtime.clock.now()

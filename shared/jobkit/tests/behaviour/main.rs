@@ -1,6 +1,6 @@
 //! The runner's behaviour on the embedded backend with a hand-turned clock: retries, the DLQ,
-//! idempotency, the deadline, delays, unique jobs, resumable steps, error emails and the export
-//! of spans.
+//! idempotency, the deadline, delays, unique jobs, resumable steps, error emails, records set
+//! aside and the export of spans.
 
 mod after_discard;
 mod batch;
@@ -21,6 +21,7 @@ mod notify;
 mod otel;
 mod retry;
 mod runs;
+mod set_aside;
 mod steps;
 mod trace;
 mod unique;

@@ -1,10 +1,14 @@
 //! Carts on DynamoDB. Table `SHOP_CARTS_TABLE`: key `id`, a global secondary index
 //! `by_status_activity` (`status`, `last_activity_ms`) to find idle active carts; `items` a list
-//! of maps (`variant_id`, `quantity`). Inventory in `SHOP_INVENTORY_TABLE` (key `variant_id`,
-//! `available`).
+//! of maps (`variant_id`, `quantity`); a cart set aside has `status` `set_aside` (so it leaves
+//! the index's `active` partition) and `set_aside_reason`, `set_aside_ms`. Inventory in
+//! `SHOP_INVENTORY_TABLE` (key `variant_id`, `available`).
 //!
-//! Invariant: abandoning a cart and giving its stock back is one `TransactWriteItems`
-//! conditioned on the cart still being active, so stock is released once.
+//! Invariants: abandoning a cart and giving its stock back is one `TransactWriteItems`
+//! conditioned on the cart still being active, so stock is released once; a cart whose abandon
+//! would not fit in one transaction is refused as [`RepoError::Unprocessable`] before any
+//! write. An item of the query that does not read is returned as its id and why, never a
+//! failed query.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::{
@@ -12,6 +16,7 @@ use aws_sdk_dynamodb::{
     types::{AttributeValue, TransactWriteItem, Update},
 };
 use chrono::{DateTime, Utc};
+use jobkit::SetAside;
 
 use super::{
     attributes::{self, Item, decode, encode},
@@ -25,8 +30,13 @@ use crate::{
 
 /// The index of active carts by last activity.
 pub const BY_STATUS_ACTIVITY: &str = "by_status_activity";
-/// DynamoDB's most items in one transaction (one is the cart).
+/// The most variants one abandon gives stock back to: `TransactWriteItems` takes at most 100
+/// actions (raised from 25 in September 2022; the API reference's `TransactItems`), one of
+/// which is the cart's own update, and no two on the same item (so one release per variant).
 const MAX_RELEASES: usize = 99;
+/// Reasons are stored cut to this many characters: a note for the operator, far below
+/// DynamoDB's 400 KB item limit whatever the error said.
+const MAX_REASON_CHARS: usize = 1000;
 
 /// [`CartRepository`] on DynamoDB.
 #[derive(Debug, Clone)]
@@ -49,6 +59,7 @@ fn status_text(status: CartStatus) -> &'static str {
         CartStatus::Active => "active",
         CartStatus::Abandoned => "abandoned",
         CartStatus::CheckedOut => "checked_out",
+        CartStatus::SetAside => "set_aside",
     }
 }
 
@@ -56,6 +67,18 @@ const RECORD: &str = "cart";
 
 fn corrupt(attribute: &str) -> RepoError {
     attributes::corrupt(RECORD, attribute, "missing or not of its type")
+}
+
+/// The item's cart, or its id and why it does not read. Only an item without an id fails (the
+/// table's key: not without a broken table).
+fn from_item_or_id(item: &Item) -> RepoResult<Result<Cart, SetAside>> {
+    match from_item(item) {
+        Ok(cart) => Ok(Ok(cart)),
+        Err(e) => match item.get("id").and_then(|v| v.as_s().ok()) {
+            Some(id) => Ok(Err(SetAside::new(id.as_str(), format_args!("the cart does not read: {e}")))),
+            None => Err(e),
+        },
+    }
 }
 
 fn from_item(item: &Item) -> RepoResult<Cart> {
@@ -73,6 +96,7 @@ fn from_item(item: &Item) -> RepoResult<Cart> {
         "active" => CartStatus::Active,
         "abandoned" => CartStatus::Abandoned,
         "checked_out" => CartStatus::CheckedOut,
+        "set_aside" => CartStatus::SetAside,
         _ => return Err(corrupt("status")),
     };
     Ok(Cart {
@@ -134,6 +158,26 @@ impl DynamoCarts {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0))
     }
+
+    /// Why a cart was set aside, if it was (the operator's view, and tests').
+    ///
+    /// # Errors
+    /// A storage failure.
+    pub async fn set_aside_reason(&self, id: &CartId) -> RepoResult<Option<String>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.carts)
+            .key("id", s(id.as_str()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem", &self.carts, e))?;
+        let set_aside = out
+            .item()
+            .filter(|i| i.get("status").and_then(|v| v.as_s().ok()).is_some_and(|s| s == "set_aside"));
+        Ok(set_aside.and_then(|i| i.get("set_aside_reason")).and_then(|v| v.as_s().ok()).cloned())
+    }
 }
 
 fn update(build: aws_sdk_dynamodb::types::builders::UpdateBuilder) -> RepoResult<TransactWriteItem> {
@@ -143,7 +187,11 @@ fn update(build: aws_sdk_dynamodb::types::builders::UpdateBuilder) -> RepoResult
 
 #[async_trait]
 impl CartRepository for DynamoCarts {
-    async fn idle_active(&self, idle_since: DateTime<Utc>, limit: usize) -> RepoResult<Vec<Cart>> {
+    async fn idle_active(
+        &self,
+        idle_since: DateTime<Utc>,
+        limit: usize,
+    ) -> RepoResult<Vec<Result<Cart, SetAside>>> {
         let out = self
             .client
             .query()
@@ -157,12 +205,19 @@ impl CartRepository for DynamoCarts {
             .send()
             .await
             .map_err(|e| sdk_error("Query", &self.carts, e))?;
-        out.items().iter().map(from_item).collect()
+        out.items().iter().map(from_item_or_id).collect()
     }
 
     async fn abandon(&self, cart: &CartId, releases: &[StockRelease]) -> RepoResult<bool> {
         if releases.len() > MAX_RELEASES {
-            return Err(RepoError::Corrupt(format!("cart {cart} has more than {MAX_RELEASES} lines")));
+            return Err(RepoError::Unprocessable {
+                id: cart.to_string(),
+                reason: format!(
+                    "it gives stock back to {} variants, and one DynamoDB transaction takes the cart \
+                     and at most {MAX_RELEASES} of them",
+                    releases.len()
+                ),
+            });
         }
         let mut items = vec![update(
             Update::builder()
@@ -198,14 +253,45 @@ impl CartRepository for DynamoCarts {
         }
     }
 
+    async fn set_aside(&self, cart: &CartId, reason: &str, at: DateTime<Utc>) -> RepoResult<bool> {
+        let reason: String = reason.chars().take(MAX_REASON_CHARS).collect();
+        let updated = self
+            .client
+            .update_item()
+            .table_name(&self.carts)
+            .key("id", s(cart.as_str()))
+            .update_expression("SET #status = :set_aside, set_aside_reason = :reason, set_aside_ms = :at")
+            .condition_expression("#status = :active")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":set_aside", s("set_aside"))
+            .expression_attribute_values(":active", s("active"))
+            .expression_attribute_values(":reason", AttributeValue::S(reason))
+            .expression_attribute_values(":at", n(at.timestamp_millis()))
+            .send()
+            .await;
+        match updated {
+            Ok(_) => Ok(true),
+            // No longer active: checked out or abandoned since it was read.
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                Ok(false)
+            }
+            Err(e) => Err(sdk_error("UpdateItem", &self.carts, e)),
+        }
+    }
+
     async fn expired(&self, now: DateTime<Utc>, limit: usize) -> RepoResult<Vec<CartId>> {
         // Expired sessions are few per hour; a filtered scan is bounded by `limit` matches.
+        // Carts set aside stay for the operator, expired or not.
         let mut ids = Vec::new();
         let mut pages = self
             .client
             .scan()
             .table_name(&self.carts)
-            .filter_expression("expires_ms <= :now")
+            .filter_expression(
+                "expires_ms <= :now AND (attribute_not_exists(#status) OR #status <> :set_aside)",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":set_aside", s("set_aside"))
             .expression_attribute_values(":now", n(now.timestamp_millis()))
             .projection_expression("id")
             .into_paginator()

@@ -2,6 +2,10 @@
 //! the job can checkpoint between batches. Two sources: the shop's history (sync runs, audit
 //! entries, temporary records, each with its retention) and jobkit's state store (idempotency
 //! keys, checkpoints, counters whose expiry passed).
+//!
+//! Invariant: no record can stop a purge. Both sources delete by kind and time (or expiry)
+//! alone and never read a record's body, so a record that does not decode is deleted like any
+//! other when its time comes; there is nothing to set aside.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -56,6 +60,7 @@ impl RetentionCleaner {
     }
 
     /// Deletes up to `limit` records of `kind` older than its retention at `now`; returns how many.
+    /// An entry whose body does not decode is deleted like the others ([`History::purge_before`]).
     ///
     /// # Errors
     /// A storage failure (retryable).
