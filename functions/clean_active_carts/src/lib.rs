@@ -10,7 +10,11 @@ use std::{sync::Arc, time::Duration};
 
 use jobkit::{ErrorKind, Job, JobContext, JobError, Lane, RetryPolicy, Wait};
 use serde::{Deserialize, Serialize};
-use shop::{CartRepository, aws::DynamoCarts, services::CartJanitor};
+use shop::{
+    BuildError, CartRepository, ShopPorts,
+    declaration::{Declaration, Deployment, Schedule, Setting, ShopJob, Table, TableUse, Uses, Zone},
+    services::CartJanitor,
+};
 
 /// Carts idle this long are abandoned unless `CART_IDLE_AFTER_MINUTES` says otherwise.
 const DEFAULT_IDLE_AFTER_MINUTES: u32 = 120;
@@ -45,20 +49,51 @@ impl CleanActiveCarts {
     pub fn new(carts: Arc<dyn CartRepository>, idle_after: chrono::Duration) -> Self {
         Self { janitor: CartJanitor::new(carts), idle_after }
     }
+}
 
-    /// The job on AWS: carts and inventory on DynamoDB.
-    ///
-    /// # Errors
-    /// A missing table setting, or an idle threshold that is not a positive number of minutes.
-    pub async fn from_aws(sdk: jobkit::lambda::SdkConfig) -> Result<Self, jobkit::lambda::Error> {
-        let carts = DynamoCarts::new(
-            aws_sdk_dynamodb::Client::new(&sdk),
-            jobkit::lambda::setting("SHOP_CARTS_TABLE")?,
-            jobkit::lambda::setting("SHOP_INVENTORY_TABLE")?,
-        );
-        let minutes =
-            jobkit::lambda::positive_setting("CART_IDLE_AFTER_MINUTES", DEFAULT_IDLE_AFTER_MINUTES)?;
-        Ok(Self::new(Arc::new(carts), chrono::Duration::minutes(minutes.into())))
+impl ShopJob for CleanActiveCarts {
+    const DECLARATION: Declaration = Declaration {
+        summary: "abandons idle carts, releasing their reserved stock once, and deletes expired ones",
+        example: "{}",
+        schedule: Some(Schedule {
+            rule: "clean-active-carts-hourly",
+            every: "every hour",
+            zone: Zone::UTC,
+            args: "{}",
+            what: "abandons idle carts and deletes expired ones",
+        }),
+        deployment: Deployment::CLEANUP,
+        uses: Uses {
+            tables: &[
+                TableUse {
+                    table: Table::Carts,
+                    index: None,
+                    actions: &["dynamodb:Scan", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+                    why: "expired scan, the abandon transaction's conditional update, a cart set aside, deletes",
+                },
+                TableUse {
+                    table: Table::Carts,
+                    index: Some("by_status_activity"),
+                    actions: &["dynamodb:Query"],
+                    why: "idle active carts by last activity",
+                },
+                TableUse {
+                    table: Table::Inventory,
+                    index: None,
+                    actions: &["dynamodb:UpdateItem"],
+                    why: "stock given back in the same transaction",
+                },
+            ],
+            settings: &[Setting { env: "CART_IDLE_AFTER_MINUTES", parameter: "CartIdleAfterMinutes" }],
+            ..Uses::NOTHING
+        },
+    };
+
+    /// The carts (with the inventory their abandon gives stock back to); carts idle for
+    /// `CART_IDLE_AFTER_MINUTES` (default 120) are abandoned.
+    fn build(ports: &ShopPorts) -> Result<Self, BuildError> {
+        let minutes = ports.positive_setting("CART_IDLE_AFTER_MINUTES", DEFAULT_IDLE_AFTER_MINUTES)?;
+        Ok(Self::new(ports.carts()?, chrono::Duration::minutes(minutes.into())))
     }
 }
 
@@ -73,6 +108,11 @@ impl Job for CleanActiveCarts {
             .step(ABANDON_STEP, Totals::default(), async |step| {
                 loop {
                     let batch = self.janitor.abandon_idle(now, self.idle_after, BATCH).await?;
+                    // Reported before the checkpoint: the janitor has already marked these carts,
+                    // so the next batch and the next runs leave them out.
+                    for record in &batch.set_aside {
+                        step.context().set_aside(&record.id, &record.reason).await;
+                    }
                     let totals = step.cursor_mut();
                     totals.abandoned += batch.abandoned as u64;
                     totals.units_released += batch.units_released;

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), jobkit::lambda::Error> {
-    jobkit::lambda::run_with(clean_active_carts::CleanActiveCarts::from_aws).await
+    shop::run_on_lambda::<clean_active_carts::CleanActiveCarts>().await
 }

@@ -9,13 +9,13 @@
 //! Settings: `SHOP_HISTORY_TABLE`, `JOBKIT_STATE_TABLE`, and optionally
 //! `RETENTION_TEMPORARY_DAYS`, `RETENTION_SYNC_RUN_DAYS`, `RETENTION_AUDIT_LOG_DAYS`.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, time::Duration};
 
-use jobkit::{ErrorKind, Job, JobContext, JobError, Lane, RetryPolicy, Wait, lambda::setting};
+use jobkit::{ErrorKind, Job, JobContext, JobError, Lane, RetryPolicy, Wait};
 use serde::{Deserialize, Serialize};
 use shop::{
-    History, RecordKind,
-    aws::DynamoHistory,
+    BuildError, RecordKind, ShopPorts,
+    declaration::{Declaration, Deployment, Schedule, Setting, ShopJob, Table, TableUse, Uses, Zone},
     services::{Retention, RetentionCleaner},
 };
 
@@ -44,29 +44,6 @@ impl CleanDatabase {
         Self { cleaner }
     }
 
-    /// The job on AWS: the history on DynamoDB (`SHOP_HISTORY_TABLE`), jobkit's state table
-    /// (`JOBKIT_STATE_TABLE`), retention in days from `RETENTION_<KIND>_DAYS`.
-    ///
-    /// # Errors
-    /// A missing table setting, or a retention that is not a positive whole number of days.
-    pub async fn from_aws(sdk: jobkit::lambda::SdkConfig) -> Result<Self, jobkit::lambda::Error> {
-        let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-        let history: Arc<dyn History> =
-            Arc::new(DynamoHistory::new(dynamo.clone(), setting("SHOP_HISTORY_TABLE")?));
-        let job_state = Arc::new(jobkit::aws::DynamoStore::new(dynamo, setting("JOBKIT_STATE_TABLE")?));
-        let mut retention = Retention::default();
-        for (kind, name) in [
-            (RecordKind::Temporary, "RETENTION_TEMPORARY_DAYS"),
-            (RecordKind::SyncRun, "RETENTION_SYNC_RUN_DAYS"),
-            (RecordKind::AuditLog, "RETENTION_AUDIT_LOG_DAYS"),
-        ] {
-            let default_days = u32::try_from(kind.default_retention().num_days()).unwrap_or(u32::MAX);
-            let days = jobkit::lambda::positive_setting(name, default_days)?;
-            retention = retention.keep(kind, chrono::Duration::days(days.into()));
-        }
-        Ok(Self::new(RetentionCleaner::new(history, job_state, retention)))
-    }
-
     /// Step `name`: runs `purge` (one bounded batch) until a batch comes back short, with a
     /// checkpoint after each full one. Its cursor is the totals, from the previous step's.
     async fn purge_step<F, Fut>(
@@ -90,6 +67,59 @@ impl CleanDatabase {
             }
         })
         .await
+    }
+}
+
+impl ShopJob for CleanDatabase {
+    const DECLARATION: Declaration = Declaration {
+        summary: "deletes records past their retention (sync runs, audit entries, temporary records, job state)",
+        example: "{}",
+        // At night where the store platform's operators are: the deployment says where.
+        schedule: Some(Schedule {
+            rule: "clean-database-daily",
+            every: "every day at 3am",
+            zone: Zone::Stack,
+            args: "{}",
+            what: "deletes what is past its retention",
+        }),
+        deployment: Deployment::CLEANUP,
+        uses: Uses {
+            tables: &[
+                TableUse {
+                    table: Table::History,
+                    index: None,
+                    actions: &["dynamodb:BatchWriteItem"],
+                    why: "deletes, 25 at a time",
+                },
+                TableUse {
+                    table: Table::History,
+                    index: Some("by_kind_time"),
+                    actions: &["dynamodb:Query"],
+                    why: "the oldest records of a kind",
+                },
+            ],
+            settings: &[
+                Setting { env: "RETENTION_TEMPORARY_DAYS", parameter: "RetentionTemporaryDays" },
+                Setting { env: "RETENTION_SYNC_RUN_DAYS", parameter: "RetentionSyncRunDays" },
+                Setting { env: "RETENTION_AUDIT_LOG_DAYS", parameter: "RetentionAuditLogDays" },
+            ],
+            ..Uses::NOTHING
+        },
+    };
+
+    /// The history, jobkit's state store, and retention in days from `RETENTION_<KIND>_DAYS`.
+    fn build(ports: &ShopPorts) -> Result<Self, BuildError> {
+        let mut retention = Retention::default();
+        for (kind, name) in [
+            (RecordKind::Temporary, "RETENTION_TEMPORARY_DAYS"),
+            (RecordKind::SyncRun, "RETENTION_SYNC_RUN_DAYS"),
+            (RecordKind::AuditLog, "RETENTION_AUDIT_LOG_DAYS"),
+        ] {
+            let default_days = u32::try_from(kind.default_retention().num_days()).unwrap_or(u32::MAX);
+            let days = ports.positive_setting(name, default_days)?;
+            retention = retention.keep(kind, chrono::Duration::days(days.into()));
+        }
+        Ok(Self::new(RetentionCleaner::new(ports.history()?, ports.job_state()?, retention)))
     }
 }
 

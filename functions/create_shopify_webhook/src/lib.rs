@@ -15,14 +15,13 @@
 
 use std::{sync::Arc, time::Duration};
 
-use jobkit::{EnqueueOptions, ErrorKind, Job, JobContext, JobError, JobId, RetryPolicy, lambda::setting};
+use jobkit::{EnqueueOptions, ErrorKind, Job, JobContext, JobError, JobId, RetryPolicy};
 use serde::{Deserialize, Serialize};
 use shop::{
-    History, HistoryEntry, StoreId, StoreRepository,
-    aws::{DynamoHistory, DynamoStores, SecretsManagerCredentials},
+    BuildError, History, HistoryEntry, ShopPorts, StoreId, StoreRepository,
+    declaration::{Declaration, Deployment, Setting, ShopJob, Table, TableUse, Uses},
     jobs::{CUSTOMER_SYNC, CustomerSyncArgs, STORE_SYNC, StoreSyncArgs},
     services::WebhookRegistrar,
-    shopify::{ShopifyClient, ShopifyConfig},
 };
 
 /// `{"store_id": "st_42"}`, or with `"install": true` on the store's installation.
@@ -47,18 +46,19 @@ pub struct WebhookSettings {
 }
 
 impl WebhookSettings {
-    /// From `SHOPIFY_WEBHOOK_TOPICS` and `SHOPIFY_WEBHOOK_URL`.
+    /// From `SHOPIFY_WEBHOOK_TOPICS` (comma-separated) and `SHOPIFY_WEBHOOK_URL`.
     ///
     /// # Errors
     /// When either is missing.
-    pub fn from_env() -> Result<Self, jobkit::lambda::SetupError> {
-        let topics = setting("SHOPIFY_WEBHOOK_TOPICS")?
+    pub fn from_ports(ports: &ShopPorts) -> Result<Self, BuildError> {
+        let topics = ports
+            .required_setting("SHOPIFY_WEBHOOK_TOPICS")?
             .split(',')
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .map(str::to_owned)
             .collect();
-        Ok(Self { topics, uri: setting("SHOPIFY_WEBHOOK_URL")? })
+        Ok(Self { topics, uri: ports.required_setting("SHOPIFY_WEBHOOK_URL")? })
     }
 }
 
@@ -81,20 +81,39 @@ impl CreateShopifyWebhook {
     ) -> Self {
         Self { stores, registrar, settings, history }
     }
+}
 
-    /// The job on AWS: stores on DynamoDB (`SHOP_STORES_TABLE`), tokens in Secrets Manager
-    /// (`SHOP_SECRET_PREFIX`), settings from the environment.
-    ///
-    /// # Errors
-    /// A missing setting, or an HTTP client that cannot be built.
-    pub async fn from_aws(sdk: jobkit::lambda::SdkConfig) -> Result<Self, jobkit::lambda::Error> {
-        let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-        let stores = Arc::new(DynamoStores::new(dynamo.clone(), setting("SHOP_STORES_TABLE")?));
-        let history = Arc::new(DynamoHistory::new(dynamo, setting("SHOP_HISTORY_TABLE")?));
-        let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
-        let credentials = Arc::new(SecretsManagerCredentials::new(secrets, setting("SHOP_SECRET_PREFIX")?));
-        let registrar = WebhookRegistrar::new(ShopifyClient::new(ShopifyConfig::from_env())?, credentials);
-        Ok(Self::new(stores, registrar, WebhookSettings::from_env()?, history))
+impl ShopJob for CreateShopifyWebhook {
+    const DECLARATION: Declaration = Declaration {
+        summary: "registers a store's Shopify webhook subscriptions, creating only the missing ones",
+        example: r#"{"store_id":"st_42"}"#,
+        schedule: None,
+        deployment: Deployment::LIGHT,
+        uses: Uses {
+            tables: &[
+                TableUse { table: Table::Stores, index: None, actions: &["dynamodb:GetItem"], why: "read" },
+                TableUse {
+                    table: Table::History,
+                    index: None,
+                    actions: &["dynamodb:PutItem"],
+                    why: "an audit entry per subscription created",
+                },
+            ],
+            store_tokens: true,
+            enqueues: &[STORE_SYNC.name(), CUSTOMER_SYNC.name()],
+            settings: &[
+                Setting { env: "SHOPIFY_WEBHOOK_TOPICS", parameter: "ShopifyWebhookTopics" },
+                Setting { env: "SHOPIFY_WEBHOOK_URL", parameter: "ShopifyWebhookUrl" },
+            ],
+            ..Uses::NOTHING
+        },
+    };
+
+    /// Stores and the history, tokens from the store's secret, Shopify, and the subscriptions
+    /// every store gets ([`WebhookSettings`]).
+    fn build(ports: &ShopPorts) -> Result<Self, BuildError> {
+        let registrar = WebhookRegistrar::new(ports.shopify()?, ports.credentials()?);
+        Ok(Self::new(ports.stores()?, registrar, WebhookSettings::from_ports(ports)?, ports.history()?))
     }
 }
 

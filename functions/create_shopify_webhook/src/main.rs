@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), jobkit::lambda::Error> {
-    jobkit::lambda::run_with(create_shopify_webhook::CreateShopifyWebhook::from_aws).await
+    shop::run_on_lambda::<create_shopify_webhook::CreateShopifyWebhook>().await
 }

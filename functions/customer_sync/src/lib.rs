@@ -11,15 +11,12 @@
 
 use std::{sync::Arc, time::Duration};
 
-use jobkit::{
-    ConcurrencyLimit, Discarded, ErrorKind, Job, JobContext, JobError, RetryPolicy, lambda::setting,
-};
+use jobkit::{ConcurrencyLimit, Discarded, ErrorKind, Job, JobContext, JobError, RetryPolicy};
 use serde::{Deserialize, Serialize};
 use shop::{
-    History, HistoryEntry, StoreRepository,
-    aws::{DynamoCustomers, DynamoHistory, DynamoStores, SecretsManagerCredentials},
+    BuildError, History, HistoryEntry, ShopPorts, StoreRepository,
+    declaration::{Declaration, Deployment, Setting, ShopJob, Table, TableUse, Uses},
     services::CustomerSync,
-    square::{SquareClient, SquareConfig},
 };
 
 const CUSTOMERS_STEP: &str = "customers";
@@ -51,24 +48,40 @@ impl CustomerSyncJob {
     pub fn new(stores: Arc<dyn StoreRepository>, sync: CustomerSync, history: Arc<dyn History>) -> Self {
         Self { stores, sync, history }
     }
+}
 
-    /// The job on AWS: stores and customers on DynamoDB, tokens in Secrets Manager.
-    ///
-    /// # Errors
-    /// A missing setting, or an HTTP client that cannot be built.
-    pub async fn from_aws(sdk: jobkit::lambda::SdkConfig) -> Result<Self, jobkit::lambda::Error> {
-        let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-        let stores = Arc::new(DynamoStores::new(dynamo.clone(), setting("SHOP_STORES_TABLE")?));
-        let customers = Arc::new(DynamoCustomers::new(dynamo.clone(), setting("SHOP_CUSTOMERS_TABLE")?));
-        let history = Arc::new(DynamoHistory::new(dynamo, setting("SHOP_HISTORY_TABLE")?));
-        let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
-        let credentials = Arc::new(SecretsManagerCredentials::new(secrets, setting("SHOP_SECRET_PREFIX")?));
-        let mut config = SquareConfig::default();
-        if let Ok(base) = std::env::var("SQUARE_BASE_URL") {
-            config.base_url = base;
-        }
-        let sync = CustomerSync::new(SquareClient::new(config)?, customers, credentials);
-        Ok(Self::new(stores, sync, history))
+impl ShopJob for CustomerSyncJob {
+    const DECLARATION: Declaration = Declaration {
+        summary: "pulls a store's customers and their order totals from the POS (Square)",
+        example: r#"{"store_id":"st_42"}"#,
+        schedule: None,
+        deployment: Deployment::SYNC,
+        uses: Uses {
+            tables: &[
+                TableUse { table: Table::Stores, index: None, actions: &["dynamodb:GetItem"], why: "read" },
+                TableUse {
+                    table: Table::Customers,
+                    index: None,
+                    actions: &["dynamodb:BatchWriteItem"],
+                    why: "upserts, 25 at a time",
+                },
+                TableUse {
+                    table: Table::History,
+                    index: None,
+                    actions: &["dynamodb:PutItem"],
+                    why: "one sync run per finished sync",
+                },
+            ],
+            store_tokens: true,
+            settings: &[Setting { env: "SQUARE_BASE_URL", parameter: "SquareBaseUrl" }],
+            ..Uses::NOTHING
+        },
+    };
+
+    /// Stores and customers, tokens from the store's secret, Square (`SQUARE_BASE_URL`).
+    fn build(ports: &ShopPorts) -> Result<Self, BuildError> {
+        let sync = CustomerSync::new(ports.square()?, ports.customers()?, ports.credentials()?);
+        Ok(Self::new(ports.stores()?, sync, ports.history()?))
     }
 }
 

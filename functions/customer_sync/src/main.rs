@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), jobkit::lambda::Error> {
-    jobkit::lambda::run_with(customer_sync::CustomerSyncJob::from_aws).await
+    shop::run_on_lambda::<customer_sync::CustomerSyncJob>().await
 }

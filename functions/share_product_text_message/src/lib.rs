@@ -8,11 +8,11 @@
 
 use std::{sync::Arc, time::Duration};
 
-use jobkit::{ErrorKind, Job, JobContext, JobError, RetryPolicy, lambda::setting, message::Metadata};
+use jobkit::{ErrorKind, Job, JobContext, JobError, RetryPolicy, message::Metadata};
 use serde::{Deserialize, Serialize};
 use shop::{
-    History, HistoryEntry, PhoneNumber, ProductId, ShareId, StoreId, StoreRepository,
-    aws::{DynamoCatalog, DynamoHistory, DynamoStores, SnsSms},
+    BuildError, History, HistoryEntry, PhoneNumber, ProductId, ShareId, ShopPorts, StoreId, StoreRepository,
+    declaration::{Declaration, Deployment, ShopJob, Table, TableUse, Uses},
     services::ProductSharer,
 };
 
@@ -42,20 +42,39 @@ impl ShareProductTextMessage {
     pub fn new(stores: Arc<dyn StoreRepository>, sharer: ProductSharer, history: Arc<dyn History>) -> Self {
         Self { stores, sharer, history }
     }
+}
 
-    /// The job on AWS: stores and products on DynamoDB (`SHOP_STORES_TABLE`,
-    /// `SHOP_PRODUCTS_TABLE`), each text audited in the history (`SHOP_HISTORY_TABLE`), texts
-    /// through SNS.
-    ///
-    /// # Errors
-    /// A missing setting.
-    pub async fn from_aws(sdk: jobkit::lambda::SdkConfig) -> Result<Self, jobkit::lambda::Error> {
-        let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-        let stores = Arc::new(DynamoStores::new(dynamo.clone(), setting("SHOP_STORES_TABLE")?));
-        let catalog = Arc::new(DynamoCatalog::new(dynamo.clone(), setting("SHOP_PRODUCTS_TABLE")?));
-        let history = Arc::new(DynamoHistory::new(dynamo, setting("SHOP_HISTORY_TABLE")?));
-        let sms = Arc::new(SnsSms::new(aws_sdk_sns::Client::new(&sdk)));
-        Ok(Self::new(stores, ProductSharer::new(catalog, sms), history))
+impl ShopJob for ShareProductTextMessage {
+    const DECLARATION: Declaration = Declaration {
+        summary: "texts a product (title, price, link) to a phone number, once per share request",
+        example: r#"{"share_id":"sh_1","store_id":"st_42","product_id":"gid://shopify/Product/1","phone":"+14155550123"}"#,
+        schedule: None,
+        // Someone waits for the text: late after 15 minutes, as a store sync is.
+        deployment: Deployment { oldest_message_alarm_s: Some(15 * 60), ..Deployment::LIGHT },
+        uses: Uses {
+            tables: &[
+                TableUse { table: Table::Stores, index: None, actions: &["dynamodb:GetItem"], why: "read" },
+                TableUse {
+                    table: Table::Products,
+                    index: None,
+                    actions: &["dynamodb:GetItem"],
+                    why: "the one shared",
+                },
+                TableUse {
+                    table: Table::History,
+                    index: None,
+                    actions: &["dynamodb:PutItem"],
+                    why: "an audit entry per text",
+                },
+            ],
+            sms: true,
+            ..Uses::NOTHING
+        },
+    };
+
+    /// Stores and products, each text audited in the history, texts through SNS (files locally).
+    fn build(ports: &ShopPorts) -> Result<Self, BuildError> {
+        Ok(Self::new(ports.stores()?, ProductSharer::new(ports.catalog()?, ports.sms()), ports.history()?))
     }
 }
 

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), jobkit::lambda::Error> {
-    jobkit::lambda::run_with(share_product_text_message::ShareProductTextMessage::from_aws).await
+    shop::run_on_lambda::<share_product_text_message::ShareProductTextMessage>().await
 }

@@ -1,6 +1,6 @@
 //! The `store_sync` job (high lane; a Basic store's recurring sync on the low lane): pulls a
 //! store's products, variants,
-//! prices and inventory from Shopify into the catalog, 250 a page. The page cursor is a
+//! prices and inventory from Shopify into the catalog, 50 a page. The page cursor is a
 //! checkpointed step, so near the Lambda deadline the job continues in a new invocation, and a
 //! retry resumes where the last page ended. Progress (pages, products, status) is recorded on
 //! the store, and each finished run in the history (a sync run, kept 30 days).
@@ -16,14 +16,12 @@ use jobkit::{
     ConcurrencyLimit, Discarded, EnqueueError, EnqueueOptions, ErrorKind, Job, JobContext, JobError, Lane,
     RetryPolicy,
     batch::{BatchSummary, JobBatch},
-    lambda::setting,
 };
 use serde::{Deserialize, Serialize};
 use shop::{
-    History, HistoryEntry, StoreId, StoreRepository, SyncState,
-    aws::{DynamoCatalog, DynamoHistory, DynamoStores, SecretsManagerCredentials},
+    BuildError, History, HistoryEntry, ShopPorts, StoreId, StoreRepository, SyncState,
+    declaration::{Declaration, Deployment, Schedule, ShopJob, Table, TableUse, Uses, Zone},
     services::CatalogSync,
-    shopify::{ShopifyClient, ShopifyConfig},
 };
 
 /// The checkpointed step: the product pages.
@@ -224,22 +222,51 @@ impl StoreSync {
     }
 }
 
-impl StoreSync {
-    /// The job on AWS: stores, products and the history on DynamoDB (`SHOP_STORES_TABLE`,
-    /// `SHOP_PRODUCTS_TABLE`, `SHOP_HISTORY_TABLE`), tokens in Secrets Manager under `SHOP_SECRET_PREFIX`.
-    ///
-    /// # Errors
-    /// A missing setting, or an HTTP client that cannot be built.
-    pub async fn from_aws(sdk: jobkit::lambda::SdkConfig) -> Result<Self, jobkit::lambda::Error> {
-        let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-        let stores = Arc::new(DynamoStores::new(dynamo.clone(), setting("SHOP_STORES_TABLE")?));
-        let catalog = Arc::new(DynamoCatalog::new(dynamo.clone(), setting("SHOP_PRODUCTS_TABLE")?));
-        let history = Arc::new(DynamoHistory::new(dynamo, setting("SHOP_HISTORY_TABLE")?));
-        let prefix = setting("SHOP_SECRET_PREFIX")?;
-        let credentials =
-            Arc::new(SecretsManagerCredentials::new(aws_sdk_secretsmanager::Client::new(&sdk), prefix));
-        let shopify = ShopifyClient::new(ShopifyConfig::from_env())?;
-        Ok(Self::new(stores, CatalogSync::new(shopify, catalog, credentials), history))
+impl ShopJob for StoreSync {
+    const DECLARATION: Declaration = Declaration {
+        summary: "pulls a store's products, variants, prices and inventory from Shopify into the catalog",
+        example: r#"{"store_id":"st_42"}"#,
+        // In UTC: in a zone with daylight saving, the hour the clocks repeat would fire its
+        // quarters once (EventBridge Scheduler's rule), leaving stores an hour unsynced.
+        schedule: Some(Schedule {
+            rule: "store-sync-fan-out",
+            every: "every 15 minutes",
+            zone: Zone::UTC,
+            args: r#"{"all_stores": true}"#,
+            what: "one store_sync per syncable store",
+        }),
+        deployment: Deployment::SYNC,
+        uses: Uses {
+            tables: &[
+                TableUse {
+                    table: Table::Stores,
+                    index: None,
+                    actions: &["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Scan"],
+                    why: "read, sync state, the fan-out's list",
+                },
+                TableUse {
+                    table: Table::Products,
+                    index: None,
+                    actions: &["dynamodb:BatchWriteItem"],
+                    why: "upserts, 25 at a time",
+                },
+                TableUse {
+                    table: Table::History,
+                    index: None,
+                    actions: &["dynamodb:PutItem"],
+                    why: "one sync run per finished sync",
+                },
+            ],
+            store_tokens: true,
+            ..Uses::NOTHING
+        },
+    };
+
+    /// Stores, products and the history, tokens from the store's secret, Shopify
+    /// (`SHOPIFY_BASE_URL` for a sandbox).
+    fn build(ports: &ShopPorts) -> Result<Self, BuildError> {
+        let sync = CatalogSync::new(ports.shopify()?, ports.catalog()?, ports.credentials()?);
+        Ok(Self::new(ports.stores()?, sync, ports.history()?))
     }
 }
 

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), jobkit::lambda::Error> {
-    jobkit::lambda::run_with(store_sync::StoreSync::from_aws).await
+    shop::run_on_lambda::<store_sync::StoreSync>().await
 }

@@ -32,13 +32,13 @@ use jobkit::{
 };
 use serde_json::{Value, json};
 use shop::{
-    embedded::ShopDb, services::Retention, shopify::ShopifyConfig, sms_outbox::SmsOutbox,
+    EmbeddedPorts, ShopPorts, embedded::ShopDb, shopify::ShopifyConfig, sms_outbox::SmsOutbox,
     square::SquareConfig,
 };
 
 use crate::{
     backend::{Backend, BackendError},
-    registry::{self, EachJob, EmbeddedPorts, Jobs, RegistryError, Schedule},
+    registry::{self, EachJob, Jobs, RegistryError, Schedule, ScheduleExt, ZoneExt},
     schedule::CronSchedule,
 };
 
@@ -301,7 +301,7 @@ impl Dev {
         let shop =
             ShopDb::open(options.dir.join("jobs.sqlite3")).map_err(|e| DevError::Shop(e.to_string()))?;
         let outbox = outbox(&options.dir);
-        let ports = EmbeddedPorts {
+        let ports = ShopPorts::embedded(EmbeddedPorts {
             shop,
             job_state: backend.store(),
             sms: Arc::new(SmsOutbox::new(outbox.join("sms"))),
@@ -315,13 +315,8 @@ impl Dev {
                 max_tries: options.client_tries.unwrap_or(SquareConfig::default().max_tries),
                 ..SquareConfig::default()
             },
-            webhooks: create_shopify_webhook::WebhookSettings {
-                topics: vec!["APP_UNINSTALLED".to_owned(), "PRODUCTS_UPDATE".to_owned()],
-                uri: "http://127.0.0.1/webhooks/shopify".to_owned(),
-            },
-            cart_idle_after: chrono::Duration::hours(2),
-            retention: Retention::default(),
-        };
+            settings: registry::embedded_settings(),
+        });
         let jobs = Jobs::on(&ports)?;
         let mailer = Arc::new(OutboxMailer::new(outbox.join("mail")));
         let notify = NotifyConfig {

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use jobctl::{
-    registry::{self, JobSpec},
+    registry::{self, JobSpec, ScheduleExt},
     template,
 };
 use serde_yaml_ng::Value;

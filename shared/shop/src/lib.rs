@@ -14,6 +14,9 @@
 //! - Clients of outside systems: [`shopify`] (Admin GraphQL) and [`square`] (Customers and
 //!   Orders), sharing `http` (no redirects).
 //! - [`services`], what the jobs call, and [`policy`], how they treat outside failures.
+//! - A job of the store declares itself ([`declaration`]: [`declaration::ShopJob`], what it
+//!   uses of the stack, its schedule, its deployment) and is built from [`ShopPorts`], on AWS
+//!   or embedded; its `main.rs` is [`run_on_lambda`].
 //!
 //! Architecture invariant: `shop` may use `jobkit`; `jobkit` never uses `shop`.
 #![warn(missing_docs)]
@@ -28,10 +31,12 @@ mod phone;
 mod ports;
 mod secret;
 mod shop_domain;
+mod shop_ports;
 mod sms;
 mod store;
 
 pub mod aws;
+pub mod declaration;
 #[cfg(feature = "embedded")]
 pub mod embedded;
 pub mod history;
@@ -53,5 +58,8 @@ pub use ports::{
 };
 pub use secret::Secret;
 pub use shop_domain::{ShopDomain, ShopDomainError};
+#[cfg(feature = "embedded")]
+pub use shop_ports::EmbeddedPorts;
+pub use shop_ports::{BuildError, ShopPorts, run_on_lambda};
 pub use sms::{SmsEncoding, SmsText, SmsTextError};
 pub use store::{Plan, Store, SyncState};

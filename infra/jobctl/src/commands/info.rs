@@ -10,7 +10,9 @@ use super::{CommandError, job_spec};
 use crate::{
     duration,
     output::Output,
-    registry::{self, JobSpec, STACK_ZONE_DEFAULT, STACK_ZONE_PARAMETER, Schedule, Zone},
+    registry::{
+        self, JobSpec, STACK_ZONE_DEFAULT, STACK_ZONE_PARAMETER, Schedule, ScheduleExt, Zone, ZoneExt,
+    },
     schedule,
 };
 

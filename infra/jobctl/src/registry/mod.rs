@@ -1,67 +1,41 @@
-//! The registry: every job of the system declared once ([`registry!`]'s table), built on one
-//! set of embedded ports, with what its type does not say: schedule, example, deployment and the
-//! resources it uses.
+//! The registry: every job of the system named once ([`registry!`]'s list). Each job declares
+//! itself in its crate ([`ShopJob::DECLARATION`]: summary, example, schedule, deployment, what
+//! it uses of the stack) and is built from one ports value ([`ShopPorts`]), so a line here is
+//! all the registry needs of it.
 //!
-//! Invariant: this table is the one list of jobs. jobctl's commands, `jobctl dev`, the README's
+//! Invariant: this list is the one list of jobs. jobctl's commands, `jobctl dev`, the README's
 //! job table and `template.yaml` are derived from it (`jobctl template`); adding a job is its
-//! crate, one entry here, and rendering the template again.
+//! crate, one line here (and the crate as jobctl's dependency), and rendering the template again.
 
 mod declaration;
 
 pub use declaration::{
-    Deployment, JobSpec, RECEIVE_MARGIN, STACK_ZONE_DEFAULT, STACK_ZONE_PARAMETER, Schedule, Setting, Table,
-    TableUse, Uses, Zone,
+    Declaration, Deployment, JobSpec, RECEIVE_MARGIN, STACK_ZONE_DEFAULT, STACK_ZONE_PARAMETER, Schedule,
+    ScheduleExt, Setting, ShopJob, Table, TableUse, Uses, Zone, ZoneExt,
 };
 pub use jobkit::job::{dlq_name, queue_name};
 
-use std::sync::Arc;
+use std::{collections::BTreeMap, sync::Arc};
 
 use clean_active_carts::CleanActiveCarts;
 use clean_database::CleanDatabase;
-use create_shopify_webhook::{CreateShopifyWebhook, WebhookSettings};
+use create_shopify_webhook::CreateShopifyWebhook;
 use customer_sync::CustomerSyncJob;
-use jobkit::{Job, ports::StateStore};
+use jobkit::Job;
 use share_product_text_message::ShareProductTextMessage;
-use shop::{
-    SmsSender,
-    embedded::ShopDb,
-    services::{CatalogSync, CustomerSync, ProductSharer, Retention, RetentionCleaner, WebhookRegistrar},
-    shopify::{ShopifyClient, ShopifyConfig},
-    square::{SquareClient, SquareConfig},
-};
+use shop::{EmbeddedPorts, ShopPorts, embedded::ShopDb, shopify::ShopifyConfig, square::SquareConfig};
 use store_sync::StoreSync;
-
-/// The outside world the jobs run against locally.
-#[derive(Debug, Clone)]
-pub struct EmbeddedPorts {
-    /// The shop's data (stores, catalog, customers, carts, history, tokens).
-    pub shop: ShopDb,
-    /// jobkit's state store (what `clean_database` purges).
-    pub job_state: Arc<dyn StateStore>,
-    /// Where texts go.
-    pub sms: Arc<dyn SmsSender>,
-    /// Shopify (the local sandbox, or the real one).
-    pub shopify: ShopifyConfig,
-    /// The POS.
-    pub square: SquareConfig,
-    /// The webhook subscriptions every store gets.
-    pub webhooks: WebhookSettings,
-    /// Carts idle this long are abandoned.
-    pub cart_idle_after: chrono::Duration,
-    /// How long each kind of history record is kept.
-    pub retention: Retention,
-}
 
 /// The registry could not build a job.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    /// An HTTP client could not be built.
+    /// A job could not be built from its ports (a setting, an HTTP client).
     #[error("cannot build the {job} job: {source}")]
     Build {
         /// Which job.
         job: &'static str,
         /// Why.
-        source: jobkit::IntegrationError,
+        source: shop::BuildError,
     },
     /// The throwaway ports [`specs`] builds on could not be made.
     #[error("cannot open an in-memory database: {0}")]
@@ -81,18 +55,10 @@ pub enum RegistryError {
     },
 }
 
-/// Declares every job once: its type, how it is built on the embedded ports, and what its type
-/// does not say (schedule, example, summary, deployment, what it uses of the stack). Everything
-/// else in jobctl, `jobctl dev` and the template is derived from this table.
+/// Names every job once, each a [`ShopJob`]; everything else in jobctl, `jobctl dev` and the
+/// template is derived from this list and the jobs' own declarations.
 macro_rules! registry {
-    ($($field:ident: $job:ty {
-        build: |$ports:ident| $build:expr,
-        summary: $summary:expr,
-        example: $example:expr,
-        schedule: $schedule:expr,
-        deployment: $deployment:expr,
-        uses: $uses:expr $(,)?
-    })+) => {
+    ($($field:ident: $job:ty),+ $(,)?) => {
         /// Every job, built on one set of ports.
         #[derive(Debug, Clone)]
         pub struct Jobs {
@@ -106,14 +72,14 @@ macro_rules! registry {
             /// Every job on `ports`.
             ///
             /// # Errors
-            /// An HTTP client that cannot be built.
-            pub fn on(ports: &EmbeddedPorts) -> Result<Self, RegistryError> {
-                Ok(Self { $( $field: { let $ports = ports; $build }, )+ })
+            /// A job that cannot be built (a setting, an HTTP client).
+            pub fn on(ports: &ShopPorts) -> Result<Self, RegistryError> {
+                Ok(Self { $( $field: build::<$job>(ports)?, )+ })
             }
 
             /// What the registry knows of each job, in the order operators read them.
             pub fn specs(&self) -> Vec<JobSpec> {
-                vec![$( spec_of(&self.$field, $summary, $example, $schedule, $deployment, $uses), )+]
+                vec![$( spec_of(&self.$field), )+]
             }
 
             /// Calls `each` with every job, by its type.
@@ -136,169 +102,26 @@ macro_rules! registry {
     };
 }
 
-const EMAILS_ONLY: Deployment =
-    Deployment { memory_mb: 128, batch_size: 10, batching_window_s: 0, oldest_message_alarm_s: None };
-/// Syncs page through APIs: more memory, and a short window that gathers a fan-out's messages.
-const SYNC: Deployment =
-    Deployment { memory_mb: 256, batch_size: 5, batching_window_s: 2, oldest_message_alarm_s: None };
-/// Cleanups run one tick at a time.
-const CLEANUP: Deployment =
-    Deployment { memory_mb: 128, batch_size: 1, batching_window_s: 0, oldest_message_alarm_s: None };
-
 registry! {
-    store_sync: StoreSync {
-        build: |ports| StoreSync::new(
-            ports.db(),
-            CatalogSync::new(ports.shopify(StoreSync::NAME)?, ports.db(), ports.db()),
-            ports.db(),
-        ),
-        summary: "pulls a store's products, variants, prices and inventory from Shopify into the catalog",
-        example: r#"{"store_id":"st_42"}"#,
-        // In UTC: in a zone with daylight saving, the hour the clocks repeat would fire its
-        // quarters once (EventBridge Scheduler's rule), leaving stores an hour unsynced.
-        schedule: Some(Schedule {
-            rule: "store-sync-fan-out",
-            every: "every 15 minutes",
-            zone: Zone::UTC,
-            args: r#"{"all_stores": true}"#,
-            what: "one store_sync per syncable store",
-        }),
-        deployment: SYNC,
-        uses: Uses {
-            tables: &[
-                TableUse { table: Table::Stores, index: None, actions: &["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Scan"], why: "read, sync state, the fan-out's list" },
-                TableUse { table: Table::Products, index: None, actions: &["dynamodb:BatchWriteItem"], why: "upserts, 25 at a time" },
-                TableUse { table: Table::History, index: None, actions: &["dynamodb:PutItem"], why: "one sync run per finished sync" },
-            ],
-            store_tokens: true,
-            ..Uses::NOTHING
-        },
-    }
-    customer_sync: CustomerSyncJob {
-        build: |ports| CustomerSyncJob::new(
-            ports.db(),
-            CustomerSync::new(ports.square(CustomerSyncJob::NAME)?, ports.db(), ports.db()),
-            ports.db(),
-        ),
-        summary: "pulls a store's customers and their order totals from the POS (Square)",
-        example: r#"{"store_id":"st_42"}"#,
-        schedule: None,
-        deployment: SYNC,
-        uses: Uses {
-            tables: &[
-                TableUse { table: Table::Stores, index: None, actions: &["dynamodb:GetItem"], why: "read" },
-                TableUse { table: Table::Customers, index: None, actions: &["dynamodb:BatchWriteItem"], why: "upserts, 25 at a time" },
-                TableUse { table: Table::History, index: None, actions: &["dynamodb:PutItem"], why: "one sync run per finished sync" },
-            ],
-            store_tokens: true,
-            settings: &[Setting { env: "SQUARE_BASE_URL", parameter: "SquareBaseUrl" }],
-            ..Uses::NOTHING
-        },
-    }
-    clean_active_carts: CleanActiveCarts {
-        build: |ports| CleanActiveCarts::new(ports.db(), ports.cart_idle_after),
-        summary: "abandons idle carts, releasing their reserved stock once, and deletes expired ones",
-        example: "{}",
-        schedule: Some(Schedule {
-            rule: "clean-active-carts-hourly",
-            every: "every hour",
-            zone: Zone::UTC,
-            args: "{}",
-            what: "abandons idle carts and deletes expired ones",
-        }),
-        deployment: CLEANUP,
-        uses: Uses {
-            tables: &[
-                TableUse { table: Table::Carts, index: None, actions: &["dynamodb:Scan", "dynamodb:UpdateItem", "dynamodb:DeleteItem"], why: "expired scan, the abandon transaction's conditional update, deletes" },
-                TableUse { table: Table::Carts, index: Some("by_status_activity"), actions: &["dynamodb:Query"], why: "idle active carts by last activity" },
-                TableUse { table: Table::Inventory, index: None, actions: &["dynamodb:UpdateItem"], why: "stock given back in the same transaction" },
-            ],
-            settings: &[Setting { env: "CART_IDLE_AFTER_MINUTES", parameter: "CartIdleAfterMinutes" }],
-            ..Uses::NOTHING
-        },
-    }
-    clean_database: CleanDatabase {
-        build: |ports| CleanDatabase::new(RetentionCleaner::new(ports.db(), ports.job_state.clone(), ports.retention.clone())),
-        summary: "deletes records past their retention (sync runs, audit entries, temporary records, job state)",
-        example: "{}",
-        // At night where the store platform's operators are: the deployment says where.
-        schedule: Some(Schedule {
-            rule: "clean-database-daily",
-            every: "every day at 3am",
-            zone: Zone::Stack,
-            args: "{}",
-            what: "deletes what is past its retention",
-        }),
-        deployment: CLEANUP,
-        uses: Uses {
-            tables: &[
-                TableUse { table: Table::History, index: None, actions: &["dynamodb:BatchWriteItem"], why: "deletes, 25 at a time" },
-                TableUse { table: Table::History, index: Some("by_kind_time"), actions: &["dynamodb:Query"], why: "the oldest records of a kind" },
-            ],
-            settings: &[
-                Setting { env: "RETENTION_TEMPORARY_DAYS", parameter: "RetentionTemporaryDays" },
-                Setting { env: "RETENTION_SYNC_RUN_DAYS", parameter: "RetentionSyncRunDays" },
-                Setting { env: "RETENTION_AUDIT_LOG_DAYS", parameter: "RetentionAuditLogDays" },
-            ],
-            ..Uses::NOTHING
-        },
-    }
-    create_shopify_webhook: CreateShopifyWebhook {
-        build: |ports| CreateShopifyWebhook::new(
-            ports.db(),
-            WebhookRegistrar::new(ports.shopify(CreateShopifyWebhook::NAME)?, ports.db()),
-            ports.webhooks.clone(),
-            ports.db(),
-        ),
-        summary: "registers a store's Shopify webhook subscriptions, creating only the missing ones",
-        example: r#"{"store_id":"st_42"}"#,
-        schedule: None,
-        deployment: EMAILS_ONLY,
-        uses: Uses {
-            tables: &[
-                TableUse { table: Table::Stores, index: None, actions: &["dynamodb:GetItem"], why: "read" },
-                TableUse { table: Table::History, index: None, actions: &["dynamodb:PutItem"], why: "an audit entry per subscription created" },
-            ],
-            store_tokens: true,
-            enqueues: &[StoreSync::NAME, CustomerSyncJob::NAME],
-            settings: &[
-                Setting { env: "SHOPIFY_WEBHOOK_TOPICS", parameter: "ShopifyWebhookTopics" },
-                Setting { env: "SHOPIFY_WEBHOOK_URL", parameter: "ShopifyWebhookUrl" },
-            ],
-            ..Uses::NOTHING
-        },
-    }
-    share_product_text_message: ShareProductTextMessage {
-        build: |ports| ShareProductTextMessage::new(ports.db(), ProductSharer::new(ports.db(), ports.sms.clone()), ports.db()),
-        summary: "texts a product (title, price, link) to a phone number, once per share request",
-        example: r#"{"share_id":"sh_1","store_id":"st_42","product_id":"gid://shopify/Product/1","phone":"+14155550123"}"#,
-        schedule: None,
-        // Someone waits for the text: late after 15 minutes, as a store sync is.
-        deployment: Deployment { oldest_message_alarm_s: Some(15 * 60), ..EMAILS_ONLY },
-        uses: Uses {
-            tables: &[
-                TableUse { table: Table::Stores, index: None, actions: &["dynamodb:GetItem"], why: "read" },
-                TableUse { table: Table::Products, index: None, actions: &["dynamodb:GetItem"], why: "the one shared" },
-                TableUse { table: Table::History, index: None, actions: &["dynamodb:PutItem"], why: "an audit entry per text" },
-            ],
-            sms: true,
-            ..Uses::NOTHING
-        },
-    }
+    store_sync: StoreSync,
+    customer_sync: CustomerSyncJob,
+    clean_active_carts: CleanActiveCarts,
+    clean_database: CleanDatabase,
+    create_shopify_webhook: CreateShopifyWebhook,
+    share_product_text_message: ShareProductTextMessage,
 }
 
-impl EmbeddedPorts {
-    fn db(&self) -> Arc<ShopDb> {
-        Arc::new(self.shop.clone())
-    }
+fn build<J: ShopJob>(ports: &ShopPorts) -> Result<J, RegistryError> {
+    J::build(ports).map_err(|source| RegistryError::Build { job: J::NAME, source })
+}
 
-    fn shopify(&self, job: &'static str) -> Result<ShopifyClient, RegistryError> {
-        ShopifyClient::new(self.shopify.clone()).map_err(|source| RegistryError::Build { job, source })
-    }
-
-    fn square(&self, job: &'static str) -> Result<SquareClient, RegistryError> {
-        SquareClient::new(self.square.clone()).map_err(|source| RegistryError::Build { job, source })
-    }
+/// The settings the embedded backend gives the jobs where a deployment's stack parameters
+/// would: what is not here takes the job's default.
+pub fn embedded_settings() -> BTreeMap<&'static str, String> {
+    BTreeMap::from([
+        ("SHOPIFY_WEBHOOK_TOPICS", "APP_UNINSTALLED,PRODUCTS_UPDATE".to_owned()),
+        ("SHOPIFY_WEBHOOK_URL", "http://127.0.0.1/webhooks/shopify".to_owned()),
+    ])
 }
 
 /// Something to do with every job, by its type (`jobctl dev` builds a worker per job).
@@ -315,25 +138,19 @@ pub fn schedules() -> Result<Vec<(&'static str, Schedule)>, RegistryError> {
     Ok(specs()?.into_iter().filter_map(|s| s.schedule.map(|schedule| (s.name, schedule))).collect())
 }
 
-fn spec_of<J: Job>(
-    job: &J,
-    summary: &'static str,
-    example: &'static str,
-    schedule: Option<Schedule>,
-    deployment: Deployment,
-    uses: Uses,
-) -> JobSpec {
+fn spec_of<J: ShopJob>(job: &J) -> JobSpec {
+    let declared = J::DECLARATION;
     JobSpec {
         name: J::NAME,
         lane: J::LANE,
         other_lanes: J::OTHER_LANES,
         policy: job.retry_policy(),
         timeout: job.timeout(),
-        schedule,
-        example,
-        summary,
-        deployment,
-        uses,
+        schedule: declared.schedule,
+        example: declared.example,
+        summary: declared.summary,
+        deployment: declared.deployment,
+        uses: declared.uses,
     }
 }
 
@@ -345,16 +162,14 @@ pub fn specs() -> Result<Vec<JobSpec>, RegistryError> {
     let storage = |e: &dyn std::fmt::Display| RegistryError::Storage(e.to_string());
     let shop = ShopDb::in_memory().map_err(|e| storage(&e))?;
     let job_state = jobkit::embedded::EmbeddedDb::in_memory().map_err(|e| storage(&e))?;
-    let ports = EmbeddedPorts {
+    let ports = ShopPorts::embedded(EmbeddedPorts {
         shop,
         job_state: Arc::new(jobkit::embedded::EmbeddedStore::new(job_state)),
         sms: Arc::new(shop::sms_outbox::SmsOutbox::new(std::env::temp_dir().join("jobctl-specs-outbox"))),
         shopify: ShopifyConfig::default(),
         square: SquareConfig::default(),
-        webhooks: WebhookSettings { topics: Vec::new(), uri: String::new() },
-        cart_idle_after: chrono::Duration::hours(2),
-        retention: Retention::default(),
-    };
+        settings: embedded_settings(),
+    });
     let specs = Jobs::on(&ports)?.specs();
     // A schedule is read here, once, so that no command, template or test meets an unreadable one.
     for spec in &specs {

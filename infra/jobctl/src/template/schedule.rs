@@ -8,7 +8,7 @@
 //! that one queue and nothing else.
 
 use super::{TemplateError, comment, job::Names, quoted, sentence};
-use crate::registry::{STACK_ZONE_PARAMETER, Schedule, Zone};
+use crate::registry::{STACK_ZONE_PARAMETER, Schedule, ScheduleExt, Zone};
 
 /// The schedule of `job` and its role.
 pub(super) fn resources(job: &Names, schedule: &Schedule) -> Result<Vec<String>, TemplateError> {
