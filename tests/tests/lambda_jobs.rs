@@ -90,7 +90,11 @@ async fn store_sync_stores_a_shops_catalog_and_discards_an_unknown_store() {
     let logs = drain(&mut fn_).await;
 
     let catalog = DynamoCatalog::new(stack.dynamo(), stack.table("SHOP_PRODUCTS_TABLE").unwrap());
-    assert_eq!(catalog.count_products(&"acme".into()).await.unwrap(), 600, "every product, 12 pages of 50\n{logs}");
+    assert_eq!(
+        catalog.count_products(&"acme".into()).await.unwrap(),
+        600,
+        "every product, 12 pages of 50\n{logs}"
+    );
     let stores = DynamoStores::new(stack.dynamo(), stack.table("SHOP_STORES_TABLE").unwrap());
     let state = stores.get(&"acme".into()).await.unwrap().expect("store").sync_state;
     assert!(matches!(state, SyncState::Succeeded { products: 600, .. }), "progress recorded: {state:?}");
