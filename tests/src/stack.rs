@@ -31,7 +31,8 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value;
 use shop::{
     CatalogRepository, Money, Plan, Product, Store, StoreRepository, SyncState, Variant,
-    aws::{DynamoCatalog, DynamoStores},
+    aws::{DynamoCatalog, DynamoStores, secret_name},
+    declaration::Platform,
 };
 
 use crate::{
@@ -186,7 +187,9 @@ impl Function {
 /// x86_64 because that is what this machine builds; the SES sender, recipients, alarm address and
 /// webhook URL an operator must give; a recipient and a secret prefix of the stack's own, as two
 /// stacks in one account would keep their error emails and stores' secrets apart (every test
-/// deploys a stack of its own).
+/// deploys a stack of its own); `Sandbox=true`, as an operator says of a sandbox deployment: the
+/// tests point the functions at loopback sandboxes over `http` ([`SANDBOX_SETTINGS`]), which a
+/// stack that is not a sandbox refuses at start.
 /// Everything else is the template's default.
 pub fn operator_parameters(stack: &str) -> BTreeMap<String, String> {
     [
@@ -196,6 +199,7 @@ pub fn operator_parameters(stack: &str) -> BTreeMap<String, String> {
         ("AlarmEmail", "oncall@store.example.com".to_owned()),
         ("ShopifyWebhookUrl", "https://hooks.store.example.com/shopify".to_owned()),
         ("SecretPrefix", format!("{stack}/stores")),
+        ("Sandbox", "true".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -339,12 +343,24 @@ impl Stack {
     }
 
     /// Adds the store `id` (shop `<id>.myshopify.com`, with `-` for `_`) to the stores table and
-    /// its secret holding `secret` (`{"shopify_token": ..., "square_token": ...}`) under the
-    /// functions' secret prefix.
+    /// its tokens, `tokens` = `{"shopify_token": ..., "square_token": ...}` (either may be left
+    /// out), as an operator stores them (README, "Deploy"): one secret per platform under the
+    /// functions' secret prefix, `<prefix>/<id>/shopify` and `<prefix>/<id>/square`, each
+    /// `{"token": ...}`.
     ///
     /// # Errors
-    /// If moto refuses.
-    pub async fn add_store(&self, id: &str, secret: serde_json::Value) -> anyhow::Result<Store> {
+    /// If `tokens` names anything else, or moto refuses.
+    pub async fn add_store(&self, id: &str, tokens: serde_json::Value) -> anyhow::Result<Store> {
+        let Value::Object(tokens) = tokens else { bail!("a store's tokens are a JSON object, not {tokens}") };
+        let mut secrets = Vec::new();
+        for (key, token) in tokens {
+            let platform = match key.as_str() {
+                "shopify_token" => Platform::Shopify,
+                "square_token" => Platform::Square,
+                other => bail!("{other} is no platform's token (shopify_token, square_token)"),
+            };
+            secrets.push((platform, serde_json::json!({ "token": token })));
+        }
         let store = Store {
             id: id.into(),
             shopify_domain: format!("{}.myshopify.com", id.replace('_', "-")).parse()?,
@@ -353,13 +369,17 @@ impl Stack {
             sync_state: SyncState::Never,
         };
         DynamoStores::new(self.dynamo(), self.table("SHOP_STORES_TABLE")?).put(&store).await?;
-        aws_sdk_secretsmanager::Client::new(&self.sdk)
-            .create_secret()
-            .name(format!("{}/{id}", self.setting("SHOP_SECRET_PREFIX")?))
-            .secret_string(secret.to_string())
-            .send()
-            .await
-            .context("creating the store's secret")?;
+        let prefix = self.setting("SHOP_SECRET_PREFIX")?;
+        let client = aws_sdk_secretsmanager::Client::new(&self.sdk);
+        for (platform, secret) in secrets {
+            client
+                .create_secret()
+                .name(secret_name(&prefix, &store.id, platform))
+                .secret_string(secret.to_string())
+                .send()
+                .await
+                .with_context(|| format!("creating the store's {} secret", platform.name()))?;
+        }
         Ok(store)
     }
 

@@ -389,3 +389,35 @@ async fn share_product_text_message_texts_once_per_share_and_discards_an_invalid
     });
     assert_eq!(outcomes.get(&false), None, "every invocation answered: {:?}", fn_.lambda.outcomes);
 }
+
+/// A stack that is not a sandbox (the template's default `Sandbox=false`) refuses a platform's
+/// address that is not `https`: the function fails at start, naming the setting, before it
+/// reads a record, so no store's token can travel in clear text.
+#[tokio::test]
+async fn outside_a_sandbox_a_function_refuses_an_http_base_url_at_start() {
+    use system_tests::{
+        function::{FunctionProcess, deployed_binary},
+        runtime_api::RuntimeApi,
+        stack::lambda_environment,
+    };
+
+    let stack = Stack::deploy_with(&[("Sandbox", "false")]).await.expect("deployed");
+    let deployment = stack.deployment("customer_sync").await.expect("deployment");
+    assert_eq!(deployment.env.get("SHOP_SANDBOX").map(String::as_str), Some("false"), "the sandbox flag");
+    let http = [("SQUARE_BASE_URL", "http://127.0.0.1:9/square".to_owned())];
+    let env = lambda_environment(&deployment, moto::function_env(), &http).expect("environment");
+    let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let api = RuntimeApi::start().await.expect("stub started");
+    let binary = deployed_binary("customer_sync", &deployment.logical_id).expect("binary");
+    let mut function = FunctionProcess::start(&binary, &api.endpoint(), &env).expect("started");
+    let status = tokio::time::timeout(Duration::from_secs(30), function.exited())
+        .await
+        .expect("it stops at start")
+        .expect("exit status");
+    let (_, stderr) = function.stop().await.expect("output");
+    assert!(!status.success(), "{stderr}");
+    // main prints the build error as it returns it (`Error: NotHttps { name: .., url: .. }`).
+    assert!(stderr.contains("NotHttps") && stderr.contains("SQUARE_BASE_URL"), "{stderr}");
+    assert!(stderr.contains("http://127.0.0.1:9/square"), "{stderr}");
+    assert_eq!(api.first_next_at(), None, "it never asked for a record");
+}

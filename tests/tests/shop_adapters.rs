@@ -69,16 +69,57 @@ async fn catalog_writes_in_batches_and_stores_each_product_once() {
 }
 
 #[tokio::test]
+async fn the_catalog_sweep_removes_exactly_the_products_one_store_did_not_sync() {
+    let client = aws_sdk_dynamodb::Client::new(&moto::sdk_config().await);
+    let name = tables::table(&client, &[("store_id", KeyType::Hash), ("id", KeyType::Range)]).await.unwrap();
+    let catalog = DynamoCatalog::new(client, name);
+    let (st_1, st_2) = (StoreId::from("st_1"), StoreId::from("st_2"));
+    let of_st_2 = |n: u32| Product { store_id: st_2.clone(), ..product(n) };
+    // st_1: 80 products of an earlier run, one written unmarked; this run rewrites 0..40 but 5
+    // and 30. st_2: products of the same ids, of the earlier run and unmarked.
+    catalog.upsert_synced(&(0..80).map(product).collect::<Vec<_>>(), "run-a").await.unwrap();
+    catalog.upsert_products(&[product(99)]).await.unwrap();
+    let this_run: Vec<Product> = (0..40).filter(|n| ![5, 30].contains(n)).map(product).collect();
+    catalog.upsert_synced(&this_run, "run-b").await.unwrap();
+    catalog.upsert_synced(&(0..10).map(of_st_2).collect::<Vec<_>>(), "run-a").await.unwrap();
+    catalog.upsert_products(&[of_st_2(50)]).await.unwrap();
+
+    // Batches of 30 (more than one BatchWriteItem of 25), each after the last id it removed.
+    let first = catalog.remove_unsynced(&st_1, "run-b", None, 30).await.unwrap();
+    assert_eq!(first.products.len(), 30);
+    assert_eq!(first.next.as_ref(), first.products.last(), "the next batch starts after this one");
+    let second = catalog.remove_unsynced(&st_1, "run-b", first.next.as_ref(), 30).await.unwrap();
+    assert_eq!(second.next, None, "every product of st_1 looked at");
+    let mut removed: Vec<_> = first.products.into_iter().chain(second.products).collect();
+    removed.sort();
+    let mut expected: Vec<_> = [5, 30, 99].into_iter().chain(40..80).map(|n| product(n).id).collect();
+    expected.sort();
+    assert_eq!(removed, expected, "exactly the products this run did not write");
+
+    for n in 0..80 {
+        let kept = catalog.get_product(&st_1, &product(n).id).await.unwrap();
+        assert_eq!(kept.is_some(), this_run.iter().any(|p| p.id == product(n).id), "product {n}");
+    }
+    assert_eq!(catalog.count_products(&st_1).await.unwrap(), this_run.len() as u64);
+    assert_eq!(catalog.count_products(&st_2).await.unwrap(), 11, "another store's products stay");
+    let again = catalog.remove_unsynced(&st_1, "run-b", None, 30).await.unwrap();
+    assert_eq!((again.products.len(), again.next), (0, None), "nothing left to remove");
+}
+
+#[tokio::test]
 async fn credentials_come_from_secrets_manager_and_never_print() {
     let client = aws_sdk_secretsmanager::Client::new(&moto::sdk_config().await);
     let prefix = moto::unique("store-jobs");
-    client
-        .create_secret()
-        .name(format!("{prefix}/st_1"))
-        .secret_string(r#"{"shopify_token":"shpat_abc123","square_token":"sq0atp-x"}"#)
-        .send()
-        .await
-        .expect("secret created");
+    // One secret per platform: a role granted one platform's secrets reads that token only.
+    for (platform, token) in [("shopify", "shpat_abc123"), ("square", "sq0atp-x")] {
+        client
+            .create_secret()
+            .name(format!("{prefix}/st_1/{platform}"))
+            .secret_string(format!(r#"{{"token":"{token}"}}"#))
+            .send()
+            .await
+            .expect("secret created");
+    }
     let credentials = SecretsManagerCredentials::new(client, prefix);
     let token = credentials.shopify_token(&"st_1".into()).await.unwrap().expect("a token");
     assert_eq!(token.expose(), "shpat_abc123");

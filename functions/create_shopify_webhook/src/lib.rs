@@ -19,7 +19,7 @@ use jobkit::{EnqueueOptions, ErrorKind, Job, JobContext, JobError, JobId, RetryP
 use serde::{Deserialize, Serialize};
 use shop::{
     BuildError, History, HistoryEntry, ShopPorts, StoreId, StoreRepository,
-    declaration::{Declaration, Deployment, Setting, ShopJob, Table, TableUse, Uses},
+    declaration::{Declaration, Deployment, Platform, Setting, ShopJob, Table, TableUse, Uses},
     jobs::{CUSTOMER_SYNC, CustomerSyncArgs, STORE_SYNC, StoreSyncArgs},
     services::WebhookRegistrar,
 };
@@ -99,7 +99,7 @@ impl ShopJob for CreateShopifyWebhook {
                     why: "an audit entry per subscription created",
                 },
             ],
-            store_tokens: true,
+            tokens: &[Platform::Shopify],
             enqueues: &[STORE_SYNC.name(), CUSTOMER_SYNC.name()],
             settings: &[
                 Setting { env: "SHOPIFY_WEBHOOK_TOPICS", parameter: "ShopifyWebhookTopics" },

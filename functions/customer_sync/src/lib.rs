@@ -6,8 +6,8 @@
 //! Each finished run is recorded in the history (a sync run, kept 30 days).
 //!
 //! Arguments: `{"store_id": "st_42"}`. Settings: `SHOP_STORES_TABLE`, `SHOP_CUSTOMERS_TABLE`,
-//! `SHOP_HISTORY_TABLE`, `SHOP_SECRET_PREFIX` (the secret's `square_token`), `SQUARE_BASE_URL`
-//! (default production).
+//! `SHOP_HISTORY_TABLE`, `SHOP_SECRET_PREFIX` (the store's `<prefix>/<store id>/square` secret),
+//! `SQUARE_BASE_URL` (default production; `https` unless `SHOP_SANDBOX=true`).
 
 use std::{sync::Arc, time::Duration};
 
@@ -15,7 +15,7 @@ use jobkit::{ConcurrencyLimit, Discarded, ErrorKind, Job, JobContext, JobError, 
 use serde::{Deserialize, Serialize};
 use shop::{
     BuildError, History, HistoryEntry, ShopPorts, StoreRepository,
-    declaration::{Declaration, Deployment, Setting, ShopJob, Table, TableUse, Uses},
+    declaration::{Declaration, Deployment, Platform, Setting, ShopJob, Table, TableUse, Uses},
     services::CustomerSync,
 };
 
@@ -72,7 +72,7 @@ impl ShopJob for CustomerSyncJob {
                     why: "one sync run per finished sync",
                 },
             ],
-            store_tokens: true,
+            tokens: &[Platform::Square],
             settings: &[Setting { env: "SQUARE_BASE_URL", parameter: "SquareBaseUrl" }],
             ..Uses::NOTHING
         },

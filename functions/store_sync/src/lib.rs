@@ -2,8 +2,13 @@
 //! store's products, variants,
 //! prices and inventory from Shopify into the catalog, 50 a page. The page cursor is a
 //! checkpointed step, so near the Lambda deadline the job continues in a new invocation, and a
-//! retry resumes where the last page ended. Progress (pages, products, status) is recorded on
-//! the store, and each finished run in the history (a sync run, kept 30 days).
+//! retry resumes where the last page ended. Every product a run writes is marked with the run;
+//! after the last page, the step `remove` deletes the store's products without that mark (those
+//! the shop no longer has), a batch at a time with a checkpoint between batches. A run
+//! interrupted before its last page (the DLQ, or still retrying) never gets there, so it removes
+//! nothing; its retries and continuations resume under the same run, whose products keep its
+//! mark. Progress (pages, products, status) is recorded on the store, and each finished run in
+//! the history (a sync run, kept 30 days) with the products it removed.
 //!
 //! Arguments: `{"store_id": "st_42"}` syncs one store; `{"all_stores": true}` (the 15-minute
 //! EventBridge Scheduler tick) enqueues one sync per syncable store with `SendMessageBatch`,
@@ -19,13 +24,15 @@ use jobkit::{
 };
 use serde::{Deserialize, Serialize};
 use shop::{
-    BuildError, History, HistoryEntry, ShopPorts, StoreId, StoreRepository, SyncState,
+    BuildError, History, HistoryEntry, ProductId, ShopPorts, StoreId, StoreRepository, SyncState,
     declaration::{Declaration, Deployment, Schedule, ShopJob, Table, TableUse, Uses, Zone},
     services::CatalogSync,
 };
 
 /// The checkpointed step: the product pages.
 const PRODUCTS_STEP: &str = "products";
+/// The checkpointed step after the last page: the removal of the products the run did not write.
+const REMOVE_STEP: &str = "remove";
 
 /// Where a store's sync stands, the products step's cursor: the next page, and what the run has
 /// done so far, carried across continuations.
@@ -39,6 +46,21 @@ struct Progress {
     products: u64,
     /// When the run's first execution started.
     started_at: DateTime<Utc>,
+    /// The run's mark on every product it writes (`<job id>@<started_at>`: its continuations
+    /// and retries share it, a later run of the same job id does not). `None` in a cursor saved
+    /// before runs marked their products: such a run marks the rest but removes nothing, as
+    /// the pages it wrote before carry no mark.
+    #[serde(default)]
+    run: Option<String>,
+}
+
+/// The remove step's cursor.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Removal {
+    /// The next batch looks at product ids after this one.
+    after: Option<ProductId>,
+    /// Products removed so far.
+    removed: u64,
 }
 
 impl Progress {
@@ -187,11 +209,17 @@ impl StoreSync {
             tracing::info!(store = %store.id, "store is paused: nothing to sync");
             return Ok(());
         }
-        let start = Progress { page: None, pages: 0, products: 0, started_at: ctx.now() };
-        let Progress { pages, products, started_at, .. } = ctx
+        let started_at = ctx.now();
+        let run = format!("{}@{}", ctx.meta().job_id.as_str(), started_at.to_rfc3339());
+        let start = Progress { page: None, pages: 0, products: 0, started_at, run: Some(run) };
+        // A cursor from before runs marked their products: the rest is marked with the job id.
+        let unmarked_run = ctx.meta().job_id.as_str().to_owned();
+        let Progress { pages, products, started_at, run, .. } = ctx
             .step(PRODUCTS_STEP, start, async |step| {
                 loop {
-                    let page = self.catalog.sync_page(&store, step.cursor().page.as_deref()).await?;
+                    let cursor = step.cursor();
+                    let mark = cursor.run.as_deref().unwrap_or(&unmarked_run);
+                    let page = self.catalog.sync_page(&store, cursor.page.as_deref(), mark).await?;
                     let progress = step.cursor_mut();
                     progress.page = page.next_cursor;
                     progress.pages += 1;
@@ -204,8 +232,15 @@ impl StoreSync {
                 }
             })
             .await?;
+        let removed = match &run {
+            Some(run) => self.remove_unsynced(&store.id, run, ctx).await?,
+            None => {
+                tracing::warn!(store = %store.id, "run started before products were marked: none removed");
+                0
+            }
+        };
         let finished_at = ctx.now();
-        let counts = serde_json::json!({ "pages": pages, "products": products });
+        let counts = serde_json::json!({ "pages": pages, "products": products, "removed": removed });
         let run = HistoryEntry::sync_run(
             Self::NAME,
             ctx.meta().job_id.as_str(),
@@ -215,10 +250,40 @@ impl StoreSync {
             counts,
         );
         self.history.append(&run).await?;
-        let done = SyncState::Succeeded { finished_at, products };
+        let done = SyncState::Succeeded { finished_at, products, removed };
         self.stores.set_sync_state(&store.id, &done).await?;
-        tracing::info!(store = %store.id, pages, products, "catalog synced");
+        tracing::info!(store = %store.id, pages, products, removed, "catalog synced");
         Ok(())
+    }
+
+    /// The remove step: once every page is in, deletes the store's products the run `run` did
+    /// not write, a batch at a time, checkpointing between batches (near the deadline the
+    /// run continues in a new execution from the last batch). Returns how many it removed.
+    async fn remove_unsynced(
+        &self,
+        store: &StoreId,
+        run: &str,
+        ctx: &mut JobContext,
+    ) -> Result<u64, JobError> {
+        let Removal { removed, .. } = ctx
+            .step(REMOVE_STEP, Removal::default(), async |step| {
+                loop {
+                    let batch = self.catalog.remove_batch(store, run, step.cursor().after.as_ref()).await?;
+                    if !batch.products.is_empty() {
+                        let count = batch.products.len();
+                        tracing::info!(store = %store, count, ids = ?batch.products, "products the shop no longer has removed");
+                    }
+                    let removal = step.cursor_mut();
+                    removal.removed += batch.products.len() as u64;
+                    removal.after = batch.next;
+                    if removal.after.is_none() {
+                        return Ok(());
+                    }
+                    step.checkpoint().await?;
+                }
+            })
+            .await?;
+        Ok(removed)
     }
 }
 
@@ -247,8 +312,8 @@ impl ShopJob for StoreSync {
                 TableUse {
                     table: Table::Products,
                     index: None,
-                    actions: &["dynamodb:BatchWriteItem"],
-                    why: "upserts, 25 at a time",
+                    actions: &["dynamodb:BatchWriteItem", "dynamodb:Query"],
+                    why: "upserts and removals, 25 at a time; a store's products to remove (Query)",
                 },
                 TableUse {
                     table: Table::History,
@@ -257,7 +322,7 @@ impl ShopJob for StoreSync {
                     why: "one sync run per finished sync",
                 },
             ],
-            store_tokens: true,
+            tokens: &[shop::declaration::Platform::Shopify],
             ..Uses::NOTHING
         },
     };

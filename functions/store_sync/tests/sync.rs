@@ -2,7 +2,7 @@
 //! prices each document by Shopify's rules and refuses what Shopify refuses before running one
 //! (`shop::shopify::cost`): store_sync's pages must fit Shopify's single-query cost maximum.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use jobkit::{
@@ -13,8 +13,8 @@ use jobkit::{
 };
 use serde_json::{Value, json};
 use shop::{
-    CatalogRepository, History, Plan, Product, ProductId, RecordKind, RepoResult, Secret, Store, StoreId,
-    StoreRepository, SyncState,
+    CatalogRepository, History, Plan, Product, ProductId, RecordKind, Removed, RepoResult, Secret, Store,
+    StoreId, StoreRepository, SyncState,
     embedded::ShopDb,
     services::CatalogSync,
     shopify::{ShopifyClient, ShopifyConfig, cost},
@@ -33,33 +33,97 @@ struct StubShop;
 
 impl Respond for StubShop {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        let body: Value = serde_json::from_slice(&request.body).expect("JSON request");
-        let query = body["query"].as_str().expect("query");
-        let analysis = match cost::analyze(query, None, &body["variables"]) {
-            Ok(analysis) => analysis,
-            Err(refusal) => return ResponseTemplate::new(200).set_body_json(refusal.answer()),
-        };
-        let first = body["variables"]["first"].as_u64().expect("first") as u32;
-        let page: u32 = body["variables"]["after"].as_str().map_or(0, |c| c[1..].parse().expect("cursor"));
-        let start = page * first;
-        let end = (start + first).min(PRODUCTS);
-        let nodes: Vec<Value> = (start..end)
-            .map(|n| {
-                json!({"id": format!("gid://shopify/Product/{n}"), "title": format!("Product {n}"), "handle": format!("p-{n}"),
-                       "variants": {"nodes": [{"id": format!("gid://shopify/ProductVariant/{n}"), "sku": format!("SKU{n}"),
-                                               "price": "10.00", "inventoryQuantity": 3}]}})
-            })
-            .collect();
-        let next = (end < PRODUCTS).then(|| format!("p{}", page + 1));
-        let data = json!({"shop": {"currencyCode": "USD"},
-                          "products": {"pageInfo": {"hasNextPage": next.is_some(), "endCursor": next}, "nodes": nodes}});
-        let (requested, actual) = (analysis.requested_cost(), analysis.actual_cost(&data));
-        ResponseTemplate::new(200).set_body_json(json!({
-            "data": data,
-            "extensions": {"cost": {"requestedQueryCost": requested, "actualQueryCost": actual, "throttleStatus":
-                {"maximumAvailable": 20000.0, "currentlyAvailable": 20000.0 - actual as f64, "restoreRate": 1000.0}}}
-        }))
+        answer(request, &(0..PRODUCTS).collect::<Vec<_>>())
     }
+}
+
+/// The page a request asks for (its cursor `p<page>`; 0 without one).
+fn page_of(body: &Value) -> u32 {
+    body["variables"]["after"].as_str().map_or(0, |c| c[1..].parse().expect("cursor"))
+}
+
+/// Shopify's answer to `request` in a shop of `products` (by number, in Shopify's order).
+fn answer(request: &Request, products: &[u32]) -> ResponseTemplate {
+    let body: Value = serde_json::from_slice(&request.body).expect("JSON request");
+    let query = body["query"].as_str().expect("query");
+    let analysis = match cost::analyze(query, None, &body["variables"]) {
+        Ok(analysis) => analysis,
+        Err(refusal) => return ResponseTemplate::new(200).set_body_json(refusal.answer()),
+    };
+    let first = body["variables"]["first"].as_u64().expect("first") as usize;
+    let page = page_of(&body);
+    let start = (page as usize * first).min(products.len());
+    let end = (start + first).min(products.len());
+    let nodes: Vec<Value> = products[start..end]
+        .iter()
+        .map(|n| {
+            json!({"id": format!("gid://shopify/Product/{n}"), "title": format!("Product {n}"), "handle": format!("p-{n}"),
+                   "variants": {"nodes": [{"id": format!("gid://shopify/ProductVariant/{n}"), "sku": format!("SKU{n}"),
+                                           "price": "10.00", "inventoryQuantity": 3}]}})
+        })
+        .collect();
+    let next = (end < products.len()).then(|| format!("p{}", page + 1));
+    let data = json!({"shop": {"currencyCode": "USD"},
+                      "products": {"pageInfo": {"hasNextPage": next.is_some(), "endCursor": next}, "nodes": nodes}});
+    let (requested, actual) = (analysis.requested_cost(), analysis.actual_cost(&data));
+    ResponseTemplate::new(200).set_body_json(json!({
+        "data": data,
+        "extensions": {"cost": {"requestedQueryCost": requested, "actualQueryCost": actual, "throttleStatus":
+            {"maximumAvailable": 20000.0, "currentlyAvailable": 20000.0 - actual as f64, "restoreRate": 1000.0}}}
+    }))
+}
+
+/// A shop whose products the test deletes between syncs, and whose answer to one page it can
+/// replace with a failure, as `StubShop` otherwise.
+#[derive(Clone)]
+struct LiveShop(Arc<Mutex<Live>>);
+
+struct Live {
+    products: Vec<u32>,
+    /// (page, answer, how many more times).
+    failure: Option<(u32, ResponseTemplate, usize)>,
+}
+
+impl LiveShop {
+    /// `PRODUCTS` products.
+    fn new() -> Self {
+        Self(Arc::new(Mutex::new(Live { products: (0..PRODUCTS).collect(), failure: None })))
+    }
+
+    /// The shop deletes these products.
+    fn delete(&self, gone: &[u32]) {
+        self.0.lock().unwrap().products.retain(|n| !gone.contains(n));
+    }
+
+    /// The next `times` requests for `page` get `answer`.
+    fn fail_page(&self, page: u32, answer: ResponseTemplate, times: usize) {
+        self.0.lock().unwrap().failure = Some((page, answer, times));
+    }
+
+    /// The products it has, as the catalog's ids.
+    fn ids(&self) -> Vec<ProductId> {
+        let live = self.0.lock().unwrap();
+        live.products.iter().map(|n| product_id(*n)).collect()
+    }
+}
+
+impl Respond for LiveShop {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let mut live = self.0.lock().unwrap();
+        let body: Value = serde_json::from_slice(&request.body).expect("JSON request");
+        if let Some((page, failure, times)) = &mut live.failure
+            && *page == page_of(&body)
+            && *times > 0
+        {
+            *times -= 1;
+            return failure.clone();
+        }
+        answer(request, &live.products)
+    }
+}
+
+fn product_id(n: u32) -> ProductId {
+    ProductId::from(format!("gid://shopify/Product/{n}"))
 }
 
 /// The catalog, with each write taking 40 s of the test clock (a slow page), so that a 20-page
@@ -75,6 +139,21 @@ impl CatalogRepository for SlowCatalog {
     async fn upsert_products(&self, products: &[Product]) -> RepoResult<usize> {
         self.clock.advance(chrono::Duration::seconds(40));
         self.db.upsert_products(products).await
+    }
+
+    async fn upsert_synced(&self, products: &[Product], run: &str) -> RepoResult<usize> {
+        self.clock.advance(chrono::Duration::seconds(40));
+        self.db.upsert_synced(products, run).await
+    }
+
+    async fn remove_unsynced(
+        &self,
+        store: &StoreId,
+        run: &str,
+        after: Option<&ProductId>,
+        limit: usize,
+    ) -> RepoResult<Removed> {
+        self.db.remove_unsynced(store, run, after, limit).await
     }
 
     async fn count_products(&self, store: &StoreId) -> RepoResult<u64> {
@@ -138,7 +217,10 @@ async fn a_1000_product_shop_syncs_across_continuations_with_every_product_once(
     );
     let runs = w.db.recent(RecordKind::SyncRun, 10).await.unwrap();
     assert_eq!(runs.len(), 1, "one run recorded across its continuations");
-    assert_eq!(runs[0].detail["counts"], serde_json::json!({ "pages": PAGES, "products": PRODUCTS }));
+    assert_eq!(
+        runs[0].detail["counts"],
+        serde_json::json!({ "pages": PAGES, "products": PRODUCTS, "removed": 0 })
+    );
     // `expect(PAGES)` is checked when the stub drops: each page was fetched exactly once.
 }
 
@@ -330,4 +412,152 @@ async fn a_fan_out_while_a_stores_sync_is_still_pending_adds_none_for_that_store
     let report = w.t.drain(&runner).await;
     assert_eq!(report.succeeded(), 3, "the fan-out, st_42's next sync, the callback: {:?}", report.records);
     assert_eq!(st_42_runs(w.db.recent(RecordKind::SyncRun, 10).await.unwrap()), 2);
+}
+
+/// The catalog's product ids of the store, sorted (every product of the stub's numbering).
+async fn catalog_ids(w: &World) -> Vec<ProductId> {
+    let mut ids = Vec::new();
+    for n in 0..PRODUCTS {
+        if w.db.get_product(&w.store, &product_id(n)).await.unwrap().is_some() {
+            ids.push(product_id(n));
+        }
+    }
+    ids
+}
+
+/// Syncs the store once, to the end (across its continuations); returns the store's sync state.
+async fn sync_to_the_end(w: &World, runner: &jobkit::runner::BatchRunner<StoreSync>) -> SyncState {
+    w.t.enqueuer().perform_later::<StoreSync>(&StoreSyncArgs::store(w.store.clone())).await.unwrap();
+    let report = w.t.drain(runner).await;
+    assert_eq!(report.succeeded(), 1, "{:?}", report.records);
+    w.db.get(&w.store).await.unwrap().unwrap().sync_state
+}
+
+fn removed_by(state: &SyncState) -> u64 {
+    match state {
+        SyncState::Succeeded { removed, .. } => *removed,
+        other => panic!("not a finished sync: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn products_deleted_in_the_shop_between_two_syncs_are_gone_after_the_second() {
+    let w = world().await;
+    let shop = LiveShop::new();
+    Mock::given(method("POST")).respond_with(shop.clone()).mount(&w.shopify).await;
+    // A product of this store the shop does not have, written unmarked (as before syncs marked
+    // products), goes with the first full sync; another store's product (same id) stays.
+    let product = |store: &str, n: u32| Product {
+        id: product_id(n),
+        store_id: StoreId::from(store),
+        title: format!("Product {n}"),
+        handle: format!("p-{n}"),
+        variants: vec![],
+    };
+    let (stray, foreign) = (product("st_42", 5_000), product("st_other", 7));
+    w.db.upsert_products(&[stray.clone(), foreign.clone()]).await.unwrap();
+    let runner = w.t.runner(job(&w));
+
+    let first = sync_to_the_end(&w, &runner).await;
+    assert_eq!(removed_by(&first), 1, "the stray product");
+    assert_eq!(w.db.get_product(&w.store, &stray.id).await.unwrap(), None);
+    assert_eq!(w.db.count_products(&w.store).await.unwrap(), u64::from(PRODUCTS));
+
+    // On the first page, in the middle and the last product.
+    shop.delete(&[0, 517, 999]);
+    let second = sync_to_the_end(&w, &runner).await;
+    assert_eq!(removed_by(&second), 3);
+    assert_eq!(catalog_ids(&w).await, shop.ids(), "exactly the three deleted are gone");
+    assert_eq!(w.db.count_products(&w.store).await.unwrap(), u64::from(PRODUCTS) - 3);
+    assert_eq!(
+        w.db.get_product(&foreign.store_id, &foreign.id).await.unwrap(),
+        Some(foreign),
+        "another store's"
+    );
+    let runs = w.db.recent(RecordKind::SyncRun, 10).await.unwrap();
+    assert_eq!(runs[0].detail["counts"]["removed"], json!(3), "{runs:?}");
+
+    // A third sync of an unchanged shop removes nothing.
+    assert_eq!(removed_by(&sync_to_the_end(&w, &runner).await), 0);
+    assert_eq!(catalog_ids(&w).await, shop.ids());
+}
+
+#[tokio::test]
+async fn a_shop_that_deleted_most_of_its_products_loses_them_in_several_checkpointed_batches() {
+    let w = world().await;
+    let shop = LiveShop::new();
+    Mock::given(method("POST")).respond_with(shop.clone()).mount(&w.shopify).await;
+    let runner = w.t.runner(job(&w));
+    sync_to_the_end(&w, &runner).await;
+
+    let gone: Vec<u32> = (100..900).collect();
+    shop.delete(&gone);
+    let state = sync_to_the_end(&w, &runner).await;
+    assert_eq!(
+        removed_by(&state),
+        800,
+        "{} batches of {}",
+        800 / shop::services::REMOVE_BATCH,
+        shop::services::REMOVE_BATCH
+    );
+    assert_eq!(catalog_ids(&w).await, shop.ids());
+}
+
+#[tokio::test]
+async fn a_sync_that_fails_for_good_part_way_removes_nothing() {
+    let w = world().await;
+    let shop = LiveShop::new();
+    Mock::given(method("POST")).respond_with(shop.clone()).mount(&w.shopify).await;
+    let runner = w.t.runner(job(&w));
+    sync_to_the_end(&w, &runner).await;
+    let before = catalog_ids(&w).await;
+
+    // The shop deletes three products, then refuses the token on page 2 of the next sync.
+    shop.delete(&[0, 517, 999]);
+    let refused =
+        ResponseTemplate::new(401).set_body_json(json!({"errors": "[API] Invalid API key or access token"}));
+    shop.fail_page(2, refused, 1);
+    w.t.enqueuer().perform_later::<StoreSync>(&StoreSyncArgs::store(w.store.clone())).await.unwrap();
+    let report = w.t.drain(&runner).await;
+    assert_eq!(report.succeeded(), 0, "{:?}", report.records);
+    assert_eq!(
+        report.count(|s| *s == RecordStatus::DeadLettered(DlqReason::Discarded, ErrorKind::UNAUTHORIZED)),
+        1
+    );
+    assert_eq!(catalog_ids(&w).await, before, "nothing removed, not even what the shop deleted");
+    assert!(matches!(w.db.get(&w.store).await.unwrap().unwrap().sync_state, SyncState::Failed { .. }));
+
+    // The next sync, on a shop that answers again, removes them.
+    assert_eq!(removed_by(&sync_to_the_end(&w, &runner).await), 3);
+    assert_eq!(catalog_ids(&w).await, shop.ids());
+}
+
+#[tokio::test]
+async fn a_sync_stopped_at_the_deadline_removes_nothing_until_its_continuation_has_every_page() {
+    let w = world().await;
+    let shop = LiveShop::new();
+    Mock::given(method("POST")).respond_with(shop.clone()).mount(&w.shopify).await;
+    let runner = w.t.runner(job(&w));
+    sync_to_the_end(&w, &runner).await;
+    let before = catalog_ids(&w).await;
+
+    shop.delete(&[0, 517, 999]);
+    w.t.enqueuer().perform_later::<StoreSync>(&StoreSyncArgs::store(w.store.clone())).await.unwrap();
+    // 40 s a page in a 300 s execution: it stops after a few pages and continues later.
+    let stopped = w.t.run_once(&runner).await;
+    assert_eq!(stopped[0].status, RecordStatus::Continued);
+    assert_eq!(catalog_ids(&w).await, before, "a run part-way removes nothing");
+    assert!(matches!(w.db.get(&w.store).await.unwrap().unwrap().sync_state, SyncState::Running { .. }));
+
+    // Its continuations (the same run) write the rest, then remove exactly the three; a page
+    // that fails on the way (an outage outlasting the client's own tries) is retried within
+    // the run, whose earlier pages keep its mark.
+    let outage = ResponseTemplate::new(503).insert_header("Retry-After", "0");
+    shop.fail_page(12, outage, ShopifyConfig::default().max_tries as usize);
+    let report = w.t.drain(&runner).await;
+    assert_eq!(report.succeeded(), 1, "{:?}", report.records);
+    assert_eq!(report.retried(), 1, "{:?}", report.records);
+    let state = w.db.get(&w.store).await.unwrap().unwrap().sync_state;
+    assert_eq!(removed_by(&state), 3);
+    assert_eq!(catalog_ids(&w).await, shop.ids());
 }

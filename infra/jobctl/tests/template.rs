@@ -9,6 +9,7 @@ use jobctl::{
     template,
 };
 use serde_yaml_ng::Value;
+use shop::declaration::Platform;
 
 fn rendered() -> String {
     template::render_repository(&template::repository_root()).expect("the registry renders the template")
@@ -519,4 +520,120 @@ fn every_queue_and_dlq_has_its_alarm_and_a_place_on_its_jobs_dashboard() {
     // store_sync's low lane is a queue of its own, with an alarm of its own.
     let lane = format!("{}LowLaneQueue", logical_id("store_sync"));
     assert!(watched.contains(&(lane.clone(), "ApproximateAgeOfOldestMessage".to_owned())), "{lane}");
+}
+
+/// The platforms whose store secrets `statement` lets its role read: each resource must be
+/// `<SecretPrefix>/*/<platform>-??????`, one platform's secrets of every store.
+fn token_platforms(role: &str, statement: &Value) -> BTreeSet<Platform> {
+    let actions = list(&statement["Action"]);
+    if !actions.iter().any(|a| a.as_str().is_some_and(|a| a.starts_with("secretsmanager:"))) {
+        return BTreeSet::new();
+    }
+    assert_eq!(
+        actions.iter().filter_map(Value::as_str).collect::<Vec<_>>(),
+        ["secretsmanager:GetSecretValue"],
+        "{role}: secrets are only read"
+    );
+    let mut platforms = BTreeSet::new();
+    for resource in list(&statement["Resource"]) {
+        let Some((tag, arn)) = intrinsic(&resource) else { panic!("{role}: secret resource {resource:?}") };
+        assert_eq!(tag, "Sub", "{role}: {arn}");
+        let prefix =
+            "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretPrefix}/*/";
+        let platform = arn
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.strip_suffix("-??????"))
+            .and_then(|name| Platform::ALL.into_iter().find(|p| p.secret_suffix() == name))
+            .unwrap_or_else(|| {
+                panic!("{role}: {arn} is not one platform's secrets (<SecretPrefix>/*/<platform>-??????)")
+            });
+        platforms.insert(platform);
+    }
+    platforms
+}
+
+#[test]
+fn a_role_reads_the_secrets_of_the_platforms_its_job_declares_and_no_other() {
+    let template = template();
+    let statements = statements(&template);
+    let mut read = std::collections::BTreeMap::new();
+    for spec in specs() {
+        let role = format!("{}Role", logical_id(spec.name));
+        let platforms: BTreeSet<Platform> =
+            statements.iter().filter(|(r, _)| *r == role).flat_map(|(r, s)| token_platforms(r, s)).collect();
+        let declared: BTreeSet<Platform> = spec.uses.tokens.iter().copied().collect();
+        assert_eq!(
+            platforms, declared,
+            "{role} reads the secrets of {platforms:?}, its job declares {declared:?}"
+        );
+        read.insert(spec.name, platforms);
+    }
+    // What issue 30 found: each job could read every platform's tokens.
+    assert_eq!(read["customer_sync"], BTreeSet::from([Platform::Square]), "customer_sync: no Shopify token");
+    assert_eq!(read["store_sync"], BTreeSet::from([Platform::Shopify]), "store_sync: no Square token");
+    assert_eq!(read["create_shopify_webhook"], BTreeSet::from([Platform::Shopify]), "no Square token");
+    let roles: BTreeSet<String> = specs().iter().map(|s| format!("{}Role", logical_id(s.name))).collect();
+    for (role, statement) in &statements {
+        assert!(
+            roles.contains(role) || token_platforms(role, statement).is_empty(),
+            "{role} is no job's role"
+        );
+    }
+}
+
+#[test]
+fn a_function_that_calls_a_platform_is_told_whether_the_stack_is_a_sandbox_which_it_is_not_by_default() {
+    let template = template();
+    let parameter = &template["Parameters"]["Sandbox"];
+    assert_eq!(parameter["Default"].as_str(), Some("false"), "https unless the operator says sandbox");
+    for spec in specs() {
+        let function = resource(&template, &format!("{}Function", logical_id(spec.name)));
+        let variables = &function["Properties"]["Environment"]["Variables"];
+        let sandbox = variables.get(shop::SANDBOX_SETTING).and_then(intrinsic);
+        if spec.uses.tokens.is_empty() {
+            assert_eq!(sandbox, None, "{}: calls no platform", spec.name);
+        } else {
+            assert_eq!(sandbox, Some(("Ref".to_owned(), "Sandbox".to_owned())), "{}", spec.name);
+        }
+        // The platforms' addresses are the real ones unless a setting names another, which
+        // then must be https outside a sandbox (ShopPorts refuses anything else at start).
+        for name in ["SHOPIFY_BASE_URL", "SQUARE_BASE_URL"] {
+            if let Some(Value::String(url)) = variables.get(name) {
+                assert!(url.starts_with("https://"), "{}: {name} is {url}", spec.name);
+            }
+        }
+    }
+    let square = &template["Parameters"]["SquareBaseUrl"]["Default"];
+    assert!(square.as_str().is_some_and(|u| u.starts_with("https://")), "{square:?}");
+}
+
+#[test]
+fn every_role_that_may_send_email_sends_from_the_sender_to_the_recipients_only() {
+    let template = template();
+    let mut senders = BTreeSet::new();
+    for (role, statement) in statements(&template) {
+        let actions = list(&statement["Action"]);
+        if !actions.iter().any(|a| a.as_str().is_some_and(|a| a.starts_with("ses:Send"))) {
+            continue;
+        }
+        senders.insert(role.clone());
+        let condition = &statement["Condition"];
+        assert_eq!(
+            intrinsic(&condition["StringEquals"]["ses:FromAddress"]),
+            Some(("Ref".to_owned(), "AlertSender".to_owned())),
+            "{role}: from the sender only, got {condition:?}"
+        );
+        let Value::Tagged(recipients) = &condition["ForAllValues:StringLike"]["ses:Recipients"] else {
+            panic!("{role}: to the recipients only, got {condition:?}");
+        };
+        assert_eq!(recipients.tag.to_string().trim_start_matches('!'), "Split", "{role}");
+        let split = list(&recipients.value);
+        assert_eq!(split.len(), 2, "{role}: {split:?}");
+        assert_eq!(split[0].as_str(), Some(","), "{role}");
+        assert_eq!(intrinsic(&split[1]), Some(("Ref".to_owned(), "AlertRecipients".to_owned())), "{role}");
+    }
+    assert_eq!(senders.len(), specs().len(), "every job's function emails its errors: {senders:?}");
+    // The recipients are split at commas, so a space would be part of an address: refused.
+    let pattern = template["Parameters"]["AlertRecipients"]["AllowedPattern"].as_str().expect("a pattern");
+    assert!(pattern.contains(r"\s,"), "{pattern}");
 }

@@ -1,6 +1,6 @@
 //! What a job of the store declares beyond its type, where the job is written: what it does,
 //! an example of its arguments, its schedule, how it is deployed (memory, batch) and what it
-//! uses of the stack (tables and the actions it takes on them, store tokens, SMS, the jobs it
+//! uses of the stack (tables and the actions it takes on them, the platforms' store tokens, SMS, the jobs it
 //! enqueues, its settings). jobctl's registry reads each job's [`Declaration`]; the template is
 //! rendered from it, so a function's role is granted exactly what its job declares.
 //!
@@ -152,6 +152,38 @@ pub struct TableUse {
     pub why: &'static str,
 }
 
+/// An outside platform a store holds an API token for. Each token is a secret of its own,
+/// `<SecretPrefix>/<store id>/<platform>`, so a job's role can read the platforms it calls and no
+/// other (see `docs/decisions.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Platform {
+    /// Shopify's Admin API (`store_sync`, `create_shopify_webhook`).
+    Shopify,
+    /// Square, the POS (`customer_sync`).
+    Square,
+}
+
+impl Platform {
+    /// Every platform.
+    pub const ALL: [Platform; 2] = [Platform::Shopify, Platform::Square];
+
+    /// The last segment of its secrets' names (`shopify`): `<prefix>/<store id>/shopify`.
+    pub fn secret_suffix(self) -> &'static str {
+        match self {
+            Platform::Shopify => "shopify",
+            Platform::Square => "square",
+        }
+    }
+
+    /// How people name it (`Shopify`); also the IAM statement id's stem (`ShopifyTokens`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Platform::Shopify => "Shopify",
+            Platform::Square => "Square",
+        }
+    }
+}
+
 /// A setting a function gets from a stack parameter (`CART_IDLE_AFTER_MINUTES` from
 /// `CartIdleAfterMinutes`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,8 +199,9 @@ pub struct Setting {
 pub struct Uses {
     /// Its tables and what it does with them.
     pub tables: &'static [TableUse],
-    /// It reads stores' API tokens from Secrets Manager (`<SecretPrefix>/<store id>`).
-    pub store_tokens: bool,
+    /// The platforms whose store tokens it reads from Secrets Manager, each its own secret
+    /// (`<SecretPrefix>/<store id>/shopify`): its role may read those platforms' secrets only.
+    pub tokens: &'static [Platform],
     /// It texts phone numbers through SNS.
     pub sms: bool,
     /// The jobs it enqueues (besides continuing itself): it gets each one's queue URL as
@@ -180,8 +213,7 @@ pub struct Uses {
 
 impl Uses {
     /// Nothing beyond jobkit's own (its queue, DLQ, state records and error emails).
-    pub const NOTHING: Uses =
-        Uses { tables: &[], store_tokens: false, sms: false, enqueues: &[], settings: &[] };
+    pub const NOTHING: Uses = Uses { tables: &[], tokens: &[], sms: false, enqueues: &[], settings: &[] };
 }
 
 /// How a job's function is deployed.

@@ -53,13 +53,13 @@ pub use history::{HistoryEntry, RecordKind};
 pub use ids::{CartId, CustomerId, ProductId, ShareId, StoreId, VariantId};
 pub use phone::{PhoneError, PhoneNumber};
 pub use ports::{
-    CartRepository, CatalogRepository, Credentials, CustomerRepository, History, RepoError, RepoResult,
-    SmsSender, StoreRepository,
+    CartRepository, CatalogRepository, Credentials, CustomerRepository, History, Removed, RepoError,
+    RepoResult, SmsSender, StoreRepository,
 };
 pub use secret::Secret;
 pub use shop_domain::{ShopDomain, ShopDomainError};
 #[cfg(feature = "embedded")]
 pub use shop_ports::EmbeddedPorts;
-pub use shop_ports::{BuildError, ShopPorts, run_on_lambda};
+pub use shop_ports::{BuildError, SANDBOX_SETTING, ShopPorts, run_on_lambda};
 pub use sms::{SmsEncoding, SmsText, SmsTextError};
 pub use store::{Plan, Store, SyncState};

@@ -125,11 +125,40 @@ pub trait StoreRepository: Send + Sync + std::fmt::Debug {
     async fn syncable(&self) -> RepoResult<Vec<(StoreId, Plan)>>;
 }
 
+/// One batch of [`CatalogRepository::remove_unsynced`]: what it deleted, and where the next
+/// batch starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removed {
+    /// The products deleted, in id order.
+    pub products: Vec<ProductId>,
+    /// The next batch looks at ids after this one; `None` when every product of the store has
+    /// been looked at.
+    pub next: Option<ProductId>,
+}
+
 /// The catalog.
+///
+/// A full sync marks every product it writes with its run ([`Self::upsert_synced`]), then
+/// removes the store's products it did not write ([`Self::remove_unsynced`]): those the shop
+/// no longer has. A product written without a run ([`Self::upsert_products`]) carries no mark.
 #[async_trait]
 pub trait CatalogRepository: Send + Sync + std::fmt::Debug {
-    /// Inserts or replaces products by (store, product id); returns how many were written.
+    /// Inserts or replaces products by (store, product id), unmarked; returns how many were
+    /// written.
     async fn upsert_products(&self, products: &[Product]) -> RepoResult<usize>;
+    /// Inserts or replaces products by (store, product id), each marked as written by the sync
+    /// run `run`; returns how many were written.
+    async fn upsert_synced(&self, products: &[Product], run: &str) -> RepoResult<usize>;
+    /// Deletes up to `limit` of the store's products whose mark is not `run` (another run's, or
+    /// none), looking at ids after `after` in id order; never another store's product.
+    /// Deleting is by key, so a batch repeated after a crash deletes nothing twice.
+    async fn remove_unsynced(
+        &self,
+        store: &StoreId,
+        run: &str,
+        after: Option<&ProductId>,
+        limit: usize,
+    ) -> RepoResult<Removed>;
     /// How many products a store has.
     async fn count_products(&self, store: &StoreId) -> RepoResult<u64>;
     /// One product, if the store has it.
@@ -185,7 +214,8 @@ pub trait SmsSender: Send + Sync + std::fmt::Debug {
     async fn send(&self, phone: &PhoneNumber, text: &SmsText) -> Result<String, jobkit::IntegrationError>;
 }
 
-/// Per-store API credentials (Secrets Manager in AWS), cached by the adapter, never logged.
+/// Per-store API credentials (Secrets Manager in AWS: a secret per store and platform, so a job
+/// reads only the platforms its role allows), cached by the adapter, never logged.
 #[async_trait]
 pub trait Credentials: Send + Sync + std::fmt::Debug {
     /// The store's Shopify Admin API token, or `None` when it has none (uninstalled).

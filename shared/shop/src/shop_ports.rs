@@ -6,8 +6,17 @@
 //! Invariant: asking builds an adapter and reads a setting, nothing more: no request leaves
 //! the process, so a function starts (and a missing setting is reported) before any I/O, and a
 //! job is asked only for what it declared (its role on AWS grants nothing else).
+//!
+//! Invariant: on AWS a client of Shopify or Square reaches it over `https` only. A base URL
+//! (`SHOPIFY_BASE_URL`, `SQUARE_BASE_URL`) that is not `https://` refuses to build, so the
+//! function fails at start naming the setting, unless `SHOP_SANDBOX=true` says the deployment is
+//! a sandbox (the stack's `Sandbox` parameter; the system tests' loopback sandboxes are `http`).
+//! The embedded backend (`jobctl dev`, tests) may use `http`: it runs on the operator's machine
+//! against local sandboxes by construction.
 
-use std::{collections::BTreeMap, sync::Arc};
+#[cfg(any(test, feature = "embedded"))]
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use jobkit::{IntegrationError, lambda::SdkConfig, ports::StateStore};
 
@@ -33,6 +42,18 @@ pub enum BuildError {
         name: &'static str,
         /// What is wrong with it.
         problem: &'static str,
+    },
+    /// A base URL that is not `https://` outside a sandbox: the store's token would travel in
+    /// clear text.
+    #[error(
+        "setting {name} is {url:?}, not an https:// URL: tokens go to it, so only https is allowed \
+         (http only where {SANDBOX_SETTING}=true says the deployment is a sandbox)"
+    )]
+    NotHttps {
+        /// The setting (`SHOPIFY_BASE_URL`).
+        name: &'static str,
+        /// Its value (an address, never a secret).
+        url: String,
     },
     /// An outside system's client could not be built.
     #[error(transparent)]
@@ -60,10 +81,27 @@ pub struct EmbeddedPorts {
     pub settings: BTreeMap<&'static str, String>,
 }
 
+/// The setting that says a deployment is a sandbox (`true`; default `false`): only then may
+/// [`ShopPorts::shopify`] and [`ShopPorts::square`] reach a base URL that is not `https://`.
+/// The template gives it, from the stack's `Sandbox` parameter, to every function that reads a
+/// platform's tokens.
+pub const SANDBOX_SETTING: &str = "SHOP_SANDBOX";
+
+/// Where an AWS function's settings come from.
+#[derive(Debug, Clone)]
+enum Settings {
+    /// Its environment (what the template sets).
+    Environment,
+    /// Given values (tests of the settings' rules, which must not share the process's
+    /// environment with tests that run beside them).
+    #[cfg(test)]
+    Given(BTreeMap<&'static str, String>),
+}
+
 #[derive(Debug, Clone)]
 enum Backend {
     // Boxed: the SDK's configuration is three times the embedded ports, and both are built once.
-    Aws(Box<SdkConfig>),
+    Aws(Box<SdkConfig>, Settings),
     #[cfg(feature = "embedded")]
     Embedded(EmbeddedPorts),
 }
@@ -78,7 +116,14 @@ impl ShopPorts {
     /// The ports of a function on AWS: DynamoDB, Secrets Manager and SNS through `sdk`, table
     /// names and settings from the environment the template sets.
     pub fn aws(sdk: SdkConfig) -> Self {
-        Self { backend: Backend::Aws(Box::new(sdk)) }
+        Self { backend: Backend::Aws(Box::new(sdk), Settings::Environment) }
+    }
+
+    /// [`Self::aws`] with `settings` instead of the environment's.
+    #[cfg(test)]
+    fn aws_with(sdk: SdkConfig, settings: &[(&'static str, &str)]) -> Self {
+        let settings = settings.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+        Self { backend: Backend::Aws(Box::new(sdk), Settings::Given(settings)) }
     }
 
     /// The ports of the embedded backend.
@@ -90,7 +135,9 @@ impl ShopPorts {
     /// A setting, `None` when it is not given.
     pub fn setting(&self, name: &'static str) -> Option<String> {
         let value = match &self.backend {
-            Backend::Aws(_) => std::env::var(name).ok(),
+            Backend::Aws(_, Settings::Environment) => std::env::var(name).ok(),
+            #[cfg(test)]
+            Backend::Aws(_, Settings::Given(settings)) => settings.get(name).cloned(),
             #[cfg(feature = "embedded")]
             Backend::Embedded(ports) => ports.settings.get(name).cloned(),
         };
@@ -131,7 +178,7 @@ impl ShopPorts {
     /// Its table's setting missing.
     pub fn stores(&self) -> Result<Arc<dyn StoreRepository>, BuildError> {
         match &self.backend {
-            Backend::Aws(sdk) => Ok(Arc::new(DynamoStores::new(
+            Backend::Aws(sdk, _) => Ok(Arc::new(DynamoStores::new(
                 aws_sdk_dynamodb::Client::new(sdk),
                 self.table(Table::Stores)?,
             ))),
@@ -146,7 +193,7 @@ impl ShopPorts {
     /// Its table's setting missing.
     pub fn catalog(&self) -> Result<Arc<dyn CatalogRepository>, BuildError> {
         match &self.backend {
-            Backend::Aws(sdk) => Ok(Arc::new(DynamoCatalog::new(
+            Backend::Aws(sdk, _) => Ok(Arc::new(DynamoCatalog::new(
                 aws_sdk_dynamodb::Client::new(sdk),
                 self.table(Table::Products)?,
             ))),
@@ -161,7 +208,7 @@ impl ShopPorts {
     /// Its table's setting missing.
     pub fn customers(&self) -> Result<Arc<dyn CustomerRepository>, BuildError> {
         match &self.backend {
-            Backend::Aws(sdk) => Ok(Arc::new(DynamoCustomers::new(
+            Backend::Aws(sdk, _) => Ok(Arc::new(DynamoCustomers::new(
                 aws_sdk_dynamodb::Client::new(sdk),
                 self.table(Table::Customers)?,
             ))),
@@ -176,7 +223,7 @@ impl ShopPorts {
     /// The carts' or the inventory's table setting missing.
     pub fn carts(&self) -> Result<Arc<dyn CartRepository>, BuildError> {
         match &self.backend {
-            Backend::Aws(sdk) => {
+            Backend::Aws(sdk, _) => {
                 let (carts, inventory) = (self.table(Table::Carts)?, self.table(Table::Inventory)?);
                 Ok(Arc::new(DynamoCarts::new(aws_sdk_dynamodb::Client::new(sdk), carts, inventory)))
             }
@@ -191,7 +238,7 @@ impl ShopPorts {
     /// Its table's setting missing.
     pub fn history(&self) -> Result<Arc<dyn History>, BuildError> {
         match &self.backend {
-            Backend::Aws(sdk) => Ok(Arc::new(DynamoHistory::new(
+            Backend::Aws(sdk, _) => Ok(Arc::new(DynamoHistory::new(
                 aws_sdk_dynamodb::Client::new(sdk),
                 self.table(Table::History)?,
             ))),
@@ -200,13 +247,15 @@ impl ShopPorts {
         }
     }
 
-    /// The stores' API tokens: one Secrets Manager secret per store under `SHOP_SECRET_PREFIX`.
+    /// The stores' API tokens: one Secrets Manager secret per store and platform under
+    /// `SHOP_SECRET_PREFIX` (`<prefix>/<store id>/shopify`); the job's role may read the secrets
+    /// of the platforms it declared only.
     ///
     /// # Errors
     /// The prefix's setting missing.
     pub fn credentials(&self) -> Result<Arc<dyn Credentials>, BuildError> {
         match &self.backend {
-            Backend::Aws(sdk) => {
+            Backend::Aws(sdk, _) => {
                 let prefix = self.required_setting("SHOP_SECRET_PREFIX")?;
                 Ok(Arc::new(SecretsManagerCredentials::new(aws_sdk_secretsmanager::Client::new(sdk), prefix)))
             }
@@ -218,7 +267,7 @@ impl ShopPorts {
     /// Texts to phone numbers: SNS, or files in the embedded outbox.
     pub fn sms(&self) -> Arc<dyn SmsSender> {
         match &self.backend {
-            Backend::Aws(sdk) => Arc::new(SnsSms::new(aws_sdk_sns::Client::new(sdk))),
+            Backend::Aws(sdk, _) => Arc::new(SnsSms::new(aws_sdk_sns::Client::new(sdk))),
             #[cfg(feature = "embedded")]
             Backend::Embedded(ports) => ports.sms.clone(),
         }
@@ -230,7 +279,7 @@ impl ShopPorts {
     /// The table's setting missing.
     pub fn job_state(&self) -> Result<Arc<dyn StateStore>, BuildError> {
         match &self.backend {
-            Backend::Aws(sdk) => {
+            Backend::Aws(sdk, _) => {
                 let table = self.required_setting("JOBKIT_STATE_TABLE")?;
                 Ok(Arc::new(jobkit::aws::DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), table)))
             }
@@ -239,13 +288,44 @@ impl ShopPorts {
         }
     }
 
-    /// Shopify's Admin API client (`SHOPIFY_BASE_URL` points it at a sandbox).
+    /// Whether the deployment says it is a sandbox ([`SANDBOX_SETTING`]).
     ///
     /// # Errors
-    /// An HTTP client that cannot be built.
+    /// [`BuildError::Setting`] for anything but `true` or `false`.
+    fn sandbox(&self) -> Result<bool, BuildError> {
+        match self.setting(SANDBOX_SETTING).map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(_) => {
+                Err(BuildError::Setting { name: SANDBOX_SETTING, problem: "is neither true nor false" })
+            }
+        }
+    }
+
+    /// The base URL setting `name`, if given: `https://`, or anything in a sandbox.
+    ///
+    /// # Errors
+    /// [`BuildError::NotHttps`] outside a sandbox; the sandbox setting unreadable.
+    fn base_url(&self, name: &'static str) -> Result<Option<String>, BuildError> {
+        let Some(url) = self.setting(name) else { return Ok(None) };
+        let url = url.trim().to_owned();
+        let https = url.get(..8).is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
+        if !https && !self.sandbox()? {
+            return Err(BuildError::NotHttps { name, url });
+        }
+        Ok(Some(url))
+    }
+
+    /// Shopify's Admin API client (`https://{shop}`; `SHOPIFY_BASE_URL` points it at a sandbox).
+    ///
+    /// # Errors
+    /// A base URL that is not `https://` outside a sandbox ([`SANDBOX_SETTING`]), or an HTTP
+    /// client that cannot be built.
     pub fn shopify(&self) -> Result<ShopifyClient, BuildError> {
         let config = match &self.backend {
-            Backend::Aws(_) => ShopifyConfig::from_env(),
+            Backend::Aws(..) => {
+                ShopifyConfig { base_url: self.base_url("SHOPIFY_BASE_URL")?, ..ShopifyConfig::default() }
+            }
             #[cfg(feature = "embedded")]
             Backend::Embedded(ports) => ports.shopify.clone(),
         };
@@ -255,12 +335,13 @@ impl ShopPorts {
     /// The POS's client (`SQUARE_BASE_URL`, default Square's production).
     ///
     /// # Errors
-    /// An HTTP client that cannot be built.
+    /// A base URL that is not `https://` outside a sandbox ([`SANDBOX_SETTING`]), or an HTTP
+    /// client that cannot be built.
     pub fn square(&self) -> Result<SquareClient, BuildError> {
         let config = match &self.backend {
-            Backend::Aws(_) => {
+            Backend::Aws(..) => {
                 let mut config = SquareConfig::default();
-                if let Some(base) = self.setting("SQUARE_BASE_URL") {
+                if let Some(base) = self.base_url("SQUARE_BASE_URL")? {
                     config.base_url = base;
                 }
                 config
@@ -307,5 +388,66 @@ mod tests {
         assert_eq!(bad.to_string(), "setting CART_IDLE_AFTER_MINUTES is not a positive whole number");
         let missing = ports.required_setting("SHOPIFY_WEBHOOK_URL").unwrap_err();
         assert_eq!(missing.to_string(), "setting SHOPIFY_WEBHOOK_URL is not set");
+    }
+}
+
+#[cfg(test)]
+mod https_tests {
+    use super::*;
+
+    /// Building a platform's client makes no AWS client: an empty configuration does.
+    fn sdk() -> SdkConfig {
+        SdkConfig::builder().build()
+    }
+
+    #[test]
+    fn an_http_base_url_is_refused_at_build_naming_its_setting() {
+        let ports = ShopPorts::aws_with(sdk(), &[("SHOPIFY_BASE_URL", "http://127.0.0.1:9/shopify/{shop}")]);
+        let refused = ports.shopify().unwrap_err();
+        assert!(matches!(refused, BuildError::NotHttps { name: "SHOPIFY_BASE_URL", .. }), "{refused:?}");
+        assert!(
+            refused.to_string().starts_with("setting SHOPIFY_BASE_URL is \"http://127.0.0.1"),
+            "{refused}"
+        );
+        assert!(refused.to_string().contains("SHOP_SANDBOX=true"), "{refused}");
+
+        let ports = ShopPorts::aws_with(
+            sdk(),
+            &[("SQUARE_BASE_URL", "http://connect.squareup.com"), ("SHOP_SANDBOX", "false")],
+        );
+        let refused = ports.square().unwrap_err();
+        assert!(matches!(refused, BuildError::NotHttps { name: "SQUARE_BASE_URL", .. }), "{refused:?}");
+    }
+
+    #[test]
+    fn a_sandbox_may_use_http_and_https_is_always_allowed() {
+        let sandbox = ShopPorts::aws_with(
+            sdk(),
+            &[
+                ("SHOPIFY_BASE_URL", "http://127.0.0.1:9/shopify/{shop}"),
+                ("SQUARE_BASE_URL", "http://127.0.0.1:9/square"),
+                ("SHOP_SANDBOX", "true"),
+            ],
+        );
+        assert!(sandbox.shopify().is_ok());
+        assert!(sandbox.square().is_ok());
+
+        let production = ShopPorts::aws_with(sdk(), &[("SQUARE_BASE_URL", "HTTPS://connect.squareup.com")]);
+        assert!(production.square().is_ok());
+        // No base URL: the real services, over https.
+        let defaults = ShopPorts::aws_with(sdk(), &[]);
+        assert!(defaults.shopify().is_ok() && defaults.square().is_ok());
+    }
+
+    #[test]
+    fn a_sandbox_flag_that_is_not_true_or_false_is_named() {
+        let ports = ShopPorts::aws_with(
+            sdk(),
+            &[("SHOPIFY_BASE_URL", "http://127.0.0.1:9/{shop}"), ("SHOP_SANDBOX", "yes")],
+        );
+        assert_eq!(
+            ports.shopify().unwrap_err().to_string(),
+            "setting SHOP_SANDBOX is neither true nor false"
+        );
     }
 }

@@ -37,6 +37,10 @@ pub enum SyncState {
         finished_at: DateTime<Utc>,
         /// Products upserted.
         products: u64,
+        /// Products removed: the catalog had them, the shop no longer did (0 in a state
+        /// recorded before syncs removed products).
+        #[serde(default)]
+        removed: u64,
     },
     /// The last sync failed for good.
     Failed {

@@ -393,7 +393,7 @@ async fn a_missing_secret_is_no_token_and_a_refused_read_is_permanent() {
     let error = credentials.shopify_token(&"st_1".into()).await.expect_err("denied");
     assert_eq!(
         error.to_string(),
-        "Secrets Manager refused GetSecretValue on secret `store-jobs/stores/st_1`: AccessDeniedException: \
+        "Secrets Manager refused GetSecretValue on secret `store-jobs/stores/st_1/shopify`: AccessDeniedException: \
          not authorized to perform: GetSecretValue"
     );
     let job_error = JobError::from(error);

@@ -159,8 +159,10 @@ fn function(job: &Names, enqueued: &[Names]) -> Result<String, TemplateError> {
             variables.push(format!("{}: !Ref {}", table.setting(), table.logical_id()));
         }
     }
-    if spec.uses.store_tokens {
+    if !spec.uses.tokens.is_empty() {
         variables.push("SHOP_SECRET_PREFIX: !Ref SecretPrefix".to_owned());
+        // It calls the platforms whose tokens it reads: over https, unless the stack is a sandbox.
+        variables.push(format!("{}: !Ref Sandbox", shop::SANDBOX_SETTING));
     }
     variables.extend(spec.uses.settings.iter().map(|s| format!("{}: !Ref {}", s.env, s.parameter)));
     if !enqueued.is_empty() {

@@ -5,6 +5,8 @@
 //! SNS's opt-out check, which has no other, and SMS publishes exclude every SNS ARN so a text
 //! cannot reach a topic.
 
+use shop::declaration::Platform;
+
 use super::{TemplateError, comment, job::Names, logical_id, quoted, sentence};
 
 /// One statement of the role's policy.
@@ -88,6 +90,15 @@ pub(super) fn role(job: &Names, enqueued: &[Names]) -> Result<String, TemplateEr
     ))
 }
 
+/// The ARN pattern of every store's secret for `platform`, for `!Sub`: the secret's name,
+/// `<SecretPrefix>/<store id>/shopify`, then the `-` and six characters Secrets Manager adds.
+pub(super) fn token_secrets_arn(platform: Platform) -> String {
+    format!(
+        "arn:${{AWS::Partition}}:secretsmanager:${{AWS::Region}}:${{AWS::AccountId}}:secret:${{SecretPrefix}}/*/{}-??????",
+        platform.secret_suffix()
+    )
+}
+
 fn statements(job: &Names, enqueued: &[Names]) -> Vec<Statement> {
     let uses = &job.spec.uses;
     let mut all = vec![
@@ -164,15 +175,24 @@ fn statements(job: &Names, enqueued: &[Names]) -> Vec<Statement> {
             },
         });
     }
-    if uses.store_tokens {
-        all.push(
-            Statement::new(
-                "StoreTokens",
+    for platform in uses.tokens {
+        all.push(Statement {
+            why: vec![
+                format!(
+                    "Per-store {} tokens only, read (and cached) by the job: one secret per store",
+                    platform.name()
+                ),
+                format!(
+                    "and platform, <prefix>/<store id>/{}, and Secrets Manager ends its ARN with -??????.",
+                    platform.secret_suffix()
+                ),
+            ],
+            ..Statement::new(
+                format!("{}Tokens", platform.name()),
                 &["secretsmanager:GetSecretValue"],
-                "!Sub \"arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretPrefix}/*\"",
+                format!("!Sub \"{}\"", token_secrets_arn(*platform)),
             )
-            .because(&["Per-store API tokens, read (and cached) by the job."]),
-        );
+        });
     }
     if uses.sms {
         all.push(Statement {
@@ -189,15 +209,21 @@ fn statements(job: &Names, enqueued: &[Names]) -> Vec<Statement> {
         );
     }
     all.push(Statement {
-        condition: vec!["StringEquals:".to_owned(), "  ses:FromAddress: !Ref AlertSender".to_owned()],
+        condition: vec![
+            "StringEquals:".to_owned(),
+            "  ses:FromAddress: !Ref AlertSender".to_owned(),
+            "ForAllValues:StringLike:".to_owned(),
+            "  ses:Recipients: !Split [\",\", !Ref AlertRecipients]".to_owned(),
+        ],
         ..Statement::new(
             "ErrorEmails",
             &["ses:SendEmail"],
             "!Sub \"arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/*\"",
         )
         .because(&[
-            "Error emails, from the configured sender only. identity/* because in the SES",
-            "sandbox the recipients are identities too; the condition pins the sender.",
+            "Error emails, from the configured sender to the configured recipients only.",
+            "identity/* because in the SES sandbox the recipients are identities too; the",
+            "conditions pin the sender and every recipient.",
         ])
     });
     all
@@ -267,7 +293,7 @@ mod tests {
                     why: "the week's runs",
                 },
             ],
-            store_tokens: true,
+            tokens: &[Platform::Square, Platform::Shopify],
             sms: true,
             ..Uses::NOTHING
         };
@@ -283,7 +309,8 @@ mod tests {
                 "JobState",
                 "History",
                 "HistoryIndexByKindTime",
-                "StoreTokens",
+                "SquareTokens",
+                "ShopifyTokens",
                 "SmsToPhoneNumbers",
                 "SmsOptOutCheck",
                 "ErrorEmails",
@@ -300,6 +327,9 @@ mod tests {
         assert!(text.contains("Resource: !Sub \"${HistoryTable.Arn}/index/by_kind_time\""), "{text}");
         assert!(text.contains("dynamodb:LeadingKeys: [\"weekly_report:*\"]"), "{text}");
         assert!(text.contains("              # History: its report.\n"), "{text}");
+        assert!(text.contains("secret:${SecretPrefix}/*/square-??????\""), "{text}");
+        assert!(text.contains("secret:${SecretPrefix}/*/shopify-??????\""), "{text}");
+        assert!(text.contains("ses:Recipients: !Split [\",\", !Ref AlertRecipients]"), "{text}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Documents keyed by (`store_id`, `id`) with their `body` a map, written 25 at a time with
-//! `BatchWriteItem`.
+//! Documents keyed by (`store_id`, `id`) with their `body` a map, written (and deleted) 25 at a
+//! time with `BatchWriteItem`.
 //!
 //! Invariant: unprocessed items are retried with backoff until written or the write fails, so
 //! nothing is silently dropped.
@@ -8,7 +8,7 @@ use std::{collections::HashMap, time::Duration};
 
 use aws_sdk_dynamodb::{
     Client,
-    types::{AttributeValue, PutRequest, WriteRequest},
+    types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest},
 };
 
 use super::{attributes::Item, sdk_error};
@@ -33,6 +33,16 @@ pub(crate) async fn put_documents(
     table: &str,
     documents: Vec<Document>,
 ) -> RepoResult<usize> {
+    put_documents_with(client, table, documents, None).await
+}
+
+/// As [`put_documents`], each item also carrying the string attribute `mark` (name, value).
+pub(crate) async fn put_documents_with(
+    client: &Client,
+    table: &str,
+    documents: Vec<Document>,
+    mark: Option<(&str, &str)>,
+) -> RepoResult<usize> {
     let mut latest: HashMap<(String, String), AttributeValue> = HashMap::new();
     for doc in documents {
         latest.insert((doc.store_id, doc.id), doc.body);
@@ -41,11 +51,14 @@ pub(crate) async fn put_documents(
     let requests = latest
         .into_iter()
         .map(|((store_id, id), body)| {
-            let item = HashMap::from([
+            let mut item = HashMap::from([
                 ("store_id".to_owned(), AttributeValue::S(store_id)),
                 ("id".to_owned(), AttributeValue::S(id)),
                 ("body".to_owned(), body),
             ]);
+            if let Some((name, value)) = mark {
+                item.insert(name.to_owned(), AttributeValue::S(value.to_owned()));
+            }
             let put = PutRequest::builder()
                 .set_item(Some(item))
                 .build()
@@ -57,6 +70,30 @@ pub(crate) async fn put_documents(
         write_batch(client, table, chunk.to_vec()).await?;
     }
     Ok(count)
+}
+
+/// Deletes the documents (`store_id`, `id`) of `table`, 25 at a time.
+pub(crate) async fn delete_documents(
+    client: &Client,
+    table: &str,
+    store_id: &str,
+    ids: &[String],
+) -> RepoResult {
+    let requests = ids
+        .iter()
+        .map(|id| {
+            let delete = DeleteRequest::builder()
+                .key("store_id", AttributeValue::S(store_id.to_owned()))
+                .key("id", AttributeValue::S(id.clone()))
+                .build()
+                .map_err(|e| RepoError::Corrupt(e.to_string()))?;
+            Ok(WriteRequest::builder().delete_request(delete).build())
+        })
+        .collect::<RepoResult<Vec<_>>>()?;
+    for chunk in requests.chunks(BATCH) {
+        write_batch(client, table, chunk.to_vec()).await?;
+    }
+    Ok(())
 }
 
 pub(crate) async fn write_batch(client: &Client, table: &str, mut requests: Vec<WriteRequest>) -> RepoResult {

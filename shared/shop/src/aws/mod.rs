@@ -23,7 +23,7 @@ pub use carts::{BY_STATUS_ACTIVITY, DynamoCarts};
 pub use catalog::DynamoCatalog;
 pub use customers::DynamoCustomers;
 pub use history::{BY_KIND_TIME, DynamoHistory};
-pub use secrets::SecretsManagerCredentials;
+pub use secrets::{SecretsManagerCredentials, secret_name};
 pub use sms::SnsSms;
 pub use stores::DynamoStores;
 

@@ -1,4 +1,5 @@
-//! Per-store API tokens: one row per store, a column per token (`NULL` when the store has none).
+//! Per-store API tokens: one row per store, a column per platform's token (`NULL` when the
+//! store has none); asked per platform, as Secrets Manager's secret per platform is.
 
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};

@@ -1,19 +1,29 @@
 //! Catalog sync: one page of a store's Shopify products into the catalog at a time, so the job
-//! can checkpoint the cursor between pages.
+//! can checkpoint the cursor between pages; then, once every page is in, the removal of the
+//! products the shop no longer has, a bounded batch at a time.
+//!
+//! Invariant: every product a run writes is marked with the run ([`CatalogSync::sync_page`]), and
+//! only a run that has written its last page removes ([`CatalogSync::remove_batch`]) the store's
+//! products without its mark: a run interrupted part-way removes nothing.
 
 use std::sync::Arc;
 
 use jobkit::{ErrorKind, JobError};
 
 use crate::{
+    ids::ProductId,
     ids::StoreId,
-    ports::{CatalogRepository, Credentials},
+    ports::{CatalogRepository, Credentials, Removed},
     shopify::{ShopifyClient, ShopifyShop},
     store::Store,
 };
 
 /// Products per page: the most a products page asks within Shopify's single-query cost maximum.
 pub const PAGE_SIZE: u32 = crate::shopify::MAX_PRODUCTS_PAGE;
+
+/// Products looked at for removal in one batch, at most (on DynamoDB, four `BatchWriteItem`s of
+/// deletes).
+pub const REMOVE_BATCH: usize = 100;
 
 /// What one page did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,16 +52,36 @@ impl CatalogSync {
         Self { shopify, catalog, credentials }
     }
 
-    /// Syncs the page after `cursor`.
+    /// Syncs the page after `cursor`, marking each product written with the sync run `run`.
     ///
     /// # Errors
     /// `unauthorized` (permanent) when the store has no token; Shopify's classified errors
     /// (throttled and unavailable retry, a refused token is permanent); storage failures (retryable).
-    pub async fn sync_page(&self, store: &Store, cursor: Option<&str>) -> Result<PageSynced, JobError> {
+    pub async fn sync_page(
+        &self,
+        store: &Store,
+        cursor: Option<&str>,
+        run: &str,
+    ) -> Result<PageSynced, JobError> {
         let shop = ShopifyShop { domain: store.shopify_domain.clone(), token: self.token(&store.id).await? };
         let page = self.shopify.products_page(&store.id, &shop, cursor, PAGE_SIZE).await?;
-        let upserted = self.catalog.upsert_products(&page.products).await?;
+        let upserted = self.catalog.upsert_synced(&page.products, run).await?;
         Ok(PageSynced { upserted, next_cursor: page.next_cursor })
+    }
+
+    /// Removes up to [`REMOVE_BATCH`] of the store's products that the run `run` did not write,
+    /// looking at ids after `after`. Call it only once the run has written every page: the
+    /// products it did not write are then those the shop no longer has.
+    ///
+    /// # Errors
+    /// Storage failures (retryable; a repeated batch deletes nothing twice).
+    pub async fn remove_batch(
+        &self,
+        store: &StoreId,
+        run: &str,
+        after: Option<&ProductId>,
+    ) -> Result<Removed, JobError> {
+        Ok(self.catalog.remove_unsynced(store, run, after, REMOVE_BATCH).await?)
     }
 
     async fn token(&self, store: &StoreId) -> Result<crate::secret::Secret, JobError> {

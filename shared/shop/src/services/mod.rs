@@ -8,7 +8,7 @@ mod retention_cleaner;
 mod webhook_registrar;
 
 pub use cart_janitor::{AbandonBatch, CartJanitor};
-pub use catalog_sync::{CatalogSync, PageSynced};
+pub use catalog_sync::{CatalogSync, PageSynced, REMOVE_BATCH};
 pub use customer_sync::CustomerSync;
 pub use product_sharer::ProductSharer;
 pub use retention_cleaner::{Retention, RetentionCleaner};

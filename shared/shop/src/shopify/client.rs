@@ -45,16 +45,6 @@ impl Default for ShopifyConfig {
     }
 }
 
-impl ShopifyConfig {
-    /// The defaults, with `SHOPIFY_BASE_URL` as the base URL when it is set: a sandbox or the
-    /// system tests' loopback stub (`http://127.0.0.1:PORT/shopify/{shop}`). The template never
-    /// sets it, so deployed functions reach `https://{shop}.myshopify.com`.
-    pub fn from_env() -> Self {
-        let base_url = std::env::var("SHOPIFY_BASE_URL").ok().filter(|b| !b.is_empty());
-        Self { base_url, ..Self::default() }
-    }
-}
-
 /// A shop to talk to: its domain and its Admin API access token.
 #[derive(Debug, Clone)]
 pub struct ShopifyShop {
