@@ -101,3 +101,26 @@ impl Job for ScriptedJob {
 pub fn attr<'a>(message: &'a jobkit::message::ReceivedMessage, name: &str) -> &'a str {
     message.attributes.get(name).map(String::as_str).unwrap_or_else(|| panic!("attribute {name} missing"))
 }
+
+/// A writer whose bytes the test can read back (EMF lines, logs).
+#[derive(Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    /// Each line written, parsed as JSON.
+    pub fn lines(&self) -> Vec<serde_json::Value> {
+        let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+}

@@ -1,30 +1,10 @@
-use std::{
-    io::Write,
-    sync::{Arc, Mutex},
-};
-
 use jobkit::{
     runner::{BatchRunner, RunnerConfig, Runtime},
     telemetry::MetricsSink,
     testing::TestHarness,
 };
 
-use crate::common::{Behaviour, ScriptArgs, ScriptedJob};
-
-/// A writer whose bytes the test can read back.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use crate::common::{Behaviour, Captured, ScriptArgs, ScriptedJob};
 
 #[tokio::test]
 async fn each_batch_writes_one_emf_line_with_its_outcomes() {
@@ -46,8 +26,8 @@ async fn each_batch_writes_one_emf_line_with_its_outcomes() {
     t.clock().advance(chrono::Duration::seconds(2));
     t.run_once(&runner).await;
 
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines = captured.lines();
+    let text = format!("{lines:?}");
     assert_eq!(lines.len(), 1, "one line per batch: {text}");
     let line = &lines[0];
     assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Jobs");

@@ -4,7 +4,6 @@
 
 use std::{
     collections::HashSet,
-    io::Write,
     sync::{
         Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
@@ -20,6 +19,8 @@ use jobkit::{
     testing::TestHarness,
 };
 use serde::{Deserialize, Serialize};
+
+use crate::common::Captured;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct WalkArgs {
@@ -74,28 +75,6 @@ impl Job for Walk {
 
     fn timeout(&self) -> Duration {
         Duration::from_secs(60)
-    }
-}
-
-/// A writer whose bytes the test can read back.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn lines(&self) -> Vec<serde_json::Value> {
-        let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
-        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
     }
 }
 
