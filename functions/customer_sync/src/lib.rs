@@ -1,7 +1,10 @@
 //! The `customer_sync` job (default lane): pulls a store's customers from the POS (Square's
 //! Customers API) with their completed orders (Orders search) summed up, and upserts the
 //! profiles: name, email, phone (E.164 or left out), order count, total spent, preferences.
-//! The customer cursor is a checkpointed step, as in `store_sync`.
+//! The customer cursor is a checkpointed step, as in `store_sync`. A customer that cannot be
+//! read (no id, a field of the wrong type) is set aside (`JobContext::set_aside`: logged,
+//! counted, emailed once) and not written; an order that cannot be read (an amount that is not
+//! an integer...) is set aside by its id and left out of its customer's totals. The run goes on.
 //!
 //! Each finished run is recorded in the history (a sync run, kept 30 days).
 //!
@@ -101,6 +104,10 @@ impl Job for CustomerSyncJob {
             .step(CUSTOMERS_STEP, start, async |step| {
                 loop {
                     let page = self.sync.sync_page(&store, step.cursor().cursor.as_deref()).await?;
+                    // A customer or an order that cannot be read is reported and gone past.
+                    for record in &page.set_aside {
+                        step.context().set_aside(&record.id, &record.reason).await;
+                    }
                     let progress = step.cursor_mut();
                     progress.customers += page.upserted as u64;
                     progress.cursor = page.next_cursor;

@@ -17,7 +17,7 @@ use shop::{
 };
 use wiremock::{
     Mock, MockServer, Request, Respond, ResponseTemplate,
-    matchers::{header, method, path},
+    matchers::{any, header, method, path},
 };
 
 const CUSTOMERS: u32 = 250;
@@ -25,20 +25,30 @@ const CUSTOMERS: u32 = 250;
 /// each answered in two pages.
 const SEARCHES: u64 = 2 * 25;
 
-/// Customers `c0`..`c249`, 100 a page; customer `cN` has `N % 3` completed orders of 10.00.
-/// A search of more than 10 customer ids is refused, as Square refuses it
+/// Customers `c0`..`c<customers - 1>`, 100 a page; customer `cN` has `N % 3` completed orders
+/// of 10.00 (`o-N-K`). A search of more than 10 customer ids is refused, as Square refuses it
 /// (`SearchOrdersCustomerFilter.customer_ids`: "Max: 10 customer ids").
-struct StubSquare;
+struct StubSquare {
+    customers: u32,
+    /// A customer whose preferences do not read (`email_unsubscribed` is not a boolean).
+    poison: Option<u32>,
+    /// An order (`o-N-0`) whose amount does not read (a decimal string, not minor units).
+    bad_order: Option<u32>,
+}
+
+/// `CUSTOMERS` customers, all readable.
+const STUB: StubSquare = StubSquare { customers: CUSTOMERS, poison: None, bad_order: None };
 
 impl Respond for StubSquare {
     fn respond(&self, request: &Request) -> ResponseTemplate {
+        let customers_in_all = self.customers;
         if request.url.path() == "/v2/customers" {
             let start: u32 = request
                 .url
                 .query_pairs()
                 .find(|(k, _)| k == "cursor")
                 .map_or(0, |(_, v)| v.trim_start_matches("cur_").parse().expect("cursor"));
-            let end = (start + 100).min(CUSTOMERS);
+            let end = (start + 100).min(customers_in_all);
             let customers: Vec<Value> = (start..end)
                 .map(|n| {
                     json!({
@@ -47,13 +57,17 @@ impl Respond for StubSquare {
                         "family_name": format!("Doe{n}"),
                         "email_address": format!("ana{n}@example.com"),
                         "phone_number": if n == 7 { "415-555-0107".to_owned() } else { format!("+1415555{n:04}") },
-                        "preferences": {"email_unsubscribed": n == 3},
+                        "preferences": if self.poison == Some(n) {
+                            json!({"email_unsubscribed": "sometimes"})
+                        } else {
+                            json!({"email_unsubscribed": n == 3})
+                        },
                         "created_at": "2025-01-01T00:00:00Z"
                     })
                 })
                 .collect();
             let mut body = json!({ "customers": customers });
-            if end < CUSTOMERS {
+            if end < customers_in_all {
                 body["cursor"] = json!(format!("cur_{end}"));
             }
             return ResponseTemplate::new(200).set_body_json(body);
@@ -67,13 +81,19 @@ impl Respond for StubSquare {
                 "category": "INVALID_REQUEST_ERROR", "code": "ARRAY_LENGTH_TOO_LONG",
                 "field": "query.filter.customer_filter.customer_ids"}]}));
         }
+        assert!(
+            self.poison.is_none_or(|n| !ids.contains(&format!("c{n}"))),
+            "a customer set aside is searched"
+        );
+        let bad_order = self.bad_order;
         let orders: Vec<Value> = ids
             .iter()
             .flat_map(|id| {
                 let n: u32 = id[1..].parse().expect("id");
                 (0..n % 3).map(move |k| {
+                    let amount = if bad_order == Some(n) && k == 0 { json!("10.00") } else { json!(1000) };
                     json!({"id": format!("o-{n}-{k}"), "customer_id": format!("c{n}"), "state": "COMPLETED",
-                           "total_money": {"amount": 1000, "currency": "USD"}})
+                           "total_money": {"amount": amount, "currency": "USD"}})
                 })
             })
             .collect();
@@ -119,13 +139,13 @@ async fn customers_and_their_order_history_are_synced_across_pages() {
         .and(path("/v2/customers"))
         .and(header("Authorization", "Bearer sq0atp-test"))
         .and(header("Square-Version", "2026-09-16"))
-        .respond_with(StubSquare)
+        .respond_with(STUB)
         .expect(3)
         .mount(&square)
         .await;
     Mock::given(method("POST"))
         .and(path("/v2/orders/search"))
-        .respond_with(StubSquare)
+        .respond_with(STUB)
         .expect(SEARCHES)
         .mount(&square)
         .await;
@@ -202,15 +222,10 @@ async fn an_outage_is_retried_with_the_policys_backoff() {
 #[tokio::test]
 async fn a_second_delivery_changes_nothing() {
     let (t, db, square) = world(Some("L1")).await;
-    Mock::given(method("GET"))
-        .and(path("/v2/customers"))
-        .respond_with(StubSquare)
-        .expect(3)
-        .mount(&square)
-        .await;
+    Mock::given(method("GET")).and(path("/v2/customers")).respond_with(STUB).expect(3).mount(&square).await;
     Mock::given(method("POST"))
         .and(path("/v2/orders/search"))
-        .respond_with(StubSquare)
+        .respond_with(STUB)
         .expect(SEARCHES)
         .mount(&square)
         .await;
@@ -251,4 +266,69 @@ async fn a_redirect_elsewhere_is_not_followed_and_the_job_is_discarded_to_the_dl
     let message =
         &t.dead_letter_errors::<CustomerSyncJob>()[0].clone().expect("the error is recorded").message;
     assert!(message.contains("307") && message.contains(&elsewhere.address().to_string()), "{message}");
+}
+
+/// Syncs the store once to the end; returns the profiles upserted, as the run recorded them.
+async fn sync_to_the_end(
+    t: &TestHarness,
+    db: &ShopDb,
+    runner: &jobkit::runner::BatchRunner<CustomerSyncJob>,
+) -> Value {
+    t.enqueuer().perform_later::<CustomerSyncJob>(&args()).await.unwrap();
+    let report = t.drain(runner).await;
+    assert_eq!(report.succeeded(), 1, "{:?}", report.records);
+    db.recent(RecordKind::SyncRun, 1).await.unwrap()[0].detail["counts"]["customers"].clone()
+}
+
+#[tokio::test]
+async fn one_poison_customer_among_500_is_set_aside_and_reported_once_and_the_rest_synced() {
+    let (t, db, square) = world(Some("L1")).await;
+    Mock::given(any())
+        .respond_with(StubSquare { customers: 500, poison: Some(250), bad_order: None })
+        .mount(&square)
+        .await;
+    let runner = t.runner(job(&db, &square));
+
+    assert_eq!(sync_to_the_end(&t, &db, &runner).await, 499);
+    let store = "st_42".into();
+    assert_eq!(db.get_customer(&store, &"c250".into()).await.unwrap(), None, "not written");
+    for n in [0, 249, 251, 499] {
+        let id = format!("c{n}").as_str().into();
+        let customer = db.get_customer(&store, &id).await.unwrap().unwrap_or_else(|| panic!("c{n} stored"));
+        assert_eq!((customer.order_count, customer.total_spent_minor), (n % 3, i64::from(n % 3) * 1000));
+    }
+    let emails = t.sent_emails();
+    assert_eq!(emails.len(), 1, "{emails:?}");
+    assert!(
+        emails[0].subject.contains("customer_sync") && emails[0].subject.contains("c250"),
+        "{}",
+        emails[0].subject
+    );
+    assert!(
+        emails[0].text.contains("email_unsubscribed") || emails[0].text.contains("unreadable customer"),
+        "{}",
+        emails[0].text
+    );
+
+    // The next run meets it again: not emailed again.
+    assert_eq!(sync_to_the_end(&t, &db, &runner).await, 499);
+    assert_eq!(t.sent_emails().len(), 1, "reported once: {:?}", t.sent_emails());
+}
+
+#[tokio::test]
+async fn an_unreadable_order_is_set_aside_and_its_customer_counts_the_others() {
+    let (t, db, square) = world(Some("L1")).await;
+    // c5 has two orders; the first one's amount does not read.
+    Mock::given(any())
+        .respond_with(StubSquare { customers: CUSTOMERS, poison: None, bad_order: Some(5) })
+        .mount(&square)
+        .await;
+    let runner = t.runner(job(&db, &square));
+
+    assert_eq!(sync_to_the_end(&t, &db, &runner).await, 250);
+    let c5 = db.get_customer(&"st_42".into(), &"c5".into()).await.unwrap().expect("c5 stored");
+    assert_eq!((c5.order_count, c5.total_spent_minor), (1, 1000), "the other order only");
+    let emails = t.sent_emails();
+    assert_eq!(emails.len(), 1, "{emails:?}");
+    assert!(emails[0].subject.contains("o-5-0"), "{}", emails[0].subject);
 }

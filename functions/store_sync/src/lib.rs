@@ -7,7 +7,10 @@
 //! the shop no longer has), a batch at a time with a checkpoint between batches. A run
 //! interrupted before its last page (the DLQ, or still retrying) never gets there, so it removes
 //! nothing; its retries and continuations resume under the same run, whose products keep its
-//! mark. Progress (pages, products, status) is recorded on the store, and each finished run in
+//! mark. A product Shopify returns but that cannot be read (an unreadable price, a missing
+//! field) is set aside: reported (`JobContext::set_aside`: logged, counted, emailed once) and
+//! not written, while the page's others are; its stored copy, if any, is kept and marked with
+//! the run, so the sweep removes only products the shop no longer has. Progress (pages, products, status) is recorded on the store, and each finished run in
 //! the history (a sync run, kept 30 days) with the products it removed.
 //!
 //! Arguments: `{"store_id": "st_42"}` syncs one store; `{"all_stores": true}` (the 15-minute
@@ -220,6 +223,11 @@ impl StoreSync {
                     let cursor = step.cursor();
                     let mark = cursor.run.as_deref().unwrap_or(&unmarked_run);
                     let page = self.catalog.sync_page(&store, cursor.page.as_deref(), mark).await?;
+                    // A product that cannot be read is reported and gone past; its stored copy
+                    // is kept (marked with the run), so the sweep does not remove it.
+                    for record in &page.set_aside {
+                        step.context().set_aside(&record.id, &record.reason).await;
+                    }
                     let progress = step.cursor_mut();
                     progress.page = page.next_cursor;
                     progress.pages += 1;
@@ -312,8 +320,9 @@ impl ShopJob for StoreSync {
                 TableUse {
                     table: Table::Products,
                     index: None,
-                    actions: &["dynamodb:BatchWriteItem", "dynamodb:Query"],
-                    why: "upserts and removals, 25 at a time; a store's products to remove (Query)",
+                    actions: &["dynamodb:BatchWriteItem", "dynamodb:Query", "dynamodb:GetItem"],
+                    why: "upserts and removals, 25 at a time; a store's products to remove (Query); \
+                          a set-aside product's stored copy, kept (GetItem)",
                 },
                 TableUse {
                     table: Table::History,

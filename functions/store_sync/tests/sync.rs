@@ -33,7 +33,7 @@ struct StubShop;
 
 impl Respond for StubShop {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        answer(request, &(0..PRODUCTS).collect::<Vec<_>>())
+        answer(request, &(0..PRODUCTS).collect::<Vec<_>>(), &[])
     }
 }
 
@@ -42,8 +42,9 @@ fn page_of(body: &Value) -> u32 {
     body["variables"]["after"].as_str().map_or(0, |c| c[1..].parse().expect("cursor"))
 }
 
-/// Shopify's answer to `request` in a shop of `products` (by number, in Shopify's order).
-fn answer(request: &Request, products: &[u32]) -> ResponseTemplate {
+/// Shopify's answer to `request` in a shop of `products` (by number, in Shopify's order), of
+/// which those in `poison` have a price that is not a decimal.
+fn answer(request: &Request, products: &[u32], poison: &[u32]) -> ResponseTemplate {
     let body: Value = serde_json::from_slice(&request.body).expect("JSON request");
     let query = body["query"].as_str().expect("query");
     let analysis = match cost::analyze(query, None, &body["variables"]) {
@@ -57,9 +58,10 @@ fn answer(request: &Request, products: &[u32]) -> ResponseTemplate {
     let nodes: Vec<Value> = products[start..end]
         .iter()
         .map(|n| {
+            let price = if poison.contains(n) { "ten dollars" } else { "10.00" };
             json!({"id": format!("gid://shopify/Product/{n}"), "title": format!("Product {n}"), "handle": format!("p-{n}"),
                    "variants": {"nodes": [{"id": format!("gid://shopify/ProductVariant/{n}"), "sku": format!("SKU{n}"),
-                                           "price": "10.00", "inventoryQuantity": 3}]}})
+                                           "price": price, "inventoryQuantity": 3}]}})
         })
         .collect();
     let next = (end < products.len()).then(|| format!("p{}", page + 1));
@@ -80,6 +82,8 @@ struct LiveShop(Arc<Mutex<Live>>);
 
 struct Live {
     products: Vec<u32>,
+    /// Products whose price does not read.
+    poison: Vec<u32>,
     /// (page, answer, how many more times).
     failure: Option<(u32, ResponseTemplate, usize)>,
 }
@@ -87,7 +91,17 @@ struct Live {
 impl LiveShop {
     /// `PRODUCTS` products.
     fn new() -> Self {
-        Self(Arc::new(Mutex::new(Live { products: (0..PRODUCTS).collect(), failure: None })))
+        Self::of(PRODUCTS)
+    }
+
+    /// `count` products.
+    fn of(count: u32) -> Self {
+        Self(Arc::new(Mutex::new(Live { products: (0..count).collect(), poison: vec![], failure: None })))
+    }
+
+    /// From now on, the price of these products does not read.
+    fn poison(&self, products: &[u32]) {
+        self.0.lock().unwrap().poison = products.to_vec();
     }
 
     /// The shop deletes these products.
@@ -118,7 +132,7 @@ impl Respond for LiveShop {
             *times -= 1;
             return failure.clone();
         }
-        answer(request, &live.products)
+        answer(request, &live.products, &live.poison)
     }
 }
 
@@ -560,4 +574,58 @@ async fn a_sync_stopped_at_the_deadline_removes_nothing_until_its_continuation_h
     let state = w.db.get(&w.store).await.unwrap().unwrap().sync_state;
     assert_eq!(removed_by(&state), 3);
     assert_eq!(catalog_ids(&w).await, shop.ids());
+}
+
+#[tokio::test]
+async fn one_poison_product_among_500_is_set_aside_and_reported_once_and_the_rest_synced() {
+    let w = world().await;
+    let shop = LiveShop::of(500);
+    shop.poison(&[250]);
+    Mock::given(method("POST")).respond_with(shop.clone()).mount(&w.shopify).await;
+    let runner = w.t.runner(job(&w));
+
+    let first = sync_to_the_end(&w, &runner).await;
+    assert!(matches!(first, SyncState::Succeeded { products: 499, removed: 0, .. }), "{first:?}");
+    assert_eq!(w.db.count_products(&w.store).await.unwrap(), 499);
+    assert_eq!(w.db.get_product(&w.store, &product_id(250)).await.unwrap(), None, "not written");
+    let emails = w.t.sent_emails();
+    assert_eq!(emails.len(), 1, "{emails:?}");
+    assert!(emails[0].subject.contains("store_sync"), "{}", emails[0].subject);
+    assert!(
+        emails[0].subject.contains("gid://shopify/Product/250")
+            || emails[0].text.contains("gid://shopify/Product/250"),
+        "names the product: {:?}",
+        emails[0]
+    );
+    assert!(emails[0].text.contains("price"), "says why: {}", emails[0].text);
+
+    // The next run meets it again: counted, not emailed again.
+    let second = sync_to_the_end(&w, &runner).await;
+    assert!(matches!(second, SyncState::Succeeded { products: 499, removed: 0, .. }), "{second:?}");
+    assert_eq!(w.t.sent_emails().len(), 1, "reported once: {:?}", w.t.sent_emails());
+}
+
+#[tokio::test]
+async fn a_product_set_aside_keeps_its_stored_copy_until_the_shop_deletes_it() {
+    let w = world().await;
+    let shop = LiveShop::of(500);
+    Mock::given(method("POST")).respond_with(shop.clone()).mount(&w.shopify).await;
+    let runner = w.t.runner(job(&w));
+    sync_to_the_end(&w, &runner).await;
+    let stored = w.db.get_product(&w.store, &product_id(250)).await.unwrap().expect("synced");
+
+    // The shop still has it, but its price no longer reads: the last copy read stays.
+    shop.poison(&[250]);
+    let poisoned = sync_to_the_end(&w, &runner).await;
+    assert_eq!(removed_by(&poisoned), 0, "the sweep keeps a product the shop still has");
+    assert_eq!(w.db.get_product(&w.store, &product_id(250)).await.unwrap(), Some(stored));
+    assert_eq!(w.db.count_products(&w.store).await.unwrap(), 500);
+    assert_eq!(w.t.sent_emails().len(), 1, "{:?}", w.t.sent_emails());
+
+    // Once the shop deletes it, the sweep removes it.
+    shop.delete(&[250]);
+    let deleted = sync_to_the_end(&w, &runner).await;
+    assert_eq!(removed_by(&deleted), 1);
+    assert_eq!(w.db.get_product(&w.store, &product_id(250)).await.unwrap(), None);
+    assert_eq!(w.db.count_products(&w.store).await.unwrap(), 499);
 }

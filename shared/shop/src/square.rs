@@ -8,9 +8,13 @@
 //! in the `Authorization` header only and never into an error or a log; a redirect is not
 //! followed but answered with a permanent error.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
-use jobkit::{IntegrationError, IntegrationErrorKind};
+use jobkit::{IntegrationError, IntegrationErrorKind, SetAside};
 use serde::{Deserialize, de::DeserializeOwned};
 
 use crate::{
@@ -66,6 +70,10 @@ impl Default for SquareConfig {
 pub struct CustomerPage {
     /// The profiles.
     pub customers: Vec<Customer>,
+    /// What could not be read, by id, with why: customers (without an id, or with a field of
+    /// the wrong type), left out of `customers`; orders (an amount that is not an integer...),
+    /// left out of their customer's totals.
+    pub set_aside: Vec<SetAside>,
     /// The next page's cursor.
     pub next_cursor: Option<String>,
 }
@@ -84,8 +92,10 @@ fn error(kind: IntegrationErrorKind, message: impl Into<String>) -> IntegrationE
 
 #[derive(Deserialize)]
 struct CustomersResponse {
+    /// Each customer as it came, read one by one ([`SquareCustomer`]): one that does not read
+    /// is set aside, not the page.
     #[serde(default)]
-    customers: Vec<SquareCustomer>,
+    customers: Vec<serde_json::Value>,
     cursor: Option<String>,
 }
 
@@ -107,8 +117,9 @@ struct SquarePreferences {
 
 #[derive(Deserialize)]
 struct OrdersResponse {
+    /// Each order as it came, read one by one ([`SquareOrder`]).
     #[serde(default)]
-    orders: Vec<SquareOrder>,
+    orders: Vec<serde_json::Value>,
     cursor: Option<String>,
 }
 
@@ -182,6 +193,12 @@ impl SquareClient {
     /// One page of customers after `cursor`, with the completed orders at `location` counted and
     /// summed per customer.
     ///
+    /// A customer that cannot be read is not an error but returned in
+    /// [`CustomerPage::set_aside`] with its id (or, without one, `created_at:<when>`), and its
+    /// orders are not searched; an order that cannot be read is returned there too, with its id,
+    /// and its customer's totals are those of the others. A phone number that is not E.164 is
+    /// only left out of the profile.
+    ///
     /// # Errors
     /// A classified [`IntegrationError`] (rate limited past the tries and outages are
     /// recoverable, a refused token is not).
@@ -198,10 +215,20 @@ impl SquareClient {
         }
         let page: CustomersResponse =
             self.call(token, reqwest::Method::GET, "/v2/customers", &query, None).await?;
-        let ids: Vec<String> = page.customers.iter().map(|c| c.id.clone()).collect();
-        let history = self.order_history(location, token, &ids).await?;
-        let customers = page
-            .customers
+        let mut set_aside = Vec::new();
+        let mut readable = Vec::with_capacity(page.customers.len());
+        for value in page.customers {
+            let id = customer_id(&value);
+            match serde_json::from_value::<SquareCustomer>(value) {
+                Ok(customer) if !customer.id.trim().is_empty() => readable.push(customer),
+                Ok(_) => set_aside.push(SetAside::new(id, "unreadable customer: an empty id")),
+                Err(e) => set_aside.push(SetAside::new(id, format_args!("unreadable customer: {e}"))),
+            }
+        }
+        let ids: Vec<String> = readable.iter().map(|c| c.id.clone()).collect();
+        let (history, orders_set_aside) = self.order_history(location, token, &ids).await?;
+        set_aside.extend(orders_set_aside);
+        let customers = readable
             .into_iter()
             .map(|c| {
                 let (order_count, total_spent_minor) = history.get(&c.id).copied().unwrap_or((0, 0));
@@ -222,7 +249,7 @@ impl SquareClient {
                 }
             })
             .collect();
-        Ok(CustomerPage { customers, next_cursor: page.cursor.filter(|c| !c.is_empty()) })
+        Ok(CustomerPage { customers, set_aside, next_cursor: page.cursor.filter(|c| !c.is_empty()) })
     }
 
     /// Completed orders per customer id: (count, total in minor units).
@@ -233,13 +260,18 @@ impl SquareClient {
     /// and only in the search of the batch that holds the owner: an order another customer
     /// paid for also comes back in the payer's search, and its owner may be in another batch
     /// or on another page of customers, whose own search counts it.
+    ///
+    /// An order that cannot be read is set aside (returned with why, once) unless it names an
+    /// owner outside the batch (that owner's search sets it aside); it is not counted.
     async fn order_history(
         &self,
         location: &str,
         token: &Secret,
         customers: &[String],
-    ) -> Result<HashMap<String, (u32, i64)>, IntegrationError> {
+    ) -> Result<(HashMap<String, (u32, i64)>, Vec<SetAside>), IntegrationError> {
         let mut history: HashMap<String, (u32, i64)> = HashMap::new();
+        let mut set_aside = Vec::new();
+        let mut reported = HashSet::new();
         for batch in customers.chunks(ORDERS_SEARCH_CUSTOMERS) {
             let mut cursor: Option<String> = None;
             loop {
@@ -256,13 +288,27 @@ impl SquareClient {
                 }
                 let page: OrdersResponse =
                     self.call(token, reqwest::Method::POST, "/v2/orders/search", &[], Some(&body)).await?;
-                for order in &page.orders {
+                for value in &page.orders {
+                    let in_batch = |owner: &str| batch.iter().any(|id| id == owner);
+                    let order = match SquareOrder::deserialize(value) {
+                        Ok(order) => order,
+                        Err(e) => {
+                            if raw_owner(value).is_none_or(in_batch) {
+                                let id = value.get("id").and_then(serde_json::Value::as_str);
+                                let id = id.filter(|id| !id.is_empty()).unwrap_or("(order without id)");
+                                if reported.insert(id.to_owned()) {
+                                    set_aside.push(SetAside::new(id, format_args!("unreadable order: {e}")));
+                                }
+                            }
+                            continue;
+                        }
+                    };
                     // The state filter asked for completed orders; one that says otherwise is
                     // not counted rather than trusted.
                     if order.state.as_deref().is_some_and(|state| state != "COMPLETED") {
                         continue;
                     }
-                    let Some(owner) = order.owner().filter(|owner| batch.iter().any(|id| id == owner)) else {
+                    let Some(owner) = order.owner().filter(|owner| in_batch(owner)) else {
                         continue;
                     };
                     let entry = history.entry(owner.to_owned()).or_default();
@@ -282,7 +328,7 @@ impl SquareClient {
                 }
             }
         }
-        Ok(history)
+        Ok((history, set_aside))
     }
 
     async fn call<T: DeserializeOwned>(
@@ -366,6 +412,27 @@ impl SquareClient {
             self.pacer.wait(wait).await;
         }
     }
+}
+
+/// The id a customer is reported by when it cannot be read: its `id`, else
+/// `created_at:<when>`, else `(customer without id)`.
+fn customer_id(value: &serde_json::Value) -> String {
+    let text =
+        |key: &str| value.get(key).and_then(serde_json::Value::as_str).filter(|s| !s.trim().is_empty());
+    match (text("id"), text("created_at")) {
+        (Some(id), _) => id.to_owned(),
+        (None, Some(at)) => format!("created_at:{at}"),
+        (None, None) => "(customer without id)".to_owned(),
+    }
+}
+
+/// Whose an order that cannot be read says it is, as [`SquareOrder::owner`] reads it, where
+/// the raw answer says so.
+fn raw_owner(value: &serde_json::Value) -> Option<&str> {
+    fn id(v: &serde_json::Value) -> Option<&str> {
+        v.get("customer_id").and_then(serde_json::Value::as_str).filter(|s| !s.is_empty())
+    }
+    id(value).or_else(|| value.get("tenders")?.as_array()?.iter().find_map(id))
 }
 
 /// A request Square refused (a 4xx other than those above): permanent, with Square's first

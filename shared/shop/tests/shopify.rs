@@ -512,3 +512,33 @@ async fn an_answer_served_by_another_api_version_is_logged_and_counted() {
     assert_eq!(line["requested_version"], API_VERSION);
     assert_eq!(line["served_version"], "2027-01");
 }
+
+#[tokio::test]
+async fn a_product_node_that_cannot_be_mapped_is_set_aside_and_the_page_stands() {
+    let server = MockServer::start().await;
+    let mut page = products_page(1, 5, Some("next"));
+    let nodes = page["data"]["products"]["nodes"].as_array_mut().unwrap();
+    nodes[1]["variants"]["nodes"][0]["price"] = json!("19,90");
+    nodes[2].as_object_mut().unwrap().remove("title");
+    nodes[3].as_object_mut().unwrap().remove("id");
+    nodes[4]["variants"]["nodes"][1]["id"] = json!(null);
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(page))
+        .mount(&server)
+        .await;
+    let (client, _) = client(&server);
+
+    let page = client.products_page(&StoreId::from("st_1"), &shop(), None, 50).await.unwrap();
+    let ids: Vec<&str> = page.products.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(ids, ["gid://shopify/Product/1"]);
+    assert_eq!(page.next_cursor.as_deref(), Some("next"), "the page goes on");
+    let set_aside: Vec<&str> = page.set_aside.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(
+        set_aside,
+        ["gid://shopify/Product/2", "gid://shopify/Product/3", "handle:product-4", "gid://shopify/Product/5"]
+    );
+    assert!(page.set_aside[0].reason.contains("unreadable price"), "{:?}", page.set_aside[0]);
+    assert!(page.set_aside[1].reason.contains("title"), "{:?}", page.set_aside[1]);
+    assert!(page.set_aside[2].reason.contains("id"), "{:?}", page.set_aside[2]);
+    assert!(page.set_aside[3].reason.contains("variant"), "{:?}", page.set_aside[3]);
+}

@@ -303,3 +303,44 @@ async fn a_search_that_answers_with_the_cursor_it_was_given_is_an_error_not_an_e
     let err = customers_page(&client).await.unwrap_err();
     assert_eq!(err.kind, IntegrationErrorKind::Unexpected, "{}", err.message);
 }
+
+#[tokio::test]
+async fn a_customer_or_an_order_that_cannot_be_read_is_set_aside_and_the_page_stands() {
+    let server = MockServer::start().await;
+    let customers = json!({"customers": [
+        {"id": "c0", "given_name": "Ana"},
+        {"id": "c1", "given_name": "Bo", "preferences": {"email_unsubscribed": "no"}},
+        {"given_name": "Cy", "created_at": "2025-01-01T00:00:00Z"},
+        {"id": "c3", "phone_number": "415-555-0107"}
+    ]});
+    Mock::given(method("GET"))
+        .and(path("/v2/customers"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(customers))
+        .mount(&server)
+        .await;
+    let orders = json!({"orders": [
+        {"id": "o1", "customer_id": "c0", "state": "COMPLETED", "total_money": {"amount": 1500, "currency": "USD"}},
+        {"id": "o2", "customer_id": "c0", "state": "COMPLETED", "total_money": {"amount": "15.00", "currency": "USD"}},
+        {"id": "o3", "customer_id": "c9", "state": "COMPLETED", "total_money": {"amount": 1.5}}
+    ]});
+    Mock::given(method("POST"))
+        .and(path("/v2/orders/search"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(orders))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let (client, _) = client(&server);
+
+    let page = customers_page(&client).await.unwrap();
+    let ids: Vec<&str> = page.customers.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["c0", "c3"], "c3's phone, not E.164, is only left out");
+    assert_eq!(page.customers[1].phone, None);
+    assert_eq!((page.customers[0].order_count, page.customers[0].total_spent_minor), (1, 1500));
+    let set_aside: Vec<&str> = page.set_aside.iter().map(|r| r.id.as_str()).collect();
+    // o3 is another customer's (not of this search's batch): its own search sets it aside.
+    assert_eq!(set_aside, ["c1", "created_at:2025-01-01T00:00:00Z", "o2"]);
+    let searched = &server.received_requests().await.unwrap();
+    let search = searched.iter().find(|r| r.url.path() == "/v2/orders/search").unwrap();
+    let body: Value = serde_json::from_slice(&search.body).unwrap();
+    assert_eq!(searched_ids(&body), ["c0", "c3"], "customers set aside are not searched");
+}

@@ -4,11 +4,14 @@
 //!
 //! Invariant: every product a run writes is marked with the run ([`CatalogSync::sync_page`]), and
 //! only a run that has written its last page removes ([`CatalogSync::remove_batch`]) the store's
-//! products without its mark: a run interrupted part-way removes nothing.
+//! products without its mark: a run interrupted part-way removes nothing. A product the shop
+//! still has but that cannot be read this run is set aside ([`PageSynced::set_aside`]), and its
+//! stored copy, if any, is marked with the run as it is: the sweep removes only what the shop no
+//! longer has, never a product because one run could not read it.
 
 use std::sync::Arc;
 
-use jobkit::{ErrorKind, JobError};
+use jobkit::{ErrorKind, JobError, SetAside};
 
 use crate::{
     ids::ProductId,
@@ -28,8 +31,11 @@ pub const REMOVE_BATCH: usize = 100;
 /// What one page did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageSynced {
-    /// Products written.
+    /// Records written.
     pub upserted: usize,
+    /// Records of the page that could not be read, by id, with why: not written, for the job
+    /// to report ([`jobkit::JobContext::set_aside`]); the page's others were.
+    pub set_aside: Vec<SetAside>,
     /// The next page's cursor, `None` after the last page.
     pub next_cursor: Option<String>,
 }
@@ -54,6 +60,10 @@ impl CatalogSync {
 
     /// Syncs the page after `cursor`, marking each product written with the sync run `run`.
     ///
+    /// A product that cannot be read is returned in [`PageSynced::set_aside`]; its stored copy
+    /// (the last one read), if the store has one, is kept: marked with `run` unchanged, so that
+    /// the run's sweep does not remove a product the shop still has.
+    ///
     /// # Errors
     /// `unauthorized` (permanent) when the store has no token; Shopify's classified errors
     /// (throttled and unavailable retry, a refused token is permanent); storage failures (retryable).
@@ -66,7 +76,18 @@ impl CatalogSync {
         let shop = ShopifyShop { domain: store.shopify_domain.clone(), token: self.token(&store.id).await? };
         let page = self.shopify.products_page(&store.id, &shop, cursor, PAGE_SIZE).await?;
         let upserted = self.catalog.upsert_synced(&page.products, run).await?;
-        Ok(PageSynced { upserted, next_cursor: page.next_cursor })
+        let mut kept = Vec::new();
+        for record in &page.set_aside {
+            if let Some(stored) =
+                self.catalog.get_product(&store.id, &ProductId::from(record.id.as_str())).await?
+            {
+                kept.push(stored);
+            }
+        }
+        if !kept.is_empty() {
+            self.catalog.upsert_synced(&kept, run).await?;
+        }
+        Ok(PageSynced { upserted, set_aside: page.set_aside, next_cursor: page.next_cursor })
     }
 
     /// Removes up to [`REMOVE_BATCH`] of the store's products that the run `run` did not write,

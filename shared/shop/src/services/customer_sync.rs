@@ -32,7 +32,9 @@ impl CustomerSync {
         Self { square, customers, credentials }
     }
 
-    /// Syncs the page after `cursor`.
+    /// Syncs the page after `cursor`. A customer that cannot be read is not written but
+    /// returned in [`PageSynced::set_aside`], as is an order that cannot be read (its
+    /// customer's totals are those of the others).
     ///
     /// # Errors
     /// `not_found` (permanent) when the store has no POS location, `unauthorized` (permanent)
@@ -49,6 +51,6 @@ impl CustomerSync {
         })?;
         let page = self.square.customers_page(&store.id, location, &token, cursor).await?;
         let upserted = self.customers.upsert_customers(&page.customers).await?;
-        Ok(PageSynced { upserted, next_cursor: page.next_cursor })
+        Ok(PageSynced { upserted, set_aside: page.set_aside, next_cursor: page.next_cursor })
     }
 }

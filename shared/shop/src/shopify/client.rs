@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use jobkit::{IntegrationError, IntegrationErrorKind};
+use jobkit::{IntegrationError, IntegrationErrorKind, SetAside};
 use serde::de::DeserializeOwned;
 
 use super::{
@@ -59,6 +59,10 @@ pub struct ShopifyShop {
 pub struct ProductPage {
     /// The products, with variants, prices and inventory.
     pub products: Vec<Product>,
+    /// The page's products that could not be read (a node without an id, title or handle, a
+    /// variant without an id or with a price that is not a plain decimal...), by product id,
+    /// with why: the page's other products stand.
+    pub set_aside: Vec<SetAside>,
     /// The cursor of the next page, if any.
     pub next_cursor: Option<String>,
 }
@@ -136,9 +140,13 @@ impl ShopifyClient {
     /// [`MAX_PRODUCTS_PAGE`](super::MAX_PRODUCTS_PAGE), which keeps the document's requested
     /// cost under Shopify's single-query maximum).
     ///
+    /// A product node that cannot be mapped to a [`Product`] is not an error: it is returned in
+    /// [`ProductPage::set_aside`] with its id (or, without one, `handle:<handle>`) and why.
+    ///
     /// # Errors
     /// A classified [`IntegrationError`]: throttled past the tries (retryable), revoked token
-    /// (permanent), Shopify unavailable (retryable), an answer that cannot be read.
+    /// (permanent), Shopify unavailable (retryable), an answer that cannot be read as a page
+    /// (its shape, not one product's).
     pub async fn products_page(
         &self,
         store_id: &StoreId,
@@ -151,12 +159,32 @@ impl ShopifyClient {
         let data: queries::ProductsData = self.graphql(shop, queries::PRODUCTS, variables).await?;
         let currency = data.shop.currency_code;
         let mut products = Vec::with_capacity(data.products.nodes.len());
-        for mut node in data.products.nodes {
+        let mut set_aside = Vec::new();
+        for value in data.products.nodes {
+            let id = node_id(&value);
+            let mut node = match serde_json::from_value::<queries::ProductNode>(value) {
+                Ok(node) if !node.id.trim().is_empty() => node,
+                Ok(_) => {
+                    set_aside.push(SetAside::new(id, "unreadable product: an empty id"));
+                    continue;
+                }
+                Err(e) => {
+                    set_aside.push(SetAside::new(id, format_args!("unreadable product: {e}")));
+                    continue;
+                }
+            };
             self.rest_of_variants(shop, &mut node).await?;
-            products.push(product(store_id, node, &currency)?);
+            let id = node.id.clone();
+            match product(store_id, node, &currency) {
+                Ok(product) => products.push(product),
+                Err(reason) => set_aside.push(SetAside::new(id, reason)),
+            }
+        }
+        if !set_aside.is_empty() {
+            tracing::warn!(shop = %shop.domain, count = set_aside.len(), "products that could not be read set aside");
         }
         let next_cursor = data.products.page_info.filter(|p| p.has_next_page).and_then(|p| p.end_cursor);
-        Ok(ProductPage { products, next_cursor })
+        Ok(ProductPage { products, set_aside, next_cursor })
     }
 
     /// Adds to `node` the variants past the page the products query brought (Shopify allows
@@ -489,22 +517,33 @@ fn check_status(status: reqwest::StatusCode, retry_after: RetryAfter, text: &str
     }
 }
 
-fn product(
-    store_id: &StoreId,
-    node: queries::ProductNode,
-    currency: &str,
-) -> Result<Product, IntegrationError> {
+/// The id a product node is reported by when it cannot be read: its `id`, else `handle:<handle>`,
+/// else `(no id)`.
+fn node_id(value: &serde_json::Value) -> String {
+    let text =
+        |key: &str| value.get(key).and_then(serde_json::Value::as_str).filter(|s| !s.trim().is_empty());
+    match (text("id"), text("handle")) {
+        (Some(id), _) => id.to_owned(),
+        (None, Some(handle)) => format!("handle:{handle}"),
+        (None, None) => "(no id)".to_owned(),
+    }
+}
+
+/// The product of a node, or why it cannot be one: a variant that does not read, without an
+/// id, or with a price that is not a plain decimal.
+fn product(store_id: &StoreId, node: queries::ProductNode, currency: &str) -> Result<Product, String> {
     let variants = node
         .variants
         .nodes
         .into_iter()
-        .map(|v| {
-            let price = Money::parse_decimal(&v.price, currency).ok_or_else(|| {
-                error(
-                    IntegrationErrorKind::Unexpected,
-                    format!("variant {} has an unreadable price {:?}", v.id, v.price),
-                )
-            })?;
+        .map(|value| {
+            let v = serde_json::from_value::<queries::VariantNode>(value)
+                .map_err(|e| format!("unreadable variant: {e}"))?;
+            if v.id.trim().is_empty() {
+                return Err("a variant with an empty id".to_owned());
+            }
+            let price = Money::parse_decimal(&v.price, currency)
+                .ok_or_else(|| format!("variant {} has an unreadable price {:?}", v.id, v.price))?;
             Ok(Variant {
                 id: VariantId::from(v.id),
                 sku: v.sku.filter(|s| !s.is_empty()),
@@ -512,7 +551,7 @@ fn product(
                 inventory: v.inventory_quantity.unwrap_or(0),
             })
         })
-        .collect::<Result<Vec<_>, IntegrationError>>()?;
+        .collect::<Result<Vec<_>, String>>()?;
     Ok(Product {
         id: ProductId::from(node.id),
         store_id: store_id.clone(),

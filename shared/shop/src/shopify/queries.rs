@@ -93,7 +93,9 @@ documents! {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ProductsData {
     pub shop: ShopData,
-    pub products: Connection<ProductNode>,
+    /// Each node as it came: read one by one ([`ProductNode`]), so that one that does not read
+    /// is set aside instead of failing the page.
+    pub products: Connection<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -123,7 +125,8 @@ pub(crate) struct ProductNode {
     pub id: String,
     pub title: String,
     pub handle: String,
-    pub variants: Connection<VariantNode>,
+    /// Each variant as it came, read one by one ([`VariantNode`]).
+    pub variants: Connection<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -133,7 +136,8 @@ pub(crate) struct ProductVariantsData {
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct ProductVariants {
-    pub variants: Connection<VariantNode>,
+    /// Each variant as it came, read one by one ([`VariantNode`]).
+    pub variants: Connection<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
