@@ -128,18 +128,6 @@ impl Job for CleanDatabase {
     const NAME: &'static str = "clean_database";
     const LANE: Lane = Lane::Low;
 
-    async fn perform(&self, _args: CleanDatabaseArgs, ctx: &mut JobContext) -> Result<(), JobError> {
-        let now = ctx.now();
-        let purge_job_state = || self.cleaner.purge_job_state(now, BATCH);
-        let mut totals = Self::purge_step(ctx, JOB_STATE_STEP, Totals::new(), purge_job_state).await?;
-        for kind in RecordKind::ALL {
-            let purge_kind = || self.cleaner.purge_history(kind, now, BATCH);
-            totals = Self::purge_step(ctx, kind.as_str(), totals, purge_kind).await?;
-        }
-        tracing::info!(deleted = ?totals, "database cleaned");
-        Ok(())
-    }
-
     /// Storage outages and throttles retry (5 attempts, polynomial waits); a corrupt record goes
     /// to the DLQ, and so does what the table refuses (a missing table or index, access denied:
     /// permanent, naming the table and the operation).
@@ -151,5 +139,17 @@ impl Job for CleanDatabase {
 
     fn timeout(&self) -> Duration {
         Duration::from_secs(300)
+    }
+
+    async fn perform(&self, _args: CleanDatabaseArgs, ctx: &mut JobContext) -> Result<(), JobError> {
+        let now = ctx.now();
+        let purge_job_state = || self.cleaner.purge_job_state(now, BATCH);
+        let mut totals = Self::purge_step(ctx, JOB_STATE_STEP, Totals::new(), purge_job_state).await?;
+        for kind in RecordKind::ALL {
+            let purge_kind = || self.cleaner.purge_history(kind, now, BATCH);
+            totals = Self::purge_step(ctx, kind.as_str(), totals, purge_kind).await?;
+        }
+        tracing::info!(deleted = ?totals, "database cleaned");
+        Ok(())
     }
 }

@@ -121,6 +121,16 @@ impl Job for CreateShopifyWebhook {
     type Args = CreateShopifyWebhookArgs;
     const NAME: &'static str = "create_shopify_webhook";
 
+    /// Throttling, timeouts and outages retry (8 attempts, polynomial waits); an unknown store, a
+    /// refused token or a subscription Shopify rejects go to the DLQ.
+    fn retry_policy(&self) -> RetryPolicy {
+        shop::policy::integration_policy(8)
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(60)
+    }
+
     async fn perform(&self, args: CreateShopifyWebhookArgs, ctx: &mut JobContext) -> Result<(), JobError> {
         let Some(store) = self.stores.get(&args.store_id).await? else {
             return Err(JobError::permanent(
@@ -160,15 +170,5 @@ impl Job for CreateShopifyWebhook {
                 .map_err(|e| failed("customer sync", e))?;
         }
         Ok(())
-    }
-
-    /// Throttling, timeouts and outages retry (8 attempts, polynomial waits); an unknown store, a
-    /// refused token or a subscription Shopify rejects go to the DLQ.
-    fn retry_policy(&self) -> RetryPolicy {
-        shop::policy::integration_policy(8)
-    }
-
-    fn timeout(&self) -> Duration {
-        Duration::from_secs(60)
     }
 }

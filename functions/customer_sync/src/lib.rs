@@ -92,6 +92,16 @@ impl Job for CustomerSyncJob {
     type Args = CustomerSyncArgs;
     const NAME: &'static str = "customer_sync";
 
+    /// Rate limits, timeouts and outages retry (8 attempts, polynomial waits); an unknown store,
+    /// a store without a POS, a refused token or a rejected request go to the DLQ.
+    fn retry_policy(&self) -> RetryPolicy {
+        shop::policy::integration_policy(8)
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(300)
+    }
+
     async fn perform(&self, args: CustomerSyncArgs, ctx: &mut JobContext) -> Result<(), JobError> {
         let Some(store) = self.stores.get(&args.store_id).await? else {
             return Err(JobError::permanent(
@@ -129,16 +139,6 @@ impl Job for CustomerSyncJob {
         self.history.append(&run).await?;
         tracing::info!(store = %store.id, customers = progress.customers, "customers synced");
         Ok(())
-    }
-
-    /// Rate limits, timeouts and outages retry (8 attempts, polynomial waits); an unknown store,
-    /// a store without a POS, a refused token or a rejected request go to the DLQ.
-    fn retry_policy(&self) -> RetryPolicy {
-        shop::policy::integration_policy(8)
-    }
-
-    fn timeout(&self) -> Duration {
-        Duration::from_secs(300)
     }
 
     /// A customer sync that landed in the DLQ is in the store's sync history with the reason.

@@ -39,6 +39,16 @@ impl Job for ExampleJob {
     type Args = ExampleArgs;
     const NAME: &'static str = "example";
 
+    fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy::new()
+            .retry_on([ErrorKind::UNAVAILABLE], Wait::Polynomial, 3)
+            .discard_on([ErrorKind::NOT_FOUND])
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(10)
+    }
+
     async fn perform(&self, args: ExampleArgs, ctx: &mut JobContext) -> Result<(), JobError> {
         match args.fail {
             None => {
@@ -57,15 +67,5 @@ impl Job for ExampleJob {
             }
             Some(FailureMode::Panic) => panic!("asked to panic"),
         }
-    }
-
-    fn retry_policy(&self) -> RetryPolicy {
-        RetryPolicy::new()
-            .retry_on([ErrorKind::UNAVAILABLE], Wait::Polynomial, 3)
-            .discard_on([ErrorKind::NOT_FOUND])
-    }
-
-    fn timeout(&self) -> Duration {
-        Duration::from_secs(10)
     }
 }

@@ -82,6 +82,16 @@ impl Job for ShareProductTextMessage {
     type Args = ShareArgs;
     const NAME: &'static str = "share_product_text_message";
 
+    /// Throttling and outages retry (5 attempts, polynomial waits); a gone product or store, an
+    /// opted-out number or a text SNS rejects go to the DLQ.
+    fn retry_policy(&self) -> RetryPolicy {
+        shop::policy::integration_policy(5).discard_on([shop::policy::OPTED_OUT])
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(30)
+    }
+
     async fn perform(&self, args: ShareArgs, ctx: &mut JobContext) -> Result<(), JobError> {
         let Some(store) = self.stores.get(&args.store_id).await? else {
             return Err(JobError::permanent(
@@ -106,15 +116,5 @@ impl Job for ShareProductTextMessage {
     /// One text per share id, whatever the message's id or number of deliveries.
     fn idempotency_key(&self, args: &ShareArgs, _meta: &Metadata) -> Option<String> {
         Some(format!("share:{}", args.share_id))
-    }
-
-    /// Throttling and outages retry (5 attempts, polynomial waits); a gone product or store, an
-    /// opted-out number or a text SNS rejects go to the DLQ.
-    fn retry_policy(&self) -> RetryPolicy {
-        shop::policy::integration_policy(5).discard_on([shop::policy::OPTED_OUT])
-    }
-
-    fn timeout(&self) -> Duration {
-        Duration::from_secs(30)
     }
 }

@@ -107,6 +107,18 @@ impl Job for StoreSync {
         args.lane()
     }
 
+    /// Throttling, timeouts and outages retry with polynomial waits (10 attempts, about four and
+    /// a half hours in all); an unknown store, a refused token or a request Shopify rejects go to
+    /// the DLQ.
+    fn retry_policy(&self) -> RetryPolicy {
+        shop::policy::integration_policy(10)
+    }
+
+    /// Five minutes an execution; a longer sync continues in a new one.
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(300)
+    }
+
     async fn perform(&self, args: StoreSyncArgs, ctx: &mut JobContext) -> Result<(), JobError> {
         match args {
             StoreSyncArgs { store_id: Some(id), all_stores: false, batch: None, .. } => {
@@ -123,18 +135,6 @@ impl Job for StoreSync {
                 "give either store_id or all_stores: true, not both and not neither",
             )),
         }
-    }
-
-    /// Throttling, timeouts and outages retry with polynomial waits (10 attempts, about four and
-    /// a half hours in all); an unknown store, a refused token or a request Shopify rejects go to
-    /// the DLQ.
-    fn retry_policy(&self) -> RetryPolicy {
-        shop::policy::integration_policy(10)
-    }
-
-    /// Five minutes an execution; a longer sync continues in a new one.
-    fn timeout(&self) -> Duration {
-        Duration::from_secs(300)
     }
 
     /// A store whose sync landed in the DLQ shows `Failed` with the reason, not `Running`
