@@ -440,6 +440,15 @@ async fn catalog_ids(w: &World) -> Vec<ProductId> {
 }
 
 /// Syncs the store once, to the end (across its continuations); returns the store's sync state.
+/// `shop` served to the world's store, and the store synced once from it: the runner, for the
+/// syncs a test runs next.
+async fn synced_from(w: &World, shop: &LiveShop) -> jobkit::runner::BatchRunner<StoreSync> {
+    Mock::given(method("POST")).respond_with(shop.clone()).mount(&w.shopify).await;
+    let runner = w.t.runner(job(w));
+    sync_to_the_end(w, &runner).await;
+    runner
+}
+
 async fn sync_to_the_end(w: &World, runner: &jobkit::runner::BatchRunner<StoreSync>) -> SyncState {
     w.t.enqueuer().perform_later::<StoreSync>(&StoreSyncArgs::store(w.store.clone())).await.unwrap();
     let report = w.t.drain(runner).await;
@@ -500,9 +509,7 @@ async fn products_deleted_in_the_shop_between_two_syncs_are_gone_after_the_secon
 async fn a_shop_that_deleted_most_of_its_products_loses_them_in_several_checkpointed_batches() {
     let w = world().await;
     let shop = LiveShop::new();
-    Mock::given(method("POST")).respond_with(shop.clone()).mount(&w.shopify).await;
-    let runner = w.t.runner(job(&w));
-    sync_to_the_end(&w, &runner).await;
+    let runner = synced_from(&w, &shop).await;
 
     let gone: Vec<u32> = (100..900).collect();
     shop.delete(&gone);
@@ -521,9 +528,7 @@ async fn a_shop_that_deleted_most_of_its_products_loses_them_in_several_checkpoi
 async fn a_sync_that_fails_for_good_part_way_removes_nothing() {
     let w = world().await;
     let shop = LiveShop::new();
-    Mock::given(method("POST")).respond_with(shop.clone()).mount(&w.shopify).await;
-    let runner = w.t.runner(job(&w));
-    sync_to_the_end(&w, &runner).await;
+    let runner = synced_from(&w, &shop).await;
     let before = catalog_ids(&w).await;
 
     // The shop deletes three products, then refuses the token on page 2 of the next sync.
@@ -550,9 +555,7 @@ async fn a_sync_that_fails_for_good_part_way_removes_nothing() {
 async fn a_sync_stopped_at_the_deadline_removes_nothing_until_its_continuation_has_every_page() {
     let w = world().await;
     let shop = LiveShop::new();
-    Mock::given(method("POST")).respond_with(shop.clone()).mount(&w.shopify).await;
-    let runner = w.t.runner(job(&w));
-    sync_to_the_end(&w, &runner).await;
+    let runner = synced_from(&w, &shop).await;
     let before = catalog_ids(&w).await;
 
     shop.delete(&[0, 517, 999]);
@@ -609,9 +612,7 @@ async fn one_poison_product_among_500_is_set_aside_and_reported_once_and_the_res
 async fn a_product_set_aside_keeps_its_stored_copy_until_the_shop_deletes_it() {
     let w = world().await;
     let shop = LiveShop::of(500);
-    Mock::given(method("POST")).respond_with(shop.clone()).mount(&w.shopify).await;
-    let runner = w.t.runner(job(&w));
-    sync_to_the_end(&w, &runner).await;
+    let runner = synced_from(&w, &shop).await;
     let stored = w.db.get_product(&w.store, &product_id(250)).await.unwrap().expect("synced");
 
     // The shop still has it, but its price no longer reads: the last copy read stays.
