@@ -148,15 +148,9 @@ async fn sms_goes_out_through_sns_and_opt_outs_are_read() {
 
 #[tokio::test]
 async fn carts_on_dynamodb_abandon_once_and_expire() {
-    use shop::{Cart, CartItem, CartRepository, CartStatus, StockRelease, aws::DynamoCarts};
+    use shop::{Cart, CartItem, CartRepository, CartStatus, StockRelease};
 
-    let client = aws_sdk_dynamodb::Client::new(&moto::sdk_config().await);
-    let carts_table =
-        tables::indexed_table(&client, "id", shop::aws::BY_STATUS_ACTIVITY, "status", "last_activity_ms")
-            .await
-            .unwrap();
-    let inventory_table = tables::table(&client, &[("variant_id", KeyType::Hash)]).await.unwrap();
-    let carts = DynamoCarts::new(client, carts_table, inventory_table);
+    let (_, _, carts) = janitor_on_dynamodb().await;
 
     let now = chrono::Utc::now();
     let cart = |id: &str, status: CartStatus, idle_hours: i64, expires_hours: i64| Cart {
