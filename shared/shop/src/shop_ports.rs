@@ -101,9 +101,25 @@ enum Settings {
 #[derive(Debug, Clone)]
 enum Backend {
     // Boxed: the SDK's configuration is three times the embedded ports, and both are built once.
-    Aws(Box<SdkConfig>, Settings),
+    Aws(Box<AwsPorts>, Settings),
     #[cfg(feature = "embedded")]
     Embedded(EmbeddedPorts),
+}
+
+/// The AWS side: the SDK's configuration, and the one DynamoDB client every repository and the
+/// state store share (as one client, one connection pool: a job's tables are reached over the
+/// same connections, as they were when each job built its own client once).
+#[derive(Debug, Clone)]
+struct AwsPorts {
+    sdk: SdkConfig,
+    dynamo: aws_sdk_dynamodb::Client,
+}
+
+impl AwsPorts {
+    fn new(sdk: SdkConfig) -> Box<Self> {
+        let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+        Box::new(Self { sdk, dynamo })
+    }
 }
 
 /// What a job of the store is built from. See the module's documentation.
@@ -116,14 +132,14 @@ impl ShopPorts {
     /// The ports of a function on AWS: DynamoDB, Secrets Manager and SNS through `sdk`, table
     /// names and settings from the environment the template sets.
     pub fn aws(sdk: SdkConfig) -> Self {
-        Self { backend: Backend::Aws(Box::new(sdk), Settings::Environment) }
+        Self { backend: Backend::Aws(AwsPorts::new(sdk), Settings::Environment) }
     }
 
     /// [`Self::aws`] with `settings` instead of the environment's.
     #[cfg(test)]
     fn aws_with(sdk: SdkConfig, settings: &[(&'static str, &str)]) -> Self {
         let settings = settings.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
-        Self { backend: Backend::Aws(Box::new(sdk), Settings::Given(settings)) }
+        Self { backend: Backend::Aws(AwsPorts::new(sdk), Settings::Given(settings)) }
     }
 
     /// The ports of the embedded backend.
@@ -178,10 +194,9 @@ impl ShopPorts {
     /// Its table's setting missing.
     pub fn stores(&self) -> Result<Arc<dyn StoreRepository>, BuildError> {
         match &self.backend {
-            Backend::Aws(sdk, _) => Ok(Arc::new(DynamoStores::new(
-                aws_sdk_dynamodb::Client::new(sdk),
-                self.table(Table::Stores)?,
-            ))),
+            Backend::Aws(aws, _) => {
+                Ok(Arc::new(DynamoStores::new(aws.dynamo.clone(), self.table(Table::Stores)?)))
+            }
             #[cfg(feature = "embedded")]
             Backend::Embedded(ports) => Ok(Arc::new(ports.shop.clone())),
         }
@@ -193,10 +208,9 @@ impl ShopPorts {
     /// Its table's setting missing.
     pub fn catalog(&self) -> Result<Arc<dyn CatalogRepository>, BuildError> {
         match &self.backend {
-            Backend::Aws(sdk, _) => Ok(Arc::new(DynamoCatalog::new(
-                aws_sdk_dynamodb::Client::new(sdk),
-                self.table(Table::Products)?,
-            ))),
+            Backend::Aws(aws, _) => {
+                Ok(Arc::new(DynamoCatalog::new(aws.dynamo.clone(), self.table(Table::Products)?)))
+            }
             #[cfg(feature = "embedded")]
             Backend::Embedded(ports) => Ok(Arc::new(ports.shop.clone())),
         }
@@ -208,10 +222,9 @@ impl ShopPorts {
     /// Its table's setting missing.
     pub fn customers(&self) -> Result<Arc<dyn CustomerRepository>, BuildError> {
         match &self.backend {
-            Backend::Aws(sdk, _) => Ok(Arc::new(DynamoCustomers::new(
-                aws_sdk_dynamodb::Client::new(sdk),
-                self.table(Table::Customers)?,
-            ))),
+            Backend::Aws(aws, _) => {
+                Ok(Arc::new(DynamoCustomers::new(aws.dynamo.clone(), self.table(Table::Customers)?)))
+            }
             #[cfg(feature = "embedded")]
             Backend::Embedded(ports) => Ok(Arc::new(ports.shop.clone())),
         }
@@ -223,9 +236,9 @@ impl ShopPorts {
     /// The carts' or the inventory's table setting missing.
     pub fn carts(&self) -> Result<Arc<dyn CartRepository>, BuildError> {
         match &self.backend {
-            Backend::Aws(sdk, _) => {
+            Backend::Aws(aws, _) => {
                 let (carts, inventory) = (self.table(Table::Carts)?, self.table(Table::Inventory)?);
-                Ok(Arc::new(DynamoCarts::new(aws_sdk_dynamodb::Client::new(sdk), carts, inventory)))
+                Ok(Arc::new(DynamoCarts::new(aws.dynamo.clone(), carts, inventory)))
             }
             #[cfg(feature = "embedded")]
             Backend::Embedded(ports) => Ok(Arc::new(ports.shop.clone())),
@@ -238,10 +251,9 @@ impl ShopPorts {
     /// Its table's setting missing.
     pub fn history(&self) -> Result<Arc<dyn History>, BuildError> {
         match &self.backend {
-            Backend::Aws(sdk, _) => Ok(Arc::new(DynamoHistory::new(
-                aws_sdk_dynamodb::Client::new(sdk),
-                self.table(Table::History)?,
-            ))),
+            Backend::Aws(aws, _) => {
+                Ok(Arc::new(DynamoHistory::new(aws.dynamo.clone(), self.table(Table::History)?)))
+            }
             #[cfg(feature = "embedded")]
             Backend::Embedded(ports) => Ok(Arc::new(ports.shop.clone())),
         }
@@ -255,9 +267,12 @@ impl ShopPorts {
     /// The prefix's setting missing.
     pub fn credentials(&self) -> Result<Arc<dyn Credentials>, BuildError> {
         match &self.backend {
-            Backend::Aws(sdk, _) => {
+            Backend::Aws(aws, _) => {
                 let prefix = self.required_setting("SHOP_SECRET_PREFIX")?;
-                Ok(Arc::new(SecretsManagerCredentials::new(aws_sdk_secretsmanager::Client::new(sdk), prefix)))
+                Ok(Arc::new(SecretsManagerCredentials::new(
+                    aws_sdk_secretsmanager::Client::new(&aws.sdk),
+                    prefix,
+                )))
             }
             #[cfg(feature = "embedded")]
             Backend::Embedded(ports) => Ok(Arc::new(ports.shop.clone())),
@@ -267,7 +282,7 @@ impl ShopPorts {
     /// Texts to phone numbers: SNS, or files in the embedded outbox.
     pub fn sms(&self) -> Arc<dyn SmsSender> {
         match &self.backend {
-            Backend::Aws(sdk, _) => Arc::new(SnsSms::new(aws_sdk_sns::Client::new(sdk))),
+            Backend::Aws(aws, _) => Arc::new(SnsSms::new(aws_sdk_sns::Client::new(&aws.sdk))),
             #[cfg(feature = "embedded")]
             Backend::Embedded(ports) => ports.sms.clone(),
         }
@@ -279,9 +294,9 @@ impl ShopPorts {
     /// The table's setting missing.
     pub fn job_state(&self) -> Result<Arc<dyn StateStore>, BuildError> {
         match &self.backend {
-            Backend::Aws(sdk, _) => {
+            Backend::Aws(aws, _) => {
                 let table = self.required_setting("JOBKIT_STATE_TABLE")?;
-                Ok(Arc::new(jobkit::aws::DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), table)))
+                Ok(Arc::new(jobkit::aws::DynamoStore::new(aws.dynamo.clone(), table)))
             }
             #[cfg(feature = "embedded")]
             Backend::Embedded(ports) => Ok(ports.job_state.clone()),
