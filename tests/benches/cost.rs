@@ -17,9 +17,9 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use jobctl::sandbox::{Behaviour, FixturePos, FixtureShop, Fixtures, Sandbox};
 use serde::Serialize;
 use serde_json::json;
+use shop_sandbox::{Behaviour, FixturePos, FixtureShop, Fixtures, Sandbox};
 use system_tests::{
     cost::{Call, Meter, MeteredLambda, MeteredMapping, noop_function},
     function::{deployed_binary, test_build_binary},

@@ -12,7 +12,7 @@ use std::{
 use aws_sdk_scheduler::types::FlexibleTimeWindowMode;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use chrono::{DateTime, TimeZone, Utc};
-use jobctl::schedule::{self, CronSchedule};
+use job_registry::schedule::{self, CronSchedule};
 use serde_json::json;
 use shop::{History, HistoryEntry, RecordKind, aws::DynamoHistory};
 use system_tests::stack::{NOT_CREATED_BY_MOTO, Stack};

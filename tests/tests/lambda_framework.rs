@@ -8,9 +8,9 @@
 use std::time::Duration;
 
 use aws_sdk_sqs::types::QueueAttributeName;
-use jobctl::sandbox::{Behaviour, FixtureShop, Fixtures, Sandbox};
 use serde_json::json;
 use shop::{CatalogRepository, Money, Product, Variant, aws::DynamoCatalog};
+use shop_sandbox::{Behaviour, FixtureShop, Fixtures, Sandbox};
 use system_tests::{
     example_stack::{ExampleStack, FunctionSpec},
     lambda::{Delivery, Outcome},

@@ -8,13 +8,13 @@
 use std::{collections::HashMap, time::Duration};
 
 use chrono::Utc;
-use jobctl::sandbox::{Behaviour, FixturePos, FixtureShop, Fixtures, Sandbox};
 use serde_json::json;
 use shop::{
     Cart, CartItem, CartStatus, CatalogRepository, History, HistoryEntry, Plan, RecordKind, StoreRepository,
     SyncState,
     aws::{DynamoCarts, DynamoCatalog, DynamoHistory, DynamoStores},
 };
+use shop_sandbox::{Behaviour, FixturePos, FixtureShop, Fixtures, Sandbox};
 use system_tests::{
     lambda::Outcome,
     moto,

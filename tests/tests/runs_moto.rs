@@ -49,9 +49,7 @@ impl Job for Pages {
         .map(drop)
     }
 
-    fn timeout(&self) -> Duration {
-        Duration::from_secs(5)
-    }
+    const TIMEOUT: Duration = Duration::from_secs(5);
 }
 
 struct Moto {
@@ -215,9 +213,7 @@ impl Job for StoreSyncLimited {
     fn concurrency_limit(&self, args: &StoreArgs) -> Option<jobkit::ConcurrencyLimit> {
         Some(jobkit::ConcurrencyLimit::one_per(&args.store_id))
     }
-    fn timeout(&self) -> Duration {
-        Duration::from_secs(5)
-    }
+    const TIMEOUT: Duration = Duration::from_secs(5);
 }
 
 /// Solid Queue's `limits_concurrency` on DynamoDB: 20 deliveries of one store's sync, raced by
@@ -303,9 +299,7 @@ impl Job for Member {
         Ok(())
     }
 
-    fn timeout(&self) -> Duration {
-        Duration::from_secs(1)
-    }
+    const TIMEOUT: Duration = Duration::from_secs(1);
 }
 
 /// The batch's callback: keeps what it was told.

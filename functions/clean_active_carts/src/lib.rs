@@ -105,15 +105,13 @@ impl Job for CleanActiveCarts {
     /// Storage outages and throttles retry (5 attempts, polynomial waits); a corrupt record goes
     /// to the DLQ, and so does what the table refuses (a missing table or index, access denied:
     /// permanent, naming the table and the operation).
-    fn retry_policy(&self) -> RetryPolicy {
+    fn retry_policy() -> RetryPolicy {
         RetryPolicy::new()
             .retry_on([ErrorKind::UNAVAILABLE, ErrorKind::THROTTLED, ErrorKind::TIMEOUT], Wait::Polynomial, 5)
             .discard_on([ErrorKind::CORRUPT_RECORD])
     }
 
-    fn timeout(&self) -> Duration {
-        Duration::from_secs(300)
-    }
+    const TIMEOUT: Duration = Duration::from_secs(300);
 
     async fn perform(&self, _args: CleanCartsArgs, ctx: &mut JobContext) -> Result<(), JobError> {
         let now = ctx.now();

@@ -123,13 +123,11 @@ impl Job for CreateShopifyWebhook {
 
     /// Throttling, timeouts and outages retry (8 attempts, polynomial waits); an unknown store, a
     /// refused token or a subscription Shopify rejects go to the DLQ.
-    fn retry_policy(&self) -> RetryPolicy {
+    fn retry_policy() -> RetryPolicy {
         shop::policy::integration_policy(8)
     }
 
-    fn timeout(&self) -> Duration {
-        Duration::from_secs(60)
-    }
+    const TIMEOUT: Duration = Duration::from_secs(60);
 
     async fn perform(&self, args: CreateShopifyWebhookArgs, ctx: &mut JobContext) -> Result<(), JobError> {
         let Some(store) = self.stores.get(&args.store_id).await? else {

@@ -94,13 +94,11 @@ impl Job for CustomerSyncJob {
 
     /// Rate limits, timeouts and outages retry (8 attempts, polynomial waits); an unknown store,
     /// a store without a POS, a refused token or a rejected request go to the DLQ.
-    fn retry_policy(&self) -> RetryPolicy {
+    fn retry_policy() -> RetryPolicy {
         shop::policy::integration_policy(8)
     }
 
-    fn timeout(&self) -> Duration {
-        Duration::from_secs(300)
-    }
+    const TIMEOUT: Duration = Duration::from_secs(300);
 
     async fn perform(&self, args: CustomerSyncArgs, ctx: &mut JobContext) -> Result<(), JobError> {
         let Some(store) = self.stores.get(&args.store_id).await? else {

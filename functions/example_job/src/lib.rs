@@ -39,15 +39,13 @@ impl Job for ExampleJob {
     type Args = ExampleArgs;
     const NAME: &'static str = "example";
 
-    fn retry_policy(&self) -> RetryPolicy {
+    fn retry_policy() -> RetryPolicy {
         RetryPolicy::new()
             .retry_on([ErrorKind::UNAVAILABLE], Wait::Polynomial, 3)
             .discard_on([ErrorKind::NOT_FOUND])
     }
 
-    fn timeout(&self) -> Duration {
-        Duration::from_secs(10)
-    }
+    const TIMEOUT: Duration = Duration::from_secs(10);
 
     async fn perform(&self, args: ExampleArgs, ctx: &mut JobContext) -> Result<(), JobError> {
         match args.fail {

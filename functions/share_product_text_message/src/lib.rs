@@ -84,13 +84,11 @@ impl Job for ShareProductTextMessage {
 
     /// Throttling and outages retry (5 attempts, polynomial waits); a gone product or store, an
     /// opted-out number or a text SNS rejects go to the DLQ.
-    fn retry_policy(&self) -> RetryPolicy {
+    fn retry_policy() -> RetryPolicy {
         shop::policy::integration_policy(5).discard_on([shop::policy::OPTED_OUT])
     }
 
-    fn timeout(&self) -> Duration {
-        Duration::from_secs(30)
-    }
+    const TIMEOUT: Duration = Duration::from_secs(30);
 
     async fn perform(&self, args: ShareArgs, ctx: &mut JobContext) -> Result<(), JobError> {
         let Some(store) = self.stores.get(&args.store_id).await? else {

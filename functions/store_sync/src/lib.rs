@@ -110,14 +110,12 @@ impl Job for StoreSync {
     /// Throttling, timeouts and outages retry with polynomial waits (10 attempts, about four and
     /// a half hours in all); an unknown store, a refused token or a request Shopify rejects go to
     /// the DLQ.
-    fn retry_policy(&self) -> RetryPolicy {
+    fn retry_policy() -> RetryPolicy {
         shop::policy::integration_policy(10)
     }
 
     /// Five minutes an execution; a longer sync continues in a new one.
-    fn timeout(&self) -> Duration {
-        Duration::from_secs(300)
-    }
+    const TIMEOUT: Duration = Duration::from_secs(300);
 
     async fn perform(&self, args: StoreSyncArgs, ctx: &mut JobContext) -> Result<(), JobError> {
         match args {

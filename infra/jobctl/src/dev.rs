@@ -220,7 +220,7 @@ impl EachJob for Workers<'_> {
         let runtime = self.runtime.clone();
         let clock = runtime.clock.clone();
         let invocation_timeout =
-            chrono::Duration::from_std(job.timeout() * 2).unwrap_or(chrono::Duration::minutes(15));
+            chrono::Duration::from_std(J::TIMEOUT * 2).unwrap_or(chrono::Duration::minutes(15));
         let runner = BatchRunner::new(job.clone(), runtime, config).with_shutdown(self.shutdown.clone());
         self.built.push(Box::new(JobWorker { runner, lanes, clock, invocation_timeout }));
     }

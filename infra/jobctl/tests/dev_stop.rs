@@ -11,9 +11,9 @@ use std::{
     time::Duration,
 };
 
-use jobctl::sandbox::{Behaviour, FixtureShop, Fixtures, Sandbox};
 use serde_json::Value;
 use shop::{CatalogRepository, Plan, Secret, Store, StoreRepository, SyncState, embedded::ShopDb};
+use shop_sandbox::{Behaviour, FixtureShop, Fixtures, Sandbox};
 use support::{folder, jobctl_command};
 use tokio::{
     io::{AsyncBufReadExt, BufReader, Lines},

@@ -6,9 +6,9 @@ mod support;
 
 use std::{collections::HashMap, path::Path, process::Stdio, time::Duration};
 
-use jobctl::sandbox::{FixturePos, Fixtures, Sandbox};
 use serde_json::{Value, json};
 use shop::{CustomerRepository, Plan, Secret, Store, StoreRepository, SyncState, embedded::ShopDb};
+use shop_sandbox::{FixturePos, Fixtures, Sandbox};
 use support::{folder, jobctl_command};
 
 const TOKEN: &str = "sq_acme";

@@ -280,7 +280,7 @@ fn the_stack_zone_parameter_defaults_to_what_jobctl_assumes() {
     let template = template();
     let parameter = &template["Parameters"][registry::STACK_ZONE_PARAMETER];
     assert_eq!(parameter["Default"].as_str(), Some(registry::STACK_ZONE_DEFAULT));
-    assert!(jobctl::schedule::zone(registry::STACK_ZONE_DEFAULT).is_ok());
+    assert!(job_registry::schedule::zone(registry::STACK_ZONE_DEFAULT).is_ok());
 }
 
 #[test]

@@ -43,7 +43,7 @@ use crate::{
 ///         Ok(())
 ///     }
 ///
-///     fn retry_policy(&self) -> RetryPolicy {
+///     fn retry_policy() -> RetryPolicy {
 ///         RetryPolicy::new().retry_on([ErrorKind::THROTTLED], Wait::Polynomial, 10)
 ///     }
 /// }
@@ -93,7 +93,7 @@ pub trait Job: Send + Sync + 'static {
     }
 
     /// Which errors retry and which are discarded. Defaults to [`RetryPolicy::DEFAULT`].
-    fn retry_policy(&self) -> RetryPolicy {
+    fn retry_policy() -> RetryPolicy {
         RetryPolicy::DEFAULT
     }
 
@@ -120,9 +120,7 @@ pub trait Job: Send + Sync + 'static {
 
     /// The longest one execution may run; a record starts only if this fits before the
     /// Lambda deadline. Defaults to 60 seconds.
-    fn timeout(&self) -> Duration {
-        Duration::from_secs(60)
-    }
+    const TIMEOUT: Duration = Duration::from_secs(60);
 }
 
 /// A job that landed in its DLQ, as [`Job::after_discard`] sees it.

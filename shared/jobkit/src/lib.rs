@@ -51,7 +51,7 @@
 //!     }
 //!
 //!     /// Outages retry 5 times with ActiveJob's polynomial waits; a missing store is discarded.
-//!     fn retry_policy(&self) -> RetryPolicy {
+//!     fn retry_policy() -> RetryPolicy {
 //!         RetryPolicy::new()
 //!             .retry_on([ErrorKind::UNAVAILABLE, ErrorKind::THROTTLED], Wait::Polynomial, 5)
 //!             .discard_on([ErrorKind::NOT_FOUND])

@@ -30,7 +30,7 @@ impl<J: Job> BatchRunner<J> {
         };
         let store = &self.runtime.store;
         let now = self.runtime.clock.now();
-        let expires_at = concurrency::slot_expiry(&limit, self.job.timeout(), now, batch.deadline);
+        let expires_at = concurrency::slot_expiry(&limit, J::TIMEOUT, now, batch.deadline);
         let taken = concurrency::acquire(store, J::NAME, &limit, holder, expires_at, now);
         match self.bounded(batch, "taking a concurrency slot", taken).await {
             Ok(Acquired::Slot(slot)) => Ok(Some(slot)),

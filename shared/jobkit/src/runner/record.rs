@@ -227,7 +227,7 @@ impl<J: Job> BatchRunner<J> {
         now: DateTime<Utc>,
         batch: &Batch,
     ) -> Option<RecordStatus> {
-        let needed = chrono::Duration::from_std(self.job.timeout() + self.config.deadline_margin)
+        let needed = chrono::Duration::from_std(J::TIMEOUT + self.config.deadline_margin)
             .unwrap_or(chrono::Duration::MAX);
         if batch.deadline - now < needed || self.shutdown.requested() {
             return Some(self.return_unstarted(message, None, batch).await);
@@ -296,7 +296,7 @@ impl<J: Job> BatchRunner<J> {
         deadline: DateTime<Utc>,
     ) -> Execution {
         let margin = chrono::Duration::from_std(self.config.deadline_margin).unwrap_or_default();
-        let timeout = chrono::Duration::from_std(self.job.timeout()).unwrap_or(chrono::Duration::MAX);
+        let timeout = chrono::Duration::from_std(J::TIMEOUT).unwrap_or(chrono::Duration::MAX);
         let until = (deadline - margin).min(now + timeout);
         let allowed = (until - now).to_std().unwrap_or(Duration::ZERO);
         let budget = Budget { deadline: until, continue_within: self.config.continue_within };

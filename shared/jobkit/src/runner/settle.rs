@@ -92,7 +92,7 @@ impl<J: Job> BatchRunner<J> {
     ) -> RecordStatus {
         let now = self.runtime.clock.now();
         let attempt = run.attempt();
-        let decision = self.job.retry_policy().decide(&error, attempt);
+        let decision = J::retry_policy().decide(&error, attempt);
         tracing::warn!(error_kind = %error.kind(), error = %redact(error.message()), ?decision, "job failed");
         self.record_last_error(meta.job_id.as_str(), &error, attempt, batch).await;
         let (status, event) = match decision {
@@ -165,8 +165,7 @@ impl<J: Job> BatchRunner<J> {
         // SQS counts a message's 12 hours of visibility from when it was received.
         let spent = (now - batch.received_at).to_std().unwrap_or_default();
         let delay = delay.min(MAX_WAIT.saturating_sub(spent + Duration::from_secs(1)));
-        let until =
-            now + chrono::Duration::from_std(delay + self.job.timeout() * 2).unwrap_or(chrono::Duration::MAX);
+        let until = now + chrono::Duration::from_std(delay + J::TIMEOUT * 2).unwrap_or(chrono::Duration::MAX);
         match self.bounded(batch, "recording the failure", run.suspend_to_retry(until, now)).await {
             Ok(()) => {}
             Err(RunWriteError::Lost) => return self.hand_back_busy(message, batch).await,
@@ -349,7 +348,7 @@ impl<J: Job> BatchRunner<J> {
         batch: &Batch,
     ) -> RecordStatus {
         let now = self.runtime.clock.now();
-        let until = now + chrono::Duration::from_std(self.job.timeout() * 2).unwrap_or(chrono::Duration::MAX);
+        let until = now + chrono::Duration::from_std(J::TIMEOUT * 2).unwrap_or(chrono::Duration::MAX);
         match self.bounded(batch, "suspending the run", run.suspend_to_continue(until, now)).await {
             Ok(()) => {}
             Err(RunWriteError::Lost) => return self.hand_back_busy(message, batch).await,
@@ -385,8 +384,7 @@ impl<J: Job> BatchRunner<J> {
 
     /// Another delivery holds the run now: hand this one back for a while.
     async fn hand_back_busy(&self, message: &ReceivedMessage, batch: &Batch) -> RecordStatus {
-        let until =
-            self.runtime.clock.now() + chrono::Duration::from_std(self.job.timeout()).unwrap_or_default();
+        let until = self.runtime.clock.now() + chrono::Duration::from_std(J::TIMEOUT).unwrap_or_default();
         self.return_unstarted(message, Some(until), batch).await
     }
 

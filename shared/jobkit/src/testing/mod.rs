@@ -159,8 +159,8 @@ impl TestHarness {
     /// If the embedded queue cannot be created.
     pub fn runner<J: Job>(&self, job: J) -> BatchRunner<J> {
         let dlq = Self::dlq_name::<J>();
-        let max_receives = job.retry_policy().max_attempts() + 3;
-        let visibility = job.timeout() * 6;
+        let max_receives = J::retry_policy().max_attempts() + 3;
+        let visibility = J::TIMEOUT * 6;
         self.queue
             .create_queue(&dlq, QueueConfig { visibility_timeout: visibility, ..QueueConfig::default() })
             .expect("the DLQ is created");
@@ -203,7 +203,7 @@ impl TestHarness {
             unique_lock: None,
             batch: None,
         };
-        let deadline = now + chrono::Duration::from_std(job.timeout()).unwrap_or_default();
+        let deadline = now + chrono::Duration::from_std(J::TIMEOUT).unwrap_or_default();
         // A free run of its own: its checkpoints are kept, nothing is claimed.
         let token = format!("perform-now-{job_id}");
         let who = Claimant { token: &token, hash: "", job_id: job_id.as_str(), until: deadline };

@@ -87,15 +87,13 @@ impl Job for ScriptedJob {
         }
     }
 
-    fn retry_policy(&self) -> RetryPolicy {
+    fn retry_policy() -> RetryPolicy {
         RetryPolicy::new()
             .retry_on([ErrorKind::UNAVAILABLE], Wait::Fixed(RETRY_WAIT), ATTEMPTS)
             .discard_on([ErrorKind::NOT_FOUND])
     }
 
-    fn timeout(&self) -> Duration {
-        Duration::from_secs(10)
-    }
+    const TIMEOUT: Duration = Duration::from_secs(10);
 }
 
 pub fn attr<'a>(message: &'a jobkit::message::ReceivedMessage, name: &str) -> &'a str {

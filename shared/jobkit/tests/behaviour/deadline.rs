@@ -143,9 +143,7 @@ impl Job for Refused {
         Err(JobError::permanent(ErrorKind::NOT_FOUND, "gone for good"))
     }
 
-    fn timeout(&self) -> Duration {
-        Duration::from_secs(1)
-    }
+    const TIMEOUT: Duration = Duration::from_secs(1);
 }
 
 #[tokio::test]

@@ -69,9 +69,7 @@ impl Job for Report {
         Ok(())
     }
 
-    fn timeout(&self) -> Duration {
-        Duration::from_secs(60)
-    }
+    const TIMEOUT: Duration = Duration::from_secs(60);
 }
 
 fn report(t: &TestHarness) -> Report {

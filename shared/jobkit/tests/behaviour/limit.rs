@@ -75,7 +75,7 @@ impl Job for Sync {
         Ok(())
     }
 
-    fn retry_policy(&self) -> RetryPolicy {
+    fn retry_policy() -> RetryPolicy {
         RetryPolicy::new().default_retry(Wait::Fixed(Duration::from_secs(5)), 3)
     }
 

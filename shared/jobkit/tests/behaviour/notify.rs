@@ -16,7 +16,7 @@ impl Job for Failing {
         ))
     }
 
-    fn retry_policy(&self) -> RetryPolicy {
+    fn retry_policy() -> RetryPolicy {
         RetryPolicy::new().retry_on(
             [ErrorKind::UNAVAILABLE],
             Wait::Fixed(std::time::Duration::from_secs(60)),

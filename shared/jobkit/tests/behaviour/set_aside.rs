@@ -69,13 +69,11 @@ impl Job for Walk {
         Ok(())
     }
 
-    fn retry_policy(&self) -> RetryPolicy {
+    fn retry_policy() -> RetryPolicy {
         RetryPolicy::new().retry_on([ErrorKind::UNAVAILABLE], Wait::Fixed(Duration::from_secs(30)), 3)
     }
 
-    fn timeout(&self) -> Duration {
-        Duration::from_secs(60)
-    }
+    const TIMEOUT: Duration = Duration::from_secs(60);
 }
 
 /// The harness's runner of `job`, writing its EMF lines where the test reads them.

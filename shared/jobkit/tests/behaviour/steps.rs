@@ -46,9 +46,7 @@ impl Job for Import {
         Ok(())
     }
 
-    fn timeout(&self) -> Duration {
-        Duration::from_secs(60)
-    }
+    const TIMEOUT: Duration = Duration::from_secs(60);
 }
 
 #[tokio::test]
@@ -177,9 +175,7 @@ impl Job for Quick {
         Ok(())
     }
 
-    fn timeout(&self) -> Duration {
-        Duration::from_millis(100)
-    }
+    const TIMEOUT: Duration = Duration::from_millis(100);
 }
 
 #[tokio::test]
@@ -323,9 +319,7 @@ impl Job for Pipeline {
         Ok(())
     }
 
-    fn timeout(&self) -> Duration {
-        Duration::from_secs(60)
-    }
+    const TIMEOUT: Duration = Duration::from_secs(60);
 }
 
 #[tokio::test]
@@ -370,9 +364,7 @@ impl Job for SlowThenNext {
         Ok(())
     }
 
-    fn timeout(&self) -> Duration {
-        Duration::from_secs(60)
-    }
+    const TIMEOUT: Duration = Duration::from_secs(60);
 }
 
 #[tokio::test]
@@ -413,9 +405,7 @@ impl Job for VersionOne {
         Ok(())
     }
 
-    fn timeout(&self) -> Duration {
-        Duration::from_secs(60)
-    }
+    const TIMEOUT: Duration = Duration::from_secs(60);
 }
 
 /// A page token: the cursor of the second version's step.

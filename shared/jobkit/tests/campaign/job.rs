@@ -256,13 +256,11 @@ impl Job for CampaignJob {
         Ok(())
     }
 
-    fn retry_policy(&self) -> RetryPolicy {
+    fn retry_policy() -> RetryPolicy {
         RetryPolicy::new().default_retry(Wait::Fixed(Duration::from_secs(5)), 8)
     }
 
-    fn timeout(&self) -> Duration {
-        TIMEOUT
-    }
+    const TIMEOUT: Duration = TIMEOUT;
 }
 
 impl CampaignJob {

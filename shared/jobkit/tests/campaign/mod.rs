@@ -113,7 +113,7 @@ pub async fn run_embedded(jobs: u64, faults: Faults, seed: u64) -> Report {
 
 /// The job's retry policy.
 fn policy() -> RetryPolicy {
-    CampaignJob { effects: Arc::default(), faults: FAULTS, shutdown: Shutdown::new() }.retry_policy()
+    <CampaignJob as Job>::retry_policy()
 }
 
 /// The DLQ redrive threshold, as the template sets it: attempts + 5.

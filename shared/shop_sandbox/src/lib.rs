@@ -1,5 +1,6 @@
-//! The outside world on loopback for `jobctl dev --demo`: fixture shops over the Shopify Admin
-//! GraphQL shape and a POS over Square's, so the real HTTP clients run against something.
+//! The outside world on loopback, for `jobctl dev --demo` and the tests: fixture shops over the
+//! Shopify Admin GraphQL shape and a POS over Square's, so the real HTTP clients run against
+//! something that refuses what the providers refuse.
 //!
 //! Shopify: `POST /shopify/{shop}/admin/api/{version}/graphql.json` with `X-Shopify-Access-Token`
 //! answers the products, webhook subscriptions (a page at a time) and `webhookSubscriptionCreate`
@@ -7,9 +8,11 @@
 //! refuses before running a document (over 1,000 points, a page or an input array over 250) in
 //! Shopify's shape (`shop::shopify::cost`).
 //! Square: `GET /square/v2/customers` and `POST /square/v2/orders/search` with a
-//! bearer token, refusing what Square refuses (`sandbox/square.rs`). A shop or token can be made to fail
+//! bearer token, refusing what Square refuses (`square.rs`). A shop or token can be made to fail
 //! (503 or 401) to show retries and the DLQ.
 //! Tests can pause it to catch a job in the middle of a request.
+
+#![warn(missing_docs)]
 
 use std::{
     collections::HashMap,

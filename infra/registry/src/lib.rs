@@ -4,10 +4,17 @@
 //! all the registry needs of it.
 //!
 //! Invariant: this list is the one list of jobs. jobctl's commands, `jobctl dev`, the README's
-//! job table and `template.yaml` are derived from it (`jobctl template`); adding a job is its
-//! crate, one line here (and the crate as jobctl's dependency), and rendering the template again.
+//! job table and `template.yaml` ([`template`]) are derived from it (`jobctl template`); adding
+//! a job is its crate, one line here (and the crate as this crate's dependency), and rendering
+//! the template again.
+//!
+//! A crate of its own, apart from jobctl, so that what reads the registry (the template's
+//! tests, the system tests' schedules) needs neither jobctl's console nor its embedded runtime.
+#![warn(missing_docs)]
 
 mod declaration;
+pub mod schedule;
+pub mod template;
 
 pub use declaration::{
     Declaration, Deployment, JobSpec, RECEIVE_MARGIN, STACK_ZONE_DEFAULT, STACK_ZONE_PARAMETER, Schedule,
@@ -15,7 +22,7 @@ pub use declaration::{
 };
 pub use jobkit::job::{dlq_name, queue_name};
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::collections::BTreeMap;
 
 use clean_active_carts::CleanActiveCarts;
 use clean_database::CleanDatabase;
@@ -23,7 +30,7 @@ use create_shopify_webhook::CreateShopifyWebhook;
 use customer_sync::CustomerSyncJob;
 use jobkit::Job;
 use share_product_text_message::ShareProductTextMessage;
-use shop::{EmbeddedPorts, ShopPorts, embedded::ShopDb, shopify::ShopifyConfig, square::SquareConfig};
+use shop::ShopPorts;
 use store_sync::StoreSync;
 
 /// The registry could not build a job.
@@ -37,9 +44,6 @@ pub enum RegistryError {
         /// Why.
         source: shop::BuildError,
     },
-    /// The throwaway ports [`specs`] builds on could not be made.
-    #[error("cannot open an in-memory database: {0}")]
-    Storage(String),
     /// No job has that name.
     #[error(transparent)]
     Unknown(#[from] UnknownJob),
@@ -79,13 +83,18 @@ macro_rules! registry {
 
             /// What the registry knows of each job, in the order operators read them.
             pub fn specs(&self) -> Vec<JobSpec> {
-                vec![$( spec_of(&self.$field), )+]
+                declared_specs()
             }
 
             /// Calls `each` with every job, by its type.
             pub fn each<E: EachJob>(&self, each: &mut E) {
                 $( each.job(&self.$field); )+
             }
+        }
+
+        /// Each job's spec, in the order operators read them.
+        fn declared_specs() -> Vec<JobSpec> {
+            vec![$( spec_of::<$job>(), )+]
         }
 
         /// The names of the jobs, in the order operators read them.
@@ -138,14 +147,14 @@ pub fn schedules() -> Result<Vec<(&'static str, Schedule)>, RegistryError> {
     Ok(specs()?.into_iter().filter_map(|s| s.schedule.map(|schedule| (s.name, schedule))).collect())
 }
 
-fn spec_of<J: ShopJob>(job: &J) -> JobSpec {
+fn spec_of<J: ShopJob>() -> JobSpec {
     let declared = J::DECLARATION;
     JobSpec {
         name: J::NAME,
         lane: J::LANE,
         other_lanes: J::OTHER_LANES,
-        policy: job.retry_policy(),
-        timeout: job.timeout(),
+        policy: J::retry_policy(),
+        timeout: J::TIMEOUT,
         schedule: declared.schedule,
         example: declared.example,
         summary: declared.summary,
@@ -154,23 +163,13 @@ fn spec_of<J: ShopJob>(job: &J) -> JobSpec {
     }
 }
 
-/// Every job's spec, read off jobs built on throwaway in-memory ports with default settings.
+/// Every job's spec: its declaration, policy and timeout, none of which needs a built job.
 ///
 /// # Errors
-/// If SQLite cannot open an in-memory database.
+/// A schedule jobctl cannot read (checked here, once, so that no command, template or test
+/// meets an unreadable one).
 pub fn specs() -> Result<Vec<JobSpec>, RegistryError> {
-    let storage = |e: &dyn std::fmt::Display| RegistryError::Storage(e.to_string());
-    let shop = ShopDb::in_memory().map_err(|e| storage(&e))?;
-    let job_state = jobkit::embedded::EmbeddedDb::in_memory().map_err(|e| storage(&e))?;
-    let ports = ShopPorts::embedded(EmbeddedPorts {
-        shop,
-        job_state: Arc::new(jobkit::embedded::EmbeddedStore::new(job_state)),
-        sms: Arc::new(shop::sms_outbox::SmsOutbox::new(std::env::temp_dir().join("jobctl-specs-outbox"))),
-        shopify: ShopifyConfig::default(),
-        square: SquareConfig::default(),
-        settings: embedded_settings(),
-    });
-    let specs = Jobs::on(&ports)?.specs();
+    let specs = declared_specs();
     // A schedule is read here, once, so that no command, template or test meets an unreadable one.
     for spec in &specs {
         if let Some(schedule) = &spec.schedule {

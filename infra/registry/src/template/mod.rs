@@ -13,7 +13,7 @@ mod schedule;
 
 use std::path::{Path, PathBuf};
 
-use crate::registry::{self, JobSpec, RegistryError};
+use crate::{self as registry, JobSpec, RegistryError};
 
 /// The rendered template, relative to the repository's root.
 pub const TEMPLATE: &str = "template.yaml";
@@ -39,7 +39,7 @@ pub const KMS_KEY_CONDITION: &str = "HasKmsKey";
 /// What the rendered file says first, so no one edits it by hand.
 const BANNER: &str = "\
 # GENERATED FILE: do not edit. `cargo run -p jobctl -- template --write` renders it from the job
-# registry (infra/jobctl/src/registry/mod.rs) and infra/template/shared.yaml; edit those and
+# registry (infra/registry/src/lib.rs) and infra/template/shared.yaml; edit those and
 # render again. infra/jobctl/tests/template.rs fails while this file differs from the render.
 #
 ";

@@ -15,7 +15,7 @@ use super::{
     KMS_KEY_PARAMETER, TemplateError, checkov_skips, comment, logical_id, quoted, role, schedule,
     with_kms_key,
 };
-use crate::registry::JobSpec;
+use crate::JobSpec;
 
 /// What one job's resources are named.
 pub(super) struct Names<'a> {

@@ -6,7 +6,6 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use jobctl::sandbox::{Behaviour, FixtureShop, Fixtures, Sandbox};
 use serde_json::{Value, json};
 use shop::{
     Plan, Secret, Store, StoreRepository, SyncState,
@@ -14,6 +13,7 @@ use shop::{
     services::WebhookRegistrar,
     shopify::{API_VERSION, ShopifyClient, ShopifyConfig, ShopifyShop},
 };
+use shop_sandbox::{Behaviour, FixtureShop, Fixtures, Sandbox};
 
 const TOKEN: &str = "shpat_acme";
 const URI: &str = "https://hooks.example.com/shopify";

@@ -8,7 +8,7 @@
 //! that one queue and nothing else.
 
 use super::{TemplateError, comment, job::Names, quoted, sentence};
-use crate::registry::{STACK_ZONE_PARAMETER, Schedule, ScheduleExt, Zone};
+use crate::{STACK_ZONE_PARAMETER, Schedule, ScheduleExt, Zone};
 
 /// The schedule of `job` and its role.
 pub(super) fn resources(job: &Names, schedule: &Schedule) -> Result<Vec<String>, TemplateError> {
@@ -156,7 +156,7 @@ mod tests {
 
     #[test]
     fn a_zone_of_its_own_is_written_and_the_stacks_is_the_parameter() {
-        let specs = crate::registry::specs().expect("registry");
+        let specs = crate::specs().expect("registry");
         let store_sync = specs.iter().find(|s| s.name == "store_sync").expect("store_sync");
         let job = Names::of(store_sync);
         let berlin =

@@ -236,7 +236,7 @@ mod tests {
     use jobkit::{Lane, RetryPolicy};
 
     use super::*;
-    use crate::registry::{Deployment, JobSpec, Table, TableUse, Uses};
+    use crate::{Deployment, JobSpec, Table, TableUse, Uses};
 
     fn spec(uses: Uses) -> JobSpec {
         JobSpec {
