@@ -2,9 +2,11 @@
 //! resumable steps (ActiveJob::Continuable) with checkpointed cursors, and setting aside a record
 //! it cannot process ([`crate::set_aside`]).
 //!
-//! Invariant: a checkpoint is saved to the run's record before the job is interrupted, so the
-//! continuation (or a crash's redelivery) resumes from the last cursor, never from before it;
-//! a checkpoint is written only while this execution holds the run.
+//! Invariants: a checkpoint is saved to the run's record before the job is interrupted, so the
+//! continuation resumes from the last cursor, never from before it; a checkpoint is written
+//! only while this execution holds the run. Checkpoints are written at most every
+//! [`crate::runner::RunnerConfig::checkpoint_every`]; the last one is in every write of the run
+//! (a retry's, a continuation's, the DLQ's), so only a crash resumes from an older cursor.
 
 use std::{
     fmt,
@@ -43,6 +45,10 @@ pub struct JobContext {
     meta: Metadata,
     deadline: DateTime<Utc>,
     continue_within: Duration,
+    /// At most how often a checkpoint is written (see `save`).
+    checkpoint_every: Duration,
+    /// When this execution last wrote a checkpoint (at first: when it started).
+    last_written: DateTime<Utc>,
     clock: SharedClock,
     enqueuer: Arc<Enqueuer>,
     shutdown: Shutdown,
@@ -69,6 +75,7 @@ pub struct JobContext {
 pub(crate) struct Budget {
     pub(crate) deadline: DateTime<Utc>,
     pub(crate) continue_within: Duration,
+    pub(crate) checkpoint_every: Duration,
 }
 
 impl JobContext {
@@ -84,6 +91,8 @@ impl JobContext {
             meta,
             deadline: budget.deadline,
             continue_within: budget.continue_within,
+            checkpoint_every: budget.checkpoint_every,
+            last_written: clock.now(),
             clock,
             enqueuer,
             shutdown,
@@ -234,11 +243,22 @@ impl JobContext {
         Err(JobError::retryable(INTERRUPTED, at()))
     }
 
-    /// Saves the run's new checkpoint; a run taken over by another delivery stops the job.
+    /// Saves the run's new checkpoint: written when the job is to be interrupted (it must be
+    /// there for the continuation) or the last write is `checkpoint_every` old, else kept in
+    /// the run's record in memory, which the run's next write carries and its completion
+    /// drops (a step that finishes within seconds writes nothing). A run taken over by another
+    /// delivery stops the job.
     pub(crate) async fn save(&mut self, checkpoint: Checkpoint) -> Result<(), JobError> {
+        let now = self.clock.now();
+        let due = chrono::Duration::from_std(self.checkpoint_every).unwrap_or(chrono::Duration::MAX);
+        if !self.should_continue_later() && now - self.last_written < due {
+            self.run.keep_checkpoint(checkpoint);
+            return Ok(());
+        }
         self.saving.store(true, Ordering::SeqCst);
-        let saved = self.run.save_checkpoint(checkpoint, self.clock.now()).await;
+        let saved = self.run.save_checkpoint(checkpoint, now).await;
         self.saving.store(false, Ordering::SeqCst);
+        self.last_written = now;
         match saved {
             Ok(()) => Ok(()),
             Err(RunWriteError::Lost) => {

@@ -147,8 +147,14 @@ pub fn default_idempotency_key(meta: &Metadata) -> String {
     }
     match &meta.tick {
         Some(tick) => format!("tick:{}:{}", tick.rule, tick.time),
-        None => format!("job:{}", meta.job_id),
+        None => default_job_key(meta.job_id.as_str()),
     }
+}
+
+/// The key of a job id's own run (`job:<id>`): the default key of a job enqueued without an
+/// idempotency key, and where an operator's cancellation of the job id is marked.
+pub fn default_job_key(job_id: &str) -> String {
+    format!("job:{job_id}")
 }
 
 /// A job's priority: how many of its executions may run at once (the event source mapping's

@@ -21,6 +21,11 @@
 //! - A record in progress (`Running`) stays so until its invocation's deadline; only after it,
 //!   when Lambda has surely ended that invocation, may another delivery take the run over.
 //! - Attempts are `failures + 1`: a failed or crashed execution counts; a continuation does not.
+//! - An operator's cancellation of a job id marks the run at the job id's own key
+//!   (`job:<id>`, the default key): the mark comes back with the claim (the record a refused
+//!   conditional write returns), so a job checks for it without a read of its own. An
+//!   execution holding the run when it is marked finishes (its writes keep the mark); what
+//!   would come after it (a retry, a continuation, a redrive, a duplicate) is refused.
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -28,6 +33,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    cancel::CancelMark,
     error::{PortError, PortResult},
     keys::{kind, state_key},
     ports::{PutOutcome, StateStore},
@@ -103,6 +109,9 @@ pub(crate) struct RunRecord {
     /// Its steps.
     #[serde(default)]
     pub(crate) checkpoint: Checkpoint,
+    /// When an operator cancelled the job: no execution enters the run after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) cancelled_at: Option<DateTime<Utc>>,
 }
 
 impl RunRecord {
@@ -117,6 +126,7 @@ impl RunRecord {
             last_failed_at: None,
             resumptions: 0,
             checkpoint: Checkpoint::default(),
+            cancelled_at: None,
         }
     }
 
@@ -158,6 +168,8 @@ pub(crate) enum Claim {
     Busy(DateTime<Utc>),
     /// The key was used with other arguments.
     Mismatch,
+    /// An operator cancelled the job: acknowledge the delivery without running it.
+    Cancelled,
 }
 
 /// How a run ends.
@@ -293,6 +305,11 @@ impl Run {
     }
 
     /// Saves the run's new checkpoint.
+    /// Keeps `checkpoint` in the record in memory, unwritten: the run's next write carries it.
+    pub(crate) fn keep_checkpoint(&mut self, checkpoint: Checkpoint) {
+        self.record.checkpoint = checkpoint;
+    }
+
     pub(crate) async fn save_checkpoint(
         &mut self,
         checkpoint: Checkpoint,
@@ -365,15 +382,15 @@ impl Run {
     /// Writes `record` in place of the one last seen: a compare-and-swap for an exclusive run
     /// (an answer lost after the write is recognised by reading it back), a plain write for a
     /// free one.
-    async fn write(&mut self, record: RunRecord, expires_at: DateTime<Utc>) -> Result<(), RunWriteError> {
-        let value = record.encode();
+    async fn write(&mut self, mut record: RunRecord, expires_at: DateTime<Utc>) -> Result<(), RunWriteError> {
+        let mut value = record.encode();
         if !self.exclusive {
             self.store.put(&self.key, &value, expires_at).await?;
             self.stored = Some(value);
             self.record = record;
             return Ok(());
         }
-        let expected = self.stored.clone().unwrap_or_default();
+        let mut expected = self.stored.clone().unwrap_or_default();
         let mut last_error = None;
         for _ in 0..SWAP_TRIES {
             match self.store.replace(&self.key, &expected, &value, expires_at).await {
@@ -400,8 +417,18 @@ impl Run {
                 self.record = record;
                 return Ok(());
             }
-            if now_stored.as_deref() != Some(expected.as_str()) {
-                return Err(RunWriteError::Lost);
+            if now_stored.as_deref() == Some(expected.as_str()) {
+                continue;
+            }
+            // An operator cancelled the job meanwhile: this execution still holds the run and
+            // writes on, keeping the mark, which refuses whatever would come after it.
+            match now_stored.as_deref().and_then(|stored| cancelled_meanwhile(&expected, stored)) {
+                Some(at) => {
+                    record.cancelled_at = Some(at);
+                    value = record.encode();
+                    expected = now_stored.unwrap_or_default();
+                }
+                None => return Err(RunWriteError::Lost),
             }
         }
         Err(last_error.map_or(RunWriteError::Lost, RunWriteError::Port))
@@ -417,6 +444,10 @@ enum Entry {
 
 /// The record after `who` enters it, or why it may not.
 fn entry(record: &RunRecord, who: &Claimant<'_>, now: DateTime<Utc>) -> Entry {
+    // Before the hash: a job cancelled before it ever ran has a record without one.
+    if record.cancelled_at.is_some() && record.phase != Phase::Completed {
+        return Entry::Refused(Claim::Cancelled);
+    }
     if record.hash != who.hash {
         return Entry::Refused(Claim::Mismatch);
     }
@@ -436,6 +467,50 @@ fn entry(record: &RunRecord, who: &Claimant<'_>, now: DateTime<Utc>) -> Entry {
     entered.phase = Phase::Running { until: who.until };
     entered.owner = who.token.to_owned();
     Entry::Enter(Box::new(entered))
+}
+
+/// When `stored` is the record `expected` with only an operator's cancellation added: its time.
+fn cancelled_meanwhile(expected: &str, stored: &str) -> Option<DateTime<Utc>> {
+    let mut stored = serde_json::from_str::<RunRecord>(stored).ok()?;
+    let at = stored.cancelled_at.take()?;
+    let expected = serde_json::from_str::<RunRecord>(expected).ok()?;
+    (expected.cancelled_at.is_none() && stored == expected).then_some(at)
+}
+
+/// Marks the run of `job_id` at its default key (`job:<id>`) cancelled, creating the record if
+/// the job never ran; see the module's invariants. Kept `RUN_RETENTION`, SQS's longest
+/// retention: no message of the job outlives it.
+pub(crate) async fn mark_cancelled(
+    store: &dyn StateStore,
+    job: &str,
+    job_id: &str,
+    now: DateTime<Utc>,
+) -> PortResult<CancelMark> {
+    let key = state_key(job, kind::IDEMPOTENT_RUN, &crate::job::default_job_key(job_id));
+    let mut never_ran = RunRecord::new("", "", job_id, Phase::Waiting { until: now });
+    never_ran.cancelled_at = Some(now);
+    let expires_at = now + RUN_RETENTION;
+    for _ in 0..SWAP_TRIES {
+        let existing = match store.put_if_vacant(&key, &never_ran.encode(), expires_at, now).await? {
+            PutOutcome::Written => return Ok(CancelMark::Marked),
+            PutOutcome::Taken(existing) => existing,
+        };
+        let Ok(mut record) = serde_json::from_str::<RunRecord>(&existing.value) else {
+            return Err(PortError::Invalid(format!("the run at {key} is not a record jobkit reads")));
+        };
+        if record.phase == Phase::Completed {
+            return Ok(CancelMark::AlreadyCompleted);
+        }
+        if record.cancelled_at.is_some() {
+            return Ok(CancelMark::Marked);
+        }
+        record.cancelled_at = Some(now);
+        if store.replace(&key, &existing.value, &record.encode(), expires_at.max(existing.expires_at)).await?
+        {
+            return Ok(CancelMark::Marked);
+        }
+    }
+    Err(PortError::Throttled(format!("the run at {key} kept changing while it was cancelled")))
 }
 
 fn reset_failures(record: &mut RunRecord) {

@@ -3,15 +3,21 @@
 //!
 //! [`JobContext::step`] runs its body with a [`Step`] holding the cursor: the start value the
 //! first time, the saved one when the run stopped inside the step. Each [`Step::advance`] (or
-//! [`Step::checkpoint`]) saves the cursor in the run's record; near the deadline or on shutdown it
-//! then interrupts the job, which continues in a new message from that cursor. A body that
+//! [`Step::checkpoint`]) saves the cursor in the run's record (written at most every
+//! [`crate::runner::RunnerConfig::checkpoint_every`], 5 s by default, and always before an
+//! interruption; a retry, a continuation or the DLQ writes the last one with the run); near the
+//! deadline or on shutdown it then interrupts the job, which continues in a new message from
+//! that cursor. A body that
 //! returns `Ok` finishes the step: its final cursor is recorded, and a later execution skips the
 //! step and gets that cursor back, so what a cursor carries (counts, a start time) flows on into
 //! the next step.
 //!
 //! Invariants:
-//! - A cursor is in the run's record before the job is interrupted, so a continuation (or a
-//!   crash's redelivery) resumes from the last advance, never from before it.
+//! - A cursor is in the run's record before the job is interrupted, and in the record a retry
+//!   or the DLQ writes, so a continuation, a retry or a redrive resumes from the last advance,
+//!   never from before it. A crash (the process killed) resumes from the last checkpoint
+//!   written, at most `checkpoint_every` of progress before the last advance: a step's effects
+//!   are idempotent per cursor, as on any redelivery.
 //! - A finished step never runs again in its run.
 //! - A saved cursor or step that no longer fits the job's code (a deploy changed the cursor's
 //!   type, or renamed the step the run stopped in) is a permanent `corrupt_record` error naming
@@ -187,7 +193,8 @@ impl<C: Serialize> Step<'_, C> {
         self.checkpoint().await
     }
 
-    /// Saves the cursor as it stands in the run's record. Near the deadline, or when the worker
+    /// Saves the cursor as it stands in the run's record (written at most every
+    /// `checkpoint_every`, and always when it interrupts). Near the deadline, or when the worker
     /// is shutting down, it then returns an `interrupted` error: propagate it with `?` and the
     /// job continues in a new message, where this step resumes at this cursor.
     ///

@@ -3,7 +3,10 @@
 //! a deployed stack (the stack's state table).
 
 use chrono::{DateTime, Utc};
-use jobkit::{JobId, cancel::CANCELLATION_KEPT};
+use jobkit::{
+    JobId,
+    cancel::{CANCELLATION_KEPT, CancelMark},
+};
 use serde_json::json;
 
 use super::{CommandError, job_spec};
@@ -26,12 +29,21 @@ pub async fn cancel(
         return Err(CommandError::Input(format!("{job_id:?} is not a job id (jobctl enqueue prints it)")));
     }
     let store = backend.job_state().await?;
-    jobkit::cancel::cancel(store.as_ref(), spec.name, &JobId::from(job_id), now)
+    let mark = jobkit::cancel::cancel(store.as_ref(), spec.name, &JobId::from(job_id), now)
         .await
         .map_err(|e| CommandError::Backend(crate::backend::BackendError::Port(e)))?;
     let days = CANCELLATION_KEPT.as_secs() / 86_400;
+    let completed = mark == CancelMark::AlreadyCompleted;
     if out.json {
-        out.json(&json!({"job": spec.name, "job_id": job_id, "cancelled": true, "kept_days": days}));
+        out.json(&json!({
+            "job": spec.name,
+            "job_id": job_id,
+            "cancelled": true,
+            "already_completed": completed,
+            "kept_days": days,
+        }));
+    } else if completed {
+        println!("{} job {job_id} had already completed: nothing of it is left to run", spec.name);
     } else {
         println!(
             "cancelled {} job {job_id}: its next delivery is acknowledged without running (kept {days} days; \

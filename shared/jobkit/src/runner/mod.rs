@@ -64,6 +64,10 @@ impl Runtime {
     }
 }
 
+/// How often a step's checkpoints are written at most, by default: see
+/// [`RunnerConfig::checkpoint_every`].
+pub const DEFAULT_CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
+
 /// Where the runner's records come from and go, and how hard it works.
 #[derive(Debug, Clone)]
 pub struct RunnerConfig {
@@ -79,6 +83,14 @@ pub struct RunnerConfig {
     pub concurrency: usize,
     /// A resumable job continues in a new invocation when this little time is left. Defaults to 10 s.
     pub continue_within: Duration,
+    /// At most how often a step's checkpoints are written while it runs (Sidekiq's iterable
+    /// jobs flush their state every 5 s too): one within this long of the last is kept in
+    /// memory, and written with the run's next write (a retry's, a continuation's, the DLQ's)
+    /// or dropped by its completion. A checkpoint that interrupts the job is always written.
+    /// What a crash (the process killed) loses is at most this much of a step's progress: it
+    /// resumes from the last checkpoint written. Defaults to 5 s; `Duration::ZERO` writes
+    /// every checkpoint.
+    pub checkpoint_every: Duration,
     /// Kept free before the Lambda deadline to settle the last records (DLQ copy, run record,
     /// email) and report the batch: an execution ends this long before it. Defaults to 1 s
     /// (settling measured at most a few hundred milliseconds on moto; see RELIABILITY.md).
@@ -104,6 +116,7 @@ impl RunnerConfig {
             dead_letter_queue: dead_letter_queue.into(),
             concurrency: 8,
             continue_within: Duration::from_secs(10),
+            checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
             deadline_margin: Duration::from_secs(1),
             max_schedule_ahead: DEFAULT_MAX_SCHEDULE_AHEAD,
             max_tick_ahead: Duration::from_secs(5 * 60),

@@ -23,7 +23,7 @@ use crate::{
     context::{Budget, JobContext},
     enqueue::payload_hash,
     error::{ErrorKind, JobError},
-    job::Job,
+    job::{Job, default_job_key},
     keys::{kind, state_key},
     limits::MAX_MESSAGE_ATTRIBUTES,
     message::{ArgsJson, Envelope, Metadata, ReceivedMessage, attr, decode},
@@ -93,10 +93,11 @@ impl<J: Job> BatchRunner<J> {
         if let Err(error) = self.admit(message, &meta, now) {
             return self.reject(message, Some(&meta), &error, batch).await;
         }
-        if let Some(status) = self.cancelled(&meta, batch).await {
-            return status;
-        }
         if let Some(not_before) = meta.not_before.filter(|t| *t > now) {
+            // A delayed job cancelled while it waits stops hopping now, not when it is due.
+            if let Some(status) = self.cancelled(&meta, batch).await {
+                return status;
+            }
             return self.hop(message, &meta, not_before, batch).await;
         }
         if let Some(status) = self.must_wait(message, now, batch).await {
@@ -106,12 +107,20 @@ impl<J: Job> BatchRunner<J> {
             Ok(args) => args,
             Err(error) => return self.reject(message, Some(&meta), &error, batch).await,
         };
+        // A run at the job id's own key reads its cancellation back with its claim (`runs`);
+        // any other is looked up.
+        let key = self.job.idempotency_key(&args, &meta);
+        if key.as_deref() != Some(default_job_key(meta.job_id.as_str()).as_str())
+            && let Some(status) = self.cancelled(&meta, batch).await
+        {
+            return status;
+        }
         let token = meta.run_token.clone().unwrap_or_else(|| message.message_id.clone());
         let slot = match self.take_slot(message, &meta, &args, &token, batch).await {
             Ok(slot) => slot,
             Err(status) => return status,
         };
-        let status = self.run_in_slot(message, args, &args_json, meta, &token, batch, timing).await;
+        let status = self.run_in_slot(message, args, &args_json, meta, key, &token, batch, timing).await;
         self.give_back(slot, batch).await;
         status
     }
@@ -124,12 +133,12 @@ impl<J: Job> BatchRunner<J> {
         args: J::Args,
         args_json: &ArgsJson<'_>,
         mut meta: Metadata,
+        key: Option<String>,
         token: &str,
         batch: &Batch,
         timing: &mut Timing,
     ) -> RecordStatus {
         let hash = payload_hash(&args_json.canonical());
-        let key = self.job.idempotency_key(&args, &meta);
         let who = Claimant { token, hash: &hash, job_id: meta.job_id.as_str(), until: batch.deadline };
         let (run, _held) = match self.enter(message, &meta, key.as_deref(), &who, batch).await {
             Ok(entered) => entered,
@@ -207,17 +216,20 @@ impl<J: Job> BatchRunner<J> {
         let asked = is_cancelled(self.runtime.store.as_ref(), J::NAME, &meta.job_id, now);
         match self.bounded(batch, "looking for a cancellation", asked).await {
             Ok(false) => None,
-            Ok(true) => {
-                tracing::info!("cancelled by an operator: acknowledged without running");
-                self.release_unique(meta, batch).await;
-                // A cancelled member counts as failed: its batch completes without it.
-                if let Err(status) = self.count_in_batch(meta, MemberOutcome::Failed, batch).await {
-                    return Some(status);
-                }
-                Some(RecordStatus::Cancelled)
-            }
+            Ok(true) => Some(self.acknowledge_cancelled(meta, batch).await),
             Err(e) => Some(RecordStatus::Unhandled(format!("looking for a cancellation: {e}"))),
         }
+    }
+
+    /// Acknowledges a cancelled job without running it: its unique lock given back (the job is
+    /// done), and its batch told that it failed (the batch completes without it).
+    async fn acknowledge_cancelled(&self, meta: &Metadata, batch: &Batch) -> RecordStatus {
+        tracing::info!("cancelled by an operator: acknowledged without running");
+        self.release_unique(meta, batch).await;
+        if let Err(status) = self.count_in_batch(meta, MemberOutcome::Failed, batch).await {
+            return status;
+        }
+        RecordStatus::Cancelled
     }
 
     /// A record that must not start now: too close to the deadline, or the worker is stopping.
@@ -274,6 +286,7 @@ impl<J: Job> BatchRunner<J> {
             // Back when the holder's window ends: one more receive, well inside
             // maxReceiveCount's margin (looking sooner and more often could exhaust it).
             Ok(Claim::Busy(until)) => Err(self.return_unstarted(message, Some(until), batch).await),
+            Ok(Claim::Cancelled) => Err(self.acknowledge_cancelled(meta, batch).await),
             Ok(Claim::Mismatch) => {
                 let error = JobError::permanent(
                     ErrorKind::IDEMPOTENCY_KEY_REUSED,
@@ -299,7 +312,11 @@ impl<J: Job> BatchRunner<J> {
         let timeout = chrono::Duration::from_std(J::TIMEOUT).unwrap_or(chrono::Duration::MAX);
         let until = (deadline - margin).min(now + timeout);
         let allowed = (until - now).to_std().unwrap_or(Duration::ZERO);
-        let budget = Budget { deadline: until, continue_within: self.config.continue_within };
+        let budget = Budget {
+            deadline: until,
+            continue_within: self.config.continue_within,
+            checkpoint_every: self.config.checkpoint_every,
+        };
         let mut ctx = JobContext::new(
             meta,
             budget,

@@ -208,7 +208,7 @@ impl TestHarness {
         let token = format!("perform-now-{job_id}");
         let who = Claimant { token: &token, hash: "", job_id: job_id.as_str(), until: deadline };
         let run = Run::free(self.runtime.store.clone(), J::NAME, &who, false, now).await?;
-        let budget = Budget { deadline, continue_within: Duration::ZERO };
+        let budget = Budget { deadline, continue_within: Duration::ZERO, checkpoint_every: Duration::ZERO };
         let mut ctx = JobContext::new(
             meta,
             budget,

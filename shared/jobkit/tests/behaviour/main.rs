@@ -22,6 +22,7 @@ mod otel;
 mod retry;
 mod runs;
 mod set_aside;
+mod state_cost;
 mod steps;
 mod trace;
 mod unique;
