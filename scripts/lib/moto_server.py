@@ -31,8 +31,9 @@
    and write capacity units derived from each request as DynamoDB bills them, SES emails per
    recipient and SNS texts. `GET /moto-api/counts?key=<access key id>` answers them as JSON,
    `POST /moto-api/counts/reset?key=...` forgets them, and `POST /moto-api/counts/faults` (a JSON
-   body: key, service, optional action, resource and exclude_resource, times) makes the next
-   matching requests fail with a 400 the SDK does not retry, so a benchmark can make jobs retry
+   body: key, service, optional action, resource and exclude_resource, times, and status)
+   makes the next matching requests fail: with a 400 the SDK does not retry, or with `"status":
+   500` an InternalServerError the SDK retries as an outage, so a benchmark can make jobs retry
    once. Counting by access key keeps a benchmark's or a test's counts apart from whatever else
    runs on the same server (moto serves every unknown key as the default account).
    `scripts/bench-cost` turns the counts into `jobctl cost`'s numbers.
@@ -405,6 +406,7 @@ def _count(described, status, response_body, before):
 
 
 def _armed_fault(described):
+    """The (status, code) the request is failed with when an armed fault matches it, else None."""
     key, _, service, action, params = described
     resource = _resource(service, params)
     with _counts_lock:
@@ -418,8 +420,10 @@ def _armed_fault(described):
                 and resource != fault.get("exclude_resource")
             ):
                 fault["times"] -= 1
-                return True
-    return False
+                if fault.get("status") == 500:
+                    return ("500 Internal Server Error", "InternalServerError")
+                return ("400 Bad Request", "InjectedFault")
+    return None
 
 
 # ------------------------------------------------------------------ 5. what was sent
@@ -508,12 +512,15 @@ class CountingApplication(moto.server.DomainDispatcherApplication):
         described = _describe(environ, body)
         if described is None:
             return super().__call__(environ, start_response)
-        if _armed_fault(described):
+        fault_answer = _armed_fault(described)
+        if fault_answer:
             key, _, service, action, params = described
             _add(key, service, action, _resource(service, params), requests=1, errors=1, faults=1)
-            # A 400 with a code no SDK retries: the caller sees one failure.
-            fault = {"__type": "InjectedFault", "message": "a fault armed through /moto-api/counts/faults"}
-            return _json_response(start_response, "400 Bad Request", fault)
+            # By default a 400 with a code no SDK retries: the caller sees one failure. A fault
+            # armed with a status (500: InternalServerError) is one the SDK retries, as an outage.
+            status, code = fault_answer
+            fault = {"__type": code, "message": "a fault armed through /moto-api/counts/faults"}
+            return _json_response(start_response, status, fault)
 
         captured = {}
 

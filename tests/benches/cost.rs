@@ -4,8 +4,8 @@
 //! call to SQS, DynamoDB, SES, SNS and Secrets Manager counted by moto's server per access key
 //! (`scripts/lib/moto_server.py`). Per job: `COST_JOBS` jobs (default 20) that each succeed the
 //! first time, then as many that each fail once (the first DynamoDB request of each to a table
-//! other than jobkit's state table fails, a 400 the SDK does not retry) and succeed on their
-//! retry; the same for jobkit's no-op example job, the framework's own share.
+//! other than jobkit's state table fails with a 500 on each of the SDK's three attempts, an
+//! outage the job's policy retries) and succeed on their retry; the same for jobkit's no-op example job, the framework's own share.
 //!
 //! Writes the counts to `infra/jobctl/src/commands/cost/measured.json` (or `COST_OUT`), which
 //! `jobctl cost` turns into dollars. Run with `./scripts/bench-cost`.
@@ -160,6 +160,9 @@ fn billed_ms(duration: Duration) -> u64 {
     micros.div_ceil(1000)
 }
 
+/// Attempts the AWS SDK makes of one request by default (standard retry mode).
+const SDK_ATTEMPTS: usize = 3;
+
 /// Runs `success` then `retry` bodies through a fresh metered function each; before the retry
 /// run, `fail` arms the faults that make each of its jobs fail once.
 async fn measure(
@@ -178,7 +181,8 @@ async fn measure(
     let first = run(meter, &mut lambda, success, env, &mapping.queue_url).await?;
     meter.reset().await?;
     if let Some(table) = state_table {
-        meter.fail_dynamodb(retry.len(), table).await?;
+        // The SDK makes 3 attempts of a request (its standard retry mode): three 500s fail one.
+        meter.fail_dynamodb(retry.len() * SDK_ATTEMPTS, table).await?;
     }
     let mut lambda = MeteredLambda::new(sqs, mapping.clone(), binary, pairs);
     let second = run(meter, &mut lambda, retry, env, &mapping.queue_url).await?;

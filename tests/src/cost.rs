@@ -131,14 +131,16 @@ impl Meter {
         post(path, String::new()).await
     }
 
-    /// Makes the next `times` DynamoDB requests of this key fail once each (a 400 no SDK
-    /// retries), except those to `except_table`.
+    /// Makes the next `times` DynamoDB requests of this key fail once each with a 500 (an
+    /// outage: the SDK retries it, and a job whose every attempt failed retries), except those
+    /// to `except_table`.
     ///
     /// # Errors
     /// If moto refuses.
     pub async fn fail_dynamodb(&self, times: usize, except_table: &str) -> anyhow::Result<()> {
         let fault = serde_json::json!({
             "key": self.key, "service": "dynamodb", "exclude_resource": except_table, "times": times,
+            "status": 500,
         });
         post("/moto-api/counts/faults".to_owned(), fault.to_string()).await
     }

@@ -2,7 +2,8 @@
 //! in Shopify when the store installs the app. It lists what exists and creates only what is
 //! missing, so running it twice creates nothing the second time.
 //!
-//! Each subscription created is audited in the history (`SHOP_HISTORY_TABLE`, kept a year). On
+//! A run that created subscriptions is audited in the history (`SHOP_HISTORY_TABLE`, kept a
+//! year) by one entry naming every topic it created (one write, however many topics). On
 //! an installation (`"install": true`), once the webhooks are registered (so no change is missed
 //! from then on), it chains the store's first `store_sync` (its catalog) and `customer_sync` (its
 //! POS customers), each once: a chained job's id is derived from this one's, so a retry's second
@@ -96,7 +97,7 @@ impl ShopJob for CreateShopifyWebhook {
                     table: Table::History,
                     index: None,
                     actions: &["dynamodb:PutItem"],
-                    why: "an audit entry per subscription created",
+                    why: "one audit entry per run that created subscriptions",
                 },
             ],
             tokens: &[Platform::Shopify],
@@ -137,10 +138,13 @@ impl Job for CreateShopifyWebhook {
             ));
         };
         let done = self.registrar.ensure(&store, &self.settings.topics, &self.settings.uri).await?;
-        for topic in &done.created {
-            let detail = serde_json::json!({ "topic": topic, "uri": self.settings.uri });
-            let id = format!("{}:{topic}", store.id);
-            let entry = HistoryEntry::audit("webhook_created", &id, &store.id, ctx.now(), detail);
+        if !done.created.is_empty() {
+            let mut topics = done.created.clone();
+            topics.sort();
+            let detail = serde_json::json!({ "topics": topics, "uri": self.settings.uri });
+            // By store and topics: a retry that creates the same ones writes the same entry.
+            let id = format!("{}:{}", store.id, topics.join(","));
+            let entry = HistoryEntry::audit("webhooks_created", &id, &store.id, ctx.now(), detail);
             shop::history::record_done(self.history.as_ref(), &entry).await;
         }
         tracing::info!(store = %store.id, created = ?done.created, existing = ?done.existing, "webhooks registered");
