@@ -37,6 +37,7 @@ async fn the_translated_template_is_created_whole() {
             ("AWS::CloudWatch::Dashboard", 6),
             ("AWS::DynamoDB::Table", 7),
             ("AWS::IAM::Role", 9),
+            ("AWS::KMS::Key", 1),
             ("AWS::Lambda::EventSourceMapping", 7),
             ("AWS::Lambda::Function", 6),
             ("AWS::Logs::LogGroup", 6),
@@ -47,7 +48,7 @@ async fn the_translated_template_is_created_whole() {
         ]),
         "what the SAM translator makes of template.yaml"
     );
-    assert_eq!(declared.len(), 84);
+    assert_eq!(declared.len(), 85);
 
     assert_eq!(stack.resources.len(), declared.len(), "one resource per declaration");
     let created = count(stack.resources.iter().map(|r| r.kind.as_str()));

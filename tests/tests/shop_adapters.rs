@@ -4,6 +4,8 @@
 // binary of its own, which would link the AWS SDK once more.
 #[path = "shop_adapters/dynamodb_errors.rs"]
 mod dynamodb_errors;
+#[path = "shop_adapters/sealed_tokens.rs"]
+mod sealed_tokens;
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeyType};
 use shop::{

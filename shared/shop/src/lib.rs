@@ -60,6 +60,6 @@ pub use secret::Secret;
 pub use shop_domain::{ShopDomain, ShopDomainError};
 #[cfg(feature = "embedded")]
 pub use shop_ports::EmbeddedPorts;
-pub use shop_ports::{BuildError, SANDBOX_SETTING, ShopPorts, run_on_lambda};
+pub use shop_ports::{BuildError, SANDBOX_SETTING, ShopPorts, TOKEN_KEY_SETTING, run_on_lambda};
 pub use sms::{SmsEncoding, SmsText, SmsTextError};
 pub use store::{Plan, Store, SyncState};

@@ -222,6 +222,19 @@ pub trait Credentials: Send + Sync + std::fmt::Debug {
     async fn shopify_token(&self, store: &StoreId) -> RepoResult<Option<Secret>>;
     /// The store's Square (POS) access token, or `None` when it has none.
     async fn square_token(&self, store: &StoreId) -> RepoResult<Option<Secret>>;
+    /// The store's token for `platform` read again from the source of truth, past any copy or
+    /// cache: called once when the provider refused the token (401), which a rotated secret
+    /// explains. Defaults to reading it as usual.
+    async fn refresh_token(
+        &self,
+        store: &StoreId,
+        platform: crate::declaration::Platform,
+    ) -> RepoResult<Option<Secret>> {
+        match platform {
+            crate::declaration::Platform::Shopify => self.shopify_token(store).await,
+            crate::declaration::Platform::Square => self.square_token(store).await,
+        }
+    }
 }
 
 /// The history: sync runs, audit entries and temporary records, each kind purged after its

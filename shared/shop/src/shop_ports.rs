@@ -23,8 +23,8 @@ use jobkit::{IntegrationError, lambda::SdkConfig, ports::StateStore};
 use crate::{
     CartRepository, CatalogRepository, Credentials, CustomerRepository, History, SmsSender, StoreRepository,
     aws::{
-        DynamoCarts, DynamoCatalog, DynamoCustomers, DynamoHistory, DynamoStores, SecretsManagerCredentials,
-        SnsSms,
+        DynamoCarts, DynamoCatalog, DynamoCustomers, DynamoHistory, DynamoStores, SealedCredentials,
+        SealedTokenCache, SecretsManagerCredentials, SnsSms,
     },
     declaration::Table,
     shopify::{ShopifyClient, ShopifyConfig},
@@ -109,18 +109,25 @@ enum Backend {
 /// The AWS side: the SDK's configuration, and the one DynamoDB client every repository and the
 /// state store share (as one client, one connection pool: a job's tables are reached over the
 /// same connections, as they were when each job built its own client once).
+/// The stores repository and the credentials share `sealed`: the sealed tokens of the store
+/// records the job read.
 #[derive(Debug, Clone)]
 struct AwsPorts {
     sdk: SdkConfig,
     dynamo: aws_sdk_dynamodb::Client,
+    sealed: Arc<SealedTokenCache>,
 }
 
 impl AwsPorts {
     fn new(sdk: SdkConfig) -> Box<Self> {
         let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-        Box::new(Self { sdk, dynamo })
+        Box::new(Self { sdk, dynamo, sealed: Arc::default() })
     }
 }
+
+/// The KMS key the stores' tokens are sealed under on their records (`shop::aws::sealed_tokens`);
+/// without it a job reads its tokens from Secrets Manager on every run.
+pub const TOKEN_KEY_SETTING: &str = "SHOP_TOKEN_KEY";
 
 /// What a job of the store is built from. See the module's documentation.
 #[derive(Debug, Clone)]
@@ -194,9 +201,10 @@ impl ShopPorts {
     /// Its table's setting missing.
     pub fn stores(&self) -> Result<Arc<dyn StoreRepository>, BuildError> {
         match &self.backend {
-            Backend::Aws(aws, _) => {
-                Ok(Arc::new(DynamoStores::new(aws.dynamo.clone(), self.table(Table::Stores)?)))
-            }
+            Backend::Aws(aws, _) => Ok(Arc::new(
+                DynamoStores::new(aws.dynamo.clone(), self.table(Table::Stores)?)
+                    .noting_sealed_tokens(aws.sealed.clone()),
+            )),
             #[cfg(feature = "embedded")]
             Backend::Embedded(ports) => Ok(Arc::new(ports.shop.clone())),
         }
@@ -261,17 +269,27 @@ impl ShopPorts {
 
     /// The stores' API tokens: one Secrets Manager secret per store and platform under
     /// `SHOP_SECRET_PREFIX` (`<prefix>/<store id>/shopify`); the job's role may read the secrets
-    /// of the platforms it declared only.
+    /// of the platforms it declared only. With `SHOP_TOKEN_KEY` (a KMS key), sealed on the
+    /// store records under it, Secrets Manager read only to seal a token (or again after a 401).
     ///
     /// # Errors
-    /// The prefix's setting missing.
+    /// The prefix's setting missing, or the stores' table's when the tokens are sealed.
     pub fn credentials(&self) -> Result<Arc<dyn Credentials>, BuildError> {
         match &self.backend {
             Backend::Aws(aws, _) => {
                 let prefix = self.required_setting("SHOP_SECRET_PREFIX")?;
-                Ok(Arc::new(SecretsManagerCredentials::new(
-                    aws_sdk_secretsmanager::Client::new(&aws.sdk),
-                    prefix,
+                let secrets =
+                    SecretsManagerCredentials::new(aws_sdk_secretsmanager::Client::new(&aws.sdk), prefix);
+                let Some(key) = self.setting(TOKEN_KEY_SETTING) else {
+                    return Ok(Arc::new(secrets));
+                };
+                Ok(Arc::new(SealedCredentials::new(
+                    secrets,
+                    aws_sdk_kms::Client::new(&aws.sdk),
+                    key,
+                    aws.dynamo.clone(),
+                    self.table(Table::Stores)?,
+                    aws.sealed.clone(),
                 )))
             }
             #[cfg(feature = "embedded")]

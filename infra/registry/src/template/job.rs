@@ -161,6 +161,8 @@ fn function(job: &Names, enqueued: &[Names]) -> Result<String, TemplateError> {
     }
     if !spec.uses.tokens.is_empty() {
         variables.push("SHOP_SECRET_PREFIX: !Ref SecretPrefix".to_owned());
+        // Its tokens are sealed on the store records under this key (shop::aws::sealed_tokens).
+        variables.push(format!("{}: !GetAtt StoreTokenKey.Arn", shop::TOKEN_KEY_SETTING));
         // It calls the platforms whose tokens it reads: over https, unless the stack is a sandbox.
         variables.push(format!("{}: !Ref Sandbox", shop::SANDBOX_SETTING));
     }

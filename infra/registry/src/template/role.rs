@@ -99,6 +99,47 @@ pub(super) fn token_secrets_arn(platform: Platform) -> String {
     )
 }
 
+/// What sealing the tokens of `platforms` on the store records takes: the token key, with the
+/// encryption context the adapter always sends, and those records' sealed attributes only.
+fn sealing(platforms: &[shop::declaration::Platform]) -> [Statement; 2] {
+    let (context, purpose) = shop::aws::ENCRYPTION_CONTEXT;
+    let attributes: Vec<String> = std::iter::once("id")
+        .chain(platforms.iter().map(|p| shop::aws::sealed_attribute(*p)))
+        .map(quoted)
+        .collect();
+    [
+        Statement {
+            condition: vec![
+                "StringEquals:".to_owned(),
+                format!("  kms:EncryptionContext:{context}: {purpose}"),
+            ],
+            ..Statement::new(
+                "SealTokens",
+                &["kms:GenerateDataKey", "kms:Decrypt"],
+                "!GetAtt StoreTokenKey.Arn",
+            )
+            .because(&[
+                "Its tokens sealed on their store records: a data key per execution environment,",
+                "for the store-token purpose only.",
+            ])
+        },
+        Statement {
+            condition: vec![
+                "ForAllValues:StringEquals:".to_owned(),
+                format!("  dynamodb:Attributes: [{}]", attributes.join(", ")),
+                "StringEqualsIfExists:".to_owned(),
+                "  dynamodb:ReturnValues: [NONE]".to_owned(),
+            ],
+            ..Statement::new(
+                "SealedTokensOnStores",
+                &["dynamodb:GetItem", "dynamodb:UpdateItem"],
+                format!("!GetAtt {}.Arn", shop::declaration::Table::Stores.logical_id()),
+            )
+            .because(&["Its sealed tokens on the store records: those attributes only, read and written."])
+        },
+    ]
+}
+
 fn statements(job: &Names, enqueued: &[Names]) -> Vec<Statement> {
     let uses = &job.spec.uses;
     let mut all = vec![
@@ -193,6 +234,9 @@ fn statements(job: &Names, enqueued: &[Names]) -> Vec<Statement> {
                 format!("!Sub \"{}\"", token_secrets_arn(*platform)),
             )
         });
+    }
+    if !uses.tokens.is_empty() {
+        all.extend(sealing(uses.tokens));
     }
     if uses.sms {
         all.push(Statement {
@@ -311,12 +355,20 @@ mod tests {
                 "HistoryIndexByKindTime",
                 "SquareTokens",
                 "ShopifyTokens",
+                "SealTokens",
+                "SealedTokensOnStores",
                 "SmsToPhoneNumbers",
                 "SmsOptOutCheck",
                 "ErrorEmails",
             ]
         );
         let text = role(&Names::of(&spec), &[Names::of(&store_sync)]).expect("renders");
+        // The sealed tokens: the key only for their purpose, the stores' sealed attributes only.
+        assert!(text.contains("kms:EncryptionContext:purpose: store-token"), "{text}");
+        assert!(
+            text.contains(r#"dynamodb:Attributes: ["id", "sealed_square_token", "sealed_shopify_token"]"#),
+            "{text}"
+        );
         // It may send to each of the job's lanes, and nothing else of it.
         assert!(
             text.contains(

@@ -1,5 +1,6 @@
 //! The shop's AWS adapters: stores, the catalog, customers, carts and the history on DynamoDB,
-//! credentials in Secrets Manager, SMS through SNS.
+//! credentials in Secrets Manager (sealed on the store records under KMS: `sealed_tokens`), SMS
+//! through SNS.
 //!
 //! Table and secret names come from the environment the template sets: `SHOP_STORES_TABLE`,
 //! `SHOP_PRODUCTS_TABLE`, `SHOP_CUSTOMERS_TABLE`, `SHOP_CARTS_TABLE`, `SHOP_INVENTORY_TABLE`,
@@ -15,6 +16,7 @@ mod carts;
 mod catalog;
 mod customers;
 mod history;
+mod sealed_tokens;
 mod secrets;
 mod sms;
 mod stores;
@@ -23,6 +25,9 @@ pub use carts::{BY_STATUS_ACTIVITY, DynamoCarts};
 pub use catalog::DynamoCatalog;
 pub use customers::DynamoCustomers;
 pub use history::{BY_KIND_TIME, DynamoHistory};
+pub use sealed_tokens::{
+    ENCRYPTION_CONTEXT, SealedCredentials, SealedToken, SealedTokenCache, sealed_attribute,
+};
 pub use secrets::{SecretsManagerCredentials, secret_name};
 pub use sms::SnsSms;
 pub use stores::DynamoStores;
@@ -94,6 +99,14 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     classify("Secrets Manager", operation, &format!("secret {}", quoted(secret)), err)
+}
+
+/// A KMS failure, classified as the other services' are.
+pub(crate) fn kms_error<E>(operation: &str, key: &str, err: SdkError<E, HttpResponse>) -> RepoError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    classify("KMS", operation, &format!("key {}", quoted(key)), err)
 }
 
 /// A name in backticks. Unquoted, jobkit's redaction (`jobkit::redact`) takes a name

@@ -51,7 +51,8 @@ impl SecretsManagerCredentials {
         secret_name(&self.prefix, store, platform)
     }
 
-    async fn fetch(&self, store: &StoreId, platform: Platform) -> RepoResult<Option<Secret>> {
+    /// The store's token for `platform`, read now (no cache).
+    pub(crate) async fn fetch(&self, store: &StoreId, platform: Platform) -> RepoResult<Option<Secret>> {
         let name = self.secret_name(store, platform);
         let result = self.client.get_secret_value().secret_id(&name).send().await;
         let out = match result {
@@ -98,6 +99,13 @@ impl Credentials for SecretsManagerCredentials {
 
     async fn square_token(&self, store: &StoreId) -> RepoResult<Option<Secret>> {
         self.token(store, Platform::Square).await
+    }
+
+    async fn refresh_token(&self, store: &StoreId, platform: Platform) -> RepoResult<Option<Secret>> {
+        let token = self.fetch(store, platform).await?;
+        let fresh = (Instant::now(), token.clone());
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).insert((store.clone(), platform), fresh);
+        Ok(token)
     }
 }
 

@@ -2,13 +2,19 @@
 //! none) and `plan` are strings, `sync_state` a map tagged by `status` (`sync_state.#status =
 //! :failed` finds the stores whose last sync failed).
 //!
+//! `sealed_shopify_token` and `sealed_square_token` (maps of binaries, `sealed_tokens`) are the
+//! credentials' own: a put of the store replaces them with none, and the next job seals again.
+//!
 //! Invariant: `sync_state` is updated on its own, conditioned on the store existing, so a sync
 //! never resurrects a deleted store.
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::{Client, types::AttributeValue};
 
 use super::{
+    SealedTokenCache,
     attributes::{Item, decode, decode_optional, encode},
     sdk_error,
 };
@@ -23,12 +29,21 @@ use crate::{
 pub struct DynamoStores {
     client: Client,
     table: String,
+    sealed: Option<Arc<SealedTokenCache>>,
 }
 
 impl DynamoStores {
     /// The repository on `table`.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self { client, table: table.into(), sealed: None }
+    }
+
+    /// The repository noting the sealed tokens of each store it reads in `cache`, where the
+    /// credentials find them ([`super::SealedCredentials`]): a job's token comes with its store.
+    #[must_use]
+    pub fn noting_sealed_tokens(mut self, cache: Arc<SealedTokenCache>) -> Self {
+        self.sealed = Some(cache);
+        self
     }
 }
 
@@ -60,7 +75,11 @@ impl StoreRepository for DynamoStores {
             .send()
             .await
             .map_err(|e| sdk_error("GetItem", &self.table, e))?;
-        out.item().map(from_item).transpose()
+        let Some(item) = out.item() else { return Ok(None) };
+        if let Some(cache) = &self.sealed {
+            cache.note(id, item);
+        }
+        from_item(item).map(Some)
     }
 
     async fn put(&self, store: &Store) -> RepoResult {

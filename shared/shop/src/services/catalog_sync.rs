@@ -11,9 +11,11 @@
 
 use std::sync::Arc;
 
-use jobkit::{ErrorKind, JobError, SetAside};
+use jobkit::{JobError, SetAside};
 
+use super::tokens::with_token;
 use crate::{
+    declaration::Platform,
     ids::ProductId,
     ids::StoreId,
     ports::{CatalogRepository, Credentials, Removed},
@@ -73,8 +75,11 @@ impl CatalogSync {
         cursor: Option<&str>,
         run: &str,
     ) -> Result<PageSynced, JobError> {
-        let shop = ShopifyShop { domain: store.shopify_domain.clone(), token: self.token(&store.id).await? };
-        let page = self.shopify.products_page(&store.id, &shop, cursor, PAGE_SIZE).await?;
+        let page = with_token(self.credentials.as_ref(), &store.id, Platform::Shopify, |token| {
+            let shop = ShopifyShop { domain: store.shopify_domain.clone(), token };
+            async move { Ok(self.shopify.products_page(&store.id, &shop, cursor, PAGE_SIZE).await?) }
+        })
+        .await?;
         let upserted = self.catalog.upsert_synced(&page.products, run).await?;
         let mut kept = Vec::new();
         for record in &page.set_aside {
@@ -103,14 +108,5 @@ impl CatalogSync {
         after: Option<&ProductId>,
     ) -> Result<Removed, JobError> {
         Ok(self.catalog.remove_unsynced(store, run, after, REMOVE_BATCH).await?)
-    }
-
-    async fn token(&self, store: &StoreId) -> Result<crate::secret::Secret, JobError> {
-        self.credentials.shopify_token(store).await?.ok_or_else(|| {
-            JobError::permanent(
-                ErrorKind::UNAUTHORIZED,
-                format!("store {store} has no Shopify token (app uninstalled?)"),
-            )
-        })
     }
 }

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use jobkit::{ErrorKind, JobError};
 
 use super::PageSynced;
+use super::tokens::with_token;
 use crate::{
+    declaration::Platform,
     ports::{Credentials, CustomerRepository},
     square::SquareClient,
     store::Store,
@@ -46,10 +48,10 @@ impl CustomerSync {
                 format!("store {} has no POS location", store.id),
             ));
         };
-        let token = self.credentials.square_token(&store.id).await?.ok_or_else(|| {
-            JobError::permanent(ErrorKind::UNAUTHORIZED, format!("store {} has no POS token", store.id))
-        })?;
-        let page = self.square.customers_page(&store.id, location, &token, cursor).await?;
+        let page = with_token(self.credentials.as_ref(), &store.id, Platform::Square, |token| async move {
+            Ok(self.square.customers_page(&store.id, location, &token, cursor).await?)
+        })
+        .await?;
         let upserted = self.customers.upsert_customers(&page.customers).await?;
         Ok(PageSynced { upserted, set_aside: page.set_aside, next_cursor: page.next_cursor })
     }

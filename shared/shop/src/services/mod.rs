@@ -5,6 +5,7 @@ mod catalog_sync;
 mod customer_sync;
 mod product_sharer;
 mod retention_cleaner;
+mod tokens;
 mod webhook_registrar;
 
 pub use cart_janitor::{AbandonBatch, CartJanitor};

@@ -3,9 +3,11 @@
 
 use std::sync::Arc;
 
-use jobkit::{ErrorKind, JobError};
+use jobkit::JobError;
 
+use super::tokens::with_token;
 use crate::{
+    declaration::Platform,
     ports::Credentials,
     shopify::{ShopifyClient, ShopifyShop},
     store::Store,
@@ -44,21 +46,22 @@ impl WebhookRegistrar {
         topics: &[String],
         uri: &str,
     ) -> Result<Registration, JobError> {
-        let token = self.credentials.shopify_token(&store.id).await?.ok_or_else(|| {
-            JobError::permanent(ErrorKind::UNAUTHORIZED, format!("store {} has no Shopify token", store.id))
-        })?;
-        let shop = ShopifyShop { domain: store.shopify_domain.clone(), token };
-        let current = self.shopify.webhook_subscriptions(&shop).await?;
-        let mut registration = Registration::default();
-        for topic in topics {
-            let subscribed = current.iter().any(|s| &s.topic == topic && s.uri.as_deref() == Some(uri));
-            if subscribed {
-                registration.existing.push(topic.clone());
-            } else {
-                self.shopify.create_webhook_subscription(&shop, topic, uri).await?;
-                registration.created.push(topic.clone());
+        // Listing and creating again after a refused token is safe: only what is missing is created.
+        with_token(self.credentials.as_ref(), &store.id, Platform::Shopify, |token| async move {
+            let shop = ShopifyShop { domain: store.shopify_domain.clone(), token };
+            let current = self.shopify.webhook_subscriptions(&shop).await?;
+            let mut registration = Registration::default();
+            for topic in topics {
+                let subscribed = current.iter().any(|s| &s.topic == topic && s.uri.as_deref() == Some(uri));
+                if subscribed {
+                    registration.existing.push(topic.clone());
+                } else {
+                    self.shopify.create_webhook_subscription(&shop, topic, uri).await?;
+                    registration.created.push(topic.clone());
+                }
             }
-        }
-        Ok(registration)
+            Ok(registration)
+        })
+        .await
     }
 }
