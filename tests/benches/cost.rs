@@ -1,11 +1,14 @@
 //! What each job costs on AWS, counted on the stack as deployed: `template.yaml` created on
 //! moto's CloudFormation (as the system tests deploy it), each function's binary run on its
 //! queue with its deployed configuration by a metered Lambda (`system_tests::cost`), and every
-//! call to SQS, DynamoDB, SES, SNS and Secrets Manager counted by moto's server per access key
-//! (`scripts/lib/moto_server.py`). Per job: `COST_JOBS` jobs (default 20) that each succeed the
-//! first time, then as many that each fail once (the first DynamoDB request of each to a table
-//! other than jobkit's state table fails with a 500 on each of the SDK's three attempts, an
-//! outage the job's policy retries) and succeed on their retry; the same for jobkit's no-op example job, the framework's own share.
+//! call to SQS, DynamoDB, SES, SNS, Secrets Manager and KMS counted by moto's server per access
+//! key (`scripts/lib/moto_server.py`). Per job: `COST_JOBS` jobs (default 20) that each succeed
+//! the first time, then as many that each fail once (the first DynamoDB request of each to a
+//! table other than jobkit's state table fails with a 500 on each of the SDK's three attempts, an
+//! outage the job's policy retries) and succeed on their retry; the same for jobkit's no-op
+//! example job, the framework's own share. The stores' tokens are sealed on their records before
+//! the runs (`seal_tokens`), as each store's first job after onboarding leaves them: the runs
+//! measure the steady state.
 //!
 //! Writes the counts to `infra/jobctl/src/commands/cost/measured.json` (or `COST_OUT`), which
 //! `jobctl cost` turns into dollars. Run with `./scripts/bench-cost`.
@@ -219,6 +222,8 @@ async fn stack_jobs(meter: &Meter, jobs: usize) -> anyhow::Result<Vec<Measured>>
         stack.add_store(&format!("cost{n}"), secret).await?;
     }
     stack.add_shared_product("cost0", "Red Shoe").await?;
+    let stores: Vec<String> = (0..2 * jobs).map(|n| format!("cost{n}")).collect();
+    seal_tokens(meter, &stack.deployment("store_sync").await?, &stores).await?;
     let sandbox_settings = [("SHOPIFY_BASE_URL", shop.shopify_url()), ("SQUARE_BASE_URL", shop.square_url())];
     let state_table = stack.table("JOBKIT_STATE_TABLE")?;
 
@@ -252,6 +257,33 @@ async fn stack_jobs(meter: &Meter, jobs: usize) -> anyhow::Result<Vec<Measured>>
         });
     }
     Ok(measured)
+}
+
+/// Seals every store's tokens on its record, as the first job of each store after onboarding
+/// does: the runs measure the steady state, where a job finds its token on its store.
+async fn seal_tokens(
+    meter: &Meter,
+    deployment: &system_tests::stack::Deployment,
+    stores: &[String],
+) -> anyhow::Result<()> {
+    use shop::{Credentials, StoreRepository, aws};
+    let sdk = meter.sdk_config().await;
+    let setting = |name: &str| deployment.env.get(name).cloned().with_context(|| format!("{name} not set"));
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let table = setting("SHOP_STORES_TABLE")?;
+    let cache = std::sync::Arc::new(aws::SealedTokenCache::default());
+    let prefix = setting("SHOP_SECRET_PREFIX")?;
+    let key = setting(shop::TOKEN_KEY_SETTING)?;
+    let credentials =
+        aws::SealedCredentials::new(sdk, prefix, key, dynamo.clone(), table.clone(), cache.clone());
+    let repository = aws::DynamoStores::new(dynamo, table).noting_sealed_tokens(cache);
+    for store in stores {
+        let id = shop::StoreId::from(store.as_str());
+        repository.get(&id).await?.with_context(|| format!("store {store} missing"))?;
+        credentials.shopify_token(&id).await?.with_context(|| format!("{store} has no Shopify token"))?;
+        credentials.square_token(&id).await?.with_context(|| format!("{store} has no Square token"))?;
+    }
+    Ok(())
 }
 
 /// jobkit's example job doing nothing (`{"name": ...}`; `"fail": "flaky"` fails its first

@@ -278,14 +278,13 @@ impl ShopPorts {
         match &self.backend {
             Backend::Aws(aws, _) => {
                 let prefix = self.required_setting("SHOP_SECRET_PREFIX")?;
-                let secrets =
-                    SecretsManagerCredentials::new(aws_sdk_secretsmanager::Client::new(&aws.sdk), prefix);
                 let Some(key) = self.setting(TOKEN_KEY_SETTING) else {
-                    return Ok(Arc::new(secrets));
+                    let client = aws_sdk_secretsmanager::Client::new(&aws.sdk);
+                    return Ok(Arc::new(SecretsManagerCredentials::new(client, prefix)));
                 };
                 Ok(Arc::new(SealedCredentials::new(
-                    secrets,
-                    aws_sdk_kms::Client::new(&aws.sdk),
+                    aws.sdk.clone(),
+                    prefix,
                     key,
                     aws.dynamo.clone(),
                     self.table(Table::Stores)?,

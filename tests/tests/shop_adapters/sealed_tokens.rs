@@ -9,7 +9,7 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::types::{AttributeValue, KeyType};
 use shop::{
     Credentials, Plan, StoreId, StoreRepository,
-    aws::{DynamoStores, SealedCredentials, SealedTokenCache, SecretsManagerCredentials, sealed_attribute},
+    aws::{DynamoStores, SealedCredentials, SealedTokenCache, sealed_attribute},
     declaration::Platform,
 };
 use system_tests::{cost::Meter, moto, tables};
@@ -17,9 +17,9 @@ use system_tests::{cost::Meter, moto, tables};
 /// One stack: its stores table, secrets and token key, under one meter.
 struct Stack {
     meter: Meter,
+    sdk: jobkit::lambda::SdkConfig,
     dynamo: aws_sdk_dynamodb::Client,
     secrets: aws_sdk_secretsmanager::Client,
-    kms: aws_sdk_kms::Client,
     table: String,
     prefix: String,
     key: String,
@@ -35,9 +35,10 @@ impl Stack {
         let key = kms.create_key().send().await.unwrap().key_metadata.unwrap().arn.unwrap();
         let stack = Self {
             secrets: aws_sdk_secretsmanager::Client::new(&sdk),
+            sdk: sdk.clone(),
             meter,
             dynamo,
-            kms,
+
             table,
             prefix: moto::unique("store-jobs"),
             key,
@@ -65,10 +66,9 @@ impl Stack {
     /// A new execution environment: its stores repository and credentials sharing one cache.
     fn environment(&self) -> (DynamoStores, SealedCredentials) {
         let cache = Arc::new(SealedTokenCache::default());
-        let secrets = SecretsManagerCredentials::new(self.secrets.clone(), self.prefix.clone());
         let credentials = SealedCredentials::new(
-            secrets,
-            self.kms.clone(),
+            self.sdk.clone(),
+            self.prefix.clone(),
             self.key.clone(),
             self.dynamo.clone(),
             self.table.clone(),

@@ -22,7 +22,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, OnceLock},
 };
 
 use async_trait::async_trait;
@@ -132,10 +132,16 @@ struct DataKey {
 }
 
 /// [`Credentials`] sealed on the store records, with Secrets Manager behind them.
+///
+/// Its Secrets Manager and KMS clients are made when first needed, not with the job: a job
+/// that finds its token sealed and its data key open needs neither, and a client made at start
+/// is a function's cold start (each builds its configuration and a TLS connector).
 #[derive(Debug)]
 pub struct SealedCredentials {
-    secrets: SecretsManagerCredentials,
-    kms: aws_sdk_kms::Client,
+    sdk: jobkit::lambda::SdkConfig,
+    secret_prefix: String,
+    secrets: OnceLock<SecretsManagerCredentials>,
+    kms: OnceLock<aws_sdk_kms::Client>,
     key_id: String,
     dynamo: aws_sdk_dynamodb::Client,
     stores_table: String,
@@ -157,19 +163,22 @@ impl std::fmt::Debug for DataKeys {
 }
 
 impl SealedCredentials {
-    /// Tokens sealed under KMS key `key_id` on `stores_table`'s records, read from `secrets`
-    /// when a record has none; `cache` is the one the stores repository notes records in.
+    /// Tokens sealed under KMS key `key_id` on `stores_table`'s records, read from the secrets
+    /// under `secret_prefix` when a record has none (both services reached through `sdk`);
+    /// `cache` is the one the stores repository notes records in.
     pub fn new(
-        secrets: SecretsManagerCredentials,
-        kms: aws_sdk_kms::Client,
+        sdk: jobkit::lambda::SdkConfig,
+        secret_prefix: impl Into<String>,
         key_id: impl Into<String>,
         dynamo: aws_sdk_dynamodb::Client,
         stores_table: impl Into<String>,
         cache: Arc<SealedTokenCache>,
     ) -> Self {
         Self {
-            secrets,
-            kms,
+            sdk,
+            secret_prefix: secret_prefix.into(),
+            secrets: OnceLock::new(),
+            kms: OnceLock::new(),
             key_id: key_id.into(),
             dynamo,
             stores_table: stores_table.into(),
@@ -214,7 +223,7 @@ impl SealedCredentials {
 
     /// Reads the token from Secrets Manager and seals it on the record.
     async fn reseal(&self, store: &StoreId, platform: Platform) -> RepoResult<Option<Secret>> {
-        let Some(token) = self.secrets.fetch(store, platform).await? else {
+        let Some(token) = self.secrets().fetch(store, platform).await? else {
             return Ok(None);
         };
         let sealed = self.seal(store, platform, &token).await?;
@@ -278,7 +287,7 @@ impl SealedCredentials {
         }
         let (name, value) = ENCRYPTION_CONTEXT;
         let out = self
-            .kms
+            .kms()
             .generate_data_key()
             .key_id(&self.key_id)
             .key_spec(DataKeySpec::Aes256)
@@ -298,7 +307,7 @@ impl SealedCredentials {
         }
         let (name, value) = ENCRYPTION_CONTEXT;
         let out = self
-            .kms
+            .kms()
             .decrypt()
             .key_id(&self.key_id)
             .ciphertext_blob(Blob::new(encrypted.to_vec()))
@@ -318,6 +327,19 @@ impl SealedCredentials {
         keys.open.insert(key.encrypted.clone(), key.clone());
         keys.sealing.get_or_insert_with(|| key.clone());
         key
+    }
+
+    fn secrets(&self) -> &SecretsManagerCredentials {
+        self.secrets.get_or_init(|| {
+            SecretsManagerCredentials::new(
+                aws_sdk_secretsmanager::Client::new(&self.sdk),
+                self.secret_prefix.clone(),
+            )
+        })
+    }
+
+    fn kms(&self) -> &aws_sdk_kms::Client {
+        self.kms.get_or_init(|| aws_sdk_kms::Client::new(&self.sdk))
     }
 
     fn keys(&self) -> std::sync::MutexGuard<'_, DataKeys> {

@@ -38,6 +38,8 @@ pub const SES_PER_EMAIL: f64 = 0.10 / 1000.0;
 pub const LOGS_PER_BYTE: f64 = 0.50 / 1e9;
 /// Secrets Manager: $0.05 per 10,000 API calls.
 pub const SECRETS_PER_CALL: f64 = 0.05 / 10_000.0;
+/// KMS: $0.03 per 10,000 requests (the data keys of the tokens sealed on store records).
+pub const KMS_PER_REQUEST: f64 = 0.03 / 10_000.0;
 /// A month, for `--jobs-per-day`.
 pub const DAYS_PER_MONTH: f64 = 30.0;
 
@@ -187,6 +189,8 @@ pub struct Usage {
     pub texts: f64,
     /// Secrets Manager calls.
     pub secrets_calls: f64,
+    /// KMS requests.
+    pub kms_requests: f64,
     /// CloudWatch Logs bytes ingested.
     pub log_bytes: f64,
 }
@@ -206,6 +210,7 @@ impl Usage {
             emails: self.emails * k,
             texts: self.texts * k,
             secrets_calls: self.secrets_calls * k,
+            kms_requests: self.kms_requests * k,
             log_bytes: self.log_bytes * k,
         }
     }
@@ -227,6 +232,7 @@ impl Usage {
             emails: d(self.emails, other.emails),
             texts: d(self.texts, other.texts),
             secrets_calls: d(self.secrets_calls, other.secrets_calls),
+            kms_requests: d(self.kms_requests, other.kms_requests),
             log_bytes: d(self.log_bytes, other.log_bytes),
         }
     }
@@ -246,7 +252,7 @@ impl Usage {
             idempotency,
             ses: self.emails * SES_PER_EMAIL,
             logs: self.log_bytes * LOGS_PER_BYTE,
-            secrets: self.secrets_calls * SECRETS_PER_CALL,
+            secrets: self.secrets_calls * SECRETS_PER_CALL + self.kms_requests * KMS_PER_REQUEST,
         }
     }
 }
@@ -268,7 +274,7 @@ pub struct Dollars {
     pub ses: f64,
     /// CloudWatch Logs ingestion.
     pub logs: f64,
-    /// Secrets Manager.
+    /// Secrets Manager, and KMS (the tokens sealed on store records).
     pub secrets: f64,
 }
 
@@ -286,7 +292,7 @@ impl Dollars {
             ("DynamoDB", self.dynamodb),
             ("SES", self.ses),
             ("CloudWatch Logs", self.logs),
-            ("Secrets Manager", self.secrets),
+            ("Secrets Manager and KMS", self.secrets),
         ];
         let (name, most) = parts.into_iter().fold(("-", 0.0), |best, p| if p.1 > best.1 { p } else { best });
         let total = self.total();
@@ -366,6 +372,7 @@ fn usage(run: &Run, memory_mb: u32, init_ms: f64) -> Usage {
                 }
             }
             "secretsmanager" => u.secrets_calls += call.requests,
+            "kms" => u.kms_requests += call.requests,
             _ => {}
         }
         u.emails += call.emails;
@@ -403,15 +410,19 @@ fn jobkit(runs: &JobRuns) -> Estimate {
 
 /// `run` with jobkit's own part swapped for Powertools': its idempotency units instead of
 /// jobkit's state table, its time per record instead of jobkit's no-op's, no visibility
-/// changes (Powertools leaves a failed record to the queue's visibility timeout), Lambda's
-/// lines only in the log (its batch processor logs nothing per record that succeeds).
+/// changes (Powertools leaves a failed record to the queue's visibility timeout), and each of
+/// the `tokens` platform tokens the job uses read from Secrets Manager per execution (as the
+/// jobs we replace did, and as Powertools' `parameters.get_secret`, cached 5 s by default, does
+/// for a store synced every 15 minutes) where ours come sealed on the store record. Its log is
+/// ours: the job's own lines and metrics, which a Python job writes as well (Powertools'
+/// Logger and Metrics), and Lambda's.
 fn as_powertools(
     runs: &JobRuns,
     run: &Run,
     noop: &Run,
     pt: &PowertoolsRuns,
     calls: &[Call],
-    records: f64,
+    (records, tokens): (f64, f64),
 ) -> Usage {
     let jobs = run.jobs as f64;
     let mut u = usage(run, runs.memory_mb, PYTHON_INIT_MS + pt.init_ms);
@@ -439,23 +450,27 @@ fn as_powertools(
         + COLD_START_SHARE * invocations * (PYTHON_INIT_MS + pt.init_ms))
         / 1000.0
         * gb;
-    u.log_bytes = invocations * platform_bytes();
+    u.kms_requests = 0.0;
+    u.secrets_calls = tokens * executions;
     u
 }
 
-fn powertools(runs: &JobRuns, noop: &JobRuns, pt: &PowertoolsRuns) -> Estimate {
-    let success = as_powertools(runs, &runs.success, &noop.success, pt, &pt.success, pt.records as f64);
+fn powertools(runs: &JobRuns, noop: &JobRuns, pt: &PowertoolsRuns, tokens: f64) -> Estimate {
+    let success =
+        as_powertools(runs, &runs.success, &noop.success, pt, &pt.success, (pt.records as f64, tokens));
     // Powertools' retry run: each record failed once then succeeded, so its counts per record
     // are those of one retried job.
-    let retry = as_powertools(runs, &runs.retry, &noop.retry, pt, &pt.retry, pt.retry_records as f64);
+    let retry =
+        as_powertools(runs, &runs.retry, &noop.retry, pt, &pt.retry, (pt.retry_records as f64, tokens));
     estimate(success, runs.success.jobs, retry, runs.retry.failed_executions)
 }
 
 /// `run` as a lambdakiq job: one invocation per job at lambdakiq's memory, SQS's receive per
 /// job and two deletes (lambdakiq deletes the message itself, then the mapping deletes the
 /// batch), no idempotency table, Ruby's warm invocation in place of jobkit's no-op, and
-/// ActiveJob's and lambdakiq's lines in the log.
-fn as_lambdakiq(run: &Run, noop: &Run, memory_mb: u32) -> Usage {
+/// ActiveJob's and lambdakiq's lines in the log, and each of the `tokens` platform tokens the
+/// job uses read from Secrets Manager per execution (as the jobs we replace did).
+fn as_lambdakiq(run: &Run, noop: &Run, memory_mb: u32, tokens: f64) -> Usage {
     let jobs = run.jobs as f64;
     let executions = jobs + run.failed_executions as f64;
     let mut u = usage(run, memory_mb, RUBY_INIT_MS);
@@ -481,12 +496,14 @@ fn as_lambdakiq(run: &Run, noop: &Run, memory_mb: u32) -> Usage {
             / 1000.0
             * gb;
     u.log_bytes = executions * (platform_bytes() + lines_bytes(&LAMBDAKIQ_LINES));
+    u.kms_requests = 0.0;
+    u.secrets_calls = tokens * executions;
     u
 }
 
-fn lambdakiq(runs: &JobRuns, noop: &JobRuns) -> Estimate {
-    let success = as_lambdakiq(&runs.success, &noop.success, runs.memory_mb);
-    let retry = as_lambdakiq(&runs.retry, &noop.retry, runs.memory_mb);
+fn lambdakiq(runs: &JobRuns, noop: &JobRuns, tokens: f64) -> Estimate {
+    let success = as_lambdakiq(&runs.success, &noop.success, runs.memory_mb, tokens);
+    let retry = as_lambdakiq(&runs.retry, &noop.retry, runs.memory_mb, tokens);
     estimate(success, runs.success.jobs, retry, runs.retry.failed_executions)
 }
 
@@ -506,14 +523,17 @@ pub fn estimates(job: Option<&str>) -> Result<Vec<JobCost>, CommandError> {
         Some(name) => vec![job_spec(name)?.name],
         None => registry::JOB_NAMES.to_vec(),
     };
-    let cost_of = |runs: &JobRuns, job: String| JobCost {
-        job,
-        work: runs.work.clone(),
-        memory_mb: runs.memory_mb,
-        batch_size: runs.batch_size,
-        jobkit: jobkit(runs),
-        powertools: measured.powertools.as_ref().map(|pt| powertools(runs, &measured.noop, pt)),
-        lambdakiq: lambdakiq(runs, &measured.noop),
+    let cost_of = |runs: &JobRuns, job: String| {
+        let tokens = tokens_of(&job);
+        JobCost {
+            job,
+            work: runs.work.clone(),
+            memory_mb: runs.memory_mb,
+            batch_size: runs.batch_size,
+            jobkit: jobkit(runs),
+            powertools: measured.powertools.as_ref().map(|pt| powertools(runs, &measured.noop, pt, tokens)),
+            lambdakiq: lambdakiq(runs, &measured.noop, tokens),
+        }
     };
     let mut costs = names
         .into_iter()
@@ -529,6 +549,11 @@ pub fn estimates(job: Option<&str>) -> Result<Vec<JobCost>, CommandError> {
         costs.push(cost_of(&measured.noop, NOOP.to_owned()));
     }
     Ok(costs)
+}
+
+/// How many platform tokens a job uses (the registry's declaration; 0 for the no-op job).
+fn tokens_of(job: &str) -> f64 {
+    registry::spec(job).map_or(0.0, |spec| spec.uses.tokens.len() as f64)
 }
 
 /// The row of jobkit's no-op example job in the table of every job.
