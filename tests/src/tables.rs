@@ -66,6 +66,38 @@ pub async fn indexed_table(
     Ok(name)
 }
 
+/// A new carts table as the template declares it: keyed by `id`, with the janitor's two indexes
+/// (`by_status_activity`, everything projected; `by_status_expiry`, keys only).
+///
+/// # Errors
+/// If moto refuses.
+pub async fn carts_table(client: &aws_sdk_dynamodb::Client) -> anyhow::Result<String> {
+    let index = |name: &str, range: &str, projection: ProjectionType| -> anyhow::Result<GlobalSecondaryIndex> {
+        Ok(GlobalSecondaryIndex::builder()
+            .index_name(name)
+            .key_schema(schema("status", KeyType::Hash)?)
+            .key_schema(schema(range, KeyType::Range)?)
+            .projection(Projection::builder().projection_type(projection).build())
+            .build()?)
+    };
+    let name = moto::unique("shop");
+    client
+        .create_table()
+        .table_name(&name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("id", ScalarAttributeType::S)?)
+        .attribute_definitions(attribute("status", ScalarAttributeType::S)?)
+        .attribute_definitions(attribute("last_activity_ms", ScalarAttributeType::N)?)
+        .attribute_definitions(attribute("expires_ms", ScalarAttributeType::N)?)
+        .key_schema(schema("id", KeyType::Hash)?)
+        .global_secondary_indexes(index(shop::aws::BY_STATUS_ACTIVITY, "last_activity_ms", ProjectionType::All)?)
+        .global_secondary_indexes(index(shop::aws::BY_STATUS_EXPIRY, "expires_ms", ProjectionType::KeysOnly)?)
+        .send()
+        .await
+        .with_context(|| format!("creating table {name}"))?;
+    Ok(name)
+}
+
 /// Every table of the stack, as the functions' environment names them.
 #[derive(Debug, Clone)]
 pub struct StackTables {
@@ -87,11 +119,7 @@ impl StackTables {
             ("SHOP_STORES_TABLE", table(client, &[("id", KeyType::Hash)]).await?),
             ("SHOP_PRODUCTS_TABLE", table(client, &by_store).await?),
             ("SHOP_CUSTOMERS_TABLE", table(client, &by_store).await?),
-            (
-                "SHOP_CARTS_TABLE",
-                indexed_table(client, "id", shop::aws::BY_STATUS_ACTIVITY, "status", "last_activity_ms")
-                    .await?,
-            ),
+            ("SHOP_CARTS_TABLE", carts_table(client).await?),
             ("SHOP_INVENTORY_TABLE", table(client, &[("variant_id", KeyType::Hash)]).await?),
             (
                 "SHOP_HISTORY_TABLE",

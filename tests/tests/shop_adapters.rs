@@ -200,9 +200,7 @@ async fn carts_on_dynamodb_abandon_once_and_expire() {
 async fn janitor_on_dynamodb() -> (aws_sdk_dynamodb::Client, String, std::sync::Arc<shop::aws::DynamoCarts>) {
     let client = aws_sdk_dynamodb::Client::new(&moto::sdk_config().await);
     let carts_table =
-        tables::indexed_table(&client, "id", shop::aws::BY_STATUS_ACTIVITY, "status", "last_activity_ms")
-            .await
-            .unwrap();
+        tables::carts_table(&client).await.unwrap();
     let inventory_table = tables::table(&client, &[("variant_id", KeyType::Hash)]).await.unwrap();
     let carts = shop::aws::DynamoCarts::new(client.clone(), carts_table.clone(), inventory_table);
     (client, carts_table, std::sync::Arc::new(carts))
@@ -510,9 +508,7 @@ async fn carts_hold_their_lines_as_a_list_of_maps() {
 
     let client = aws_sdk_dynamodb::Client::new(&moto::sdk_config().await);
     let carts_table =
-        tables::indexed_table(&client, "id", shop::aws::BY_STATUS_ACTIVITY, "status", "last_activity_ms")
-            .await
-            .unwrap();
+        tables::carts_table(&client).await.unwrap();
     let inventory_table = tables::table(&client, &[("variant_id", KeyType::Hash)]).await.unwrap();
     let carts = DynamoCarts::new(client.clone(), carts_table.clone(), inventory_table);
     let now = chrono::Utc::now();

@@ -68,14 +68,20 @@ impl ShopJob for CleanActiveCarts {
                 TableUse {
                     table: Table::Carts,
                     index: None,
-                    actions: &["dynamodb:Scan", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
-                    why: "expired scan, the abandon transaction's conditional update, a cart set aside, deletes",
+                    actions: &["dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+                    why: "the abandon transaction's conditional update, a cart set aside, deletes",
                 },
                 TableUse {
                     table: Table::Carts,
                     index: Some("by_status_activity"),
                     actions: &["dynamodb:Query"],
                     why: "idle active carts by last activity",
+                },
+                TableUse {
+                    table: Table::Carts,
+                    index: Some("by_status_expiry"),
+                    actions: &["dynamodb:Query"],
+                    why: "expired sessions by status and expiry",
                 },
                 TableUse {
                     table: Table::Inventory,

@@ -96,7 +96,7 @@ pub enum Table {
     Products,
     /// POS customers.
     Customers,
-    /// Carts (index `by_status_activity`).
+    /// Carts (indexes `by_status_activity`, `by_status_expiry`).
     Carts,
     /// Stock per variant.
     Inventory,

@@ -92,7 +92,7 @@ async fn every_repository_on_a_missing_table_is_refused_permanently() {
     let inventory = moto::unique("missing-inventory");
     let carts = DynamoCarts::new(client.clone(), &missing, &inventory);
     refused_as_missing(carts.idle_active(Utc::now(), 10), "Query", &missing).await;
-    refused_as_missing(carts.expired(Utc::now(), 10), "Scan", &missing).await;
+    refused_as_missing(carts.expired(Utc::now(), 10), "Query", &missing).await;
     refused_as_missing(carts.delete(&["c1".into()]), "DeleteItem", &missing).await;
     refused_as_missing(carts.available("v1"), "GetItem", &inventory).await;
 }

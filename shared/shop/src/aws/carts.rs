@@ -1,5 +1,7 @@
 //! Carts on DynamoDB. Table `SHOP_CARTS_TABLE`: key `id`, a global secondary index
-//! `by_status_activity` (`status`, `last_activity_ms`) to find idle active carts; `items` a list
+//! `by_status_activity` (`status`, `last_activity_ms`) to find idle active carts, and one
+//! `by_status_expiry` (`status`, `expires_ms`, keys only) to find expired sessions, so that the
+//! hourly cleanup reads what it deletes rather than the whole table; `items` a list
 //! of maps (`variant_id`, `quantity`); a cart set aside has `status` `set_aside` (so it leaves
 //! the index's `active` partition) and `set_aside_reason`, `set_aside_ms`. Inventory in
 //! `SHOP_INVENTORY_TABLE` (key `variant_id`, `available`).
@@ -30,6 +32,11 @@ use crate::{
 
 /// The index of active carts by last activity.
 pub const BY_STATUS_ACTIVITY: &str = "by_status_activity";
+/// The index of carts by status and session expiry (keys only).
+pub const BY_STATUS_EXPIRY: &str = "by_status_expiry";
+/// The statuses whose expired sessions are deleted, those that hold no stock first. Carts set
+/// aside stay for the operator, expired or not: their status is not asked for.
+const DELETABLE: [CartStatus; 3] = [CartStatus::Abandoned, CartStatus::CheckedOut, CartStatus::Active];
 /// The most variants one abandon gives stock back to: `TransactWriteItems` takes at most 100
 /// actions (raised from 25 in September 2022; the API reference's `TransactItems`), one of
 /// which is the cart's own update, and no two on the same item (so one release per variant).
@@ -280,30 +287,34 @@ impl CartRepository for DynamoCarts {
     }
 
     async fn expired(&self, now: DateTime<Utc>, limit: usize) -> RepoResult<Vec<CartId>> {
-        // Expired sessions are few per hour; a filtered scan is bounded by `limit` matches.
-        // Carts set aside stay for the operator, expired or not.
+        // From the index of sessions by status and expiry: each query reads the expired ones of
+        // a status and stops there, however many carts the table holds.
         let mut ids = Vec::new();
-        let mut pages = self
-            .client
-            .scan()
-            .table_name(&self.carts)
-            .filter_expression(
-                "expires_ms <= :now AND (attribute_not_exists(#status) OR #status <> :set_aside)",
-            )
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":set_aside", s("set_aside"))
-            .expression_attribute_values(":now", n(now.timestamp_millis()))
-            .projection_expression("id")
-            .into_paginator()
-            .items()
-            .send();
-        while let Some(item) = pages.next().await {
-            let item = item.map_err(|e| sdk_error("Scan", &self.carts, e))?;
-            if let Some(id) = item.get("id").and_then(|v| v.as_s().ok()) {
-                ids.push(CartId::from(id.as_str()));
-            }
+        for status in DELETABLE {
             if ids.len() >= limit {
                 break;
+            }
+            let mut pages = self
+                .client
+                .query()
+                .table_name(&self.carts)
+                .index_name(BY_STATUS_EXPIRY)
+                .key_condition_expression("#status = :status AND expires_ms <= :now")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":status", s(status_text(status)))
+                .expression_attribute_values(":now", n(now.timestamp_millis()))
+                .limit(i32::try_from(limit - ids.len()).unwrap_or(i32::MAX))
+                .into_paginator()
+                .items()
+                .send();
+            while let Some(item) = pages.next().await {
+                let item = item.map_err(|e| sdk_error("Query", &self.carts, e))?;
+                if let Some(id) = item.get("id").and_then(|v| v.as_s().ok()) {
+                    ids.push(CartId::from(id.as_str()));
+                }
+                if ids.len() >= limit {
+                    break;
+                }
             }
         }
         Ok(ids)

@@ -21,7 +21,7 @@ mod secrets;
 mod sms;
 mod stores;
 
-pub use carts::{BY_STATUS_ACTIVITY, DynamoCarts};
+pub use carts::{BY_STATUS_ACTIVITY, BY_STATUS_EXPIRY, DynamoCarts};
 pub use catalog::DynamoCatalog;
 pub use customers::DynamoCustomers;
 pub use history::{BY_KIND_TIME, DynamoHistory};
