@@ -77,7 +77,7 @@ const SUBJECTS: [Subject; 6] = [
 ];
 
 /// One run of `jobs` jobs, as counted.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 struct Scenario {
     jobs: usize,
     /// Executions that failed and were retried.
@@ -221,7 +221,6 @@ async fn stack_jobs(meter: &Meter, jobs: usize) -> anyhow::Result<Vec<Measured>>
             json!({"shopify_token": format!("shpat_cost{n}"), "square_token": format!("sq_cost{n}")});
         stack.add_store(&format!("cost{n}"), secret).await?;
     }
-    stack.add_shared_product("cost0", "Red Shoe").await?;
     let stores: Vec<String> = (0..2 * jobs).map(|n| format!("cost{n}")).collect();
     seal_tokens(meter, &stack.deployment("store_sync").await?, &stores).await?;
     let sandbox_settings = [("SHOPIFY_BASE_URL", shop.shopify_url()), ("SQUARE_BASE_URL", shop.square_url())];
@@ -229,6 +228,10 @@ async fn stack_jobs(meter: &Meter, jobs: usize) -> anyhow::Result<Vec<Measured>>
 
     let mut measured = Vec::new();
     for subject in &SUBJECTS {
+        if subject.job == "share_product_text_message" {
+            // Added after the syncs, whose sweep removes what the shop does not sell.
+            stack.add_shared_product("cost0", "Red Shoe").await?;
+        }
         let deployment = stack.deployment(subject.job).await?;
         let env = lambda_environment(&deployment, meter.function_env(), &sandbox_settings)?;
         let mapping = MeteredMapping {
@@ -242,11 +245,25 @@ async fn stack_jobs(meter: &Meter, jobs: usize) -> anyhow::Result<Vec<Measured>>
         let success = (0..jobs).map(subject.body).collect();
         let retry = (jobs..2 * jobs).map(subject.body).collect();
         let (success, retry) =
-            measure(meter, binary, &mapping, &env, success, retry, Some(&state_table)).await?;
+            measure(meter, binary.clone(), &mapping, &env, success, retry, Some(&state_table)).await?;
         eprintln!(
             "{}: {} invocations, {} ms billed; retry run: {} failed executions",
             subject.job, success.invocations, success.billed_ms, retry.failed_executions
         );
+        if subject.job == "store_sync" {
+            let syncs = 2 * jobs;
+            let fan_out = fan_out(meter, binary.clone(), &mapping, &env, syncs).await?;
+            eprintln!("store_sync's fan-out: {} syncs in {} invocations", syncs, fan_out.invocations);
+            measured.push(Measured {
+                job: FAN_OUT.to_owned(),
+                work: format!("the 15-minute fan-out over {syncs} stores of 20 products: one sync each, as batch members with unique locks, and the batch's callback"),
+                memory_mb: deployment.memory_mb,
+                batch_size: deployment.batch_size,
+                success: fan_out,
+                // A retry of a fan-out's sync is a retry of store_sync.
+                retry: retry.clone(),
+            });
+        }
         measured.push(Measured {
             job: subject.job.to_owned(),
             work: subject.work.to_owned(),
@@ -257,6 +274,60 @@ async fn stack_jobs(meter: &Meter, jobs: usize) -> anyhow::Result<Vec<Measured>>
         });
     }
     Ok(measured)
+}
+
+/// The name of the row of store_sync's production path, its scheduled fan-out.
+const FAN_OUT: &str = "store_sync (fan-out)";
+
+/// store_sync as production runs it: the schedule's `{"all_stores": true}` on the job's queue,
+/// which enqueues one sync per syncable store (`syncs` of them, every store on the Basic plan:
+/// the low lane's queue, with its own mapping) as a batch with a unique lock each, then the
+/// batch's callback on the job's queue. Counted per sync, the fan-out's own record and the
+/// callback included.
+async fn fan_out(
+    meter: &Meter,
+    binary: PathBuf,
+    mapping: &MeteredMapping,
+    env: &BTreeMap<String, String>,
+    syncs: usize,
+) -> anyhow::Result<Scenario> {
+    let sqs = aws_sdk_sqs::Client::new(&meter.sdk_config().await);
+    let pairs: Vec<(String, String)> = env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let low_url = env.get("JOBKIT_QUEUE_URL_STORE_SYNC__LOW").context("store_sync's low lane")?.clone();
+    let low = MeteredMapping {
+        queue_arn: system_tests::sqs::queue_arn(&sqs, &low_url).await?,
+        queue_url: low_url,
+        ..mapping.clone()
+    };
+    meter.reset().await?;
+    let body = json!({"all_stores": true}).to_string();
+    sqs.send_message().queue_url(&mapping.queue_url).message_body(body).send().await?;
+    let mut own = MeteredLambda::new(sqs.clone(), mapping.clone(), binary.clone(), pairs.clone());
+    own.run_until_deleted(1, RUN_LIMIT).await?;
+    let mut lane = MeteredLambda::new(sqs, low, binary, pairs);
+    lane.run_until_deleted(syncs, RUN_LIMIT).await?;
+    lane.stop().await?;
+    // The callback, once the last sync is counted.
+    own.run_until_deleted(2, RUN_LIMIT).await?;
+    own.stop().await?;
+    let calls = meter
+        .calls()
+        .await?
+        .into_iter()
+        .map(|call| Call { resource: role(&call.service, &call.resource, env), ..call })
+        .collect();
+    let both = [&own, &lane];
+    Ok(Scenario {
+        jobs: syncs,
+        failed_executions: both.iter().flat_map(|l| &l.invocations).map(|i| i.failed).sum(),
+        invocations: both.iter().map(|l| l.invocations.len()).sum(),
+        records: both.iter().flat_map(|l| &l.invocations).map(|i| i.records).sum(),
+        billed_ms: both.iter().flat_map(|l| &l.invocations).map(|i| billed_ms(i.duration)).sum(),
+        init_ms: both.iter().flat_map(|l| &l.inits).map(|d| d.as_secs_f64() * 1000.0).collect(),
+        log_bytes: both.iter().map(|l| l.log_bytes).sum(),
+        log_lines: both.iter().map(|l| l.log_lines).sum(),
+        calls,
+    })
 }
 
 /// Seals every store's tokens on its record, as the first job of each store after onboarding

@@ -72,14 +72,15 @@ pub async fn indexed_table(
 /// # Errors
 /// If moto refuses.
 pub async fn carts_table(client: &aws_sdk_dynamodb::Client) -> anyhow::Result<String> {
-    let index = |name: &str, range: &str, projection: ProjectionType| -> anyhow::Result<GlobalSecondaryIndex> {
-        Ok(GlobalSecondaryIndex::builder()
-            .index_name(name)
-            .key_schema(schema("status", KeyType::Hash)?)
-            .key_schema(schema(range, KeyType::Range)?)
-            .projection(Projection::builder().projection_type(projection).build())
-            .build()?)
-    };
+    let index =
+        |name: &str, range: &str, projection: ProjectionType| -> anyhow::Result<GlobalSecondaryIndex> {
+            Ok(GlobalSecondaryIndex::builder()
+                .index_name(name)
+                .key_schema(schema("status", KeyType::Hash)?)
+                .key_schema(schema(range, KeyType::Range)?)
+                .projection(Projection::builder().projection_type(projection).build())
+                .build()?)
+        };
     let name = moto::unique("shop");
     client
         .create_table()
@@ -90,7 +91,11 @@ pub async fn carts_table(client: &aws_sdk_dynamodb::Client) -> anyhow::Result<St
         .attribute_definitions(attribute("last_activity_ms", ScalarAttributeType::N)?)
         .attribute_definitions(attribute("expires_ms", ScalarAttributeType::N)?)
         .key_schema(schema("id", KeyType::Hash)?)
-        .global_secondary_indexes(index(shop::aws::BY_STATUS_ACTIVITY, "last_activity_ms", ProjectionType::All)?)
+        .global_secondary_indexes(index(
+            shop::aws::BY_STATUS_ACTIVITY,
+            "last_activity_ms",
+            ProjectionType::All,
+        )?)
         .global_secondary_indexes(index(shop::aws::BY_STATUS_EXPIRY, "expires_ms", ProjectionType::KeysOnly)?)
         .send()
         .await

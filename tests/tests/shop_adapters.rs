@@ -196,11 +196,60 @@ async fn carts_on_dynamodb_abandon_once_and_expire() {
     assert!(carts.expired(now, 10).await.unwrap().is_empty());
 }
 
+/// Among 300 carts, the expired sessions are found by reading those (the index of carts by
+/// status and expiry), not the table: the read units stay those of the few expired carts, where
+/// a scan of the table's 300 carts pays for all of them. Carts set aside stay, expired or not.
+#[tokio::test]
+async fn expired_sessions_are_found_by_reading_them_not_the_table() {
+    use shop::{Cart, CartItem, CartRepository, CartStatus};
+    use system_tests::cost::Meter;
+
+    let meter = Meter::new();
+    let client = aws_sdk_dynamodb::Client::new(&meter.sdk_config().await);
+    let carts_table = tables::carts_table(&client).await.unwrap();
+    let inventory_table = tables::table(&client, &[("variant_id", KeyType::Hash)]).await.unwrap();
+    let carts = shop::aws::DynamoCarts::new(client, carts_table, inventory_table);
+    let now = chrono::Utc::now();
+    let cart = |n: usize, status: CartStatus, expires_hours: i64| Cart {
+        id: format!("cart-{n:03}").into(),
+        store_id: "st_1".into(),
+        items: (0..5).map(|v| CartItem { variant_id: format!("variant-{v}").into(), quantity: 1 }).collect(),
+        status,
+        stock_reserved: status == CartStatus::Active,
+        last_activity_at: now - chrono::Duration::minutes(10),
+        expires_at: now + chrono::Duration::hours(expires_hours),
+    };
+    for n in 0..300 {
+        let expired = match n {
+            7 => cart(n, CartStatus::Abandoned, -1),
+            150 => cart(n, CartStatus::CheckedOut, -2),
+            299 => cart(n, CartStatus::Active, -3),
+            42 => cart(n, CartStatus::SetAside, -4),
+            _ => cart(n, CartStatus::Active, 24),
+        };
+        carts.put_cart(&expired).await.unwrap();
+    }
+    meter.reset().await.unwrap();
+
+    let mut expired = carts.expired(now, 100).await.unwrap();
+    expired.sort();
+    assert_eq!(
+        expired,
+        ["cart-007".into(), "cart-150".into(), "cart-299".into()],
+        "all but the cart set aside"
+    );
+    let calls = meter.calls().await.unwrap();
+    let read: f64 = calls.iter().map(|c| c.rcu).sum();
+    let actions: Vec<&str> = calls.iter().map(|c| c.action.as_str()).collect();
+    assert!(!actions.contains(&"Scan"), "{actions:?}");
+    // Three queries (a status each) of at most one key-only item: half a unit each.
+    assert!(read <= 1.5, "{read} read units for three expired carts among 300");
+}
+
 /// The carts and inventory tables on moto, and the janitor on them.
 async fn janitor_on_dynamodb() -> (aws_sdk_dynamodb::Client, String, std::sync::Arc<shop::aws::DynamoCarts>) {
     let client = aws_sdk_dynamodb::Client::new(&moto::sdk_config().await);
-    let carts_table =
-        tables::carts_table(&client).await.unwrap();
+    let carts_table = tables::carts_table(&client).await.unwrap();
     let inventory_table = tables::table(&client, &[("variant_id", KeyType::Hash)]).await.unwrap();
     let carts = shop::aws::DynamoCarts::new(client.clone(), carts_table.clone(), inventory_table);
     (client, carts_table, std::sync::Arc::new(carts))
@@ -507,8 +556,7 @@ async fn carts_hold_their_lines_as_a_list_of_maps() {
     use shop::{Cart, CartItem, CartRepository, CartStatus, aws::DynamoCarts};
 
     let client = aws_sdk_dynamodb::Client::new(&moto::sdk_config().await);
-    let carts_table =
-        tables::carts_table(&client).await.unwrap();
+    let carts_table = tables::carts_table(&client).await.unwrap();
     let inventory_table = tables::table(&client, &[("variant_id", KeyType::Hash)]).await.unwrap();
     let carts = DynamoCarts::new(client.clone(), carts_table.clone(), inventory_table);
     let now = chrono::Utc::now();

@@ -146,7 +146,9 @@ pub struct SealedCredentials {
     dynamo: aws_sdk_dynamodb::Client,
     stores_table: String,
     cache: Arc<SealedTokenCache>,
-    keys: Mutex<DataKeys>,
+    /// Held across the KMS call that opens or makes a key: the records of a batch that all
+    /// need the environment's first key wait for one call rather than each making its own.
+    keys: tokio::sync::Mutex<DataKeys>,
 }
 
 /// The data keys this environment opened, by their encrypted form, and the one it seals with.
@@ -154,6 +156,18 @@ pub struct SealedCredentials {
 struct DataKeys {
     open: HashMap<Vec<u8>, DataKey>,
     sealing: Option<DataKey>,
+}
+
+impl DataKeys {
+    /// Keeps `key` open, and seals with it if this environment had no key to seal with.
+    fn remember(&mut self, key: DataKey) -> DataKey {
+        if self.open.len() >= MAX_OPEN_KEYS {
+            self.open.clear();
+        }
+        self.open.insert(key.encrypted.clone(), key.clone());
+        self.sealing.get_or_insert_with(|| key.clone());
+        key
+    }
 }
 
 impl std::fmt::Debug for DataKeys {
@@ -183,7 +197,7 @@ impl SealedCredentials {
             dynamo,
             stores_table: stores_table.into(),
             cache,
-            keys: Mutex::default(),
+            keys: tokio::sync::Mutex::default(),
         }
     }
 
@@ -282,7 +296,8 @@ impl SealedCredentials {
 
     /// The key this environment seals with: the first it opened or generated.
     async fn sealing_key(&self) -> RepoResult<DataKey> {
-        if let Some(key) = self.keys().sealing.clone() {
+        let mut keys = self.keys.lock().await;
+        if let Some(key) = keys.sealing.clone() {
             return Ok(key);
         }
         let (name, value) = ENCRYPTION_CONTEXT;
@@ -297,12 +312,13 @@ impl SealedCredentials {
             .map_err(|e| kms_error("GenerateDataKey", &self.key_id, e))?;
         let encrypted = out.ciphertext_blob().map(|b| b.as_ref().to_vec()).unwrap_or_default();
         let key = data_key(encrypted, out.plaintext())?;
-        Ok(self.remember(key))
+        Ok(keys.remember(key))
     }
 
     /// The data key `encrypted`, opened by KMS once per environment.
     async fn data_key(&self, encrypted: &[u8]) -> RepoResult<DataKey> {
-        if let Some(key) = self.keys().open.get(encrypted).cloned() {
+        let mut keys = self.keys.lock().await;
+        if let Some(key) = keys.open.get(encrypted).cloned() {
             return Ok(key);
         }
         let (name, value) = ENCRYPTION_CONTEXT;
@@ -316,17 +332,7 @@ impl SealedCredentials {
             .await
             .map_err(|e| kms_error("Decrypt", &self.key_id, e))?;
         let key = data_key(encrypted.to_vec(), out.plaintext())?;
-        Ok(self.remember(key))
-    }
-
-    fn remember(&self, key: DataKey) -> DataKey {
-        let mut keys = self.keys();
-        if keys.open.len() >= MAX_OPEN_KEYS {
-            keys.open.clear();
-        }
-        keys.open.insert(key.encrypted.clone(), key.clone());
-        keys.sealing.get_or_insert_with(|| key.clone());
-        key
+        Ok(keys.remember(key))
     }
 
     fn secrets(&self) -> &SecretsManagerCredentials {
@@ -340,10 +346,6 @@ impl SealedCredentials {
 
     fn kms(&self) -> &aws_sdk_kms::Client {
         self.kms.get_or_init(|| aws_sdk_kms::Client::new(&self.sdk))
-    }
-
-    fn keys(&self) -> std::sync::MutexGuard<'_, DataKeys> {
-        self.keys.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
