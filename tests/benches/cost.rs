@@ -138,23 +138,32 @@ async fn run(
     }
     lambda.run_until_deleted(jobs, RUN_LIMIT).await?;
     lambda.stop().await?;
-    let calls = meter
-        .calls()
-        .await?
+    Ok(scenario(jobs, &[&*lambda], counted_calls(meter, env).await?))
+}
+
+/// What `meter` counted, each resource named by the setting that points the function at it.
+async fn counted_calls(meter: &Meter, env: &BTreeMap<String, String>) -> anyhow::Result<Vec<Call>> {
+    let calls = meter.calls().await?;
+    Ok(calls
         .into_iter()
         .map(|call| Call { resource: role(&call.service, &call.resource, env), ..call })
-        .collect();
-    Ok(Scenario {
+        .collect())
+}
+
+/// `jobs` jobs as `lambdas` ran them and `calls` counted them.
+fn scenario(jobs: usize, lambdas: &[&MeteredLambda], calls: Vec<Call>) -> Scenario {
+    let invocations = || lambdas.iter().flat_map(|l| &l.invocations);
+    Scenario {
         jobs,
-        failed_executions: lambda.invocations.iter().map(|i| i.failed).sum(),
-        invocations: lambda.invocations.len(),
-        records: lambda.invocations.iter().map(|i| i.records).sum(),
-        billed_ms: lambda.invocations.iter().map(|i| billed_ms(i.duration)).sum(),
-        init_ms: lambda.inits.iter().map(|d| d.as_secs_f64() * 1000.0).collect(),
-        log_bytes: lambda.log_bytes,
-        log_lines: lambda.log_lines,
+        failed_executions: invocations().map(|i| i.failed).sum(),
+        invocations: invocations().count(),
+        records: invocations().map(|i| i.records).sum(),
+        billed_ms: invocations().map(|i| billed_ms(i.duration)).sum(),
+        init_ms: lambdas.iter().flat_map(|l| &l.inits).map(|d| d.as_secs_f64() * 1000.0).collect(),
+        log_bytes: lambdas.iter().map(|l| l.log_bytes).sum(),
+        log_lines: lambdas.iter().map(|l| l.log_lines).sum(),
         calls,
-    })
+    }
 }
 
 /// Lambda bills each invocation's duration rounded up to the millisecond.
@@ -310,24 +319,7 @@ async fn fan_out(
     // The callback, once the last sync is counted.
     own.run_until_deleted(2, RUN_LIMIT).await?;
     own.stop().await?;
-    let calls = meter
-        .calls()
-        .await?
-        .into_iter()
-        .map(|call| Call { resource: role(&call.service, &call.resource, env), ..call })
-        .collect();
-    let both = [&own, &lane];
-    Ok(Scenario {
-        jobs: syncs,
-        failed_executions: both.iter().flat_map(|l| &l.invocations).map(|i| i.failed).sum(),
-        invocations: both.iter().map(|l| l.invocations.len()).sum(),
-        records: both.iter().flat_map(|l| &l.invocations).map(|i| i.records).sum(),
-        billed_ms: both.iter().flat_map(|l| &l.invocations).map(|i| billed_ms(i.duration)).sum(),
-        init_ms: both.iter().flat_map(|l| &l.inits).map(|d| d.as_secs_f64() * 1000.0).collect(),
-        log_bytes: both.iter().map(|l| l.log_bytes).sum(),
-        log_lines: both.iter().map(|l| l.log_lines).sum(),
-        calls,
-    })
+    Ok(scenario(syncs, &[&own, &lane], counted_calls(meter, env).await?))
 }
 
 /// Seals every store's tokens on its record, as the first job of each store after onboarding
