@@ -49,6 +49,8 @@ pub struct JobContext {
     checkpoint_every: Duration,
     /// When this execution last wrote a checkpoint (at first: when it started).
     last_written: DateTime<Utc>,
+    /// True while the run's record in memory holds a checkpoint not yet written.
+    unwritten: bool,
     clock: SharedClock,
     enqueuer: Arc<Enqueuer>,
     shutdown: Shutdown,
@@ -93,6 +95,7 @@ impl JobContext {
             continue_within: budget.continue_within,
             checkpoint_every: budget.checkpoint_every,
             last_written: clock.now(),
+            unwritten: false,
             clock,
             enqueuer,
             shutdown,
@@ -234,10 +237,15 @@ impl JobContext {
     }
 
     /// Interrupts the job when it should continue later: the runner turns the error into a
-    /// continuation. `at` says where, for the log.
-    pub(crate) fn interrupt_if_due(&mut self, at: impl FnOnce() -> String) -> Result<(), JobError> {
+    /// continuation. A checkpoint not yet written is written first, so the continuation's
+    /// record holds it even if suspending the run then fails. `at` says where, for the log.
+    pub(crate) async fn interrupt_if_due(&mut self, at: impl FnOnce() -> String) -> Result<(), JobError> {
         if !self.should_continue_later() {
             return Ok(());
+        }
+        if self.unwritten {
+            let checkpoint = self.checkpoint_state().clone();
+            self.write(checkpoint).await?;
         }
         self.interrupted = true;
         Err(JobError::retryable(INTERRUPTED, at()))
@@ -253,14 +261,24 @@ impl JobContext {
         let due = chrono::Duration::from_std(self.checkpoint_every).unwrap_or(chrono::Duration::MAX);
         if !self.should_continue_later() && now - self.last_written < due {
             self.run.keep_checkpoint(checkpoint);
+            self.unwritten = true;
             return Ok(());
         }
+        self.write(checkpoint).await
+    }
+
+    /// Writes the run's checkpoint now.
+    async fn write(&mut self, checkpoint: Checkpoint) -> Result<(), JobError> {
+        let now = self.clock.now();
         self.saving.store(true, Ordering::SeqCst);
         let saved = self.run.save_checkpoint(checkpoint, now).await;
         self.saving.store(false, Ordering::SeqCst);
         self.last_written = now;
         match saved {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.unwritten = false;
+                Ok(())
+            }
             Err(RunWriteError::Lost) => {
                 self.lost = true;
                 Err(JobError::retryable(RUN_LOST, "another delivery took this run over"))

@@ -304,12 +304,12 @@ impl Run {
         &self.record.owner
     }
 
-    /// Saves the run's new checkpoint.
     /// Keeps `checkpoint` in the record in memory, unwritten: the run's next write carries it.
     pub(crate) fn keep_checkpoint(&mut self, checkpoint: Checkpoint) {
         self.record.checkpoint = checkpoint;
     }
 
+    /// Saves the run's new checkpoint.
     pub(crate) async fn save_checkpoint(
         &mut self,
         checkpoint: Checkpoint,

@@ -13,8 +13,8 @@
 //! the next step.
 //!
 //! Invariants:
-//! - A cursor is in the run's record before the job is interrupted, and in the record a retry
-//!   or the DLQ writes, so a continuation, a retry or a redrive resumes from the last advance,
+//! - A cursor is in the run's record before the job is interrupted (a checkpoint kept in memory
+//!   is written first), and in the record a retry or the DLQ writes, so a continuation, a retry or a redrive resumes from the last advance,
 //!   never from before it. A crash (the process killed) resumes from the last checkpoint
 //!   written, at most `checkpoint_every` of progress before the last advance: a step's effects
 //!   are idempotent per cursor, as on any redelivery.
@@ -115,7 +115,7 @@ impl JobContext {
         // Rails' checkpoint before each step but the first: what finished here is recorded, so
         // near the deadline the next step starts in a new execution rather than half runs here.
         if self.step_finished_here {
-            self.interrupt_if_due(|| format!("continuing later before step {name}"))?;
+            self.interrupt_if_due(|| format!("continuing later before step {name}")).await?;
         }
         let mut step = Step { ctx: self, name, cursor };
         body(&mut step).await?;
@@ -206,7 +206,7 @@ impl<C: Serialize> Step<'_, C> {
         let mut checkpoint = self.ctx.checkpoint_state().clone();
         checkpoint.current = Some((self.name.to_owned(), cursor));
         self.ctx.save(checkpoint).await?;
-        self.ctx.interrupt_if_due(|| format!("continuing later from step {}", self.name))
+        self.ctx.interrupt_if_due(|| format!("continuing later from step {}", self.name)).await
     }
 }
 

@@ -270,3 +270,89 @@ async fn an_execution_running_when_its_job_is_cancelled_finishes_and_nothing_com
         assert!(t.dead_letters::<CancelledWhileRunning>().is_empty());
     }
 }
+
+/// The embedded store, failing the writes that suspend a run to continue it (its phase
+/// `waiting` with a resumption counted) for as many tries as the runner makes of one, as an
+/// outage at that moment would.
+#[derive(Debug)]
+struct SuspendFailsOnce {
+    inner: Arc<EmbeddedStore>,
+    failed: AtomicUsize,
+}
+
+#[async_trait]
+impl StoreWrapper for SuspendFailsOnce {
+    fn inner(&self) -> &dyn StateStore {
+        self.inner.as_ref()
+    }
+
+    async fn replace(
+        &self,
+        key: &str,
+        expected: &str,
+        value: &str,
+        expires_at: DateTime<Utc>,
+    ) -> PortResult<bool> {
+        let suspends = value.contains(r#""phase":"waiting""#) && value.contains(r#""resumptions":1"#);
+        if suspends && self.failed.fetch_add(1, Ordering::SeqCst) < 4 {
+            return Err(jobkit::PortError::Unavailable("the table did not answer".to_owned()));
+        }
+        self.inner.replace(key, expected, value, expires_at).await
+    }
+}
+
+/// Two steps: the first quick, then the clock runs to near the deadline before the second.
+#[derive(Clone)]
+struct QuickThenLate {
+    clock: ManualClock,
+    firsts: Arc<AtomicUsize>,
+    seconds: Arc<AtomicUsize>,
+}
+
+impl Job for QuickThenLate {
+    type Args = serde_json::Value;
+    const NAME: &'static str = "quick_then_late";
+
+    async fn perform(&self, _args: serde_json::Value, ctx: &mut JobContext) -> Result<(), JobError> {
+        ctx.step("first", (), async |_| {
+            self.firsts.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })
+        .await?;
+        if ctx.meta().attempt == 1 && ctx.resumptions() == 0 {
+            // Its finish was kept in memory (within 5 s of the start); now the deadline is near.
+            self.clock.advance(chrono::Duration::seconds(55));
+        }
+        ctx.step("second", (), async |_| {
+            self.seconds.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+
+    const TIMEOUT: Duration = Duration::from_secs(60);
+}
+
+#[tokio::test]
+async fn a_finished_step_is_written_before_the_job_is_interrupted_even_if_suspending_then_fails() {
+    let t = TestHarness::new();
+    let job = QuickThenLate { clock: t.clock().clone(), firsts: Arc::default(), seconds: Arc::default() };
+    let store = Arc::new(SuspendFailsOnce { inner: t.store().clone(), failed: AtomicUsize::new(0) });
+    let runtime = Runtime { store: store.clone(), ..t.runtime().clone() };
+    let config = t.runner(job.clone()).config().clone();
+    let runner = BatchRunner::new(job.clone(), runtime, config);
+    t.enqueuer().perform_later::<QuickThenLate>(&serde_json::json!({})).await.unwrap();
+
+    let report = t.drain(&runner).await;
+    assert_eq!(report.succeeded(), 1, "{:?}", report.records);
+    assert!(
+        report.count(|s| matches!(s, RecordStatus::Unhandled(_))) >= 1,
+        "suspending the run failed: {:?}",
+        report.records
+    );
+    // The message came back after the holder's deadline and took the run over: the first step,
+    // written when the job was interrupted, was not run again.
+    assert_eq!(job.firsts.load(Ordering::SeqCst), 1, "the first step ran once");
+    assert_eq!(job.seconds.load(Ordering::SeqCst), 1);
+}
