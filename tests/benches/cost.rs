@@ -194,7 +194,7 @@ async fn measure(
     meter.reset().await?;
     if let Some(table) = state_table {
         // The SDK makes 3 attempts of a request (its standard retry mode): three 500s fail one.
-        meter.fail_dynamodb(retry.len() * SDK_ATTEMPTS, table).await?;
+        meter.outage_dynamodb(retry.len() * SDK_ATTEMPTS, table).await?;
     }
     let mut lambda = MeteredLambda::new(sqs, mapping.clone(), binary, pairs);
     let second = run(meter, &mut lambda, retry, env, &mapping.queue_url).await?;

@@ -131,16 +131,29 @@ impl Meter {
         post(path, String::new()).await
     }
 
+    /// Makes the next `times` DynamoDB requests of this key fail once each (a 400 no SDK
+    /// retries), except those to `except_table`.
+    ///
+    /// # Errors
+    /// If moto refuses.
+    pub async fn fail_dynamodb(&self, times: usize, except_table: &str) -> anyhow::Result<()> {
+        self.arm_dynamodb(times, except_table, 400).await
+    }
+
     /// Makes the next `times` DynamoDB requests of this key fail once each with a 500 (an
     /// outage: the SDK retries it, and a job whose every attempt failed retries), except those
     /// to `except_table`.
     ///
     /// # Errors
     /// If moto refuses.
-    pub async fn fail_dynamodb(&self, times: usize, except_table: &str) -> anyhow::Result<()> {
+    pub async fn outage_dynamodb(&self, times: usize, except_table: &str) -> anyhow::Result<()> {
+        self.arm_dynamodb(times, except_table, 500).await
+    }
+
+    async fn arm_dynamodb(&self, times: usize, except_table: &str, status: u16) -> anyhow::Result<()> {
         let fault = serde_json::json!({
             "key": self.key, "service": "dynamodb", "exclude_resource": except_table, "times": times,
-            "status": 500,
+            "status": status,
         });
         post("/moto-api/counts/faults".to_owned(), fault.to_string()).await
     }
